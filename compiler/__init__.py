@@ -1,0 +1,10 @@
+"""graphnn's compiler: the IR (a networkx graph of ops) and its passes.
+
+>>> from compiler import compile_graph, GraphError, ShapeError
+"""
+from .errors import GraphError, Problem, ShapeError
+from .ops import OPS
+from .pipeline import check_graph, compile_graph, emit_program, prune, training_graph
+
+__all__ = ["OPS", "GraphError", "ShapeError", "Problem", "check_graph", "compile_graph",
+           "emit_program", "prune", "training_graph"]

@@ -1,0 +1,95 @@
+"""differentiate: append the backward pass to the graph as ordinary op nodes.
+
+Reverse-mode: starting from a seed of 1.0 at the loss, each node's VJP rule
+(in its op record) adds the nodes that compute its operands' gradients. A value
+read by several nodes receives one gradient, an ``add_n`` of the contributions,
+which is a graph node like any other (planned, fusable).
+
+>>> from compiler.ir import new_graph, add_op
+>>> from compiler.infer import infer_shapes
+>>> g = new_graph()
+>>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+>>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float64")
+>>> _ = add_op(g, "w", "param", [], shape=(2,), dtype="float64")
+>>> _ = add_op(g, "y", "add", ["x", "w"])
+>>> _ = add_op(g, "loss", "mse", ["y", "t"], reduction="mean")
+>>> g, grads = differentiate(infer_shapes(g), "loss", ["w"])
+>>> g.nodes[grads["w"]]["op"], g.nodes[grads["w"]]["shape"]
+('sum_to', (2,))
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import networkx as nx
+
+from .errors import GraphError, Problem
+from .infer import infer_node
+from .ir import add_op, op_attrs, operands, unique_name
+from .ops import OPS
+
+
+class VJPContext:
+    """What a VJP rule may do: read shapes and add gradient nodes."""
+
+    def __init__(self, g: nx.MultiDiGraph, node: str):
+        self.g, self.node = g, node
+
+    def shape(self, name: str):
+        return self.g.nodes[name]["shape"]
+
+    def emit(self, op: str, inputs: list[str], **attrs) -> str:
+        """Add a gradient node ``op(*inputs)`` and infer its shape at once."""
+        name = unique_name(self.g, f"{self.node}/grad_{op}")
+        add_op(self.g, name, op, inputs, role="backward", **attrs)
+        filled, bad = OPS[op].check_attrs(attrs)
+        assert not bad, bad
+        self.g.nodes[name].update(filled)
+        infer_node(self.g, name)
+        return name
+
+
+def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
+    """Return (graph with gradient nodes, {name in wrt: its gradient node}).
+
+    ``g`` must already carry shapes; ``loss`` must be a scalar."""
+    g = g.copy()
+    if g.nodes[loss]["shape"] != ():
+        raise GraphError([Problem(loss, g.nodes[loss]["op"],
+                                  f"the loss must be a scalar, got shape {g.nodes[loss]['shape']}")])
+    # Only nodes on a path from some parameter to the loss need a gradient.
+    needs = set(wrt)
+    for w in wrt:
+        needs |= nx.descendants(g, w)
+    needs &= nx.ancestors(g, loss) | {loss}
+
+    seed = unique_name(g, f"{loss}/grad_seed")
+    add_op(g, seed, "constant", [], value=1.0, shape=(), dtype=g.nodes[loss]["dtype"], role="backward")
+    infer_node(g, seed)
+
+    contributions: dict[str, list[str]] = defaultdict(list)
+    contributions[loss].append(seed)
+    grads: dict[str, str] = {}
+    order = [n for n in nx.topological_sort(g) if n in needs]
+    for node in reversed(order):
+        parts = contributions.pop(node, [])
+        if not parts:
+            continue
+        ctx = VJPContext(g, node)
+        dy = parts[0] if len(parts) == 1 else ctx.emit("add_n", parts)
+        grads[node] = dy
+        op = OPS[g.nodes[node]["op"]]
+        if op.kind == "source":
+            continue
+        if op.vjp is None:
+            raise GraphError([Problem(node, op.name, "has no gradient rule, but a parameter's "
+                                      "gradient flows through it", g.nodes[node].get("source"))])
+        ins = operands(g, node)
+        for x, gx in zip(ins, op.vjp(ctx, ins, node, dy, op_attrs(g, node))):
+            if gx is not None and x in needs:
+                contributions[x].append(gx)
+    missing = [w for w in wrt if w not in grads]
+    if missing:
+        raise GraphError([Problem(w, g.nodes[w]["op"], f"does not influence the loss {loss!r}, "
+                                  "so it gets no gradient") for w in missing])
+    return g, {w: grads[w] for w in wrt}

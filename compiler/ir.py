@@ -1,0 +1,73 @@
+"""The IR is a networkx MultiDiGraph: nodes are ops, edges carry operands.
+
+A node has the attribute ``op`` (a name in ``compiler.ops.OPS``), the op's own
+attributes, and after shape inference ``shape`` and ``dtype``. An edge from
+``a`` to ``b`` with ``port=i`` says that ``a`` is operand ``i`` of ``b``; a
+multigraph keeps both edges of ``add(x, x)``.
+
+>>> g = new_graph()
+>>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+>>> _ = add_op(g, "y", "add", ["x", "x"])
+>>> operands(g, "y")
+['x', 'x']
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+# Attributes the compiler keeps on nodes besides the op's own.
+META_KEYS = frozenset({"op", "shape", "dtype", "source", "group", "role"})
+
+
+def new_graph() -> nx.MultiDiGraph:
+    """An empty IR graph."""
+    return nx.MultiDiGraph()
+
+
+def add_op(g: nx.MultiDiGraph, name: str, op: str, inputs: list[str], **attrs) -> str:
+    """Add node ``name`` running ``op`` on ``inputs`` (in operand order)."""
+    if name in g:
+        raise KeyError(f"a node named {name!r} already exists")
+    g.add_node(name, op=op, **attrs)
+    for port, src in enumerate(inputs):
+        g.add_edge(src, name, port=port)
+    return name
+
+
+def operands(g: nx.MultiDiGraph, node: str) -> list[str]:
+    """The operands of ``node``, ordered by port."""
+    edges = sorted(g.in_edges(node, data="port"), key=lambda e: e[2])
+    return [src for src, _, _ in edges]
+
+
+def consumers(g: nx.MultiDiGraph, node: str) -> list[str]:
+    """The nodes that read ``node`` (each once)."""
+    return list(dict.fromkeys(dst for _, dst in g.out_edges(node)))
+
+
+def op_attrs(g: nx.MultiDiGraph, node: str) -> dict:
+    """The op's own attributes of ``node``, as its op record declares them.
+
+    (``shape`` and ``dtype`` are attributes of source ops and of reshape, where
+    they coincide with the inferred output; elsewhere they are inferred only.)"""
+    from .ops import OPS
+    data = g.nodes[node]
+    return {k: data[k] for k in OPS[data["op"]].attrs if k in data}
+
+
+def unique_name(g: nx.MultiDiGraph, base: str) -> str:
+    """``base`` if unused, else ``base_1``, ``base_2``, ..."""
+    if base not in g:
+        return base
+    i = 1
+    while f"{base}_{i}" in g:
+        i += 1
+    return f"{base}_{i}"
+
+
+def ancestors_of(g: nx.MultiDiGraph, outputs: list[str]) -> set[str]:
+    """The outputs and every node they depend on."""
+    keep = set(outputs)
+    for out in outputs:
+        keep |= nx.ancestors(g, out)
+    return keep

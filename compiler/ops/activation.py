@@ -1,0 +1,61 @@
+"""Activations and their gradients, side by side.
+
+Each gradient op reads the least it needs: relu, tanh and sigmoid read their
+output (so the input can be freed), softplus reads its input.
+
+>>> from compiler.ops import OPS
+>>> OPS["softmax"].infer([(None, 10)], ["float32"], {"axis": -1})
+((None, 10), 'float32')
+"""
+from __future__ import annotations
+
+from .base import Attr, OpDef, elementwise_flops, is_number, like_input, register
+
+_same = like_input(0)
+
+
+def _unary(name, grad_op, reads, flops=1, attrs=None, doc=""):
+    """Register an elementwise activation whose gradient is `grad_op(dy, reads)`."""
+    attrs = attrs or {}
+
+    def vjp(ctx, ins, out, dy, a):
+        saved = out if reads == "output" else ins[0]
+        return [ctx.emit(grad_op, [dy, saved], **a)]
+
+    register(OpDef(name, 1, _same, kernel=name, fusion="elementwise", vjp=vjp,
+                   attrs=attrs, flops=elementwise_flops(flops), doc=doc))
+    register(OpDef(grad_op, 2, _same, kernel=grad_op, fusion="elementwise",
+                   kind="gradient", attrs=attrs, flops=elementwise_flops(2),
+                   doc=f"Gradient of {name}: dy times {name}' (from its {reads})."))
+
+
+_slope = Attr(0.01, lambda v: is_number(v) and 0 <= v < 1, "a slope in [0, 1)")
+
+_unary("relu", "relu_grad", "output", doc="max(x, 0)")
+_unary("leaky_relu", "leaky_relu_grad", "output", attrs={"alpha": _slope},
+       doc="x if x > 0 else alpha * x")
+_unary("tanh", "tanh_grad", "output", flops=4, doc="tanh(x); tanh' = 1 - y^2")
+_unary("sigmoid", "sigmoid_grad", "output", flops=4, doc="1 / (1 + exp(-x)); y' = y (1 - y)")
+_unary("softplus", "softplus_grad", "input", flops=4, doc="log(1 + exp(x)); its derivative is sigmoid(x)")
+
+
+def _identity_vjp(ctx, ins, out, dy, attrs):
+    return [dy]
+
+
+register(OpDef("linear", 1, _same, kernel="copy", fusion="elementwise", vjp=_identity_vjp,
+               doc="The identity activation."))
+
+_axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
+
+
+def _softmax_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("softmax_grad", [dy, out], axis=attrs["axis"])]
+
+
+register(OpDef("softmax", 1, _same, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
+               attrs={"axis": _axis}, flops=elementwise_flops(5),
+               doc="exp(x) / sum(exp(x)) along axis, computed from x - max(x)."))
+register(OpDef("softmax_grad", 2, _same, kernel="softmax_grad", fusion="reduce",
+               kind="gradient", attrs={"axis": _axis}, flops=elementwise_flops(4),
+               doc="y * (dy - sum(dy * y)) along axis."))

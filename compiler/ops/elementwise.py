@@ -1,0 +1,60 @@
+"""Sums: add (with broadcasting), add_n (gradient accumulation), sum_to.
+
+>>> from compiler.ops import OPS
+>>> OPS["add"].infer([(None, 3), (3,)], ["float32"] * 2, {})
+((None, 3), 'float32')
+"""
+from __future__ import annotations
+
+from ..errors import OpShapeError
+from .base import (Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape,
+                   like_input, register, same_dtype)
+
+
+def _add_shape(shapes, dtypes, attrs):
+    return broadcast_shapes(*shapes), same_dtype(dtypes, 0, 1)
+
+
+def _add_vjp(ctx, ins, out, dy, attrs):
+    # A broadcast operand receives the gradient summed back to its own shape.
+    grads = []
+    for x in ins:
+        if ctx.shape(x) == ctx.shape(out):
+            grads.append(dy)
+        else:
+            grads.append(ctx.emit("sum_to", [dy], shape=ctx.shape(x)))
+    return grads
+
+
+register(OpDef("add", 2, _add_shape, kernel="add", fusion="broadcast", vjp=_add_vjp,
+               flops=elementwise_flops(1), doc="a + b with NumPy broadcasting."))
+
+register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise",
+               vjp=lambda ctx, ins, out, dy, a: [dy] * len(ins),
+               flops=lambda ins, out, a: (len(ins) - 1) * _size(out),
+               doc="The sum of any number of same-shaped operands."))
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _sum_to_shape(shapes, dtypes, attrs):
+    (x,), target = shapes, tuple(attrs["shape"])
+    try:
+        ok = broadcast_shapes(x, target) == x
+    except OpShapeError:
+        ok = False
+    if not ok:
+        raise OpShapeError(f"cannot sum {fmt_shape(x)} down to {fmt_shape(target)}")
+    return target, same_dtype(dtypes, 0)
+
+
+register(OpDef("sum_to", 1, _sum_to_shape, kernel="sum_to", fusion="reduce", kind="gradient",
+               attrs={"shape": Attr(check=lambda v: isinstance(v, (tuple, list)),
+                                    expect="a target shape")},
+               flops=lambda ins, out, a: _size(ins[0]),
+               doc="Sum a broadcast gradient back to the operand's shape."))

@@ -1,0 +1,73 @@
+"""Losses: each reduces (prediction, target) to a scalar, mean or sum.
+
+The gradient op of a loss reads the upstream scalar gradient ``dl`` (1.0 for
+the loss being trained), the prediction and the target; targets get no gradient.
+
+>>> from compiler.ops import OPS
+>>> OPS["softmax_cross_entropy"].infer([(None, 10), (None,)], ["float32", "int64"],
+...                                    {"reduction": "mean"})
+((), 'float32')
+"""
+from __future__ import annotations
+
+from math import prod
+
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, register, same_dtype
+
+_reduction = Attr("mean", lambda v: v in ("mean", "sum"), "'mean' or 'sum'")
+
+
+def _pairwise_shape(shapes, dtypes, attrs):
+    pred, target = shapes
+    if pred != target:
+        raise OpShapeError(f"prediction {fmt_shape(pred)} and target {fmt_shape(target)} "
+                           "must have the same shape")
+    return (), same_dtype(dtypes, 0, 1)
+
+
+def _softmax_ce_shape(shapes, dtypes, attrs):
+    logits, labels = shapes
+    if len(logits) != 2:
+        raise OpShapeError(f"expected logits of shape (N, classes), got {fmt_shape(logits)}")
+    if dtypes[1].startswith("int"):
+        if labels != logits[:1]:
+            raise OpShapeError(f"integer labels have shape {fmt_shape(labels)}, expected "
+                               f"{fmt_shape(logits[:1])} (one class index per row of logits "
+                               f"{fmt_shape(logits)})")
+    elif labels != logits:
+        raise OpShapeError(f"one-hot labels have shape {fmt_shape(labels)}, expected "
+                           f"{fmt_shape(logits)} like the logits (or integer labels of shape "
+                           f"{fmt_shape(logits[:1])})")
+    return (), same_dtype(dtypes, 0)
+
+
+def _loss(name, shape_rule, attrs=None, flops=3, doc=""):
+    attrs = {"reduction": _reduction, **(attrs or {})}
+    grad = name + "_grad"
+
+    def vjp(ctx, ins, out, dy, a):
+        return [ctx.emit(grad, [dy, ins[0], ins[1]], **a), None]
+
+    def grad_shape(shapes, dtypes, a):
+        if shapes[0] != ():
+            raise OpShapeError(f"the upstream gradient must be a scalar, got {fmt_shape(shapes[0])}")
+        shape_rule(shapes[1:], dtypes[1:], a)
+        return shapes[1], dtypes[1]
+
+    register(OpDef(name, 2, shape_rule, kernel=name, fusion="reduce", vjp=vjp, kind="loss",
+                   attrs=attrs, flops=lambda ins, out, a: flops * prod(ins[0]), doc=doc))
+    register(OpDef(grad, 3, grad_shape, kernel=grad, fusion="opaque", kind="gradient",
+                   attrs=attrs, flops=lambda ins, out, a: 3 * prod(out),
+                   doc=f"Gradient of {name} with respect to the prediction."))
+
+
+_loss("mse", _pairwise_shape, doc="Mean (or sum) of (pred - target)^2: the L2 / RMS loss.")
+_loss("l1", _pairwise_shape, doc="Mean (or sum) of |pred - target|.")
+_loss("softmax_cross_entropy", _softmax_ce_shape, flops=6,
+      doc="Cross-entropy of softmax(logits) against class indices or one-hot rows; "
+          "the mean (or sum) over rows.")
+_loss("binary_cross_entropy", _pairwise_shape, flops=6,
+      attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
+      doc="-(t log p + (1 - t) log(1 - p)), from probabilities p (clipped to "
+          "[1e-7, 1 - 1e-7]) or, stably, from logits.")

@@ -1,0 +1,64 @@
+"""The pass pipeline, from a declared graph to a runtime Program.
+
+    check_graph      validate + infer_shapes   (once per model)
+    training_graph   differentiate + append_updates + prune   (once per model)
+    emit_program     schedule + plan_memory + emit   (once per batch size)
+
+>>> from compiler.ir import new_graph, add_op
+>>> g = new_graph()
+>>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+>>> _ = add_op(g, "y", "tanh", ["x"])
+>>> program = compile_graph(g, ["y"], batch_size=2)
+>>> [i.kernel for i in program.instructions]
+['tanh']
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .autodiff import differentiate
+from .emit import emit_program
+from .errors import GraphError, Problem
+from .infer import infer_shapes
+from .ir import ancestors_of
+from .updates import append_updates
+from .validate import validate
+
+
+def check_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+    """Validate the structure, then infer every shape; raise with all problems."""
+    return infer_shapes(validate(g, outputs))
+
+
+def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
+    """Dead-code elimination: keep only the roots and what they depend on."""
+    return g.subgraph(ancestors_of(g, roots)).copy()
+
+
+def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer: dict,
+                   params: list[str] | None = None) -> tuple[nx.MultiDiGraph, list[str]]:
+    """Append gradients of ``loss`` and one optimizer update per trainable param.
+
+    Returns (graph, update node names); the graph keeps only what the outputs,
+    the loss and the updates need."""
+    g = prune(g, [loss, *outputs])
+    if params is None:
+        params = [n for n, d in g.nodes(data=True)
+                  if d["op"] == "param" and d.get("trainable", True)]
+    if not params:
+        raise GraphError([Problem(loss, g.nodes[loss]["op"], "no trainable parameter reaches "
+                                  "this loss; there is nothing to train")])
+    g, grads = differentiate(g, loss, params)
+    g, updates = append_updates(g, grads, optimizer)
+    return prune(g, [loss, *outputs, *updates]), updates
+
+
+def compile_graph(g: nx.MultiDiGraph, outputs: list[str], batch_size: int, *,
+                  loss: str | None = None, optimizer: dict | None = None):
+    """All passes at once: a Program computing ``outputs`` (and, with a loss and
+    an optimizer, one training step)."""
+    g = check_graph(g, [*outputs, *([loss] if loss else [])])
+    if optimizer is not None:
+        g, _ = training_graph(g, loss, outputs, optimizer)
+        return emit_program(g, [loss, *outputs], batch_size, guard=(loss,))
+    return emit_program(prune(g, outputs), outputs, batch_size)

@@ -1,0 +1,101 @@
+"""validate: the structure of a graph, before any shape is looked at.
+
+Finds every problem at once: cycles, unknown ops, missing, extra or repeated
+operands, bad or unknown attributes, outputs that do not exist, and nodes whose
+value never reaches an output. Returns a copy of the graph with each node's
+attribute defaults filled in.
+
+>>> import networkx as nx
+>>> g = nx.MultiDiGraph()
+>>> g.add_node("x", op="input", shape=(None, 2))
+>>> g.add_node("y", op="relu"); g.add_edge("x", "y", port=0)
+0
+>>> sorted(validate(g, ["y"]).nodes["x"])
+['dtype', 'op', 'shape']
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .errors import GraphError, Problem
+from .ir import META_KEYS
+from .ops import OPS
+
+
+def _problem(g, node, message):
+    data = g.nodes[node] if node in g else {}
+    return Problem(str(node), data.get("op"), message, data.get("source"))
+
+
+def _check_operands(g, node, op) -> list[str]:
+    ports = [p for _, _, p in g.in_edges(node, data="port")]
+    bad = []
+    if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in ports):
+        return [f"every incoming edge needs an int attribute port >= 0, got ports {ports}"]
+    dup = sorted({p for p in ports if ports.count(p) > 1})
+    if dup:
+        bad.append(f"operand port(s) {dup} are given more than once")
+    n = len(set(ports))
+    if n and set(ports) != set(range(n)):
+        bad.append(f"operand ports {sorted(set(ports))} have gaps; expected 0..{n - 1}")
+    if op.arity is None:
+        if n == 0:
+            bad.append("expected at least one operand, got none")
+    elif n < op.arity:
+        bad.append(f"expected {op.arity} operand(s), got {n}: missing port(s) "
+                   f"{sorted(set(range(op.arity)) - set(ports))}")
+    elif n > op.arity:
+        bad.append(f"expected {op.arity} operand(s), got {n}: extra operand(s) at port(s) "
+                   f"{sorted(p for p in set(ports) if p >= op.arity)}")
+    return bad
+
+
+def validate(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+    """Check the structure of ``g`` for the given outputs; raise GraphError listing
+    every problem, or return a copy with attribute defaults filled in."""
+    problems: list[Problem] = []
+    g = g.copy()
+    if not isinstance(g, nx.MultiDiGraph):
+        g = nx.MultiDiGraph(g)
+    for out in outputs:
+        if out not in g:
+            problems.append(Problem(str(out), None, "is requested as an output but is not in the graph"))
+    if not nx.is_directed_acyclic_graph(g):
+        for cycle in nx.simple_cycles(g):
+            names = " -> ".join(map(str, cycle + cycle[:1]))
+            for node in cycle:
+                problems.append(_problem(g, node, f"is part of a cycle: {names}"))
+            break   # one cycle named is enough to act on; it may hide others
+    for node, data in g.nodes(data=True):
+        name = data.get("op")
+        if name is None:
+            problems.append(_problem(g, node, "has no 'op' attribute"))
+            continue
+        op = OPS.get(name)
+        if op is None:
+            close = sorted(k for k in OPS if k[:3] == str(name)[:3])
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            problems.append(_problem(g, node, f"unknown op {name!r}{hint}"))
+            continue
+        for message in _check_operands(g, node, op):
+            problems.append(_problem(g, node, message))
+        own = {k: v for k, v in data.items() if k in op.attrs}
+        unknown = sorted(set(data) - set(op.attrs) - META_KEYS)
+        if unknown:
+            problems.append(_problem(g, node, f"unknown attribute(s) {unknown}; {name} takes "
+                                              f"{sorted(op.attrs) or 'none'}"))
+        filled, bad = op.check_attrs(own)
+        problems.extend(_problem(g, node, m) for m in bad)
+        data.update(filled)
+    present = [o for o in outputs if o in g]
+    if present and not any(p.message.startswith("is part of a cycle") for p in problems):
+        reach = set(present)
+        for out in present:
+            reach |= nx.ancestors(g, out)
+        for node in g.nodes:
+            if node not in reach:
+                problems.append(_problem(g, node, "does not reach any output; remove it or "
+                                                  "list it among the outputs"))
+    if problems:
+        raise GraphError(problems)
+    return g

@@ -1,0 +1,19 @@
+"""graphnn: declare a network as a graph, compile it, train it with NumPy.
+
+>>> import graphnn
+>>> g = graphnn.Graph()
+>>> x = g.input("x", (None, 64))
+>>> logits = g.dense(g.dense(x, 32, activation="relu"), 10)
+>>> model = graphnn.Model(g, inputs=x, outputs=logits)
+>>> model.compile(loss="softmax_cross_entropy", optimizer=graphnn.optim.Adam(1e-3))
+"""
+from compiler.errors import GraphError, ShapeError
+
+from . import datasets, initializers, optim
+from .graph import Graph, Tensor
+from .model import Model
+from .training import History
+
+__version__ = "0.1.0"
+__all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "optim",
+           "datasets", "initializers"]

@@ -1,0 +1,137 @@
+"""Datasets: the embedded UCI digits, and MNIST from IDX files.
+
+>>> x, y = digits()
+>>> x.shape, x.dtype, y.shape, int(y.max())
+((1797, 8, 8), dtype('float32'), (1797,), 9)
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from importlib import resources
+
+import numpy as np
+
+# Mirror used by PyTorch's torchvision, with the MD5 of each gzipped file there.
+MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The UCI 8x8 handwritten digits (1,797 samples) shipped with graphnn:
+    images as float32 in [0, 1] of shape (1797, 8, 8), labels as int64 0..9."""
+    with resources.files("graphnn").joinpath("data/digits.npz").open("rb") as f:
+        data = np.load(f, allow_pickle=False)
+        return (data["images"].astype(np.float32) / 16.0, data["labels"].astype(np.int64))
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (gzipped or not), checking its header and size.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.idx")
+    >>> _ = open(p, "wb").write(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]))
+    >>> read_idx(p)
+    array([7, 9], dtype=uint8)
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise ValueError(f"{path}: corrupt gzip data ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, {ndim} dimensions)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = header + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path}: {'truncated' if len(raw) < expected else 'trailing data'}: "
+                         f"{len(raw)} bytes, expected {expected} for shape {dims}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(path: str, stem: str) -> str | None:
+    for name in (stem, stem + ".gz"):
+        full = os.path.join(path, name)
+        if os.path.exists(full):
+            return full
+    return None
+
+
+def _download(name: str, cache_dir: str) -> str:
+    os.makedirs(cache_dir, exist_ok=True)
+    target = os.path.join(cache_dir, name)
+    with urllib.request.urlopen(MNIST_MIRROR + name, timeout=60) as response:
+        data = response.read()
+    digest = hashlib.md5(data).hexdigest()
+    if digest != MNIST_MD5[name]:
+        raise ValueError(f"download of {name}: checksum {digest} != expected {MNIST_MD5[name]}")
+    fd, tmp = tempfile.mkstemp(dir=cache_dir)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    shutil.move(tmp, target)     # atomic within one directory
+    return target
+
+
+def default_cache_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "graphnn", "mnist")
+
+
+def mnist(path: str | None = None, kind: str = "t10k", download: bool = False,
+          cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST images (float32 in [0, 1], shape (n, 28, 28)) and labels (int64).
+
+    ``kind`` is "train" or "t10k". Files are looked up in ``path`` (gzipped or
+    not); with ``download=True`` missing ones are fetched into ``cache_dir`` and
+    checked against their known checksums."""
+    if kind not in ("train", "t10k"):
+        raise ValueError(f"kind must be 'train' or 't10k', got {kind!r}")
+    out = []
+    for part, n_dims in (("images", 3), ("labels", 1)):
+        stem = f"{kind}-{part}-idx{n_dims}-ubyte"
+        found = _find(path, stem) if path else None
+        if found is None and download:
+            cache = cache_dir or default_cache_dir()
+            found = _find(cache, stem) or _download(stem + ".gz", cache)
+        if found is None:
+            raise FileNotFoundError(f"no {stem}[.gz] in {path!r}; pass the folder holding the "
+                                    "MNIST files, or download=True")
+        array = read_idx(found)
+        if array.ndim != n_dims:
+            raise ValueError(f"{found}: expected {n_dims} dimensions, got shape {array.shape}")
+        out.append(array)
+    images, labels = out
+    if len(images) != len(labels):
+        raise ValueError(f"{kind}: {len(images)} images but {len(labels)} labels")
+    if labels.max(initial=0) > 9:
+        raise ValueError(f"{kind}: label {labels.max()} out of range 0..9")
+    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
+
+
+def split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, seed: int = 0):
+    """Shuffle (seeded) and split into ((x_train, y_train), (x_test, y_test)).
+
+    >>> (a, b), (c, d) = split(np.arange(10), np.arange(10), 0.3)
+    >>> len(a), len(c)
+    (7, 3)
+    """
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    test, train = order[:n_test], order[n_test:]
+    return (x[train], y[train]), (x[test], y[test])

@@ -1,0 +1,174 @@
+"""The builder: a Graph whose methods add op nodes and return symbolic Tensors.
+
+Shapes are inferred the moment a node is added, so a mistake fails at the line
+of user code that made it. Underneath is a plain networkx graph (``graph.nx``);
+a graph built by hand in networkx with the same attributes compiles the same
+way (``Graph.from_networkx``).
+
+>>> g = Graph()
+>>> x = g.input("x", (None, 4))
+>>> h = g.dense(x, 3, activation="relu", name="fc")
+>>> h
+<Tensor 'fc/relu' (N, 3) float32>
+>>> sorted(n for n in g.nx if n.startswith("fc/"))
+['fc/W', 'fc/b', 'fc/bias_add', 'fc/matmul', 'fc/relu']
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import networkx as nx
+
+from compiler.errors import GraphError, OpShapeError, Problem, ShapeError
+from compiler.infer import describe_operands, infer_node
+from compiler.ir import add_op, unique_name
+from compiler.ops import OPS, fmt_shape
+
+from .layers import LayerMethods
+
+_PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                      for m in (sys.modules["compiler"], sys.modules[__package__]))
+
+
+def _user_source() -> str | None:
+    """file:line of the innermost caller outside graphnn and compiler."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_PACKAGE_DIRS):
+            return f"{os.path.relpath(path) if not path.startswith('<') else path}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A symbolic value: the output of one node of a Graph."""
+
+    graph: "Graph"
+    name: str
+
+    @property
+    def shape(self) -> tuple:
+        return self.graph.nx.nodes[self.name]["shape"]
+
+    @property
+    def dtype(self) -> str:
+        return self.graph.nx.nodes[self.name]["dtype"]
+
+    @property
+    def op(self) -> str:
+        return self.graph.nx.nodes[self.name]["op"]
+
+    def __repr__(self) -> str:
+        return f"<Tensor {self.name!r} {fmt_shape(self.shape)} {self.dtype}>"
+
+
+class Graph(LayerMethods):
+    """A model under construction: a DAG of ops, with parameters as nodes.
+
+    ``dtype`` is the floating-point type of inputs and parameters (float32 by
+    default; float64 for gradient checks)."""
+
+    def __init__(self, dtype: str = "float32"):
+        self.nx = nx.MultiDiGraph()
+        self.dtype = dtype
+        self._groups: list[str] = []
+
+    # ------------------------------------------------------------------ core
+    def op(self, op: str, inputs: list, name: str | None = None, **attrs) -> Tensor:
+        """Add one node running ``op`` on ``inputs`` and return its output.
+
+        Raises GraphError (unknown op, bad attribute, wrong operand count) or
+        ShapeError at once, naming the node and the line that called it.
+
+        >>> g = Graph(); x = g.input("x", (None, 2))
+        >>> g.op("tanh", [x])
+        <Tensor 'tanh' (N, 2) float32>
+        """
+        source = _user_source()
+        ins = [self._tensor(t).name for t in inputs]
+        base = name or op
+        if self._groups and not (name and "/" in name):
+            base = f"{self._groups[-1]}/{base}"
+        if name is not None and base in self.nx:
+            raise GraphError([Problem(base, op, "a node with this name already exists", source)])
+        node = unique_name(self.nx, base)
+        spec = OPS.get(op)
+        if spec is None:
+            raise GraphError([Problem(node, op, f"unknown op {op!r}", source)])
+        filled, bad = spec.check_attrs(attrs)
+        unknown = sorted(set(attrs) - set(spec.attrs))
+        if unknown:
+            bad.append(f"unknown attribute(s) {unknown}; {op} takes {sorted(spec.attrs) or 'none'}")
+        if spec.arity is not None and len(ins) != spec.arity:
+            bad.append(f"expected {spec.arity} operand(s), got {len(ins)}")
+        if bad:
+            raise GraphError([Problem(node, op, m, source) for m in bad])
+        meta = {"source": source}
+        if self._groups:
+            meta["group"] = self._groups[-1]
+        add_op(self.nx, node, op, ins, **filled, **meta)
+        try:
+            infer_node(self.nx, node)
+        except OpShapeError as e:
+            message = f"{e} (operands: {describe_operands(self.nx, node)})"
+            self.nx.remove_node(node)
+            raise ShapeError([Problem(node, op, message, source, kind="shape")]) from None
+        return Tensor(self, node)
+
+    def _tensor(self, t) -> Tensor:
+        if isinstance(t, Tensor):
+            if t.graph is not self:
+                raise GraphError([Problem(t.name, t.op, "belongs to another Graph")])
+            return t
+        if isinstance(t, str) and t in self.nx:
+            return Tensor(self, t)
+        raise GraphError([Problem(str(t), None, "is not a tensor of this graph")])
+
+    def __getitem__(self, name: str) -> Tensor:
+        """The tensor of the node called ``name``."""
+        if name not in self.nx:
+            raise KeyError(f"no node named {name!r}")
+        return Tensor(self, name)
+
+    def input(self, name: str, shape: tuple, dtype: str | None = None) -> Tensor:
+        """A value fed at each step; ``None`` first in ``shape`` is the batch.
+
+        >>> Graph().input("labels", (None,), dtype="int64")
+        <Tensor 'labels' (N,) int64>
+        """
+        return self.op("input", [], name=name, shape=tuple(shape), dtype=dtype or self.dtype)
+
+    def param(self, name: str, shape: tuple, init: str = "auto", trainable: bool = True) -> Tensor:
+        """A trained weight (initialized by the Model from ``init``).
+
+        >>> Graph().param("w", (3, 2), init="zeros")
+        <Tensor 'w' (3, 2) float32>
+        """
+        return self.op("param", [], name=name, shape=tuple(shape), dtype=self.dtype,
+                        init=init, trainable=trainable)
+
+    # ------------------------------------------------------------ networkx
+    @classmethod
+    def from_networkx(cls, g: nx.Graph, dtype: str = "float32") -> "Graph":
+        """Wrap a hand-built networkx graph (copied); it is checked when compiled.
+
+        >>> h = nx.MultiDiGraph()
+        >>> h.add_node("x", op="input", shape=(None, 2), dtype="float32")
+        >>> Graph.from_networkx(h)["x"].op
+        'input'
+        """
+        graph = cls(dtype)
+        graph.nx = nx.MultiDiGraph(g)
+        return graph
+
+    def check(self, outputs: list) -> nx.MultiDiGraph:
+        """Validate and infer the whole graph for these outputs (all errors at once)."""
+        from compiler import check_graph
+        return check_graph(self.nx, [self._tensor(o).name for o in outputs])
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()

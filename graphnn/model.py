@@ -1,0 +1,295 @@
+"""Model: compile a graph for training, then fit, evaluate and predict.
+
+The model keeps one compiled Program per (purpose, batch size): training,
+evaluation and prediction, and the last partial batch of each. All of them
+share one set of variables (weights and optimizer state).
+
+>>> import numpy as np
+>>> from graphnn import Graph, Model
+>>> g = Graph(); x = g.input("x", (None, 2))
+>>> model = Model(g, inputs=x, outputs=g.dense(x, 1, activation="sigmoid"))
+>>> model.compile(loss="binary_cross_entropy", optimizer="adam", metrics=["accuracy"])
+>>> data = np.random.default_rng(0).normal(size=(64, 2))
+>>> hist = model.fit(data, (data[:, 0] > data[:, 1]).astype("float32")[:, None],
+...                  epochs=2, batch_size=16, verbose=0)
+>>> sorted(hist.history)
+['accuracy', 'loss']
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from compiler import GraphError, check_graph, emit_program, prune, training_graph
+from compiler.errors import Problem
+from compiler.ir import add_op
+from compiler.ops import OPS
+from runtime import Executor
+
+from . import optim
+from .graph import Graph, Tensor
+from .initializers import initialize
+from .training import History, Batches, check_targets, prepare_inputs, print_epoch
+
+LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
+          "softmax_cross_entropy": "softmax_cross_entropy",
+          "cross_entropy": "softmax_cross_entropy",
+          "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
+TARGET = "target"
+LOSS = "loss"
+
+
+def _names(graph: Graph, items) -> list[str]:
+    items = items if isinstance(items, (list, tuple)) else [items]
+    return [t.name if isinstance(t, Tensor) else str(t) for t in items]
+
+
+class Model:
+    """A graph with named inputs and outputs, ready to compile and train.
+
+    ``seed`` fixes parameter initialization and, unless ``fit`` is given its
+    own, the shuffling: the same graph and seeds give the same weights, bit for bit."""
+
+    def __init__(self, graph: Graph, inputs, outputs, seed: int = 0):
+        self.graph, self.seed = graph, int(seed)
+        self.inputs, self.outputs = _names(graph, inputs), _names(graph, outputs)
+        loss_sinks = [n for n, d in graph.nx.nodes(data=True)
+                      if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind == "loss"
+                      and graph.nx.out_degree(n) == 0]
+        self._checked = check_graph(graph.nx, self.outputs + loss_sinks)
+        self._check_inputs()
+        self.variables: dict[str, np.ndarray] = {}
+        for name, d in self._checked.nodes(data=True):
+            if d["op"] == "param":
+                rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+                self.variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
+        self._loss = None
+        self._fits = 0
+
+    def _check_inputs(self):
+        g = self._checked
+        problems = []
+        for name in self.inputs:
+            if name not in g or g.nodes[name]["op"] != "input":
+                problems.append(Problem(name, g.nodes[name]["op"] if name in g else None,
+                                        "is listed among the model's inputs but is not an input node"))
+        for out in self.outputs:
+            for node in prune(g, [out]).nodes:
+                if g.nodes[node]["op"] == "input" and node not in self.inputs:
+                    problems.append(Problem(node, "input", f"output {out!r} depends on it, but it "
+                                            "is not among the model's inputs", g.nodes[node].get("source")))
+        if problems:
+            raise GraphError(problems)
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, loss, optimizer="adam", metrics=None) -> None:
+        """Choose the loss (a name applied to the first output, or a loss tensor of
+        the graph), the optimizer (name or ``graphnn.optim`` instance) and metrics."""
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} "
+                                 "or a loss tensor of the graph")
+            self._loss = ("name", LOSSES[loss])
+        else:
+            name = _names(self.graph, loss)[0]
+            if name not in self._checked or OPS[self._checked.nodes[name]["op"]].kind != "loss":
+                raise ValueError(f"loss {name!r} is not a loss node of the graph")
+            self._loss = ("node", name)
+        self.optimizer = optim.get(optimizer)
+        self.metrics = list(metrics or [])
+        unknown = [m for m in self.metrics if m != "accuracy"]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; available: ['accuracy']")
+        self._built: dict = {}
+        self._executors: dict = {}
+
+    def _require_compiled(self):
+        if self._loss is None:
+            raise RuntimeError("call model.compile(loss=..., optimizer=...) before fit or evaluate")
+
+    def _loss_graph(self, target_spec):
+        """(graph with the loss, loss node, {target input: spec}) for these targets."""
+        g = self._checked
+        if self._loss[0] == "node":
+            loss = self._loss[1]
+            return g, loss
+        g = g.copy()
+        shape, dtype = target_spec
+        add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
+        add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
+        return check_graph(g, [LOSS, *self.outputs]), LOSS
+
+    def _targets(self) -> list[str]:
+        if self._loss[0] == "name":
+            return [TARGET]
+        g = self._checked
+        return sorted(n for n in prune(g, [self._loss[1]]).nodes
+                      if g.nodes[n]["op"] == "input" and n not in self.inputs)
+
+    def _build(self, target_spec):
+        if target_spec not in self._built:
+            g, loss = self._loss_graph(target_spec)
+            train, _ = training_graph(g, loss, self.outputs, self.optimizer.spec())
+            for name, d in train.nodes(data=True):
+                if d["op"] == "state" and name not in self.variables:
+                    self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
+            self._built[target_spec] = {"train": train, "eval": prune(g, [loss, *self.outputs]),
+                                        "loss": loss}
+        return self._built[target_spec]
+
+    def _executor(self, purpose: str, batch: int, target_spec=None) -> Executor:
+        key = (purpose, batch, target_spec)
+        if key not in self._executors:
+            self._executors[key] = Executor(self.program(purpose, batch, target_spec), self.variables)
+        return self._executors[key]
+
+    def program(self, purpose: str = "predict", batch_size: int = 1, target_spec=None):
+        """The compiled Program for 'train', 'eval' or 'predict' at one batch size."""
+        if purpose == "predict":
+            return emit_program(prune(self._checked, self.outputs), self.outputs, batch_size)
+        self._require_compiled()
+        built = self._build(target_spec or self._default_target_spec())
+        outs = [built["loss"], *self.outputs]
+        return emit_program(built[purpose], outs, batch_size,
+                            guard=(built["loss"],) if purpose == "train" else ())
+
+    def _default_target_spec(self):
+        if self._loss == ("name", "softmax_cross_entropy"):
+            return ((None,), "int64")
+        out = self._checked.nodes[self.outputs[0]]
+        return (out["shape"], out["dtype"])
+
+    def _target_spec_for(self, y):
+        if self._loss[0] == "node":
+            return None
+        if self._loss[1] == "softmax_cross_entropy" and y.ndim == 1:
+            return ((None,), "int64")
+        return (self._checked.nodes[self.outputs[0]]["shape"], self._checked.nodes[self.outputs[0]]["dtype"])
+
+    # --------------------------------------------------------------------- data
+    def _feeds(self, x, y):
+        g = self._checked
+        feeds = prepare_inputs(g, self.inputs, x, "x")
+        spec = None
+        if y is not None:
+            targets = self._targets()
+            if self._loss[0] == "name":
+                y = np.asarray(y)
+                spec = self._target_spec_for(y)
+                tfeeds = prepare_inputs(self._build(spec)["eval"], targets, y, "y")
+            else:
+                tfeeds = prepare_inputs(g, targets, y, "y")
+            loss_op = self._loss[1] if self._loss[0] == "name" else g.nodes[self._loss[1]]["op"]
+            check_targets(loss_op, tfeeds, g.nodes[self.outputs[0]]["shape"] if self.outputs else None)
+            feeds.update(tfeeds)
+        sizes = {k: len(v) for k, v in feeds.items()}
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"inputs have different numbers of samples: {sizes}")
+        return feeds, spec
+
+    # ------------------------------------------------------------------ train
+    def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
+            shuffle: bool = True, seed: int | None = None, verbose: int = 1) -> History:
+        """Train for ``epochs`` passes over the data (every sample, the last partial
+        batch included); return the History of per-epoch loss and metrics."""
+        self._require_compiled()
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        feeds, spec = self._feeds(x, y)
+        n = len(next(iter(feeds.values())))
+        rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
+        self._fits += 1
+        loss = self._build(spec)["loss"]
+        history = History()
+        for epoch in range(epochs):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            totals = Batches(self.metrics)
+            for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
+                ex = self._executor("train", len(idx), spec)
+                for name, array in feeds.items():
+                    np.take(array, idx, axis=0, out=ex.views[name])
+                try:
+                    ex.step()
+                except FloatingPointError as e:
+                    self._diagnose(ex, spec, f"epoch {epoch + 1}, batch {b + 1}", e)
+                totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
+                           self._first_target(ex), len(idx), self._threshold())
+            logs = totals.result()
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            history.append(epoch, logs)
+            if verbose:
+                print_epoch(epoch, epochs, logs)
+        return history
+
+    def _first_target(self, ex):
+        targets = self._targets()
+        return ex.views[targets[0]] if targets else None
+
+    def _threshold(self) -> float:
+        g = self._checked
+        if self._loss[0] == "node" and g.nodes[self._loss[1]].get("from_logits"):
+            return 0.0
+        return 0.5
+
+    def _diagnose(self, train_ex, spec, where, error):
+        ex = self._executor("eval", train_ex.program.batch_size, spec)
+        found = ex.first_non_finite({k: train_ex.views[k] for k in train_ex.program.inputs})
+        culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
+            "no non-finite value found when re-running the forward pass"
+        raise FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step "
+                                 "stopped before any weight changed.") from None
+
+    def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0) -> dict:
+        """The mean loss and metrics over (x, y), in batches."""
+        self._require_compiled()
+        feeds, spec = self._feeds(x, y)
+        n = len(next(iter(feeds.values())))
+        loss = self._build(spec)["loss"]
+        totals = Batches(self.metrics)
+        for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
+            ex = self._executor("eval", len(idx), spec)
+            for name, array in feeds.items():
+                np.take(array, idx, axis=0, out=ex.views[name])
+            ex.step()
+            totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
+                       self._first_target(ex), len(idx), self._threshold())
+        result = totals.result()
+        if not np.isfinite(result["loss"]):
+            raise FloatingPointError(f"evaluation loss is {result['loss']}")
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        return result
+
+    def predict(self, x, batch_size: int = 256):
+        """The model's outputs for ``x`` (one array, or a list for several outputs)."""
+        feeds, _ = self._feeds(x, None)
+        n = len(next(iter(feeds.values())))
+        results = None
+        for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
+            ex = self._executor("predict", len(idx))
+            for name, array in feeds.items():
+                np.take(array, idx, axis=0, out=ex.views[name])
+            ex.step()
+            if results is None:
+                results = [np.empty((n, *ex.views[o].shape[1:]), ex.views[o].dtype) for o in self.outputs]
+            for r, o in zip(results, self.outputs):
+                r[idx[0]:idx[-1] + 1] = ex.views[o]
+        return results[0] if len(results) == 1 else results
+
+    # ---------------------------------------------------------------- weights
+    def get_weights(self) -> dict:
+        """A copy of every parameter, by name."""
+        return {k: v.copy() for k, v in self.variables.items()
+                if self._checked.has_node(k) and self._checked.nodes[k]["op"] == "param"}
+
+    def set_weights(self, weights: dict) -> None:
+        """Overwrite parameters in place (shapes must match)."""
+        for k, v in weights.items():
+            if k not in self.variables:
+                raise KeyError(f"no parameter named {k!r}")
+            if np.shape(v) != self.variables[k].shape:
+                raise ValueError(f"parameter {k!r} has shape {self.variables[k].shape}, got {np.shape(v)}")
+            self.variables[k][...] = v

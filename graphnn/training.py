@@ -1,0 +1,119 @@
+"""The training loop's helpers: input checks, per-epoch totals, History.
+
+>>> h = History(); h.append(0, {"loss": 0.5}); h.history
+{'loss': [0.5]}
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ops import fmt_shape
+
+
+class History:
+    """Per-epoch logs of ``fit``: ``history["loss"][e]`` is epoch e's mean loss."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.history.items()}
+        return f"<History {len(self.epoch)} epochs, last {last}>"
+
+
+def prepare_inputs(g, names: list[str], data, what: str) -> dict:
+    """Match ``data`` (an array, a list in order, or a dict by name) to the input
+    nodes ``names``; check shape, dtype and finiteness; cast to each node's dtype."""
+    if isinstance(data, dict):
+        missing = sorted(set(names) - set(data))
+        extra = sorted(set(data) - set(names))
+        if missing or extra:
+            raise ValueError(f"{what}: missing input(s) {missing}, unexpected {extra}; "
+                             f"expected {names}")
+        items = [(n, data[n]) for n in names]
+    elif isinstance(data, (list, tuple)) and len(names) > 1:
+        if len(data) != len(names):
+            raise ValueError(f"{what}: got {len(data)} arrays for {len(names)} inputs {names}")
+        items = list(zip(names, data))
+    else:
+        if len(names) != 1:
+            raise ValueError(f"{what}: the model has {len(names)} inputs {names}; pass a dict")
+        items = [(names[0], data)]
+    out = {}
+    for name, value in items:
+        node = g.nodes[name]
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"input {name!r}: expected numbers, got an array of dtype {array.dtype}")
+        want = node["shape"]
+        if array.ndim != len(want) or any(d is not None and d != a for d, a in zip(want, array.shape)):
+            raise ValueError(f"input {name!r} expects arrays of shape {fmt_shape(want)}, "
+                             f"got {array.shape}")
+        dtype = np.dtype(node["dtype"])
+        if dtype.kind in "iu" and array.dtype.kind == "f":
+            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+                raise ValueError(f"input {name!r} expects integers (dtype {dtype}), "
+                                 "got non-integral values")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0][0])
+            raise ValueError(f"input {name!r} contains NaN or inf (first at row {row})")
+        out[name] = np.ascontiguousarray(array, dtype=dtype)
+    return out
+
+
+def check_targets(loss_op: str, targets: dict, out_shape) -> None:
+    """Labels out of range and similar target mistakes, named clearly."""
+    for name, t in targets.items():
+        if loss_op == "softmax_cross_entropy" and t.dtype.kind in "iu" and out_shape:
+            classes = out_shape[-1]
+            bad = (t < 0) | (t >= classes)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValueError(f"{name!r}: label {t[row]} at row {row} is out of range: the "
+                                 f"output has {classes} classes, so labels must be 0..{classes - 1}")
+        if loss_op == "binary_cross_entropy" and t.size and (t.min() < 0 or t.max() > 1):
+            raise ValueError(f"{name!r}: binary cross-entropy targets must lie in [0, 1], "
+                             f"got values from {t.min()} to {t.max()}")
+
+
+class Batches:
+    """Sums a loss (weighted by batch size) and accuracy over an epoch's batches."""
+
+    def __init__(self, metrics: list[str]):
+        self.metrics, self.loss, self.correct, self.count = metrics, 0.0, 0, 0
+
+    def add(self, loss, pred, target, n: int, threshold: float) -> None:
+        self.loss += float(loss) * n
+        self.count += n
+        if "accuracy" in self.metrics and pred is not None and target is not None:
+            self.correct += int(np.count_nonzero(accuracy_hits(pred, target, threshold)))
+
+    def result(self) -> dict:
+        logs = {"loss": self.loss / max(self.count, 1)}
+        if "accuracy" in self.metrics:
+            logs["accuracy"] = self.correct / max(self.count, 1)
+        return logs
+
+
+def accuracy_hits(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per-sample correctness: argmax against labels (or one-hot rows) for
+    several classes, a threshold for a single output column.
+
+    >>> accuracy_hits(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1])).tolist()
+    [True, False]
+    """
+    if pred.ndim >= 2 and pred.shape[-1] > 1:
+        labels = target.argmax(-1) if target.ndim == pred.ndim else target
+        return pred.argmax(-1) == labels
+    return (pred > threshold) == (target > 0.5)
+
+
+def print_epoch(epoch: int, epochs: int, logs: dict) -> None:
+    text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+    print(f"Epoch {epoch + 1}/{epochs} - {text}", flush=True)

@@ -1,0 +1,55 @@
+"""Kernels for add, add_n, sum_to and copy (reshape, flatten, linear).
+
+>>> import numpy as np
+>>> x, y = np.arange(6.0).reshape(2, 3), np.empty(3)
+>>> _ = sum_to([x], [y], shape=(3,))(); y
+array([3., 5., 7.])
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+
+def add(ins, outs):
+    return partial(np.add, ins[0], ins[1], out=outs[0])
+
+
+def add_n(ins, outs):
+    (y,) = outs
+    first, rest = ins[:2], ins[2:]
+
+    def run():
+        np.add(first[0], first[1], out=y)
+        for x in rest:
+            np.add(y, x, out=y)
+    return run
+
+
+def sum_to(ins, outs, shape):
+    (x,), (y,) = ins, outs
+    lead = x.ndim - y.ndim
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(y.shape) if d == 1 and x.shape[lead + i] != 1)
+    kept = y.reshape((1,) * lead + y.shape)
+    return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
+
+
+def copy(ins, outs):
+    (x,), (y,) = ins, outs
+    return partial(np.copyto, y.reshape(x.shape), x)
+
+
+def check_finite(ins, outs, what=""):
+    """Raise FloatingPointError when the value (a loss) is NaN or infinite."""
+    (x,) = ins
+
+    def run():
+        if not np.isfinite(x).all():
+            raise FloatingPointError(f"{what or 'value'} is {x.item() if x.size == 1 else 'not finite'}")
+    return run
+
+
+KERNELS = {"add": add, "add_n": add_n, "sum_to": sum_to, "copy": copy,
+           "check_finite": check_finite}

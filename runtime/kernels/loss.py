@@ -1,0 +1,142 @@
+"""Loss kernels (prediction, target -> scalar) and their gradients.
+
+Scratch arrays the size of the prediction are allocated once, when the kernel
+is bound, so a training step allocates nothing of that size.
+
+>>> import numpy as np
+>>> p, t, out = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.empty(())
+>>> mse([p, t], [out])(); float(out)
+2.5
+"""
+from __future__ import annotations
+
+import numpy as np
+
+EPS = 1e-7   # probabilities are clipped to [EPS, 1 - EPS] before taking logs
+
+
+def _scale(reduction, count):
+    return 1.0 / count if reduction == "mean" else 1.0
+
+
+def mse(ins, outs, reduction="mean"):
+    (p, t), (out,) = ins, outs
+    d, k = np.empty_like(p), _scale(reduction, p.size)
+
+    def run():
+        np.subtract(p, t, out=d)
+        out[...] = np.vdot(d, d) * k
+    return run
+
+
+def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
+    (dl, p, t), (dx,) = ins, outs
+    k = 2.0 * _scale(reduction, p.size)
+
+    def run():
+        np.subtract(p, t, out=dx)
+        np.multiply(dx, k * dl, out=dx)
+    return run
+
+
+def l1(ins, outs, reduction="mean"):
+    (p, t), (out,) = ins, outs
+    d, k = np.empty_like(p), _scale(reduction, p.size)
+
+    def run():
+        np.subtract(p, t, out=d)
+        np.abs(d, out=d)
+        out[...] = d.sum() * k
+    return run
+
+
+def l1_grad(ins, outs, reduction="mean"):      # d/dp = sign(p - t) k
+    (dl, p, t), (dx,) = ins, outs
+    k = _scale(reduction, p.size)
+
+    def run():
+        np.subtract(p, t, out=dx)
+        np.sign(dx, out=dx)
+        np.multiply(dx, k * dl, out=dx)
+    return run
+
+
+def _log_softmax_into(z, out):
+    np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    lse = np.log(np.exp(out).sum(axis=1, keepdims=True))
+    np.subtract(out, lse, out=out)
+
+
+def softmax_cross_entropy(ins, outs, reduction="mean"):
+    (z, labels), (out,) = ins, outs
+    logp, k = np.empty_like(z), _scale(reduction, z.shape[0])
+    rows = np.arange(z.shape[0])
+    sparse = labels.dtype.kind in "iu"
+
+    def run():
+        _log_softmax_into(z, logp)
+        picked = logp[rows, labels].sum() if sparse else np.vdot(labels, logp)
+        out[...] = -picked * k
+    return run
+
+
+def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - onehot
+    (dl, z, labels), (dz,) = ins, outs
+    k = _scale(reduction, z.shape[0])
+    rows = np.arange(z.shape[0])
+    sparse = labels.dtype.kind in "iu"
+
+    def run():
+        _log_softmax_into(z, dz)
+        np.exp(dz, out=dz)
+        if sparse:
+            dz[rows, labels] -= 1.0
+        else:
+            np.subtract(dz, labels, out=dz)
+        np.multiply(dz, k * dl, out=dz)
+    return run
+
+
+def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
+    (p, t), (out,) = ins, outs
+    a, b, k = np.empty_like(p), np.empty_like(p), _scale(reduction, p.size)
+
+    def run():
+        if from_logits:                         # log(1 + e^z) - z t
+            np.logaddexp(0.0, p, out=a)
+            np.multiply(p, t, out=b)
+            out[...] = (a.sum() - b.sum()) * k
+        else:                                   # -(t log p + (1 - t) log(1 - p))
+            np.clip(p, EPS, 1.0 - EPS, out=a)
+            np.log1p(-a, out=b)
+            np.log(a, out=a)
+            np.subtract(a, b, out=a)            # log p - log(1 - p)
+            out[...] = -(np.vdot(t, a) + b.sum()) * k
+    return run
+
+
+def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
+    (dl, p, t), (dx,) = ins, outs
+    k = _scale(reduction, p.size)
+    c = np.empty_like(p)
+
+    def run():
+        if from_logits:                         # sigmoid(z) - t
+            np.negative(p, out=dx)
+            np.logaddexp(0.0, dx, out=dx)
+            np.negative(dx, out=dx)
+            np.exp(dx, out=dx)
+            np.subtract(dx, t, out=dx)
+        else:                                   # (p - t) / (p (1 - p))
+            np.clip(p, EPS, 1.0 - EPS, out=c)
+            np.subtract(c, t, out=dx)
+            np.divide(dx, c, out=dx)
+            np.subtract(1.0, c, out=c)
+            np.divide(dx, c, out=dx)
+        np.multiply(dx, k * dl, out=dx)
+    return run
+
+
+KERNELS = {f.__name__: f for f in (mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
+                                    softmax_cross_entropy_grad, binary_cross_entropy,
+                                    binary_cross_entropy_grad)}
