@@ -67,7 +67,7 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
     for node in order:
         op, ins = OPS[g.nodes[node]["op"]], operands(g, node)
         attrs = _concrete_attrs(op_attrs(g, node), batch_size)
-        outs = [ins[p] for p in op.mutates] if op.kind == "update" else [node]
+        outs = [ins[p] for p in op.mutates if p < len(ins)] if op.kind == "update" else [node]
         instructions.append(Instruction(op.kernel, ins, outs, attrs, node))
         if node in guard:
             instructions.append(Instruction("check_finite", [node], [], {"what": node}, node))

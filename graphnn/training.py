@@ -60,10 +60,12 @@ def prepare_inputs(g, names: list[str], data, what: str) -> dict:
             if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
                 raise ValueError(f"input {name!r} expects integers (dtype {dtype}), "
                                  "got non-integral values")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            row = int(np.argwhere(~np.isfinite(array))[0][0])
-            raise ValueError(f"input {name!r} contains NaN or inf (first at row {row})")
-        out[name] = np.ascontiguousarray(array, dtype=dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = np.ascontiguousarray(array, dtype=dtype)
+        if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+            row = int(np.argwhere(~np.isfinite(cast))[0][0])
+            raise ValueError(f"input {name!r} contains NaN or inf as {dtype} (first at row {row})")
+        out[name] = cast
     return out
 
 

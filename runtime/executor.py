@@ -78,6 +78,10 @@ class Executor:
         """Run instruction by instruction until one writes NaN or inf; return
         (node, kernel) of that instruction, or None. For diagnosis: slow, and
         it stops before any later instruction (an update, say) runs."""
+        with np.errstate(all="ignore"):
+            return self._first_non_finite(feeds)
+
+    def _first_non_finite(self, feeds):
         self.feed(feeds)
         for name in self.program.inputs:
             if not np.isfinite(self.views[name]).all():

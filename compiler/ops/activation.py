@@ -9,7 +9,9 @@ output (so the input can be freed), softplus reads its input.
 """
 from __future__ import annotations
 
-from .base import Attr, OpDef, elementwise_flops, is_number, like_input, register
+from ..errors import OpShapeError
+from .base import (Attr, OpDef, elementwise_flops, fmt_shape, is_number, like_input, register,
+                   same_dtype)
 
 _same = like_input(0)
 
@@ -49,11 +51,18 @@ register(OpDef("linear", 1, _same, kernel="copy", fusion="elementwise", vjp=_ide
 _axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
 
 
+def _softmax_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    if not -len(x) <= attrs["axis"] < len(x):
+        raise OpShapeError(f"axis {attrs['axis']} is out of range for shape {fmt_shape(x)}")
+    return x, same_dtype(dtypes, 0)
+
+
 def _softmax_vjp(ctx, ins, out, dy, attrs):
     return [ctx.emit("softmax_grad", [dy, out], axis=attrs["axis"])]
 
 
-register(OpDef("softmax", 1, _same, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
+register(OpDef("softmax", 1, _softmax_shape, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
                attrs={"axis": _axis}, flops=elementwise_flops(5),
                doc="exp(x) / sum(exp(x)) along axis, computed from x - max(x)."))
 register(OpDef("softmax_grad", 2, _same, kernel="softmax_grad", fusion="reduce",

@@ -36,7 +36,8 @@ def sum_to(ins, outs, shape):
     return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
 
 
-def copy(ins, outs):
+def copy(ins, outs, shape=None):
+    """y = x viewed in y's shape (reshape, flatten, linear); ``shape`` is y's."""
     (x,), (y,) = ins, outs
     return partial(np.copyto, y.reshape(x.shape), x)
 

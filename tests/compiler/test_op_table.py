@@ -1,0 +1,139 @@
+"""The op table drives these tests: every forward op and loss is checked for
+
+- its shape rule against a NumPy reference's output shape, at batch 1 and 7;
+- its values against that reference;
+- its gradient (through the compiled backward pass) against central finite
+  differences in float64, relative error <= 1e-6.
+
+Gradient ops and update ops have no gradient of their own: the former are
+checked through these gradient checks, the latter in tests/graphnn/test_optim.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.ops import OPS, concrete
+from compiler.ir import add_op
+from compiler.infer import infer_node
+from tests.helpers import gradient_check, one_op_graph, run, sample
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _log_softmax(z):
+    m = z.max(axis=1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+def _bce(p, t):
+    return -(t * np.log(p) + (1 - t) * np.log(1 - p))
+
+
+F = "float64"
+# op, attrs, operands [(shape, dtype, sampler)], reference, differentiable operand ports
+CASES = [
+    ("matmul", {}, [((None, 3), F, "normal"), ((3, 5), F, "normal")], lambda a, b: a @ b, (0, 1)),
+    ("matmul", {"transpose_a": True}, [((4, 3), F, "normal"), ((4, 5), F, "normal")],
+     lambda a, b: a.T @ b, (0, 1)),
+    ("matmul", {"transpose_b": True}, [((None, 3), F, "normal"), ((5, 3), F, "normal")],
+     lambda a, b: a @ b.T, (0, 1)),
+    ("matmul", {"transpose_a": True, "transpose_b": True},
+     [((3, 4), F, "normal"), ((5, 3), F, "normal")], lambda a, b: a.T @ b.T, (0, 1)),
+    ("bias_add", {}, [((None, 5), F, "normal"), ((5,), F, "normal")], lambda x, b: x + b, (0, 1)),
+    ("bias_add", {"axis": 1}, [((None, 3, 4), F, "normal"), ((3,), F, "normal")],
+     lambda x, b: x + b[:, None], (0, 1)),
+    ("add", {}, [((None, 4), F, "normal"), ((None, 4), F, "normal")], np.add, (0, 1)),
+    ("add", {}, [((None, 2, 4), F, "normal"), ((4,), F, "normal")], np.add, (0, 1)),
+    ("add_n", {}, [((None, 4), F, "normal")] * 3, lambda a, b, c: a + b + c, (0, 1, 2)),
+    ("linear", {}, [((None, 3), F, "normal")], lambda x: x, (0,)),
+    ("relu", {}, [((None, 3, 2), F, "away0")], lambda x: np.maximum(x, 0), (0,)),
+    ("leaky_relu", {"alpha": 0.2}, [((None, 5), F, "away0")],
+     lambda x: np.where(x > 0, x, 0.2 * x), (0,)),
+    ("tanh", {}, [((None, 5), F, "normal")], np.tanh, (0,)),
+    ("sigmoid", {}, [((None, 5), F, "normal")], lambda x: 1 / (1 + np.exp(-x)), (0,)),
+    ("softplus", {}, [((None, 5), F, "normal")], lambda x: np.log1p(np.exp(x)), (0,)),
+    ("softmax", {}, [((None, 6), F, "normal")], _softmax, (0,)),
+    ("softmax", {"axis": 1}, [((None, 4, 3), F, "normal")], lambda x: _softmax(x, 1), (0,)),
+    ("flatten", {}, [((None, 2, 3), F, "normal")], lambda x: x.reshape(len(x), -1), (0,)),
+    ("reshape", {"shape": (None, 3, 2)}, [((None, 6), F, "normal")],
+     lambda x: x.reshape(len(x), 3, 2), (0,)),
+    ("mse", {}, [((None, 4), F, "normal"), ((None, 4), F, "normal")],
+     lambda p, t: np.mean((p - t) ** 2), (0,)),
+    ("mse", {"reduction": "sum"}, [((None, 4), F, "normal"), ((None, 4), F, "normal")],
+     lambda p, t: np.sum((p - t) ** 2), (0,)),
+    ("l1", {}, [((None, 4), F, "away0"), ((None, 4), F, "zeros")],
+     lambda p, t: np.mean(np.abs(p - t)), (0,)),
+    ("softmax_cross_entropy", {}, [((None, 5), F, "normal"), ((None,), "int64", "labels:5")],
+     lambda z, y: -np.mean(_log_softmax(z)[np.arange(len(y)), y]), (0,)),
+    ("softmax_cross_entropy", {"reduction": "sum"},
+     [((None, 5), F, "normal"), ((None, 5), F, "onehot:5")],
+     lambda z, t: -np.sum(t * _log_softmax(z)), (0,)),
+    ("binary_cross_entropy", {}, [((None, 3), F, "prob"), ((None, 3), F, "prob")],
+     lambda p, t: np.mean(_bce(p, t)), (0,)),
+    ("binary_cross_entropy", {"from_logits": True}, [((None, 3), F, "normal"), ((None, 3), F, "prob")],
+     lambda z, t: np.mean(_bce(1 / (1 + np.exp(-z)), t)), (0,)),
+]
+IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+
+
+def _values(operands, batch, rng):
+    out = []
+    for shape, dtype, kind in operands:
+        shape = concrete(shape, batch)
+        value = np.zeros(shape) if kind == "zeros" else sample(kind, shape, rng)
+        out.append(value.astype(dtype))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("batch", [1, 7])
+def test_shape_rule_and_values_match_numpy(case, batch):
+    op, attrs, operands, reference, _ = case
+    g, names = one_op_graph(op, [(s, d) for s, d, _ in operands], attrs)
+    values = _values(operands, batch, np.random.default_rng(batch))
+    expected = np.asarray(reference(*values))
+    assert concrete(g.nodes["y"]["shape"], batch) == expected.shape
+    got = run(g, ["y"], batch, dict(zip(names, values)))["y"]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_gradient_matches_finite_differences(case):
+    op, attrs, operands, _, diff = case
+    batch, rng = 3, np.random.default_rng(42)
+    g, names = one_op_graph(op, [(s, d) for s, d, _ in operands], attrs, as_params=diff, batch=batch)
+    values = dict(zip(names, _values(operands, batch, rng)))
+    loss = "y"
+    feeds = {n: v for i, (n, v) in enumerate(values.items()) if i not in diff}
+    if g.nodes["y"]["shape"] != ():
+        # Not a loss itself: reduce it to a scalar with an MSE against a fixed target.
+        add_op(g, "t", "input", [], shape=g.nodes["y"]["shape"], dtype=F)
+        add_op(g, "loss", "mse", ["y", "t"], reduction="sum")
+        for n in ("t", "loss"):
+            infer_node(g, n)
+        feeds["t"] = rng.normal(size=concrete(g.nodes["y"]["shape"], batch))
+        loss = "loss"
+    params = {n: v for i, (n, v) in enumerate(values.items()) if i in diff}
+    assert gradient_check(g, loss, params, feeds, batch) <= 1e-6
+
+
+def test_every_op_is_covered():
+    """A new op must join this table (or be a source, gradient or update op,
+    which are covered elsewhere)."""
+    covered = {c[0] for c in CASES}
+    forward = {n for n, o in OPS.items() if o.kind in ("compute", "loss")}
+    assert forward - covered == set()
+    for name, op in OPS.items():
+        if op.kind in ("compute", "loss"):
+            assert op.vjp is not None, f"{name} has no VJP"
+
+
+def test_fusion_kinds_and_kernels_are_declared():
+    from runtime.kernels import KERNELS
+    for name, op in OPS.items():
+        if op.kind != "source":
+            assert op.kernel in KERNELS, f"{name}: kernel {op.kernel!r} missing from the runtime"
