@@ -114,6 +114,8 @@ def test_bad_input_is_named_and_changes_nothing(x, y, match):
         assert np.array_equal(v, before[k])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                            "ignore:invalid value encountered:RuntimeWarning")
 def test_non_finite_loss_names_the_first_bad_node_and_keeps_the_weights():
     model = classifier()
     w = model.get_weights()
