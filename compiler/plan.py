@@ -1,9 +1,11 @@
 """plan_memory: place every arena buffer at an offset, reusing dead buffers' bytes.
 
-Each buffer lives from the step that writes it to the last step that reads it.
-Two buffers may share bytes only if their lifetimes do not overlap. Buffers are
-placed largest first, each at the lowest offset where it fits between the
-buffers already placed that are alive at the same time (greedy by size).
+Each storage (a buffer with its views and the in-place results written over
+it) lives from the step that first writes it to the last step that reads it.
+Two storages may share bytes only if their lifetimes do not overlap. Storages
+are placed one by one in the best-fitting gap among those already placed and
+alive at the same time (the smallest gap that holds it, else on top). Two
+orders are tried, largest first and earliest first; the smaller arena wins.
 
 >>> offsets, report = plan_memory({"a": 64, "b": 64, "c": 64},
 ...                               {"a": (0, 1), "b": (1, 2), "c": (2, 3)})
@@ -11,6 +13,8 @@ buffers already placed that are alive at the same time (greedy by size).
 (128, 128, 192)
 """
 from __future__ import annotations
+
+import numpy as np
 
 from runtime.program import MemoryReport
 
@@ -21,13 +25,9 @@ def _round_up(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
 def lower_bound(sizes: dict, lifetimes: dict) -> int:
     """Peak, over the schedule, of the bytes alive at once (no plan can do better)."""
-    events = {}
+    events: dict[int, int] = {}
     for name, (start, end) in lifetimes.items():
         events[start] = events.get(start, 0) + _round_up(sizes[name])
         events[end + 1] = events.get(end + 1, 0) - _round_up(sizes[name])
@@ -38,21 +38,37 @@ def lower_bound(sizes: dict, lifetimes: dict) -> int:
     return peak
 
 
-def plan_memory(sizes: dict, lifetimes: dict) -> tuple[dict, MemoryReport]:
-    """Return ({buffer: offset}, MemoryReport). ``lifetimes`` maps each buffer
-    to (first step, last step), both inclusive."""
-    placed: list[tuple[int, int, tuple[int, int]]] = []   # (offset, size, lifetime)
+def _place(order: list, sizes: dict, lifetimes: dict) -> dict:
+    n = len(order)
+    starts, ends = np.empty(n, np.int64), np.empty(n, np.int64)
+    lows, highs = np.empty(n, np.int64), np.empty(n, np.int64)
     offsets = {}
-    for name in sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n)):
-        size, life = _round_up(sizes[name]), lifetimes[name]
-        busy = sorted((o, o + s) for o, s, l in placed if _overlap(l, life))
-        offset = 0
-        for start, end in busy:
-            if start - offset >= size:
-                break
-            offset = max(offset, end)
+    for k, name in enumerate(order):
+        size, (s, e) = _round_up(sizes[name]), lifetimes[name]
+        alive = (starts[:k] <= e) & (ends[:k] >= s)
+        busy = sorted(zip(lows[:k][alive].tolist(), highs[:k][alive].tolist()))
+        best, best_gap, top = None, None, 0
+        for lo, hi in busy:
+            gap = lo - top
+            if gap >= size and (best_gap is None or gap < best_gap):
+                best, best_gap = top, gap
+            top = max(top, hi)
+        offset = top if best is None else best
         offsets[name] = offset
-        placed.append((offset, size, life))
-    planned = max((o + s for o, s, _ in placed), default=0)
+        starts[k], ends[k], lows[k], highs[k] = s, e, offset, offset + size
+    return offsets
+
+
+def plan_memory(sizes: dict, lifetimes: dict) -> tuple[dict, MemoryReport]:
+    """Return ({storage: offset}, MemoryReport). ``lifetimes`` maps each storage
+    to (first step, last step), both inclusive."""
+    by_size = sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n))
+    by_start = sorted(sizes, key=lambda n: (lifetimes[n][0], -sizes[n], n))
+    best, best_top = {}, None
+    for order in (by_size, by_start):
+        offsets = _place(order, sizes, lifetimes)
+        top = max((o + _round_up(sizes[n]) for n, o in offsets.items()), default=0)
+        if best_top is None or top < best_top:
+            best, best_top = offsets, top
     naive = sum(_round_up(s) for s in sizes.values())
-    return offsets, MemoryReport(naive, lower_bound(sizes, lifetimes), planned)
+    return best, MemoryReport(naive, lower_bound(sizes, lifetimes), best_top or 0)

@@ -35,7 +35,14 @@ class Executor:
         self.program = program
         self.variables = {} if variables is None else variables
         self.arena = _aligned_arena(program.arena_bytes)
-        self.views = {name: self._view(b) for name, b in program.buffers.items()}
+        self.views = {}
+        for name, b in program.buffers.items():
+            if b.persistent and b.view_of is not None:
+                continue            # after its root, below
+            self.views[name] = self._view(b)
+        for name, b in program.buffers.items():
+            if name not in self.views:
+                self.views[name] = self.views[b.view_of].reshape(b.shape)
         self.calls = []
         for ins in program.instructions:
             if ins.kernel not in KERNELS:

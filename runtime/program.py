@@ -28,6 +28,7 @@ class Buffer:
     offset: int | None = None
     persistent: bool = False
     value: float | list | None = None     # constants only
+    view_of: str | None = None            # same bytes as that buffer, in this shape
 
     @property
     def nbytes(self) -> int:
@@ -43,6 +44,7 @@ class Instruction:
     outputs: list
     attrs: dict = field(default_factory=dict)
     node: str = ""                        # the graph node it comes from, for errors
+    inplace: list = field(default_factory=list)   # inputs whose bytes outputs[0] reuses
 
 
 @dataclass
@@ -93,10 +95,13 @@ class Program:
             attrs = "".join(f" {k}={v!r}" for k, v in sorted(ins.attrs.items()))
             outs = ", ".join(place(o) for o in ins.outputs) or "-"
             args = ", ".join(place(a) for a in ins.inputs)
-            lines.append(f"  {i:3d}  {outs} = {ins.kernel}({args}){attrs}")
+            same = f"  (in place of {', '.join(ins.inplace)})" if ins.inplace else ""
+            lines.append(f"  {i:3d}  {outs} = {ins.kernel}({args}){attrs}{same}")
         lines.append("  outputs: " + ", ".join(place(n) for n in self.outputs))
         lines.append("  buffers:")
         for b in sorted(self.buffers.values(), key=lambda b: (b.offset is None, b.offset or 0, b.name)):
             where = "persistent" if b.offset is None else f"[{b.offset}, {b.offset + b.nbytes})"
+            if b.view_of:
+                where += f" view of {b.view_of}"
             lines.append(f"    {b.name:32s} {str(b.shape):16s} {b.dtype:8s} {where}")
         return "\n".join(lines)

@@ -11,31 +11,35 @@ from __future__ import annotations
 
 from ..errors import OpShapeError
 from .base import (Attr, OpDef, elementwise_flops, fmt_shape, is_number, like_input, register,
-                   same_dtype)
+                   same_dtype, scratch_like)
 
 _same = like_input(0)
 
 
-def _unary(name, grad_op, reads, flops=1, attrs=None, doc=""):
-    """Register an elementwise activation whose gradient is `grad_op(dy, reads)`."""
+def _unary(name, grad_op, reads, flops=1, attrs=None, doc="", scratch=None, grad_scratch="same"):
+    """Register an elementwise activation whose gradient is `grad_op(dy, reads)`.
+
+    Both kernels may write over their operand 0 (the gradient over dy), using a
+    planned scratch buffer shaped like the result where they need one."""
     attrs = attrs or {}
 
     def vjp(ctx, ins, out, dy, a):
         saved = out if reads == "output" else ins[0]
         return [ctx.emit(grad_op, [dy, saved], **a)]
 
-    register(OpDef(name, 1, _same, kernel=name, fusion="elementwise", vjp=vjp,
-                   attrs=attrs, flops=elementwise_flops(flops), doc=doc))
-    register(OpDef(grad_op, 2, _same, kernel=grad_op, fusion="elementwise",
+    register(OpDef(name, 1, _same, kernel=name, fusion="elementwise", vjp=vjp, inplace=True,
+                   scratch=scratch, attrs=attrs, flops=elementwise_flops(flops), doc=doc))
+    register(OpDef(grad_op, 2, _same, kernel=grad_op, fusion="elementwise", inplace=True,
+                   scratch=scratch_like("out", dtypes=[grad_scratch]),
                    kind="gradient", attrs=attrs, flops=elementwise_flops(2),
                    doc=f"Gradient of {name}: dy times {name}' (from its {reads})."))
 
 
 _slope = Attr(0.01, lambda v: is_number(v) and 0 <= v < 1, "a slope in [0, 1)")
 
-_unary("relu", "relu_grad", "output", doc="max(x, 0)")
+_unary("relu", "relu_grad", "output", doc="max(x, 0)", grad_scratch="bool")
 _unary("leaky_relu", "leaky_relu_grad", "output", attrs={"alpha": _slope},
-       doc="x if x > 0 else alpha * x")
+       doc="x if x > 0 else alpha * x", scratch=scratch_like("out"))
 _unary("tanh", "tanh_grad", "output", flops=4, doc="tanh(x); tanh' = 1 - y^2")
 _unary("sigmoid", "sigmoid_grad", "output", flops=4, doc="1 / (1 + exp(-x)); y' = y (1 - y)")
 _unary("softplus", "softplus_grad", "input", flops=4, doc="log(1 + exp(x)); its derivative is sigmoid(x)")
@@ -45,8 +49,8 @@ def _identity_vjp(ctx, ins, out, dy, attrs):
     return [dy]
 
 
-register(OpDef("linear", 1, _same, kernel="copy", fusion="elementwise", vjp=_identity_vjp,
-               doc="The identity activation."))
+register(OpDef("linear", 1, _same, kernel=None, fusion="elementwise", vjp=_identity_vjp,
+               view=True, doc="The identity activation (a view: no kernel runs)."))
 
 _axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
 
@@ -63,8 +67,8 @@ def _softmax_vjp(ctx, ins, out, dy, attrs):
 
 
 register(OpDef("softmax", 1, _softmax_shape, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
-               attrs={"axis": _axis}, flops=elementwise_flops(5),
+               attrs={"axis": _axis}, flops=elementwise_flops(5), inplace=True,
                doc="exp(x) / sum(exp(x)) along axis, computed from x - max(x)."))
 register(OpDef("softmax_grad", 2, _same, kernel="softmax_grad", fusion="reduce",
-               kind="gradient", attrs={"axis": _axis}, flops=elementwise_flops(4),
+               kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis}, flops=elementwise_flops(4),
                doc="y * (dy - sum(dy * y)) along axis."))

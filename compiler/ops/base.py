@@ -51,7 +51,14 @@ class OpDef:
     flops: Callable[[list, Shape, dict], int] = lambda ins, out, a: 0
     kind: str = "compute"                # source | compute | gradient | loss | update
     mutates: tuple[int, ...] = ()        # operand ports an update op writes in place
+    inplace: bool = False                # the kernel may write its result over operand 0
+    view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
+    scratch: Callable | None = None      # (in_shapes, out_shape, attrs, dtype) -> [(shape, dtype)]
     doc: str = ""
+
+    def scratch_buffers(self, in_shapes, out_shape, attrs, dtype) -> list:
+        """Temporary buffers the kernel needs for one call, planned in the arena."""
+        return list(self.scratch(in_shapes, out_shape, attrs, dtype)) if self.scratch else []
 
     def check_attrs(self, attrs: dict) -> tuple[dict, list[str]]:
         """Fill defaults and check values; return (attrs, messages about bad ones)."""
@@ -161,6 +168,15 @@ def like_input(port: int = 0):
 def elementwise_flops(per_element: int = 1):
     """FLOPs rule: ``per_element`` operations for each output element."""
     return lambda ins, out, attrs: per_element * prod(out)
+
+
+def scratch_like(*ports_or_out, dtypes=None):
+    """Scratch rule: one buffer shaped like each named operand port (or "out")."""
+    def rule(in_shapes, out_shape, attrs, dtype):
+        shapes = [out_shape if p == "out" else in_shapes[p] for p in ports_or_out]
+        kinds = dtypes or [dtype] * len(shapes)
+        return [(s, d if d != "same" else dtype) for s, d in zip(shapes, kinds)]
+    return rule
 
 
 def is_pos_int(v) -> bool:

@@ -26,10 +26,10 @@ def _add_vjp(ctx, ins, out, dy, attrs):
     return grads
 
 
-register(OpDef("add", 2, _add_shape, kernel="add", fusion="broadcast", vjp=_add_vjp,
+register(OpDef("add", 2, _add_shape, kernel="add", fusion="broadcast", vjp=_add_vjp, inplace=True,
                flops=elementwise_flops(1), doc="a + b with NumPy broadcasting."))
 
-register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise",
+register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [dy] * len(ins),
                flops=lambda ins, out, a: (len(ins) - 1) * _size(out),
                doc="The sum of any number of same-shaped operands."))

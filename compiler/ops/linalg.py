@@ -79,7 +79,7 @@ def _bias_grad_shape(shapes, dtypes, attrs):
 _axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
 
 register(OpDef(
-    "bias_add", 2, _bias_add_shape, kernel="bias_add", fusion="broadcast",
+    "bias_add", 2, _bias_add_shape, kernel="bias_add", fusion="broadcast", inplace=True,
     vjp=_bias_add_vjp, attrs={"axis": _axis},
     flops=lambda ins, out, a: prod(out),
     doc="x + b, with b a vector along `axis` (the channel axis)."))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, register, same_dtype
+from .base import Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
 
 _reduction = Attr("mean", lambda v: v in ("mean", "sum"), "'mean' or 'sum'")
 
@@ -42,7 +42,7 @@ def _softmax_ce_shape(shapes, dtypes, attrs):
     return (), same_dtype(dtypes, 0)
 
 
-def _loss(name, shape_rule, attrs=None, flops=3, doc=""):
+def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad_scratch=()):
     attrs = {"reduction": _reduction, **(attrs or {})}
     grad = name + "_grad"
 
@@ -56,8 +56,10 @@ def _loss(name, shape_rule, attrs=None, flops=3, doc=""):
         return shapes[1], dtypes[1]
 
     register(OpDef(name, 2, shape_rule, kernel=name, fusion="reduce", vjp=vjp, kind="loss",
+                   scratch=scratch_like(*[0] * len(scratch), dtypes=list(scratch)),
                    attrs=attrs, flops=lambda ins, out, a: flops * prod(ins[0]), doc=doc))
     register(OpDef(grad, 3, grad_shape, kernel=grad, fusion="opaque", kind="gradient",
+                   scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    attrs=attrs, flops=lambda ins, out, a: 3 * prod(out),
                    doc=f"Gradient of {name} with respect to the prediction."))
 
@@ -67,7 +69,8 @@ _loss("l1", _pairwise_shape, doc="Mean (or sum) of |pred - target|.")
 _loss("softmax_cross_entropy", _softmax_ce_shape, flops=6,
       doc="Cross-entropy of softmax(logits) against class indices or one-hot rows; "
           "the mean (or sum) over rows.")
-_loss("binary_cross_entropy", _pairwise_shape, flops=6,
+_loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same"),
+      grad_scratch=("same",),
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
       doc="-(t log p + (1 - t) log(1 - p)), from probabilities p (clipped to "
           "[1e-7, 1 - 1e-7]) or, stably, from logits.")

@@ -1,5 +1,8 @@
 """Ops that change the shape, not the values: flatten and reshape.
 
+Both are views: the result is the operand's bytes under a new shape, so no
+kernel runs and no buffer is allocated.
+
 The batch symbol stays in place; every other dimension must account for the
 same number of elements.
 
@@ -38,9 +41,9 @@ def _back_to_input(ctx, ins, out, dy, attrs):
     return [ctx.emit("reshape", [dy], shape=ctx.shape(ins[0]))]
 
 
-register(OpDef("flatten", 1, _flatten_shape, kernel="copy", fusion="injective",
+register(OpDef("flatten", 1, _flatten_shape, kernel=None, fusion="injective", view=True,
                vjp=_back_to_input, doc="(N, d1, d2, ...) -> (N, d1*d2*...)"))
-register(OpDef("reshape", 1, _reshape_shape, kernel="copy", fusion="injective",
+register(OpDef("reshape", 1, _reshape_shape, kernel=None, fusion="injective", view=True,
                vjp=_back_to_input,
                attrs={"shape": Attr(check=lambda v: isinstance(v, (tuple, list)) and all(
                    d is None or (isinstance(d, int) and d > 0) for d in v),

@@ -15,7 +15,7 @@ place, the operands listed in ``mutates``. Published rules:
 from __future__ import annotations
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, is_number, register
+from .base import Attr, OpDef, fmt_shape, is_number, register, scratch_like
 
 
 def _update_shape(slots):
@@ -39,6 +39,7 @@ def _in_unit(v):
 
 register(OpDef(
     "sgd_update", None, _update_shape((3,)), kernel="sgd_update", kind="update", mutates=(0, 3),
+    scratch=scratch_like(0),
     attrs={"momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
            "nesterov": Attr(False, lambda v: isinstance(v, bool), "True or False")},
     flops=lambda ins, out, a: 4 * _n(ins[0]),
@@ -46,7 +47,7 @@ register(OpDef(
 
 register(OpDef(
     "adam_update", 6, _update_shape((3, 4)), kernel="adam_update", kind="update",
-    mutates=(0, 3, 4, 5),
+    mutates=(0, 3, 4, 5), scratch=scratch_like(0),
     attrs={"beta1": Attr(0.9, _in_unit, "beta1 in [0, 1)"),
            "beta2": Attr(0.999, _in_unit, "beta2 in [0, 1)"),
            "eps": Attr(1e-8, lambda v: is_number(v) and v > 0, "a positive epsilon")},

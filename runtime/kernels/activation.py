@@ -1,7 +1,9 @@
 """Activation kernels and their gradients, each pair side by side.
 
-Every kernel writes into its preallocated result; none allocates per call
-(the small row-wise reductions of softmax excepted).
+Every kernel writes into its preallocated result and is safe when the result is
+the same buffer as operand 0 (the planner runs them in place): it reads
+operand 0 before overwriting it, or goes through a planned scratch buffer,
+which arrives after the result in ``outs``.
 
 >>> import numpy as np
 >>> x, y = np.array([-1.0, 2.0]), np.empty(2)
@@ -20,31 +22,31 @@ def relu(ins, outs):
 
 
 def relu_grad(ins, outs):                      # dx = dy * (y > 0)
-    (dy, y), (dx,) = ins, outs
+    (dy, y), (dx, mask) = ins, outs
 
     def run():
-        np.greater(y, 0, out=dx)
-        np.multiply(dx, dy, out=dx)
+        np.greater(y, 0, out=mask)
+        np.multiply(dy, mask, out=dx)
     return run
 
 
-def leaky_relu(ins, outs, alpha=0.01):         # y = max(x, alpha x) for alpha < 1
-    (x,), (y,) = ins, outs
+def leaky_relu(ins, outs, alpha=0.01):         # y = max(x, alpha x), for 0 <= alpha < 1
+    (x,), (y, t) = ins, outs
 
     def run():
-        np.multiply(x, alpha, out=y)
-        np.maximum(x, y, out=y)
+        np.multiply(x, alpha, out=t)
+        np.maximum(x, t, out=y)
     return run
 
 
 def leaky_relu_grad(ins, outs, alpha=0.01):    # dx = dy * (1 if y > 0 else alpha)
-    (dy, y), (dx,) = ins, outs
+    (dy, y), (dx, t) = ins, outs
 
     def run():
-        np.greater(y, 0, out=dx)
-        np.multiply(dx, 1.0 - alpha, out=dx)
-        np.add(dx, alpha, out=dx)
-        np.multiply(dx, dy, out=dx)
+        np.greater(y, 0, out=t)
+        np.multiply(t, 1.0 - alpha, out=t)
+        np.add(t, alpha, out=t)
+        np.multiply(dy, t, out=dx)
     return run
 
 
@@ -53,12 +55,12 @@ def tanh(ins, outs):
 
 
 def tanh_grad(ins, outs):                      # dx = dy * (1 - y^2)
-    (dy, y), (dx,) = ins, outs
+    (dy, y), (dx, t) = ins, outs
 
     def run():
-        np.multiply(y, y, out=dx)
-        np.subtract(1.0, dx, out=dx)
-        np.multiply(dx, dy, out=dx)
+        np.multiply(y, y, out=t)
+        np.subtract(1.0, t, out=t)
+        np.multiply(dy, t, out=dx)
     return run
 
 
@@ -75,12 +77,12 @@ def sigmoid(ins, outs):
 
 
 def sigmoid_grad(ins, outs):                   # dx = dy * y * (1 - y)
-    (dy, y), (dx,) = ins, outs
+    (dy, y), (dx, t) = ins, outs
 
     def run():
-        np.subtract(1.0, y, out=dx)
-        np.multiply(dx, y, out=dx)
-        np.multiply(dx, dy, out=dx)
+        np.subtract(1.0, y, out=t)
+        np.multiply(t, y, out=t)
+        np.multiply(dy, t, out=dx)
     return run
 
 
@@ -89,11 +91,11 @@ def softplus(ins, outs):                       # log(1 + e^x), stable
 
 
 def softplus_grad(ins, outs):                  # dx = dy * sigmoid(x)
-    (dy, x), (dx,) = ins, outs
+    (dy, x), (dx, t) = ins, outs
 
     def run():
-        _sigmoid_into(x, dx)
-        np.multiply(dx, dy, out=dx)
+        _sigmoid_into(x, t)
+        np.multiply(dy, t, out=dx)
     return run
 
 
@@ -108,11 +110,11 @@ def softmax(ins, outs, axis=-1):
 
 
 def softmax_grad(ins, outs, axis=-1):          # dx = y * (dy - sum(dy * y))
-    (dy, y), (dx,) = ins, outs
+    (dy, y), (dx, t) = ins, outs
 
     def run():
-        np.multiply(dy, y, out=dx)
-        np.subtract(dy, dx.sum(axis=axis, keepdims=True), out=dx)
+        np.multiply(dy, y, out=t)
+        np.subtract(dy, t.sum(axis=axis, keepdims=True), out=dx)
         np.multiply(dx, y, out=dx)
     return run
 

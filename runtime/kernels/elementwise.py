@@ -1,4 +1,4 @@
-"""Kernels for add, add_n, sum_to and copy (reshape, flatten, linear).
+"""Kernels for add, add_n, sum_to, and the loss guard check_finite.
 
 >>> import numpy as np
 >>> x, y = np.arange(6.0).reshape(2, 3), np.empty(3)
@@ -36,12 +36,6 @@ def sum_to(ins, outs, shape):
     return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
 
 
-def copy(ins, outs, shape=None):
-    """y = x viewed in y's shape (reshape, flatten, linear); ``shape`` is y's."""
-    (x,), (y,) = ins, outs
-    return partial(np.copyto, y.reshape(x.shape), x)
-
-
 def check_finite(ins, outs, what=""):
     """Raise FloatingPointError when the value (a loss) is NaN or infinite."""
     (x,) = ins
@@ -52,5 +46,5 @@ def check_finite(ins, outs, what=""):
     return run
 
 
-KERNELS = {"add": add, "add_n": add_n, "sum_to": sum_to, "copy": copy,
+KERNELS = {"add": add, "add_n": add_n, "sum_to": sum_to,
            "check_finite": check_finite}

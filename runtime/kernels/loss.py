@@ -1,11 +1,11 @@
 """Loss kernels (prediction, target -> scalar) and their gradients.
 
-Scratch arrays the size of the prediction are allocated once, when the kernel
-is bound, so a training step allocates nothing of that size.
+Scratch arrays the size of the prediction are planned buffers that arrive after
+the result in ``outs``, so a training step allocates nothing of that size.
 
 >>> import numpy as np
 >>> p, t, out = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.empty(())
->>> mse([p, t], [out])(); float(out)
+>>> mse([p, t], [out, np.empty(2)])(); float(out)
 2.5
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ def _scale(reduction, count):
 
 
 def mse(ins, outs, reduction="mean"):
-    (p, t), (out,) = ins, outs
-    d, k = np.empty_like(p), _scale(reduction, p.size)
+    (p, t), (out, d) = ins, outs
+    k = _scale(reduction, p.size)
 
     def run():
         np.subtract(p, t, out=d)
@@ -40,8 +40,8 @@ def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
 
 
 def l1(ins, outs, reduction="mean"):
-    (p, t), (out,) = ins, outs
-    d, k = np.empty_like(p), _scale(reduction, p.size)
+    (p, t), (out, d) = ins, outs
+    k = _scale(reduction, p.size)
 
     def run():
         np.subtract(p, t, out=d)
@@ -68,8 +68,8 @@ def _log_softmax_into(z, out):
 
 
 def softmax_cross_entropy(ins, outs, reduction="mean"):
-    (z, labels), (out,) = ins, outs
-    logp, k = np.empty_like(z), _scale(reduction, z.shape[0])
+    (z, labels), (out, logp) = ins, outs
+    k = _scale(reduction, z.shape[0])
     rows = np.arange(z.shape[0])
     sparse = labels.dtype.kind in "iu"
 
@@ -98,8 +98,8 @@ def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - on
 
 
 def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
-    (p, t), (out,) = ins, outs
-    a, b, k = np.empty_like(p), np.empty_like(p), _scale(reduction, p.size)
+    (p, t), (out, a, b) = ins, outs
+    k = _scale(reduction, p.size)
 
     def run():
         if from_logits:                         # log(1 + e^z) - z t
@@ -116,9 +116,8 @@ def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
 
 
 def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
-    (dl, p, t), (dx,) = ins, outs
+    (dl, p, t), (dx, c) = ins, outs
     k = _scale(reduction, p.size)
-    c = np.empty_like(p)
 
     def run():
         if from_logits:                         # sigmoid(z) - t

@@ -1,11 +1,13 @@
 """Optimizer update kernels: they write the parameter and its slots in place.
 
-Operands arrive in the op's port order (param, grad, lr, slots...); the
-learning rate is a 0-d array read at every call, so a schedule can change it.
+Operands arrive in the op's port order (param, grad, lr, slots...); ``outs``
+holds the buffers written in place, then one planned scratch buffer shaped like
+the parameter. The learning rate is a 0-d array read at every call, so a
+schedule can change it without recompiling.
 
 >>> import numpy as np
 >>> p, g, lr = np.ones(2), np.full(2, 0.5), np.array(0.1)
->>> sgd_update([p, g, lr], [p])(); p
+>>> sgd_update([p, g, lr], [p, np.empty(2)])(); p
 array([0.95, 0.95])
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 def sgd_update(ins, outs, momentum=0.0, nesterov=False):
     p, g, lr = ins[:3]
     v = ins[3] if len(ins) > 3 else None
-    step = np.empty_like(p)
+    step = outs[-1]
 
     def run():
         if v is None:
@@ -36,7 +38,7 @@ def sgd_update(ins, outs, momentum=0.0, nesterov=False):
 
 def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8):
     p, g, lr, m, v, t = ins
-    s = np.empty_like(p)
+    s = outs[-1]
 
     def run():
         t[...] += 1.0

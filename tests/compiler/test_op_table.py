@@ -135,5 +135,5 @@ def test_every_op_is_covered():
 def test_fusion_kinds_and_kernels_are_declared():
     from runtime.kernels import KERNELS
     for name, op in OPS.items():
-        if op.kind != "source":
+        if op.kind != "source" and not op.view:
             assert op.kernel in KERNELS, f"{name}: kernel {op.kernel!r} missing from the runtime"

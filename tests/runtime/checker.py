@@ -1,52 +1,100 @@
 """An independent check of a Program's memory plan.
 
-It reads only the Program: when each arena buffer is first written and last
-read, from the instruction list itself. No two buffers alive at the same time
-may share a byte. (It shares no code with compiler/plan.py.)"""
+It reads only the Program: which instruction writes and reads each buffer,
+the views it declares and the in-place writes it declares. It shares no code
+with compiler/plan.py or compiler/emit.py. The rules:
+
+- a view (``view_of``) and its source are one storage, at one offset;
+- an in-place result and the input it overwrites are one storage, and no later
+  instruction may read that input (or a view of it);
+- two different storages alive at the same step never share a byte."""
 from __future__ import annotations
 
 
-def live_ranges(program):
+class _Groups:
+    def __init__(self):
+        self.parent = {}
+
+    def find(self, x):
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a, b):
+        self.parent[self.find(a)] = self.find(b)
+
+
+def storages(program):
+    """(group of each arena buffer, problems found with views and in-place writes)."""
+    groups, problems = _Groups(), []
+    arena = {n: b for n, b in program.buffers.items() if b.offset is not None}
+    for name, b in arena.items():
+        groups.find(name)
+        if b.view_of:
+            groups.union(name, b.view_of)
+    for i, ins in enumerate(program.instructions):
+        for src in ins.inplace:
+            g = groups.find(src)
+            later = [j for j, other in enumerate(program.instructions[i + 1:], i + 1)
+                     if any(groups.find(r) == g for r in other.inputs if r in arena)]
+            if later:
+                problems.append(f"{ins.outputs[0]} overwrites {src}, which instruction {later[0]} reads")
+            groups.union(ins.outputs[0], src)
+    by_group = {}
+    for name in arena:
+        by_group.setdefault(groups.find(name), []).append(name)
+    for members in by_group.values():
+        if len({arena[m].offset for m in members}) > 1:
+            problems.append(f"buffers {members} share storage but not an offset")
+    return by_group, problems
+
+
+def live_ranges(program, by_group):
     n = len(program.instructions)
     ranges = {}
-    for name, b in program.buffers.items():
-        if b.offset is None:
-            continue
-        if name in program.inputs:
-            start = -1
-        else:
-            writes = [i for i, ins in enumerate(program.instructions) if name in ins.outputs]
-            assert writes, f"arena buffer {name} is never written"
-            start = writes[0]
-        reads = [i for i, ins in enumerate(program.instructions) if name in ins.inputs]
-        end = n if name in program.outputs or name in program.inputs else max(reads + [start])
-        ranges[name] = (start, end)
+    for g, members in by_group.items():
+        writes = [i for i, ins in enumerate(program.instructions) if set(members) & set(ins.outputs)]
+        reads = [i for i, ins in enumerate(program.instructions) if set(members) & set(ins.inputs)]
+        fed = set(members) & set(program.inputs)
+        start = -1 if fed else min(writes, default=None)
+        assert start is not None, f"storage {members} is read but never written"
+        kept = fed or set(members) & set(program.outputs)
+        ranges[g] = (start, n if kept else max(reads + writes + [start]))
     return ranges
 
 
-def overlapping_buffers(program) -> list[tuple[str, str]]:
-    """Pairs of buffers alive at the same time whose bytes overlap (should be none)."""
-    ranges = live_ranges(program)
-    names = sorted(ranges)
-    bad = []
+def overlapping_buffers(program) -> list:
+    """Problems with the plan (an empty list when it is sound)."""
+    by_group, problems = storages(program)
+    ranges = live_ranges(program, by_group)
+    size = {g: max(program.buffers[m].nbytes for m in ms) for g, ms in by_group.items()}
+    offset = {g: program.buffers[ms[0]].offset for g, ms in by_group.items()}
+    names = sorted(by_group)
     for i, a in enumerate(names):
-        ba, (sa, ea) = program.buffers[a], ranges[a]
         for b in names[i + 1:]:
-            bb, (sb, eb) = program.buffers[b], ranges[b]
-            alive_together = sa <= eb and sb <= ea
-            share_bytes = ba.offset < bb.offset + bb.nbytes and bb.offset < ba.offset + ba.nbytes
-            if alive_together and share_bytes and ba.nbytes and bb.nbytes:
-                bad.append((a, b))
-    return bad
+            (sa, ea), (sb, eb) = ranges[a], ranges[b]
+            if sa <= eb and sb <= ea and size[a] and size[b] and \
+                    offset[a] < offset[b] + size[b] and offset[b] < offset[a] + size[a]:
+                problems.append((a, b))
+    return problems
 
 
 def unplanned(program):
-    """The same program with every arena buffer at its own offset (no reuse)."""
+    """The same program with every arena buffer at its own offset: no reuse, no
+    views or in-place writes sharing bytes (view kernels do not exist, so a view
+    keeps its source's offset)."""
     from copy import deepcopy
     p = deepcopy(program)
     offset = 0
     for b in p.buffers.values():
-        if b.offset is not None:
+        if b.offset is not None and not b.view_of:
             b.offset = offset
             offset += (b.nbytes + 63) // 64 * 64
+    for b in p.buffers.values():
+        if b.offset is not None and b.view_of:
+            b.offset = p.buffers[b.view_of].offset
+    for ins in p.instructions:
+        ins.inplace = []
     return p

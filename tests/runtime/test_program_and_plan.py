@@ -98,3 +98,23 @@ def test_random_dags_plan_without_overlap_and_run_as_unplanned(ops, batch):
     for k in outputs:
         assert np.array_equal(a[k], b[k])
 
+
+
+def test_view_of_a_result_computed_in_place():
+    """flatten(relu(bias_add(...))): relu runs over bias_add's bytes, and the
+    flatten view must follow it there."""
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 2, 3), dtype="float64")
+    add_op(g, "b", "constant", [], value=[1.0, -1.0, 0.5], shape=(3,), dtype="float64")
+    add_op(g, "s", "bias_add", ["x", "b"], axis=-1)
+    add_op(g, "t", "tanh", ["s"])
+    add_op(g, "r", "relu", ["t"])
+    add_op(g, "f", "flatten", ["r"])
+    add_op(g, "y", "tanh", ["f"])
+    g = check_graph(g, ["y"])
+    program = emit_program(g, ["y"], 4)
+    assert [i.inplace for i in program.instructions] == [[], ["s"], ["t"], ["f"]]
+    assert overlapping_buffers(program) == []
+    x = np.random.default_rng(0).normal(size=(4, 2, 3))
+    expected = np.tanh(np.maximum(np.tanh(x + [1.0, -1.0, 0.5]), 0)).reshape(4, 6)
+    np.testing.assert_allclose(Executor(program).run({"x": x})["y"], expected, rtol=1e-14)
