@@ -25,7 +25,8 @@ import networkx as nx
 
 from .errors import GraphError, Problem
 from .infer import infer_node
-from .ir import add_op, op_attrs, operands, unique_name
+from .ir import (add_op, ancestors_of, copy_graph, descendants_of, op_attrs, operands,
+                 unique_name)
 from .ops import OPS
 
 
@@ -53,15 +54,12 @@ def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
     """Return (graph with gradient nodes, {name in wrt: its gradient node}).
 
     ``g`` must already carry shapes; ``loss`` must be a scalar."""
-    g = g.copy()
+    g = copy_graph(g)
     if g.nodes[loss]["shape"] != ():
         raise GraphError([Problem(loss, g.nodes[loss]["op"],
                                   f"the loss must be a scalar, got shape {g.nodes[loss]['shape']}")])
     # Only nodes on a path from some parameter to the loss need a gradient.
-    needs = set(wrt)
-    for w in wrt:
-        needs |= nx.descendants(g, w)
-    needs &= nx.ancestors(g, loss) | {loss}
+    needs = descendants_of(g, wrt) & ancestors_of(g, [loss])
 
     seed = unique_name(g, f"{loss}/grad_seed")
     add_op(g, seed, "constant", [], value=1.0, shape=(), dtype=g.nodes[loss]["dtype"], role="backward")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .errors import OpShapeError, Problem, raise_problems
-from .ir import op_attrs, operands
+from .ir import copy_graph, op_attrs, operands
 from .ops import OPS, fmt_shape
 
 
@@ -39,9 +39,9 @@ def describe_operands(g: nx.MultiDiGraph, node: str) -> str:
     return ", ".join(parts) or "no operands"
 
 
-def infer_shapes(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+def infer_shapes(g: nx.MultiDiGraph, copy: bool = True) -> nx.MultiDiGraph:
     """Annotate every node of (a copy of) ``g`` with ``shape`` and ``dtype``."""
-    g = g.copy()
+    g = copy_graph(g) if copy else g
     failed: set[str] = set()
     problems: list[Problem] = []
     for node in nx.topological_sort(g):

@@ -36,8 +36,36 @@ def add_op(g: nx.MultiDiGraph, name: str, op: str, inputs: list[str], **attrs) -
 
 def operands(g: nx.MultiDiGraph, node: str) -> list[str]:
     """The operands of ``node``, ordered by port."""
-    edges = sorted(g.in_edges(node, data="port"), key=lambda e: e[2])
-    return [src for src, _, _ in edges]
+    pred = g._pred[node]          # networkx's storage, read directly: this is hot
+    if len(pred) == 1:
+        (src, keyed), = pred.items()
+        if len(keyed) == 1:
+            return [src]
+    edges = sorted((data["port"], src) for src, keyed in pred.items() for data in keyed.values())
+    return [src for _, src in edges]
+
+
+def copy_graph(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A copy of ``g`` whose node and edge attribute dicts are new (values shared).
+
+    Same result as ``g.copy()``, several times faster on large graphs: it builds
+    the adjacency by dict comprehension instead of one ``add_edge`` per edge."""
+    # networkx's own storage (stable since networkx 2.0): _node holds node
+    # attributes, _succ/_pred the adjacency, one edge-data dict per edge shared
+    # by both directions. Reading the dicts directly avoids the view layers.
+    h = nx.MultiDiGraph()
+    h.graph.update(g.graph)
+    h._node.update((n, dict(d)) for n, d in g._node.items())
+    succ, pred = h._succ, h._pred
+    for n in g._node:
+        succ[n], pred[n] = {}, {}
+    for u, nbrs in g._succ.items():
+        su = succ[u]
+        for v, keyed in nbrs.items():
+            edges = {k: dict(d) for k, d in keyed.items()}
+            su[v] = edges
+            pred[v][u] = edges
+    return h
 
 
 def consumers(g: nx.MultiDiGraph, node: str) -> list[str]:
@@ -66,8 +94,21 @@ def unique_name(g: nx.MultiDiGraph, base: str) -> str:
 
 
 def ancestors_of(g: nx.MultiDiGraph, outputs: list[str]) -> set[str]:
-    """The outputs and every node they depend on."""
-    keep = set(outputs)
-    for out in outputs:
-        keep |= nx.ancestors(g, out)
-    return keep
+    """The outputs and every node they depend on (one walk for all of them)."""
+    return _reach(g.pred, outputs)
+
+
+def descendants_of(g: nx.MultiDiGraph, sources: list[str]) -> set[str]:
+    """The sources and every node that depends on one of them."""
+    return _reach(g.succ, sources)
+
+
+def _reach(adjacency, starts) -> set:
+    seen = set(starts)
+    stack = list(seen)
+    while stack:
+        for nxt in adjacency[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen

@@ -2,7 +2,8 @@
 
     check_graph      validate + infer_shapes   (once per model)
     training_graph   differentiate + append_updates + prune   (once per model)
-    emit_program     schedule + plan_memory + emit   (once per batch size)
+    build_program    lower, then emit_program: schedule + plan_memory + emit
+                     (once per batch size)
 
 >>> from compiler.ir import new_graph, add_op
 >>> g = new_graph()
@@ -20,28 +21,37 @@ from .autodiff import differentiate
 from .emit import emit_program
 from .errors import GraphError, Problem
 from .infer import infer_shapes
-from .ir import ancestors_of
+from .ir import ancestors_of, copy_graph
+from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
+from .lower import lower
 from .updates import append_updates
 from .validate import validate
 
 
-def check_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
-    """Validate the structure, then infer every shape; raise with all problems."""
-    return infer_shapes(validate(g, outputs))
+def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
+    """Validate the structure, then infer every shape; raise with all problems.
+    ``copy=False`` annotates ``g`` itself (for a caller that owns it)."""
+    return infer_shapes(validate(g, outputs, copy), copy=False)
 
 
 def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
-    """Dead-code elimination: keep only the roots and what they depend on."""
-    return g.subgraph(ancestors_of(g, roots)).copy()
+    """Dead-code elimination: keep only the roots and what they depend on.
+    (Returns ``g`` itself when nothing is dead: every pass copies before it writes.)"""
+    keep = ancestors_of(g, roots)
+    return g if len(keep) == len(g) else copy_graph(g.subgraph(keep))
 
 
 def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer: dict,
-                   params: list[str] | None = None) -> tuple[nx.MultiDiGraph, list[str]]:
+                   params: list[str] | None = None, fuse: bool = True
+                   ) -> tuple[nx.MultiDiGraph, list[str]]:
     """Append gradients of ``loss`` and one optimizer update per trainable param.
 
     Returns (graph, update node names); the graph keeps only what the outputs,
-    the loss and the updates need."""
+    the loss and the updates need. With ``fuse``, softmax + cross-entropy
+    become one stable op first."""
     g = prune(g, [loss, *outputs])
+    if fuse:
+        g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs])
     if params is None:
         params = [n for n, d in g.nodes(data=True)
                   if d["op"] == "param" and d.get("trainable", True)]
@@ -49,16 +59,26 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
         raise GraphError([Problem(loss, g.nodes[loss]["op"], "no trainable parameter reaches "
                                   "this loss; there is nothing to train")])
     g, grads = differentiate(g, loss, params)
-    g, updates = append_updates(g, grads, optimizer)
+    g, updates = append_updates(g, grads, optimizer, copy=False)   # g is ours already
     return prune(g, [loss, *outputs, *updates]), updates
 
 
+def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
+                  guard: tuple[str, ...] = (), fuse: bool = True):
+    """Fuse, lower and emit a checked (and possibly differentiated) graph.
+
+    ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
+    if fuse:
+        g = fuse_epilogues(g, outputs)
+    return emit_program(lower(g), outputs, batch_size, guard=guard, inplace=fuse)
+
+
 def compile_graph(g: nx.MultiDiGraph, outputs: list[str], batch_size: int, *,
-                  loss: str | None = None, optimizer: dict | None = None):
+                  loss: str | None = None, optimizer: dict | None = None, fuse: bool = True):
     """All passes at once: a Program computing ``outputs`` (and, with a loss and
     an optimizer, one training step)."""
     g = check_graph(g, [*outputs, *([loss] if loss else [])])
     if optimizer is not None:
-        g, _ = training_graph(g, loss, outputs, optimizer)
-        return emit_program(g, [loss, *outputs], batch_size, guard=(loss,))
-    return emit_program(prune(g, outputs), outputs, batch_size)
+        g, _ = training_graph(g, loss, outputs, optimizer, fuse=fuse)
+        return build_program(g, [loss, *outputs], batch_size, guard=(loss,), fuse=fuse)
+    return build_program(prune(g, outputs), outputs, batch_size, fuse=fuse)

@@ -46,14 +46,16 @@ def _place(order: list, sizes: dict, lifetimes: dict) -> dict:
     for k, name in enumerate(order):
         size, (s, e) = _round_up(sizes[name]), lifetimes[name]
         alive = (starts[:k] <= e) & (ends[:k] >= s)
-        busy = sorted(zip(lows[:k][alive].tolist(), highs[:k][alive].tolist()))
-        best, best_gap, top = None, None, 0
-        for lo, hi in busy:
-            gap = lo - top
-            if gap >= size and (best_gap is None or gap < best_gap):
-                best, best_gap = top, gap
-            top = max(top, hi)
-        offset = top if best is None else best
+        lo, hi = lows[:k][alive], highs[:k][alive]
+        offset = 0
+        if lo.size:
+            by_offset = np.argsort(lo, kind="stable")
+            lo, hi = lo[by_offset], hi[by_offset]
+            top = np.maximum.accumulate(hi)                 # highest end so far
+            below = np.concatenate(([0], top[:-1]))         # free from here...
+            gaps = lo - below                               # ...up to the next start
+            fits = np.flatnonzero(gaps >= size)
+            offset = int(below[fits[np.argmin(gaps[fits])]]) if fits.size else int(top[-1])
         offsets[name] = offset
         starts[k], ends[k], lows[k], highs[k] = s, e, offset, offset + size
     return offsets

@@ -14,7 +14,7 @@ import networkx as nx
 
 from .errors import GraphError
 from .infer import infer_node
-from .ir import add_op
+from .ir import add_op, copy_graph
 from .ops import OPS
 
 LR_NODE = "optimizer/lr"
@@ -40,9 +40,9 @@ def _rule(spec):
     return _RULES[spec["name"]]
 
 
-def append_updates(g: nx.MultiDiGraph, grads: dict[str, str], spec: dict):
+def append_updates(g: nx.MultiDiGraph, grads: dict[str, str], spec: dict, copy: bool = True):
     """Return (graph with one update node per parameter, [update node names])."""
-    g = g.copy()
+    g = copy_graph(g) if copy else g
     op, _, hyper = _rule(spec)
     dtype = next(iter(g.nodes[p]["dtype"] for p in grads)) if grads else "float32"
     if LR_NODE not in g:

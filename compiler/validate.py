@@ -18,7 +18,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .errors import GraphError, Problem
-from .ir import META_KEYS
+from .ir import META_KEYS, ancestors_of, copy_graph
 from .ops import OPS
 
 
@@ -50,13 +50,16 @@ def _check_operands(g, node, op) -> list[str]:
     return bad
 
 
-def validate(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+def validate(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
     """Check the structure of ``g`` for the given outputs; raise GraphError listing
-    every problem, or return a copy with attribute defaults filled in."""
+    every problem, or return a copy with attribute defaults filled in
+    (``copy=False``: fill them in ``g`` itself)."""
     problems: list[Problem] = []
-    g = g.copy()
+    # A hand-built DiGraph becomes a MultiDiGraph (that conversion is a copy).
     if not isinstance(g, nx.MultiDiGraph):
         g = nx.MultiDiGraph(g)
+    elif copy:
+        g = copy_graph(g)
     for out in outputs:
         if out not in g:
             problems.append(Problem(str(out), None, "is requested as an output but is not in the graph"))
@@ -89,9 +92,7 @@ def validate(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
         data.update(filled)
     present = [o for o in outputs if o in g]
     if present and not any(p.message.startswith("is part of a cycle") for p in problems):
-        reach = set(present)
-        for out in present:
-            reach |= nx.ancestors(g, out)
+        reach = ancestors_of(g, present)
         for node in g.nodes:
             if node not in reach:
                 problems.append(_problem(g, node, "does not reach any output; remove it or "

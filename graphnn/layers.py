@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from compiler.errors import Problem, ShapeError
+from compiler.ops import fmt_shape
+
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "softplus", "softmax")
 
 
@@ -44,6 +47,11 @@ class LayerMethods:
         finally:
             self._groups.pop()
 
+    def _fail(self, node, op, message):
+        """Raise a ShapeError about a layer, at the user's line."""
+        from .graph import _user_source
+        raise ShapeError([Problem(node, op, message, _user_source(), kind="shape")])
+
     def _layer_name(self, name, kind):
         if name is not None:
             return name
@@ -71,15 +79,131 @@ class LayerMethods:
             raise ValueError(f"dense: units must be a positive int, got {units!r}")
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(f"dense: unknown activation {activation!r}; expected one of {ACTIVATIONS}")
-        with self.block(self._layer_name(name, "dense")):
+        name = self._layer_name(name, "dense")
+        if len(x.shape) != 2:
+            self._fail(name, "dense", f"expected input of shape (N, features), got "
+                       f"{fmt_shape(x.shape)} from {x.name!r}; flatten it first")
+        with self.block(name):
             w = self.param("W", (x.shape[-1], units), init=kernel_init)
             y = self.op("matmul", [x, w], name="matmul")
-            if use_bias:
-                y = self.op("bias_add", [y, self.param("b", (units,), init=bias_init)],
-                             name="bias_add")
-            if activation not in (None, "linear"):
-                y = self.activation(y, activation)
+            y = self._bias_and_activation(y, units, use_bias, bias_init, activation, axis=-1)
         return y
+
+    def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
+               activation: str | None = None, use_bias: bool = True, name: str | None = None,
+               kernel_init: str = "glorot_uniform", bias_init: str = "zeros"):
+        """2-D convolution of (N, C, H, W) images, PyTorch's layout; weight (filters, C, KH, KW).
+
+        ``padding`` is "valid", "same", an int, (pad_h, pad_w) or (top, bottom, left, right).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("img", (None, 1, 28, 28))
+        >>> g.conv2d(x, 16, 3, padding="same", activation="relu").shape
+        (None, 16, 28, 28)
+        """
+        x = self._tensor(x)
+        name = self._layer_name(name, "conv2d")
+        self._check_filters(name, "conv2d", filters, activation)
+        if len(x.shape) != 4:
+            self._fail(name, "conv2d", f"expected input of shape (N, C, H, W), got "
+                       f"{fmt_shape(x.shape)} from {x.name!r}")
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        with self.block(name):
+            w = self.param("W", (filters, x.shape[1], kh, kw), init=kernel_init)
+            y = self.op("conv2d", [x, w], name="conv", strides=strides, padding=padding,
+                        dilation=dilation)
+            y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
+        return y
+
+    def conv1d(self, x, filters: int, kernel_size: int, strides: int = 1, padding="valid",
+               dilation: int = 1, activation: str | None = None, use_bias: bool = True,
+               name: str | None = None, kernel_init: str = "glorot_uniform",
+               bias_init: str = "zeros"):
+        """1-D convolution of (N, C, L) sequences; weight (filters, C, K). Runs as a
+        2-D convolution of (N, C, 1, L) (the reshapes are views, free at run time).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("seq", (None, 4, 50))
+        >>> g.conv1d(x, 8, 5, strides=2).shape
+        (None, 8, 23)
+        """
+        x = self._tensor(x)
+        name = self._layer_name(name, "conv1d")
+        self._check_filters(name, "conv1d", filters, activation)
+        if len(x.shape) != 3:
+            self._fail(name, "conv1d", f"expected input of shape (N, C, L), got "
+                       f"{fmt_shape(x.shape)} from {x.name!r}")
+        pad = padding if isinstance(padding, str) else (0, 0, padding, padding)
+        with self.block(name):
+            w = self.param("W", (filters, x.shape[1], kernel_size), init=kernel_init)
+            image = self.op("reshape", [x], name="as_image", shape=(x.shape[0], x.shape[1], 1, x.shape[2]))
+            w4 = self.op("reshape", [w], name="W_2d", shape=(filters, x.shape[1], 1, kernel_size))
+            y = self.op("conv2d", [image, w4], name="conv", strides=(1, strides), padding=pad,
+                        dilation=(1, dilation))
+            y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
+            y = self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], filters, y.shape[3]))
+        return y
+
+    def _check_filters(self, name, op, filters, activation):
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(f"{op} {name!r}: filters must be a positive int, got {filters!r}")
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ValueError(f"{op} {name!r}: unknown activation {activation!r}; "
+                             f"expected one of {ACTIVATIONS}")
+
+    def _bias_and_activation(self, y, units, use_bias, bias_init, activation, axis):
+        if use_bias:
+            b = self.param("b", (units,), init=bias_init)
+            y = self.op("bias_add", [y, b], name="bias_add", axis=axis)
+        if activation not in (None, "linear"):
+            y = self.activation(y, activation)
+        return y
+
+    def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
+        """Maximum over windows of (N, C, H, W); strides default to the pool size.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("img", (None, 3, 28, 28))
+        >>> g.max_pool2d(x, 2).shape
+        (None, 3, 14, 14)
+        """
+        return self.op("max_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
+                       padding=padding)
+
+    def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
+        """Mean over windows of (N, C, H, W) (zero padding counts, as in PyTorch)."""
+        return self.op("avg_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
+                       padding=padding)
+
+    def _pool1d(self, op, x, pool_size, strides, padding, name):
+        x = self._tensor(x)
+        name = self._layer_name(name, op.replace("2d", "1d"))
+        if len(x.shape) != 3:
+            self._fail(name, op, f"expected input of shape (N, C, L), got {fmt_shape(x.shape)}")
+        pad = padding if isinstance(padding, str) else (0, 0, padding, padding)
+        with self.block(name):
+            image = self.op("reshape", [x], name="as_image", shape=(x.shape[0], x.shape[1], 1, x.shape[2]))
+            y = self.op(op, [image], name="pool", pool_size=(1, pool_size),
+                        strides=(1, strides or pool_size), padding=pad)
+            return self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], y.shape[1], y.shape[3]))
+
+    def max_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
+        """Maximum over windows of (N, C, L) sequences.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("seq", (None, 3, 10))
+        >>> g.max_pool1d(x, 2).shape
+        (None, 3, 5)
+        """
+        return self._pool1d("max_pool2d", x, pool_size, strides, padding, name)
+
+    def avg_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
+        """Mean over windows of (N, C, L) sequences."""
+        return self._pool1d("avg_pool2d", x, pool_size, strides, padding, name)
+
+    def global_avg_pool(self, x, name=None):
+        """Mean over H and W: (N, C, H, W) -> (N, C)."""
+        return self.op("global_avg_pool", [x], name=name)
 
     def activation(self, x, kind: str, name: str | None = None, **attrs):
         """Apply an activation by name ('relu', 'tanh', ...)."""
@@ -153,6 +277,12 @@ class LayerMethods:
     def softmax_cross_entropy(self, logits, labels, reduction: str = "mean", name=None):
         """Cross-entropy of softmax(logits) against integer labels or one-hot rows."""
         return self.op("softmax_cross_entropy", [logits, labels], name=name, reduction=reduction)
+
+    def cross_entropy(self, probs, labels, reduction: str = "mean", name=None):
+        """Cross-entropy of probabilities (a softmax's output) against labels or
+        one-hot rows. Compiled after a softmax, the pair becomes one stable
+        softmax_cross_entropy kernel."""
+        return self.op("cross_entropy", [probs, labels], name=name, reduction=reduction)
 
     def binary_cross_entropy(self, pred, target, from_logits: bool = False,
                              reduction: str = "mean", name=None):

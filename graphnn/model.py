@@ -21,9 +21,9 @@ import zlib
 
 import numpy as np
 
-from compiler import GraphError, check_graph, emit_program, prune, training_graph
+from compiler import GraphError, build_program, check_graph, prune, training_graph
 from compiler.errors import Problem
-from compiler.ir import add_op
+from compiler.ir import add_op, copy_graph
 from compiler.ops import OPS
 from runtime import Executor
 
@@ -35,6 +35,7 @@ from .training import History, Batches, check_targets, prepare_inputs, print_epo
 LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
           "softmax_cross_entropy": "softmax_cross_entropy",
           "cross_entropy": "softmax_cross_entropy",
+          "categorical_cross_entropy": "cross_entropy",
           "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
 TARGET = "target"
 LOSS = "loss"
@@ -83,9 +84,13 @@ class Model:
             raise GraphError(problems)
 
     # ------------------------------------------------------------------ compile
-    def compile(self, loss, optimizer="adam", metrics=None) -> None:
+    def compile(self, loss, optimizer="adam", metrics=None, fuse: bool = True) -> None:
         """Choose the loss (a name applied to the first output, or a loss tensor of
-        the graph), the optimizer (name or ``graphnn.optim`` instance) and metrics."""
+        the graph), the optimizer (name or ``graphnn.optim`` instance) and metrics.
+
+        ``fuse=False`` compiles one kernel per op, without in-place writes: slower,
+        for comparison and for finding the op behind a problem."""
+        self.fuse = bool(fuse)
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} "
@@ -114,11 +119,11 @@ class Model:
         if self._loss[0] == "node":
             loss = self._loss[1]
             return g, loss
-        g = g.copy()
+        g = copy_graph(g)
         shape, dtype = target_spec
         add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
         add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
-        return check_graph(g, [LOSS, *self.outputs]), LOSS
+        return check_graph(g, [LOSS, *self.outputs], copy=False), LOSS
 
     def _targets(self) -> list[str]:
         if self._loss[0] == "name":
@@ -130,7 +135,7 @@ class Model:
     def _build(self, target_spec):
         if target_spec not in self._built:
             g, loss = self._loss_graph(target_spec)
-            train, _ = training_graph(g, loss, self.outputs, self.optimizer.spec())
+            train, _ = training_graph(g, loss, self.outputs, self.optimizer.spec(), fuse=self.fuse)
             for name, d in train.nodes(data=True):
                 if d["op"] == "state" and name not in self.variables:
                     self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
@@ -138,21 +143,26 @@ class Model:
                                         "loss": loss}
         return self._built[target_spec]
 
-    def _executor(self, purpose: str, batch: int, target_spec=None) -> Executor:
-        key = (purpose, batch, target_spec)
+    def _executor(self, purpose: str, batch: int, target_spec=None, fuse=None) -> Executor:
+        key = (purpose, batch, target_spec, fuse)
         if key not in self._executors:
-            self._executors[key] = Executor(self.program(purpose, batch, target_spec), self.variables)
+            program = self.program(purpose, batch, target_spec, fuse)
+            self._executors[key] = Executor(program, self.variables)
         return self._executors[key]
 
-    def program(self, purpose: str = "predict", batch_size: int = 1, target_spec=None):
-        """The compiled Program for 'train', 'eval' or 'predict' at one batch size."""
+    def program(self, purpose: str = "predict", batch_size: int = 1, target_spec=None,
+                fuse: bool | None = None):
+        """The compiled Program for 'train', 'eval' or 'predict' at one batch size
+        (fused as compiled, unless ``fuse`` says otherwise)."""
+        fuse = getattr(self, "fuse", True) if fuse is None else fuse
         if purpose == "predict":
-            return emit_program(prune(self._checked, self.outputs), self.outputs, batch_size)
+            return build_program(prune(self._checked, self.outputs), self.outputs, batch_size,
+                                 fuse=fuse)
         self._require_compiled()
         built = self._build(target_spec or self._default_target_spec())
         outs = [built["loss"], *self.outputs]
-        return emit_program(built[purpose], outs, batch_size,
-                            guard=(built["loss"],) if purpose == "train" else ())
+        return build_program(built[purpose], outs, batch_size, fuse=fuse,
+                             guard=(built["loss"],) if purpose == "train" else ())
 
     def _default_target_spec(self):
         if self._loss == ("name", "softmax_cross_entropy"):
@@ -208,7 +218,7 @@ class Model:
             for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
                 ex = self._executor("train", len(idx), spec)
                 for name, array in feeds.items():
-                    np.take(array, idx, axis=0, out=ex.views[name])
+                    np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
                 try:
                     ex.step()
                 except FloatingPointError as e:
@@ -235,7 +245,8 @@ class Model:
         return 0.5
 
     def _diagnose(self, train_ex, spec, where, error):
-        ex = self._executor("eval", train_ex.program.batch_size, spec)
+        # Unfused, so the culprit is the op the user wrote, not a fused kernel.
+        ex = self._executor("eval", train_ex.program.batch_size, spec, fuse=False)
         found = ex.first_non_finite({k: train_ex.views[k] for k in train_ex.program.inputs})
         culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
             "no non-finite value found when re-running the forward pass"
@@ -252,7 +263,7 @@ class Model:
         for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
             ex = self._executor("eval", len(idx), spec)
             for name, array in feeds.items():
-                np.take(array, idx, axis=0, out=ex.views[name])
+                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
             ex.step()
             totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
                        self._first_target(ex), len(idx), self._threshold())
@@ -271,7 +282,7 @@ class Model:
         for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
             ex = self._executor("predict", len(idx))
             for name, array in feeds.items():
-                np.take(array, idx, axis=0, out=ex.views[name])
+                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
             ex.step()
             if results is None:
                 results = [np.empty((n, *ex.views[o].shape[1:]), ex.views[o].dtype) for o in self.outputs]

@@ -14,6 +14,7 @@ True
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from math import prod
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from compiler.autodiff import differentiate
-from compiler.emit import emit_program
+from compiler.pipeline import build_program
 from compiler.pipeline import check_graph
 from compiler.ir import add_op, new_graph
 from runtime import Executor
@@ -55,7 +55,7 @@ def one_op_graph(op: str, operands: list, attrs: dict, *, as_params: tuple = (),
 
 def run(g, outputs: list, batch: int, feeds: dict, variables: dict | None = None) -> dict:
     """Compile ``outputs`` of ``g`` at ``batch`` and run once; copies of the outputs."""
-    ex = Executor(emit_program(g, outputs, batch), variables)
+    ex = Executor(build_program(g, outputs, batch), variables)
     return {k: np.array(v) for k, v in ex.run(feeds).items()}
 
 
@@ -65,7 +65,7 @@ def gradient_check(g, loss: str, params: dict, feeds: dict, batch: int, h: float
     g2, grads = differentiate(g, loss, list(params))
     variables = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     analytic = run(g2, [loss, *grads.values()], batch, feeds, variables)
-    forward = Executor(emit_program(g, [loss], batch), variables)
+    forward = Executor(build_program(g, [loss], batch), variables)
 
     def f():
         return float(forward.run(feeds)[loss])

@@ -4,4 +4,4 @@
 ['adam_update', 'add', 'add_n']
 """
 from .base import OPS, Attr, OpDef, concrete, fmt_shape, numel, register  # noqa: F401
-from . import source, linalg, activation, elementwise, shape, loss, update  # noqa: F401,E402
+from . import source, linalg, activation, elementwise, shape, loss, update, conv, fused  # noqa: F401,E402

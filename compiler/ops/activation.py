@@ -16,7 +16,8 @@ from .base import (Attr, OpDef, elementwise_flops, fmt_shape, is_number, like_in
 _same = like_input(0)
 
 
-def _unary(name, grad_op, reads, flops=1, attrs=None, doc="", scratch=None, grad_scratch="same"):
+def _unary(name, grad_op, reads, flops=1, attrs=None, doc="", scratch=None,
+           grad_scratch=("same",)):
     """Register an elementwise activation whose gradient is `grad_op(dy, reads)`.
 
     Both kernels may write over their operand 0 (the gradient over dy), using a
@@ -30,16 +31,17 @@ def _unary(name, grad_op, reads, flops=1, attrs=None, doc="", scratch=None, grad
     register(OpDef(name, 1, _same, kernel=name, fusion="elementwise", vjp=vjp, inplace=True,
                    scratch=scratch, attrs=attrs, flops=elementwise_flops(flops), doc=doc))
     register(OpDef(grad_op, 2, _same, kernel=grad_op, fusion="elementwise", inplace=True,
-                   scratch=scratch_like("out", dtypes=[grad_scratch]),
+                   scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    kind="gradient", attrs=attrs, flops=elementwise_flops(2),
                    doc=f"Gradient of {name}: dy times {name}' (from its {reads})."))
 
 
 _slope = Attr(0.01, lambda v: is_number(v) and 0 <= v < 1, "a slope in [0, 1)")
 
-_unary("relu", "relu_grad", "output", doc="max(x, 0)", grad_scratch="bool")
+_unary("relu", "relu_grad", "output", doc="max(x, 0)", grad_scratch=("bool",))
 _unary("leaky_relu", "leaky_relu_grad", "output", attrs={"alpha": _slope},
-       doc="x if x > 0 else alpha * x", scratch=scratch_like("out"))
+       doc="x if x > 0 else alpha * x", scratch=scratch_like("out"),
+       grad_scratch=("bool", "same"))
 _unary("tanh", "tanh_grad", "output", flops=4, doc="tanh(x); tanh' = 1 - y^2")
 _unary("sigmoid", "sigmoid_grad", "output", flops=4, doc="1 / (1 + exp(-x)); y' = y (1 - y)")
 _unary("softplus", "softplus_grad", "input", flops=4, doc="log(1 + exp(x)); its derivative is sigmoid(x)")

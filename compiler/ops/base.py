@@ -49,7 +49,7 @@ class OpDef:
     vjp: Callable | None = None          # (ctx, node, dy) -> [grad node or None per input]
     attrs: dict[str, Attr] = field(default_factory=dict)
     flops: Callable[[list, Shape, dict], int] = lambda ins, out, a: 0
-    kind: str = "compute"                # source | compute | gradient | loss | update
+    kind: str = "compute"    # source | compute | gradient | loss | update | lowered (made by passes)
     mutates: tuple[int, ...] = ()        # operand ports an update op writes in place
     inplace: bool = False                # the kernel may write its result over operand 0
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)

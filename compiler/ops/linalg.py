@@ -9,30 +9,36 @@ from __future__ import annotations
 
 from math import prod
 
-from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, register, same_dtype
+from ..errors import GraphError, OpShapeError, Problem
+from .base import Attr, OpDef, broadcast_shapes, fmt_shape, register, same_dtype
 
 _bool = Attr(False, lambda v: isinstance(v, bool), "True or False")
 
 
 def _matmul_shape(shapes, dtypes, attrs):
     a, b = shapes
-    if len(a) != 2 or len(b) != 2:
-        raise OpShapeError(f"expected two 2-D operands, got {fmt_shape(a)} and {fmt_shape(b)}")
-    (m, k1) = a[::-1] if attrs["transpose_a"] else a
-    (k2, n) = b[::-1] if attrs["transpose_b"] else b
+    if not (2 <= len(a) <= 3 and 2 <= len(b) <= 3):
+        raise OpShapeError(f"expected 2-D operands (or 3-D stacks of matrices), got "
+                           f"{fmt_shape(a)} and {fmt_shape(b)}")
+    ta, tb = attrs["transpose_a"], attrs["transpose_b"]
+    m, k1 = a[-2:][::-1] if ta else a[-2:]
+    k2, n = b[-2:][::-1] if tb else b[-2:]
     if k1 != k2:
         raise OpShapeError(
-            f"inner dimensions differ: {fmt_shape(a)}{'^T' * attrs['transpose_a']} @ "
-            f"{fmt_shape(b)}{'^T' * attrs['transpose_b']}; expected operand 1 to have "
-            f"{'shape (' + str(k1) + ', ...)' if not attrs['transpose_b'] else str(k1) + ' columns'}")
-    return (m, n), same_dtype(dtypes, 0, 1)
+            f"inner dimensions differ: {fmt_shape(a)}{'^T' * ta} @ {fmt_shape(b)}{'^T' * tb} "
+            f"contracts {k1} with {k2}; expected operand 1 to have {k1} "
+            f"{'columns' if tb else 'rows'}")
+    batch = broadcast_shapes(a[:-2], b[:-2])
+    return (*batch, m, n), same_dtype(dtypes, 0, 1)
 
 
 def _matmul_vjp(ctx, ins, out, dy, attrs):
     # C = op(A) @ op(B); the four transpose cases follow from dA = dC @ op(B)^T
     # and dB = op(A)^T @ dC, written back through the operands' own transposes.
     a, b = ins
+    if len(ctx.shape(a)) > 2 or len(ctx.shape(b)) > 2:
+        raise GraphError([Problem(ctx.node, "matmul", "stacked (3-D) matmul has no gradient "
+                                  "rule; it appears only in lowered graphs")])
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
     if ta:
         da = ctx.emit("matmul", [b, dy], transpose_a=tb, transpose_b=True)
@@ -45,11 +51,17 @@ def _matmul_vjp(ctx, ins, out, dy, attrs):
     return [da, db]
 
 
+def _matmul_flops(ins, out, attrs):
+    a = ins[0]
+    return 2 * prod(out) * (a[-2] if attrs["transpose_a"] else a[-1])
+
+
 register(OpDef(
     "matmul", 2, _matmul_shape, kernel="matmul", fusion="out-elementwise-fusable",
     vjp=_matmul_vjp, attrs={"transpose_a": _bool, "transpose_b": _bool},
-    flops=lambda ins, out, a: 2 * prod(out) * (ins[0][0] if a["transpose_a"] else ins[0][1]),
-    doc="op(A) @ op(B) for 2-D operands, op being an optional transpose."))
+    flops=_matmul_flops,
+    doc="op(A) @ op(B), op being an optional transpose of the last two axes; 3-D operands "
+        "are stacks of matrices (NumPy broadcasting), used by lowered convolutions."))
 
 
 def _axis_of(shape, axis):

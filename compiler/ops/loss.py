@@ -69,6 +69,10 @@ _loss("l1", _pairwise_shape, doc="Mean (or sum) of |pred - target|.")
 _loss("softmax_cross_entropy", _softmax_ce_shape, flops=6,
       doc="Cross-entropy of softmax(logits) against class indices or one-hot rows; "
           "the mean (or sum) over rows.")
+_loss("cross_entropy", _softmax_ce_shape, flops=3,
+      doc="Cross-entropy of probabilities (clipped to [1e-7, 1]) against class indices or "
+          "one-hot rows. After a softmax, the fuse pass rewrites the pair into "
+          "softmax_cross_entropy, which is stable at any logits.")
 _loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same"),
       grad_scratch=("same",),
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},

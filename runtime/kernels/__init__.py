@@ -3,8 +3,8 @@
 >>> "matmul" in KERNELS and "relu_grad" in KERNELS
 True
 """
-from . import activation, elementwise, linalg, loss, update
+from . import activation, conv, elementwise, fused, linalg, loss, update
 
 KERNELS = {}
-for _family in (linalg, activation, elementwise, loss, update):
+for _family in (linalg, activation, elementwise, conv, loss, update, fused):
     KERNELS.update(_family.KERNELS)

@@ -19,8 +19,8 @@ import numpy as np
 
 def matmul(ins, outs, transpose_a=False, transpose_b=False):
     a, b = ins
-    a = a.T if transpose_a else a
-    b = b.T if transpose_b else b
+    a = a.swapaxes(-1, -2) if transpose_a else a
+    b = b.swapaxes(-1, -2) if transpose_b else b
     return partial(np.matmul, a, b, out=outs[0])
 
 

@@ -97,6 +97,34 @@ def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - on
     return run
 
 
+def cross_entropy(ins, outs, reduction="mean"):
+    (p, labels), (out, logp) = ins, outs
+    k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
+
+    def run():
+        np.clip(p, EPS, 1.0, out=logp)
+        np.log(logp, out=logp)
+        picked = logp[rows, labels].sum() if sparse else np.vdot(labels, logp)
+        out[...] = -picked * k
+    return run
+
+
+def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
+    (dl, p, labels), (dp,) = ins, outs
+    k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
+
+    def run():
+        if sparse:
+            dp.fill(0)
+            dp[rows, labels] = -1.0 / np.maximum(p[rows, labels], EPS)
+        else:
+            np.maximum(p, EPS, out=dp)
+            np.divide(labels, dp, out=dp)
+            np.negative(dp, out=dp)
+        np.multiply(dp, k * dl, out=dp)
+    return run
+
+
 def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
     (p, t), (out, a, b) = ins, outs
     k = _scale(reduction, p.size)
@@ -137,5 +165,6 @@ def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
 
 
 KERNELS = {f.__name__: f for f in (mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
-                                    softmax_cross_entropy_grad, binary_cross_entropy,
+                                    softmax_cross_entropy_grad, cross_entropy, cross_entropy_grad,
+                                    binary_cross_entropy,
                                     binary_cross_entropy_grad)}

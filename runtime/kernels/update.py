@@ -5,12 +5,16 @@ holds the buffers written in place, then one planned scratch buffer shaped like
 the parameter. The learning rate is a 0-d array read at every call, so a
 schedule can change it without recompiling.
 
->>> import numpy as np
+>>> from math import sqrt
+
+import numpy as np
 >>> p, g, lr = np.ones(2), np.full(2, 0.5), np.array(0.1)
 >>> sgd_update([p, g, lr], [p, np.empty(2)])(); p
 array([0.95, 0.95])
 """
 from __future__ import annotations
+
+from math import sqrt
 
 import numpy as np
 
@@ -51,7 +55,7 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8):
         np.multiply(s, 1.0 - beta2, out=s)
         np.add(v, s, out=v)
         np.sqrt(v, out=s)                          # sqrt(v_hat) + eps
-        np.multiply(s, 1.0 / np.sqrt(c2), out=s)
+        np.multiply(s, 1.0 / sqrt(c2), out=s)     # Python floats: no float64 promotion
         np.add(s, eps, out=s)
         np.divide(m, s, out=s)                     # p -= lr m_hat / (...)
         np.multiply(s, lr.item() / c1, out=s)

@@ -33,6 +33,35 @@ def _bce(p, t):
     return -(t * np.log(p) + (1 - t) * np.log(1 - p))
 
 
+def _windows(x, k, s, d, pads, fill):
+    """Every window of x (N, C, H, W) as [(i, j, window)], by plain loops."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])), constant_values=fill)
+    span = (d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1)
+    oh, ow = (xp.shape[2] - span[0]) // s[0] + 1, (xp.shape[3] - span[1]) // s[1] + 1
+    return oh, ow, [(i, j, xp[:, :, i * s[0]: i * s[0] + span[0]: d[0], j * s[1]: j * s[1] + span[1]: d[1]])
+                    for i in range(oh) for j in range(ow)]
+
+
+def _conv(s=(1, 1), pads=(0, 0, 0, 0), d=(1, 1)):
+    def ref(x, w):
+        oh, ow, wins = _windows(x, w.shape[2:], s, d, pads, 0.0)
+        out = np.zeros((x.shape[0], w.shape[0], oh, ow))
+        for i, j, win in wins:
+            out[:, :, i, j] = np.einsum("nckl,fckl->nf", win, w)
+        return out
+    return ref
+
+
+def _pool(reduce, k, s, pads=(0, 0, 0, 0), fill=0.0):
+    def ref(x):
+        oh, ow, wins = _windows(x, k, s, (1, 1), pads, fill)
+        out = np.zeros((x.shape[0], x.shape[1], oh, ow))
+        for i, j, win in wins:
+            out[:, :, i, j] = reduce(win, axis=(2, 3))
+        return out
+    return ref
+
+
 F = "float64"
 # op, attrs, operands [(shape, dtype, sampler)], reference, differentiable operand ports
 CASES = [
@@ -61,6 +90,19 @@ CASES = [
     ("flatten", {}, [((None, 2, 3), F, "normal")], lambda x: x.reshape(len(x), -1), (0,)),
     ("reshape", {"shape": (None, 3, 2)}, [((None, 6), F, "normal")],
      lambda x: x.reshape(len(x), 3, 2), (0,)),
+    ("conv2d", {}, [((None, 2, 5, 6), F, "normal"), ((3, 2, 3, 2), F, "normal")], _conv(), (0, 1)),
+    ("conv2d", {"strides": 2, "padding": "same"},
+     [((None, 2, 7, 7), F, "normal"), ((3, 2, 3, 3), F, "normal")], _conv((2, 2), (1, 1, 1, 1)), (0, 1)),
+    ("conv2d", {"dilation": 2, "padding": (1, 0), "strides": (1, 2)},
+     [((None, 1, 7, 6), F, "normal"), ((2, 1, 3, 2), F, "normal")],
+     _conv((1, 2), (1, 1, 0, 0), (2, 2)), (0, 1)),
+    ("max_pool2d", {"pool_size": 2}, [((None, 2, 4, 6), F, "normal")], _pool(np.max, (2, 2), (2, 2)), (0,)),
+    ("max_pool2d", {"pool_size": 3, "strides": 1, "padding": "same"}, [((None, 2, 4, 5), F, "normal")],
+     _pool(np.max, (3, 3), (1, 1), (1, 1, 1, 1), -np.inf), (0,)),
+    ("avg_pool2d", {"pool_size": 2}, [((None, 3, 4, 4), F, "normal")], _pool(np.mean, (2, 2), (2, 2)), (0,)),
+    ("avg_pool2d", {"pool_size": 3, "strides": 2, "padding": 1}, [((None, 2, 5, 6), F, "normal")],
+     _pool(np.mean, (3, 3), (2, 2), (1, 1, 1, 1)), (0,)),
+    ("global_avg_pool", {}, [((None, 3, 4, 5), F, "normal")], lambda x: x.mean(axis=(2, 3)), (0,)),
     ("mse", {}, [((None, 4), F, "normal"), ((None, 4), F, "normal")],
      lambda p, t: np.mean((p - t) ** 2), (0,)),
     ("mse", {"reduction": "sum"}, [((None, 4), F, "normal"), ((None, 4), F, "normal")],
@@ -72,6 +114,10 @@ CASES = [
     ("softmax_cross_entropy", {"reduction": "sum"},
      [((None, 5), F, "normal"), ((None, 5), F, "onehot:5")],
      lambda z, t: -np.sum(t * _log_softmax(z)), (0,)),
+    ("cross_entropy", {}, [((None, 4), F, "prob"), ((None,), "int64", "labels:4")],
+     lambda p, y: -np.mean(np.log(p[np.arange(len(y)), y])), (0,)),
+    ("cross_entropy", {"reduction": "sum"}, [((None, 4), F, "prob"), ((None, 4), F, "onehot:4")],
+     lambda p, t: -np.sum(t * np.log(p)), (0,)),
     ("binary_cross_entropy", {}, [((None, 3), F, "prob"), ((None, 3), F, "prob")],
      lambda p, t: np.mean(_bce(p, t)), (0,)),
     ("binary_cross_entropy", {"from_logits": True}, [((None, 3), F, "normal"), ((None, 3), F, "prob")],
@@ -125,15 +171,16 @@ def test_every_op_is_covered():
     """A new op must join this table (or be a source, gradient or update op,
     which are covered elsewhere)."""
     covered = {c[0] for c in CASES}
-    forward = {n for n, o in OPS.items() if o.kind in ("compute", "loss")}
+    forward = {n for n, o in OPS.items() if o.kind in ("compute", "loss")}   # not "lowered"
     assert forward - covered == set()
     for name, op in OPS.items():
         if op.kind in ("compute", "loss"):
             assert op.vjp is not None, f"{name} has no VJP"
 
 
-def test_fusion_kinds_and_kernels_are_declared():
+def test_every_op_runs_as_a_kernel_a_view_or_through_lowering():
+    from compiler.lower import LOWERED
     from runtime.kernels import KERNELS
     for name, op in OPS.items():
-        if op.kind != "source" and not op.view:
+        if op.kind != "source" and not op.view and name not in LOWERED:
             assert op.kernel in KERNELS, f"{name}: kernel {op.kernel!r} missing from the runtime"

@@ -1,0 +1,133 @@
+"""fuse: merge ops into single kernels where the graph allows it.
+
+Two rewrites, both driven by the op table rather than a list of special pairs:
+
+``fuse_softmax_cross_entropy`` (before autodiff): cross_entropy(softmax(z), t)
+becomes softmax_cross_entropy(z, t), one log-sum-exp kernel that is exact at
+logits of +/-1e4 where the pair would take log(0).
+
+``fuse_epilogues`` (after autodiff, before lowering): an anchor op (fusion kind
+out-elementwise-fusable, elementwise or broadcast: a matmul, a convolution, an
+add) absorbs the chain of elementwise/broadcast ops after it, as long as each
+link is read by exactly one op, as that op's operand 0. That one reader
+post-dominates the link, so no other op can need the intermediate value; the
+chain runs as one ``fused`` kernel, the epilogue in place in the anchor's
+output buffer. dense = matmul + bias_add + relu becomes one kernel writing one
+buffer; so does conv2d + bias_add + relu, which lowering then turns into a
+fused GEMM. Backward, the activation gradients run in place over the incoming
+gradient (see emit), so the GEMMs read dz where dy was.
+
+>>> from compiler.ir import new_graph, add_op
+>>> from compiler.pipeline import check_graph
+>>> g = new_graph()
+>>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+>>> _ = add_op(g, "w", "param", [], shape=(3, 2), dtype="float32")
+>>> _ = add_op(g, "b", "param", [], shape=(2,), dtype="float32")
+>>> _ = add_op(g, "m", "matmul", ["x", "w"]); _ = add_op(g, "s", "bias_add", ["m", "b"])
+>>> _ = add_op(g, "y", "relu", ["s"])
+>>> f = fuse_epilogues(check_graph(g, ["y"]), ["y"])
+>>> f.nodes["y"]["op"], [s["op"] for s in f.nodes["y"]["epilogue"]]
+('fused', ['bias_add', 'relu'])
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .infer import infer_node
+from .ir import consumers, copy_graph, op_attrs, operands
+from .ops import OPS
+
+ANCHOR_KINDS = ("out-elementwise-fusable", "elementwise", "broadcast")
+EPILOGUE_KINDS = ("elementwise", "broadcast")
+
+
+def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Rewrite cross_entropy(softmax(z), t) into softmax_cross_entropy(z, t)."""
+    if not any(d["op"] == "cross_entropy" for _, d in g.nodes(data=True)):
+        return g
+    g = copy_graph(g)
+    for node in list(g.nodes):
+        d = g.nodes[node]
+        if d["op"] != "cross_entropy":
+            continue
+        probs, labels = operands(g, node)
+        p = g.nodes[probs]
+        if p["op"] != "softmax" or p["axis"] % len(p["shape"]) != len(p["shape"]) - 1:
+            continue
+        (logits,) = operands(g, probs)
+        for src in list(g.predecessors(node)):
+            while g.has_edge(src, node):
+                g.remove_edge(src, node)
+        d["op"] = "softmax_cross_entropy"
+        g.add_edge(logits, node, port=0)
+        g.add_edge(labels, node, port=1)
+        infer_node(g, node)
+        if g.out_degree(probs) == 0 and probs not in _protected(g):
+            g.remove_node(probs)
+    return g
+
+
+def _protected(g):
+    return {n for n, d in g.nodes(data=True) if d.get("keep")}
+
+
+def _absorbable(g, link, outputs):
+    """Can the only reader of ``link`` join its fused group?"""
+    readers = consumers(g, link)
+    if len(readers) != 1 or link in outputs or g.out_degree(link) != 1:
+        return None
+    nxt = readers[0]
+    op = OPS[g.nodes[nxt]["op"]]
+    if op.fusion not in EPILOGUE_KINDS or not op.inplace or op.view or op.kind == "update":
+        return None
+    ins = operands(g, nxt)
+    if ins[0] != link or link in ins[1:] or g.nodes[nxt]["shape"] != g.nodes[link]["shape"]:
+        return None
+    shape = g.nodes[link]["shape"]
+    if any(len(g.nodes[i]["shape"]) > 1 and g.nodes[i]["shape"] != shape for i in ins[1:]):
+        return None          # lowering re-lays the result out: extras are vectors or full-size
+    return nxt
+
+
+def _part(g, node):
+    """A fused kernel's description of one of its parts (plain data)."""
+    op, ins = OPS[g.nodes[node]["op"]], operands(g, node)
+    scratch = op.scratch_buffers([g.nodes[i]["shape"] for i in ins], g.nodes[node]["shape"],
+                                 op_attrs(g, node), g.nodes[node]["dtype"])
+    return {"op": op.name, "kernel": op.kernel, "attrs": op_attrs(g, node), "scratch": len(scratch)}
+
+
+def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+    """Replace each anchor + epilogue chain by one ``fused`` node (named after the
+    chain's last node, so its readers are unchanged)."""
+    g = copy_graph(g)
+    for anchor in list(nx.topological_sort(g)):
+        if anchor not in g:
+            continue
+        d = g.nodes[anchor]
+        op = OPS[d["op"]]
+        if op.fusion not in ANCHOR_KINDS or op.kind in ("source", "update", "loss") or op.view:
+            continue
+        chain, link = [], anchor
+        while (nxt := _absorbable(g, link, outputs)) is not None:
+            chain.append(nxt)
+            link = nxt
+        if not chain:
+            continue
+        last = chain[-1]
+        inputs = list(operands(g, anchor))
+        spec = {"anchor": _part(g, anchor), "epilogue": []}
+        for node in chain:
+            extra = operands(g, node)[1:]
+            spec["epilogue"].append({**_part(g, node), "extra": len(extra)})
+            inputs += extra
+        keep = {k: g.nodes[last][k] for k in ("source", "group", "role") if k in g.nodes[last]}
+        readers = list(g.out_edges(last, data=True))
+        g.remove_nodes_from([anchor, *chain])
+        g.add_node(last, op="fused", **spec, **keep)
+        for port, src in enumerate(inputs):
+            g.add_edge(src, last, port=port)
+        for _, dst, data in readers:
+            g.add_edge(last, dst, **data)
+        infer_node(g, last)
+    return g

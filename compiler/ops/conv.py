@@ -1,0 +1,271 @@
+"""Convolution and pooling on channels-first images (N, C, H, W).
+
+``conv2d`` and its two gradients are high-level ops: shape inference and
+autodiff see them whole, and the ``lower`` pass rewrites them into
+``pad2d`` + ``im2col`` + batched ``matmul`` (+ ``col2im`` + ``crop2d`` for the
+input gradient). Pooling runs directly on strided windows, after a ``pad2d``
+when padded. One-dimensional versions are builder macros over these (a
+sequence (N, C, L) is an image (N, C, 1, L)).
+
+>>> from compiler.ops import OPS
+>>> attrs = {"strides": (1, 1), "padding": "same", "dilation": (1, 1)}
+>>> OPS["conv2d"].infer([(None, 3, 28, 28), (16, 3, 5, 5)], ["float32"] * 2, attrs)
+((None, 16, 28, 28), 'float32')
+"""
+from __future__ import annotations
+
+from math import ceil, prod
+
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
+
+
+def pair(v) -> tuple[int, int]:
+    """2 -> (2, 2); (1, 2) -> (1, 2)."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _is_pair(v):
+    return (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
+        isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(d, int) and d > 0 for d in v))
+
+
+def _is_padding(v):
+    if v in ("valid", "same"):
+        return True
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v >= 0
+    return isinstance(v, (tuple, list)) and len(v) in (2, 4) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)
+
+
+def resolve_padding(padding, size, kernel, strides, dilation) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) padding. 'same' gives ceil(size / stride)
+    outputs, the odd pixel of padding going to the bottom/right (as TensorFlow).
+
+    >>> resolve_padding("same", (28, 28), (3, 3), (1, 1), (1, 1))
+    (1, 1, 1, 1)
+    >>> resolve_padding((1, 2), (8, 8), (3, 3), (1, 1), (1, 1))
+    (1, 1, 2, 2)
+    """
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(size, kernel, strides, dilation):
+            total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, int):
+        return (padding,) * 4
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    return tuple(padding)
+
+
+def window_output(size, kernel, strides, dilation, pads) -> tuple[int, int]:
+    """Output height and width of a sliding window; an error if it is empty."""
+    out = []
+    for n, k, s, d, p in zip(size, kernel, strides, dilation, (pads[0] + pads[1], pads[2] + pads[3])):
+        span = d * (k - 1) + 1
+        if n + p < span:
+            raise OpShapeError(f"the window ({k} wide, dilation {d}) is larger than the padded "
+                               f"input ({n} + {p} padding)")
+        out.append((n + p - span) // s + 1)
+    return tuple(out)
+
+
+def _image(shape, what="input"):
+    if len(shape) != 4:
+        raise OpShapeError(f"expected a 4-D {what} (N, C, H, W), got {fmt_shape(shape)}")
+
+
+_strides = Attr((1, 1), _is_pair, "a positive int or a pair of them")
+_dilation = Attr((1, 1), _is_pair, "a positive int or a pair of them")
+_padding = Attr("valid", _is_padding, "'valid', 'same', an int, (pad_h, pad_w) or "
+                                     "(top, bottom, left, right)")
+CONV_ATTRS = {"strides": _strides, "padding": _padding, "dilation": _dilation}
+
+
+def conv_geometry(x, w, attrs):
+    """(pads, (OH, OW)) for input x (N, C, H, W) and weight w (F, C, KH, KW)."""
+    s, d = pair(attrs["strides"]), pair(attrs["dilation"])
+    pads = resolve_padding(attrs["padding"], x[2:], w[2:], s, d)
+    return pads, window_output(x[2:], w[2:], s, d, pads)
+
+
+def _conv_shape(shapes, dtypes, attrs):
+    x, w = shapes
+    _image(x)
+    if len(w) != 4:
+        raise OpShapeError(f"expected a 4-D weight (filters, C, KH, KW), got {fmt_shape(w)}")
+    if w[1] != x[1]:
+        raise OpShapeError(f"the input has {x[1]} channels but the weight {fmt_shape(w)} expects "
+                           f"{w[1]}")
+    _, (oh, ow) = conv_geometry(x, w, attrs)
+    return (x[0], w[0], oh, ow), same_dtype(dtypes, 0, 1)
+
+
+def _conv_vjp(ctx, ins, out, dy, attrs):
+    x, w = ins
+    dx = ctx.emit("conv2d_grad_input", [dy, w], input_hw=ctx.shape(x)[2:], **attrs)
+    dw = ctx.emit("conv2d_grad_weight", [x, dy], kernel_size=ctx.shape(w)[2:], **attrs)
+    return [dx, dw]
+
+
+def _conv_grad_input_shape(shapes, dtypes, attrs):
+    dy, w = shapes
+    h, wd = attrs["input_hw"]
+    return (dy[0], w[1], h, wd), same_dtype(dtypes, 0, 1)
+
+
+def _conv_grad_weight_shape(shapes, dtypes, attrs):
+    x, dy = shapes
+    return (dy[1], x[1], *attrs["kernel_size"]), same_dtype(dtypes, 0, 1)
+
+
+_hw = Attr(check=_is_pair, expect="a (height, width) pair")
+
+register(OpDef(
+    "conv2d", 2, _conv_shape, kernel=None, fusion="out-elementwise-fusable", vjp=_conv_vjp,
+    attrs=CONV_ATTRS, flops=lambda ins, out, a: 2 * prod(out) * prod(ins[1][1:]),
+    doc="2-D cross-correlation of (N, C, H, W) with weights (F, C, KH, KW); lowered to "
+        "im2col + GEMM."))
+register(OpDef(
+    "conv2d_grad_input", 2, _conv_grad_input_shape, kernel=None, kind="gradient",
+    attrs={**CONV_ATTRS, "input_hw": _hw}, flops=lambda ins, out, a: 2 * prod(ins[0]) * prod(ins[1][1:]),
+    doc="Gradient of conv2d with respect to its input: GEMM + col2im."))
+register(OpDef(
+    "conv2d_grad_weight", 2, _conv_grad_weight_shape, kernel=None, kind="gradient",
+    attrs={**CONV_ATTRS, "kernel_size": _hw}, flops=lambda ins, out, a: 2 * prod(ins[1]) * prod(out[1:]),
+    doc="Gradient of conv2d with respect to its weight: im2col + GEMM."))
+
+
+# ---------------------------------------------------------------- lowered ops
+
+def _pads(v):
+    return isinstance(v, (tuple, list)) and len(v) == 4 and all(isinstance(p, int) and p >= 0 for p in v)
+
+
+_pad_attrs = {"pads": Attr(check=_pads, expect="(top, bottom, left, right)"),
+              "value": Attr(0.0, lambda v: isinstance(v, (int, float)), "a number")}
+
+
+def _pad_shape(shapes, dtypes, attrs):
+    (x,), (t, b, l, r) = shapes, attrs["pads"]
+    _image(x)
+    return (x[0], x[1], x[2] + t + b, x[3] + l + r), dtypes[0]
+
+
+def _crop_shape(shapes, dtypes, attrs):
+    (x,), (t, b, l, r) = shapes, attrs["pads"]
+    _image(x)
+    return (x[0], x[1], x[2] - t - b, x[3] - l - r), dtypes[0]
+
+
+register(OpDef("pad2d", 1, _pad_shape, kernel="pad2d", fusion="injective", attrs=_pad_attrs,
+               kind="lowered",
+               doc="Pad H and W with a constant (0 for convolution, -inf for max pooling)."))
+register(OpDef("crop2d", 1, _crop_shape, kernel="crop2d", fusion="injective", kind="lowered",
+               attrs={"pads": _pad_attrs["pads"]}, doc="Remove padding: the inverse of pad2d."))
+
+_window_attrs = {"kernel_size": _hw, "strides": _strides, "dilation": _dilation}
+
+
+def _im2col_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    k = pair(attrs["kernel_size"])
+    oh, ow = window_output(x[2:], k, pair(attrs["strides"]), pair(attrs["dilation"]), (0,) * 4)
+    return (x[0], x[1] * k[0] * k[1], oh * ow), dtypes[0]
+
+
+def _col2im_shape(shapes, dtypes, attrs):
+    (cols,) = shapes
+    c, (h, w) = attrs["channels"], attrs["image_hw"]
+    k, s, d = pair(attrs["kernel_size"]), pair(attrs["strides"]), pair(attrs["dilation"])
+    oh, ow = window_output((h, w), k, s, d, (0,) * 4)
+    expected = c * k[0] * k[1], oh * (w if attrs["wide"] else ow)
+    if tuple(cols[1:]) != expected:
+        raise OpShapeError(f"columns {fmt_shape(cols)} do not fit a {c}-channel {h}x{w} image "
+                           f"and a {k[0]}x{k[1]} kernel: expected (N, {expected[0]}, {expected[1]})")
+    if attrs["wide"] and s != (1, 1):
+        raise OpShapeError("wide columns need stride 1")
+    return (cols[0], c, h, w), dtypes[0]
+
+
+register(OpDef("im2col", 1, _im2col_shape, kernel="im2col", fusion="injective", kind="lowered",
+               attrs=_window_attrs, flops=lambda ins, out, a: 0,
+               doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
+                   "through a zero-copy strided view."))
+register(OpDef("col2im", 1, _col2im_shape, kernel="col2im", fusion="opaque", kind="lowered",
+               attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
+                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
+               flops=lambda ins, out, a: prod(ins[0]),
+               doc="Sum columns back into an image: one vectorized add per kernel offset."))
+
+
+# ---------------------------------------------------------------- pooling
+
+_pool_attrs = {"pool_size": Attr(check=_is_pair, expect="a positive int or pair"),
+               "strides": Attr(None, lambda v: v is None or _is_pair(v),
+                               "None (the pool size), a positive int or a pair"),
+               "padding": _padding}
+
+
+def pool_geometry(x, attrs):
+    k = pair(attrs["pool_size"])
+    s = pair(attrs["strides"] or attrs["pool_size"])
+    pads = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    return k, s, pads, window_output(x[2:], k, s, (1, 1), pads)
+
+
+def _pool_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    *_, (oh, ow) = pool_geometry(x, attrs)
+    return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
+
+
+def _max_pool_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("max_pool2d_grad", [dy, ins[0], out], **attrs)]
+
+
+def _avg_pool_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("avg_pool2d_grad", [dy], input_hw=ctx.shape(ins[0])[2:], **attrs)]
+
+
+def _pool_flops(ins, out, a):
+    return prod(out) * prod(pair(a["pool_size"]))
+
+
+register(OpDef("max_pool2d", 1, _pool_shape, kernel="max_pool2d", fusion="opaque",
+               vjp=_max_pool_vjp, attrs=_pool_attrs, flops=_pool_flops,
+               doc="Maximum over each window (padding counts as -inf)."))
+register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque",
+               vjp=_avg_pool_vjp, attrs=_pool_attrs, flops=_pool_flops,
+               doc="Mean over each window (padding counts as 0, as PyTorch's default)."))
+register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
+               kind="gradient", attrs=_pool_attrs, flops=_pool_flops,
+               scratch=lambda ins, out, a, dt: [(ins[0], "bool"), (ins[0], dt), (ins[0], dt)],
+               doc="Route each window's gradient to its first maximum."))
+register(OpDef("avg_pool2d_grad", 1,
+               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
+               kind="gradient", attrs={**_pool_attrs, "input_hw": _hw}, flops=_pool_flops,
+               scratch=scratch_like(0), doc="Spread each window's gradient evenly over it."))
+
+
+def _gap_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    return (x[0], x[1]), same_dtype(dtypes, 0)
+
+
+register(OpDef("global_avg_pool", 1, _gap_shape, kernel="global_avg_pool", fusion="reduce",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("global_avg_pool_grad", [dy],
+                                                          input_hw=ctx.shape(ins[0])[2:])],
+               flops=lambda ins, out, a: prod(ins[0]), doc="Mean over H and W: (N, C, H, W) -> (N, C)."))
+register(OpDef("global_avg_pool_grad", 1,
+               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]),
+               kernel="global_avg_pool_grad", kind="gradient", attrs={"input_hw": _hw},
+               flops=lambda ins, out, a: prod(out), doc="dy / (H W), spread over each map."))

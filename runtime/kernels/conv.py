@@ -1,0 +1,177 @@
+"""Kernels for lowered convolution and for pooling, on (N, C, H, W) arrays.
+
+Windows are zero-copy strided views made once, when the kernel is bound.
+Nothing loops in Python over pixels or batch items: im2col is one copy from a
+6-D window view, col2im and the pooling kernels loop over kernel offsets only
+(KH * KW vectorized operations).
+
+>>> import numpy as np
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4); y = np.empty((1, 1, 2, 2))
+>>> _ = max_pool2d([x], [y], pool_size=2, strides=2)(); y[0, 0]
+array([[ 5.,  7.],
+       [13., 15.]])
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _offset_slices(image, kernel, strides, dilation, out_hw):
+    """For each kernel offset (i, j): the view of ``image`` that offset touches
+    in every window, shaped (N, C, OH, OW)."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
+    return [image[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+            for i in range(kh) for j in range(kw)]
+
+
+def pad2d(ins, outs, pads, value=0.0):
+    (x,), (y,) = ins, outs
+    t, b, l, r = pads
+    h, w = x.shape[2:]
+    inner = y[:, :, t:t + h, l:l + w]
+    borders = [y[:, :, :t], y[:, :, t + h:], y[:, :, t:t + h, :l], y[:, :, t:t + h, l + w:]]
+
+    def run():
+        for band in borders:                  # the arena is reused: refill every step
+            band.fill(value)
+        np.copyto(inner, x)
+    return run
+
+
+def crop2d(ins, outs, pads):
+    (x,), (y,) = ins, outs
+    t, _, l, _ = pads
+    return partial(np.copyto, y, x[:, :, t:t + y.shape[2], l:l + y.shape[3]])
+
+
+def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1)):
+    (x,), (cols,) = ins, outs
+    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(strides), _pair(dilation)
+    n, c, h, w = x.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s_n, s_c, s_h, s_w = x.strides
+    windows = as_strided(x, (n, c, kh, kw, oh, ow),
+                         (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
+    return partial(np.copyto, cols.reshape(n, c, kh, kw, oh, ow), windows)
+
+
+def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=None, image_hw=None,
+           wide=False):
+    """Sum columns back into the image. ``wide`` columns (stride 1 only) hold a
+    full image row per output row, OH * W positions, the extra ones zero: then
+    each kernel offset adds one contiguous run per (n, c) instead of OH short rows."""
+    (cols,), (image,) = ins, outs
+    k, s, d = _pair(kernel_size), _pair(strides), _pair(dilation)
+    n, c, h, w = image.shape
+    oh, ow = (h - d[0] * (k[0] - 1) - 1) // s[0] + 1, (w - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    if wide:
+        flat = image.reshape(n, c, h * w)
+        per_offset = cols.reshape(n, c, k[0] * k[1], oh * w)
+        length = (oh - 1) * w + ow
+        starts = [i * d[0] * w + j * d[1] for i in range(k[0]) for j in range(k[1])]
+        pairs = [(flat[:, :, a:a + length], per_offset[:, :, q, :length])
+                 for q, a in enumerate(starts)]
+    else:
+        per_offset = cols.reshape(n, c, k[0] * k[1], oh, ow)
+        pairs = [(dst, per_offset[:, :, i])
+                 for i, dst in enumerate(_offset_slices(image, k, s, d, (oh, ow)))]
+
+    def run():
+        image.fill(0)
+        for dst, src in pairs:
+            np.add(dst, src, out=dst)
+    return run
+
+
+def max_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
+    (x,), (y,) = ins, outs
+    k = _pair(pool_size)
+    first, *rest = _offset_slices(x, k, _pair(strides or pool_size), (1, 1), y.shape[2:])
+
+    def run():
+        np.copyto(y, first)
+        for view in rest:
+            np.maximum(y, view, out=y)
+    return run
+
+
+def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid"):
+    (dy, x, y), (dx, hit, rest, part) = ins, outs
+    k, st = _pair(pool_size), _pair(strides or pool_size)
+    oh, ow = y.shape[2:]
+    pairs = list(zip(_offset_slices(x, k, st, (1, 1), (oh, ow)),
+                     _offset_slices(dx, k, st, (1, 1), (oh, ow))))
+    # Windows that tile the input exactly (stride = pool size) write each input
+    # pixel once: assign instead of clearing and adding.
+    tiles = st == k and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
+
+    def run():
+        np.copyto(rest, dy)                     # gradient not yet routed, per window
+        if not tiles:
+            dx.fill(0)
+        for xs, dxs in pairs:                   # the first maximum of each window wins
+            np.equal(xs, y, out=hit)
+            if tiles:
+                np.multiply(hit, rest, out=dxs)
+                np.subtract(rest, dxs, out=rest)
+            else:
+                np.multiply(hit, rest, out=part)
+                np.add(dxs, part, out=dxs)
+                np.subtract(rest, part, out=rest)
+    return run
+
+
+def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
+    (x,), (y,) = ins, outs
+    k = _pair(pool_size)
+    first, *rest = _offset_slices(x, k, _pair(strides or pool_size), (1, 1), y.shape[2:])
+    scale = 1.0 / (k[0] * k[1])
+
+    def run():
+        np.copyto(y, first)
+        for view in rest:
+            np.add(y, view, out=y)
+        np.multiply(y, scale, out=y)
+    return run
+
+
+def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None):
+    (dy,), (dx, share) = ins, outs
+    k = _pair(pool_size)
+    views = _offset_slices(dx, k, _pair(strides or pool_size), (1, 1), dy.shape[2:])
+    scale = 1.0 / (k[0] * k[1])
+
+    def run():
+        np.multiply(dy, scale, out=share)
+        dx.fill(0)
+        for view in views:
+            np.add(view, share, out=view)
+    return run
+
+
+def global_avg_pool(ins, outs):
+    (x,), (y,) = ins, outs
+    scale = 1.0 / (x.shape[2] * x.shape[3])
+
+    def run():
+        np.sum(x, axis=(2, 3), out=y)
+        np.multiply(y, scale, out=y)
+    return run
+
+
+def global_avg_pool_grad(ins, outs, input_hw=None):
+    (dy,), (dx,) = ins, outs
+    scale = 1.0 / (dx.shape[2] * dx.shape[3])
+    return partial(np.multiply, dy[:, :, None, None], scale, out=dx)
+
+
+KERNELS = {f.__name__: f for f in (pad2d, crop2d, im2col, col2im, max_pool2d, max_pool2d_grad,
+                                    avg_pool2d, avg_pool2d_grad, global_avg_pool,
+                                    global_avg_pool_grad)}
