@@ -62,13 +62,7 @@ def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
         g.add_edge(logits, node, port=0)
         g.add_edge(labels, node, port=1)
         infer_node(g, node)
-        if g.out_degree(probs) == 0 and probs not in _protected(g):
-            g.remove_node(probs)
-    return g
-
-
-def _protected(g):
-    return {n for n, d in g.nodes(data=True) if d.get("keep")}
+    return g          # a softmax nothing reads any more is left to dead-code elimination
 
 
 def _absorbable(g, link, outputs):

@@ -22,6 +22,7 @@ from .emit import emit_program
 from .errors import GraphError, Problem
 from .infer import infer_shapes
 from .ir import ancestors_of, copy_graph
+from .ops import OPS
 from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .lower import lower
 from .updates import append_updates
@@ -69,6 +70,8 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
 
     ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
     if fuse:
+        updates = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
+        g = prune(fuse_softmax_cross_entropy(g), [*outputs, *updates])
         g = fuse_epilogues(g, outputs)
     return emit_program(lower(g), outputs, batch_size, guard=guard, inplace=fuse)
 

@@ -4,8 +4,9 @@ Each storage (a buffer with its views and the in-place results written over
 it) lives from the step that first writes it to the last step that reads it.
 Two storages may share bytes only if their lifetimes do not overlap. Storages
 are placed one by one in the best-fitting gap among those already placed and
-alive at the same time (the smallest gap that holds it, else on top). Two
-orders are tried, largest first and earliest first; the smaller arena wins.
+alive at the same time (the smallest gap that holds it, else on top). Several
+orders are tried (largest first, earliest first, ..., and for small plans some
+seeded shuffles) until one reaches the lower bound; the smallest arena wins.
 
 >>> offsets, report = plan_memory({"a": 64, "b": 64, "c": 64},
 ...                               {"a": (0, 1), "b": (1, 2), "c": (2, 3)})
@@ -61,16 +62,37 @@ def _place(order: list, sizes: dict, lifetimes: dict) -> dict:
     return offsets
 
 
+ORDERS = {   # placement orders tried in turn, until one reaches the lower bound
+    "largest first": lambda size, start, end: (-size, start),
+    "earliest first": lambda size, start, end: (start, -size),
+    "longest-lived first": lambda size, start, end: (start - end, -size),
+    "largest area first": lambda size, start, end: (-size * (end - start + 1), start),
+    "earliest end first": lambda size, start, end: (end, -size),
+}
+
+
+SHUFFLED_UP_TO, SHUFFLES, GOOD_ENOUGH = 300, 40, 1.05
+
+
 def plan_memory(sizes: dict, lifetimes: dict) -> tuple[dict, MemoryReport]:
     """Return ({storage: offset}, MemoryReport). ``lifetimes`` maps each storage
     to (first step, last step), both inclusive."""
-    by_size = sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n))
-    by_start = sorted(sizes, key=lambda n: (lifetimes[n][0], -sizes[n], n))
+    bound = lower_bound(sizes, lifetimes)
     best, best_top = {}, None
-    for order in (by_size, by_start):
-        offsets = _place(order, sizes, lifetimes)
+    orders = [sorted(sizes, key=lambda n: (*key(sizes[n], *lifetimes[n]), n)) for key in ORDERS.values()]
+    rng = np.random.default_rng(0)
+    for k in range(len(orders) + SHUFFLES):
+        if k >= len(orders):
+            # Still more than 5% above the bound: small plans are cheap to redo,
+            # so try seeded shuffles of the first order.
+            if best_top <= GOOD_ENOUGH * bound or len(sizes) > SHUFFLED_UP_TO:
+                break
+            orders.append([orders[0][i] for i in rng.permutation(len(sizes))])
+        offsets = _place(orders[k], sizes, lifetimes)
         top = max((o + _round_up(sizes[n]) for n, o in offsets.items()), default=0)
         if best_top is None or top < best_top:
             best, best_top = offsets, top
+        if best_top <= bound:
+            break
     naive = sum(_round_up(s) for s in sizes.values())
-    return best, MemoryReport(naive, lower_bound(sizes, lifetimes), best_top or 0)
+    return best, MemoryReport(naive, bound, best_top or 0)

@@ -37,6 +37,7 @@ LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
           "cross_entropy": "softmax_cross_entropy",
           "categorical_cross_entropy": "cross_entropy",
           "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
+CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
 TARGET = "target"
 LOSS = "loss"
 
@@ -165,7 +166,7 @@ class Model:
                              guard=(built["loss"],) if purpose == "train" else ())
 
     def _default_target_spec(self):
-        if self._loss == ("name", "softmax_cross_entropy"):
+        if self._loss[0] == "name" and self._loss[1] in CLASS_LOSSES:
             return ((None,), "int64")
         out = self._checked.nodes[self.outputs[0]]
         return (out["shape"], out["dtype"])
@@ -173,7 +174,7 @@ class Model:
     def _target_spec_for(self, y):
         if self._loss[0] == "node":
             return None
-        if self._loss[1] == "softmax_cross_entropy" and y.ndim == 1:
+        if self._loss[1] in CLASS_LOSSES and y.ndim == 1:
             return ((None,), "int64")
         return (self._checked.nodes[self.outputs[0]]["shape"], self._checked.nodes[self.outputs[0]]["dtype"])
 

@@ -72,7 +72,7 @@ def prepare_inputs(g, names: list[str], data, what: str) -> dict:
 def check_targets(loss_op: str, targets: dict, out_shape) -> None:
     """Labels out of range and similar target mistakes, named clearly."""
     for name, t in targets.items():
-        if loss_op == "softmax_cross_entropy" and t.dtype.kind in "iu" and out_shape:
+        if loss_op in ("softmax_cross_entropy", "cross_entropy") and t.dtype.kind in "iu" and out_shape:
             classes = out_shape[-1]
             bad = (t < 0) | (t >= classes)
             if bad.any():

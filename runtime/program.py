@@ -94,10 +94,14 @@ class Program:
         lines.append("  inputs:  " + ", ".join(place(n) for n in self.inputs))
         for i, ins in enumerate(self.instructions):
             attrs = "".join(f" {k}={v!r}" for k, v in sorted(ins.attrs.items()))
+            kernel = ins.kernel
+            if kernel == "fused":        # name the parts; their attributes are in to_dict()
+                parts = [ins.attrs["anchor"]] + ins.attrs["epilogue"]
+                kernel, attrs = "fused[" + "+".join(p["kernel"] for p in parts) + "]", ""
             outs = ", ".join(place(o) for o in ins.outputs) or "-"
             args = ", ".join(place(a) for a in ins.inputs)
             same = f"  (in place of {', '.join(ins.inplace)})" if ins.inplace else ""
-            lines.append(f"  {i:3d}  {outs} = {ins.kernel}({args}){attrs}{same}")
+            lines.append(f"  {i:3d}  {outs} = {kernel}({args}){attrs}{same}")
         lines.append("  outputs: " + ", ".join(place(n) for n in self.outputs))
         lines.append("  buffers:")
         for b in sorted(self.buffers.values(), key=lambda b: (b.offset is None, b.offset or 0, b.name)):

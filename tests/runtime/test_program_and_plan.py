@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from compiler.ir import add_op, new_graph
-from compiler.pipeline import check_graph, prune
+from compiler.pipeline import build_program, check_graph, prune
 from compiler.emit import emit_program
 from compiler.plan import plan_memory
 from graphnn import Graph, Model
@@ -64,40 +64,58 @@ def test_plan_memory_on_intervals_is_optimal_for_a_chain():
     assert report.naive_bytes == 6 * 128
 
 
+OPS_DRAWN = ["relu", "tanh", "sigmoid", "leaky_relu", "softmax", "add", "add_n", "bias_add",
+             "linear", "view", "softplus"]
+
+
 @st.composite
 def random_dags(draw):
-    """Random DAGs of elementwise/binary ops over one input, with random widths."""
-    n = draw(st.integers(2, 14))
+    """Random DAGs over one input: elementwise ops (some in place, some with
+    scratch), sums with repeated operands, biases (params), and views."""
+    n = draw(st.integers(2, 16))
     ops = []
     for i in range(n):
-        kind = draw(st.sampled_from(["relu", "tanh", "add", "add_n", "sigmoid"]))
+        kind = draw(st.sampled_from(OPS_DRAWN))
         k = {"add": 2, "add_n": draw(st.integers(2, 3))}.get(kind, 1)
         srcs = [draw(st.integers(-1, i - 1)) for _ in range(k)]
         ops.append((kind, srcs))
-    return ops
+    outs = draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=3))
+    return ops, sorted(outs)
 
 
-@settings(max_examples=200, deadline=None)
-@given(random_dags(), st.integers(1, 5))
-def test_random_dags_plan_without_overlap_and_run_as_unplanned(ops, batch):
+def build_random(ops, outs):
     g = new_graph()
     add_op(g, "x", "input", [], shape=(None, 3), dtype="float64")
+    add_op(g, "b", "constant", [], value=[0.5, -1.0, 2.0], shape=(3,), dtype="float64")
     names = []
     for i, (kind, srcs) in enumerate(ops):
         ins = ["x" if s < 0 else names[s] for s in srcs]
-        names.append(add_op(g, f"n{i}", kind, ins))
+        if kind == "bias_add":
+            names.append(add_op(g, f"n{i}", "bias_add", [ins[0], "b"]))
+        elif kind == "view":              # reshape then flatten: a view of a view
+            add_op(g, f"n{i}/r", "reshape", [ins[0]], shape=(None, 1, 3))
+            names.append(add_op(g, f"n{i}", "flatten", [f"n{i}/r"]))
+        else:
+            names.append(add_op(g, f"n{i}", kind, ins))
     used = {s for _, srcs in ops for s in srcs}
-    outputs = [f"n{i}" for i in range(len(ops)) if i not in used]
-    g = check_graph(prune(g, outputs), outputs)
-    program = emit_program(g, outputs, batch)
+    outputs = sorted({f"n{i}" for i in range(len(ops)) if i not in used} | {f"n{i}" for i in outs})
+    return check_graph(prune(g, outputs), outputs), outputs
+
+
+@settings(max_examples=1000, deadline=None)
+@given(random_dags(), st.integers(1, 5), st.booleans())
+def test_random_dags_plan_without_overlap_and_run_as_unplanned(dag, batch, fuse):
+    g, outputs = build_random(*dag)
+    program = build_program(g, outputs, batch, fuse=fuse)
     assert overlapping_buffers(program) == []
     assert program.memory.planned_bytes >= program.memory.lower_bound_bytes
     x = np.random.default_rng(batch).normal(size=(batch, 3))
     a = Executor(program).run({"x": x})
     b = Executor(unplanned(program)).run({"x": x})
+    reference = Executor(build_program(g, outputs, batch, fuse=False)).run({"x": x})
     for k in outputs:
         assert np.array_equal(a[k], b[k])
-
+        np.testing.assert_allclose(a[k], reference[k], rtol=1e-13, atol=1e-15)
 
 
 def test_view_of_a_result_computed_in_place():

@@ -1,0 +1,90 @@
+"""Memory: plans close to the lower bound, never overlapping, and steps that
+allocate nothing sizeable once running."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from graphnn import Model, optim
+from runtime import Executor
+from tests.example_graphs import EXAMPLE_GRAPHS, data
+from tests.runtime.checker import overlapping_buffers
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "graphs.py")
+
+
+def bench_graphs():
+    spec = importlib.util.spec_from_file_location("bench_graphs", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def example_model(name, dtype="float32"):
+    g, x, out, loss, shape, classes = EXAMPLE_GRAPHS[name](dtype)
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss=loss, optimizer=optim.Adam(1e-3))
+    return model, shape, classes, out
+
+
+def all_programs():
+    for name in sorted(EXAMPLE_GRAPHS):
+        model, *_ = example_model(name)
+        for purpose in ("train", "eval", "predict"):
+            for batch in (1, 7, 32):
+                for fuse in (True, False):
+                    yield f"{name}-{purpose}-{batch}-{'fused' if fuse else 'unfused'}", \
+                        model.program(purpose, batch, fuse=fuse)
+    bench = bench_graphs()
+    for fn in (bench.mlp, bench.cnn):
+        model, shape = bench.compiled(fn)
+        for purpose in ("train", "predict"):
+            yield f"bench-{fn.__name__}-{purpose}", model.program(purpose, shape[0])
+
+
+PROGRAMS = dict(all_programs())
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_plan_is_sound_and_within_5_percent_of_the_lower_bound(name):
+    program = PROGRAMS[name]
+    assert overlapping_buffers(program) == []
+    m = program.memory
+    assert m.lower_bound_bytes <= m.planned_bytes <= 1.05 * m.lower_bound_bytes
+    assert program.arena_bytes <= m.planned_bytes
+
+
+def steady_state_peak(step, steps=3) -> int:
+    """Bytes allocated at the peak of ``steps`` calls, above what was there before."""
+    step()
+    tracemalloc.start()
+    try:
+        step()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(steps):
+            step()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_a_training_step_allocates_no_array_buffers(which):
+    bench = bench_graphs()
+    model, shape = bench.compiled(getattr(bench, which))
+    ex = Executor(model.program("train", shape[0]), {k: v.copy() for k, v in model.variables.items()})
+    rng = np.random.default_rng(0)
+    ex.feed({"x": rng.random(shape, dtype=np.float32), "target": rng.integers(0, 10, shape[0])})
+    assert steady_state_peak(ex.step) < 64 * 1024
+
+
+def test_fit_allocates_no_array_buffers_in_its_steady_state():
+    model, shape, classes, out = example_model("cnn")
+    x, y = data(shape, classes, out.shape, 64)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)     # compiles and binds everything
+    assert steady_state_peak(lambda: model.fit(x, y, epochs=1, batch_size=16, verbose=0), 2) < 64 * 1024
