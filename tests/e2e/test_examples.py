@@ -41,3 +41,9 @@ def test_digits_mlp_reaches_95_percent(capsys):
 def test_mnist_mlp_reaches_93_percent():
     result = example("mnist_mlp").run(MNIST_DIR, verbose=0)
     assert result["test_accuracy"] >= 0.93
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+def test_mnist_cnn_reaches_97_percent():
+    result = example("mnist_cnn").run(MNIST_DIR, verbose=0)
+    assert result["test_accuracy"] >= 0.97
