@@ -11,9 +11,12 @@ from compiler.errors import GraphError, ShapeError
 
 from . import datasets, initializers, optim
 from .graph import Graph, Tensor
+from .io import load_model
 from .model import Model
+from .spec import SpecError, load_spec, model_from_spec, save_spec
 from .training import History
 
 __version__ = "0.1.0"
-__all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "optim",
-           "datasets", "initializers"]
+__all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "SpecError",
+           "optim", "datasets", "initializers", "load_spec", "save_spec", "model_from_spec",
+           "load_model"]

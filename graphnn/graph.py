@@ -26,7 +26,7 @@ from compiler.infer import describe_operands, infer_node
 from compiler.ir import add_op, unique_name
 from compiler.ops import OPS, fmt_shape
 
-from .layers import LayerMethods
+from .layers import LayerMethods, layer
 
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
                       for m in (sys.modules["compiler"], sys.modules[__package__]))
@@ -41,6 +41,13 @@ def _user_source() -> str | None:
             return f"{os.path.relpath(path) if not path.startswith('<') else path}:{frame.f_lineno}"
         frame = frame.f_back
     return None
+
+
+def _plain(value):
+    """Tuples become lists, recursively: what JSON and YAML hold."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -76,8 +83,34 @@ class Graph(LayerMethods):
         self.nx = nx.MultiDiGraph()
         self.dtype = dtype
         self._groups: list[str] = []
+        self._depth = 0                  # builder calls in progress (see layers.layer)
+        self.layers: list[dict] = []     # one record per top-level builder call
+        self._layer_of: dict[str, str] = {}   # tensor name -> layer that made it
+
+    def _record(self, kind: str, bound, out: "Tensor") -> None:
+        """Remember one builder call: {"type", "name", "inputs", "output", args...}."""
+        args, inputs = {}, []
+        for key, value in list(bound.arguments.items())[1:]:
+            param = bound.signature.parameters[key]
+            if isinstance(value, Tensor):
+                inputs.append(self._layer_of.get(value.name, value.name))
+            elif key == "inputs" and isinstance(value, (list, tuple)):      # Graph.op
+                inputs += [self._layer_of.get(t.name, t.name) if isinstance(t, Tensor) else t
+                           for t in value]
+            elif param.kind is param.VAR_KEYWORD:
+                args.update({k: _plain(v) for k, v in value.items()})
+            elif key != "name" and param.default is not value:
+                args[key] = _plain(value)
+        d = self.nx.nodes[out.name]
+        name = bound.arguments.get("name") or (d.get("group") if d.get("group") and
+                                               d.get("group") not in self._groups else out.name)
+        if kind == "input":
+            name = bound.arguments["name"]
+        self._layer_of[out.name] = name
+        self.layers.append({"type": kind, "name": name, "inputs": inputs, "output": out.name, **args})
 
     # ------------------------------------------------------------------ core
+    @layer
     def op(self, op: str, inputs: list, name: str | None = None, **attrs) -> Tensor:
         """Add one node running ``op`` on ``inputs`` and return its output.
 
@@ -134,6 +167,7 @@ class Graph(LayerMethods):
             raise KeyError(f"no node named {name!r}")
         return Tensor(self, name)
 
+    @layer
     def input(self, name: str, shape: tuple, dtype: str | None = None) -> Tensor:
         """A value fed at each step; ``None`` first in ``shape`` is the batch.
 
@@ -142,6 +176,7 @@ class Graph(LayerMethods):
         """
         return self.op("input", [], name=name, shape=tuple(shape), dtype=dtype or self.dtype)
 
+    @layer
     def param(self, name: str, shape: tuple, init: str = "auto", trainable: bool = True) -> Tensor:
         """A trained weight (initialized by the Model from ``init``).
 
@@ -163,7 +198,17 @@ class Graph(LayerMethods):
         """
         graph = cls(dtype)
         graph.nx = nx.MultiDiGraph(g)
-        return graph
+        return graph                     # no layer records: specs describe it op by op
+
+    def to_spec(self, outputs: list | None = None) -> dict:
+        """This graph as a spec (plain data for YAML or JSON); see docs/spec.md.
+
+        >>> g = Graph(); x = g.input("x", (None, 4)); _ = g.dense(x, 2, name="out")
+        >>> [layer["type"] for layer in g.to_spec()["layers"]]
+        ['input', 'dense']
+        """
+        from .spec import to_spec
+        return to_spec(self, outputs)
 
     def check(self, outputs: list) -> nx.MultiDiGraph:
         """Validate and infer the whole graph for these outputs (all errors at once)."""

@@ -12,12 +12,34 @@ optional activation, all inside a named block, so the layer's nodes are called
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from contextlib import contextmanager
 
 from compiler.errors import Problem, ShapeError
 from compiler.ops import fmt_shape
 
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "softplus", "softmax")
+LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may name
+
+
+def layer(method):
+    """Record each top-level call of a builder method in ``graph.layers`` (its
+    type, name, inputs and arguments): specs, summaries and plots read it."""
+    signature = inspect.signature(method)
+    LAYER_TYPES[method.__name__] = signature
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        self._depth += 1
+        try:
+            out = method(self, *args, **kwargs)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self._record(method.__name__, signature.bind(self, *args, **kwargs), out)
+        return out
+    return call
 
 
 class LayerMethods:
@@ -64,6 +86,7 @@ class LayerMethods:
         return f"{kind}_{i}"
 
     # ---------------------------------------------------------------- layers
+    @layer
     def dense(self, x, units: int, activation: str | None = None, use_bias: bool = True,
               name: str | None = None, kernel_init: str = "glorot_uniform",
               bias_init: str = "zeros"):
@@ -89,6 +112,7 @@ class LayerMethods:
             y = self._bias_and_activation(y, units, use_bias, bias_init, activation, axis=-1)
         return y
 
+    @layer
     def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
                activation: str | None = None, use_bias: bool = True, name: str | None = None,
                kernel_init: str = "glorot_uniform", bias_init: str = "zeros"):
@@ -115,6 +139,7 @@ class LayerMethods:
             y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
         return y
 
+    @layer
     def conv1d(self, x, filters: int, kernel_size: int, strides: int = 1, padding="valid",
                dilation: int = 1, activation: str | None = None, use_bias: bool = True,
                name: str | None = None, kernel_init: str = "glorot_uniform",
@@ -159,6 +184,7 @@ class LayerMethods:
             y = self.activation(y, activation)
         return y
 
+    @layer
     def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
         """Maximum over windows of (N, C, H, W); strides default to the pool size.
 
@@ -170,6 +196,7 @@ class LayerMethods:
         return self.op("max_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
                        padding=padding)
 
+    @layer
     def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
         """Mean over windows of (N, C, H, W) (zero padding counts, as in PyTorch)."""
         return self.op("avg_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
@@ -187,6 +214,7 @@ class LayerMethods:
                         strides=(1, strides or pool_size), padding=pad)
             return self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], y.shape[1], y.shape[3]))
 
+    @layer
     def max_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
         """Maximum over windows of (N, C, L) sequences.
 
@@ -197,48 +225,59 @@ class LayerMethods:
         """
         return self._pool1d("max_pool2d", x, pool_size, strides, padding, name)
 
+    @layer
     def avg_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
         """Mean over windows of (N, C, L) sequences."""
         return self._pool1d("avg_pool2d", x, pool_size, strides, padding, name)
 
+    @layer
     def global_avg_pool(self, x, name=None):
         """Mean over H and W: (N, C, H, W) -> (N, C)."""
         return self.op("global_avg_pool", [x], name=name)
 
+    @layer
     def activation(self, x, kind: str, name: str | None = None, **attrs):
         """Apply an activation by name ('relu', 'tanh', ...)."""
         if kind not in ACTIVATIONS:
             raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
         return self.op(kind, [x], name=name, **attrs)
 
+    @layer
     def linear(self, x, name=None):
         """The identity activation."""
         return self.op("linear", [x], name=name)
 
+    @layer
     def relu(self, x, name=None):
         """max(x, 0)."""
         return self.op("relu", [x], name=name)
 
+    @layer
     def leaky_relu(self, x, alpha: float = 0.01, name=None):
         """x for x > 0, alpha * x otherwise."""
         return self.op("leaky_relu", [x], name=name, alpha=alpha)
 
+    @layer
     def tanh(self, x, name=None):
         """Hyperbolic tangent."""
         return self.op("tanh", [x], name=name)
 
+    @layer
     def sigmoid(self, x, name=None):
         """1 / (1 + exp(-x))."""
         return self.op("sigmoid", [x], name=name)
 
+    @layer
     def softplus(self, x, name=None):
         """log(1 + exp(x))."""
         return self.op("softplus", [x], name=name)
 
+    @layer
     def softmax(self, x, axis: int = -1, name=None):
         """exp(x) / sum(exp(x)) along ``axis``."""
         return self.op("softmax", [x], name=name, axis=axis)
 
+    @layer
     def add(self, a, b, name=None):
         """a + b, with NumPy broadcasting (a residual connection, say).
 
@@ -249,10 +288,12 @@ class LayerMethods:
         """
         return self.op("add", [a, b], name=name)
 
+    @layer
     def flatten(self, x, name=None):
         """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
         return self.op("flatten", [x], name=name)
 
+    @layer
     def reshape(self, x, shape: tuple, name=None):
         """A new per-sample shape (the batch dimension is kept, Keras-style).
 
@@ -266,24 +307,29 @@ class LayerMethods:
         return self.op("reshape", [x], name=name, shape=full)
 
     # ---------------------------------------------------------------- losses
+    @layer
     def mse(self, pred, target, reduction: str = "mean", name=None):
         """Mean squared error (the L2 / RMS loss)."""
         return self.op("mse", [pred, target], name=name, reduction=reduction)
 
+    @layer
     def l1(self, pred, target, reduction: str = "mean", name=None):
         """Mean absolute error."""
         return self.op("l1", [pred, target], name=name, reduction=reduction)
 
+    @layer
     def softmax_cross_entropy(self, logits, labels, reduction: str = "mean", name=None):
         """Cross-entropy of softmax(logits) against integer labels or one-hot rows."""
         return self.op("softmax_cross_entropy", [logits, labels], name=name, reduction=reduction)
 
+    @layer
     def cross_entropy(self, probs, labels, reduction: str = "mean", name=None):
         """Cross-entropy of probabilities (a softmax's output) against labels or
         one-hot rows. Compiled after a softmax, the pair becomes one stable
         softmax_cross_entropy kernel."""
         return self.op("cross_entropy", [probs, labels], name=name, reduction=reduction)
 
+    @layer
     def binary_cross_entropy(self, pred, target, from_logits: bool = False,
                              reduction: str = "mean", name=None):
         """Binary cross-entropy from probabilities (or, stably, from logits)."""

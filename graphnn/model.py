@@ -68,6 +68,9 @@ class Model:
                 self.variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
         self._loss = None
         self._fits = 0
+        self.fuse = True
+        self._built: dict = {}           # target layout -> training and evaluation graphs
+        self._executors: dict = {}       # (purpose, batch, target layout, fuse) -> Executor
 
     def _check_inputs(self):
         g = self._checked
@@ -290,6 +293,55 @@ class Model:
             for r, o in zip(results, self.outputs):
                 r[idx[0]:idx[-1] + 1] = ex.views[o]
         return results[0] if len(results) == 1 else results
+
+    # ------------------------------------------------------------ save / load
+    def save(self, path: str) -> None:
+        """Write the model (graph, weights, optimizer state, settings) to one file;
+        atomic: a failed save leaves an existing file as it was. See graphnn.io."""
+        from .io import save_model
+        save_model(self, path)
+
+    def compile_config(self) -> dict | None:
+        """How the model was compiled, as plain data (None if it was not)."""
+        if self._loss is None:
+            return None
+        return {"loss": list(self._loss), "optimizer": self.optimizer.spec(),
+                "metrics": self.metrics, "fuse": self.fuse,
+                "targets": [None if t is None else [list(t[0]), t[1]] for t in self._built]}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compile as ``compile_config()`` described, and build the same programs'
+        graphs, so that saved optimizer state has somewhere to go."""
+        kind, loss = config["loss"]
+        self.compile(loss=loss if kind == "name" else self.graph[loss],
+                     optimizer=optim.from_spec(config["optimizer"]),
+                     metrics=config.get("metrics"), fuse=config.get("fuse", True))
+        if kind == "name" and loss not in LOSSES:
+            self._loss = ("name", loss)
+        for target in config.get("targets", []):
+            self._build(None if target is None else (tuple(target[0]), target[1]))
+
+    def state_dict(self) -> dict:
+        """A copy of every variable (weights and optimizer state), by name."""
+        return {k: v.copy() for k, v in self.variables.items()}
+
+    def load_state_dict(self, state: dict, strict: bool = True, source: str | None = None):
+        """Copy ``state`` into the model's variables. Returns (missing, unexpected)
+        key lists; with ``strict``, either being non-empty is a KeyError."""
+        where = f"{source}: " if source else ""
+        missing = sorted(set(self.variables) - set(state))
+        unexpected = sorted(set(state) - set(self.variables))
+        if strict and (missing or unexpected):
+            raise KeyError(f"{where}state does not match the model: missing {missing}, "
+                           f"unexpected {unexpected}")
+        for k in sorted(set(state) & set(self.variables)):
+            value, own = np.asarray(state[k]), self.variables[k]
+            if value.shape != own.shape:
+                raise ValueError(f"{where}variable {k!r} has shape {value.shape}, the model's "
+                                 f"is {own.shape}")
+        for k in sorted(set(state) & set(self.variables)):
+            self.variables[k][...] = state[k]
+        return missing, unexpected
 
     # ---------------------------------------------------------------- weights
     def get_weights(self) -> dict:

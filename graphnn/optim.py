@@ -69,6 +69,20 @@ class Adam(Optimizer):
         return {**super().spec(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
+def from_spec(spec: dict) -> Optimizer:
+    """The optimizer a ``spec()`` describes.
+
+    >>> from_spec(SGD(0.1, momentum=0.5).spec())
+    SGD(lr=0.1, momentum=0.5, nesterov=False)
+    """
+    table = {"sgd": SGD, "adam": Adam}
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name not in table:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(table)}")
+    return table[name](**spec)
+
+
 def get(optimizer) -> Optimizer:
     """An Optimizer from an instance or a name ('sgd', 'adam') with defaults."""
     if isinstance(optimizer, Optimizer):

@@ -1,0 +1,209 @@
+"""Spec files: a model described as data, in YAML or JSON (schema: docs/spec.md).
+
+    graphnn_spec: 1
+    layers:
+      - {type: input, name: pixels, shape: [null, 64]}
+      - {type: dense, name: hidden, inputs: [pixels], units: 64, activation: relu}
+      - {type: dense, name: logits, inputs: [hidden], units: 10}
+    model: {inputs: [pixels], outputs: [logits], loss: softmax_cross_entropy}
+
+Each layer entry names a builder method (``type``) and its arguments; ``inputs``
+refers to earlier entries by name. A graph with no builder records (one made in
+networkx) is written op by op, as ``{type: op, op: matmul, ...}`` entries.
+Mistakes raise SpecError naming the entry, the key and, for YAML, the line.
+
+>>> g = load_spec({"layers": [{"type": "input", "name": "x", "shape": [None, 3]},
+...                           {"type": "relu", "name": "r", "inputs": ["x"]}]})
+>>> g["r"].shape
+(None, 3)
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import yaml
+
+from compiler.ops import OPS
+
+from .graph import Graph, Tensor
+from .layers import LAYER_TYPES
+
+FORMAT = 1
+LINE = "__line__"
+
+
+class SpecError(ValueError):
+    """A spec that cannot be turned into a graph; the message says where."""
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[LINE] = node.start_mark.line + 1
+        return mapping
+
+
+def read_spec(src) -> dict:
+    """A spec as a dict, from a dict, a .yaml/.yml/.json path, or YAML/JSON text."""
+    if isinstance(src, dict):
+        return src
+    text, where = src, "spec"
+    if isinstance(src, (str, os.PathLike)) and os.path.exists(src):
+        where = os.fspath(src)
+        with open(src, encoding="utf-8") as f:
+            text = f.read()
+    try:
+        data = (json.loads(text) if where.endswith(".json") else yaml.load(text, Loader=_LineLoader))
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise SpecError(f"{where}: not valid {'JSON' if where.endswith('.json') else 'YAML'}: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a mapping with a 'layers' list, got {type(data).__name__}")
+    return data
+
+
+def _where(i, entry):
+    line = f" (line {entry[LINE]})" if isinstance(entry, dict) and LINE in entry else ""
+    name = f" {entry.get('name')!r}" if isinstance(entry, dict) and entry.get("name") else ""
+    return f"layers[{i}]{name}{line}"
+
+
+def load_spec(src) -> Graph:
+    """Build the Graph a spec describes (``src``: dict, path, or YAML/JSON text)."""
+    spec = read_spec(src)
+    unknown = sorted(set(spec) - {"graphnn_spec", "dtype", "layers", "model", LINE})
+    if unknown:
+        raise SpecError(f"unknown top-level key(s) {unknown}; expected graphnn_spec, dtype, layers, model")
+    if spec.get("graphnn_spec", FORMAT) != FORMAT:
+        raise SpecError(f"graphnn_spec: this graphnn reads format {FORMAT}, got {spec['graphnn_spec']!r}")
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("'layers' must be a non-empty list of layer entries")
+    g = Graph(dtype=spec.get("dtype", "float32"))
+    made: dict[str, Tensor] = {}
+    for i, entry in enumerate(layers):
+        where = _where(i, entry)
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where}: expected a mapping, got {entry!r}")
+        entry = {k: v for k, v in entry.items() if k != LINE}
+        kind = entry.pop("type", None)
+        if kind is None:
+            raise SpecError(f"{where}: missing key 'type'")
+        if kind not in LAYER_TYPES:
+            raise SpecError(f"{where}: unknown type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
+        refs = entry.pop("inputs", [])
+        if isinstance(refs, str):
+            refs = [refs]
+        missing = [r for r in refs if r not in made]
+        if missing:
+            raise SpecError(f"{where}: key 'inputs' refers to {missing}, which no earlier entry names")
+        tensors = [made[r] for r in refs]
+        name = entry.get("name")
+        try:
+            out = _build(g, kind, tensors, entry, where)
+        except SpecError:
+            raise
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"{where}: {e}") from None
+        made[name or g._layer_of.get(out.name, out.name)] = out
+        made.setdefault(out.name, out)
+    return g
+
+
+def _build(g, kind, tensors, entry, where):
+    signature = LAYER_TYPES[kind]
+    params = list(signature.parameters.values())[1:]
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {p.name for p in params}
+    bad = sorted(k for k in entry if k not in names and not takes_kwargs)
+    if bad:
+        allowed = sorted(names - {"x", "a", "b", "pred", "target", "logits", "labels", "probs", "inputs"})
+        raise SpecError(f"{where}: unknown key(s) {bad}; {kind} takes {', '.join(allowed)}")
+    args = {k: tuple(v) if isinstance(v, list) and k in ("shape", "kernel_size", "strides", "padding",
+                                                         "dilation", "pool_size") else v
+            for k, v in entry.items()}
+    method = getattr(g, kind)
+    if kind in ("input", "param"):
+        return method(**args)
+    if kind == "op":
+        return method(args.pop("op"), tensors, **args)
+    return method(*tensors, **args)
+
+
+def to_spec(graph: Graph, outputs: list | None = None, model: dict | None = None) -> dict:
+    """The spec of ``graph`` (its builder records, or its ops one by one)."""
+    if graph.layers:
+        layers = [{k: v for k, v in rec.items() if k != "output" and not (k == "inputs" and not v)}
+                  for rec in graph.layers]
+    else:
+        layers = _op_entries(graph)
+    spec = {"graphnn_spec": FORMAT, "dtype": graph.dtype, "layers": layers}
+    if model:
+        spec["model"] = model
+    return spec
+
+
+def _op_entries(graph):
+    import networkx as nx
+    from compiler.ir import op_attrs, operands
+    entries = []
+    for node in nx.topological_sort(graph.nx):
+        d = graph.nx.nodes[node]
+        attrs = {k: _listed(v) for k, v in op_attrs(graph.nx, node).items()}
+        if d["op"] in ("input", "param"):
+            entries.append({"type": d["op"], "name": node, **attrs})
+        else:
+            entries.append({"type": "op", "op": d["op"], "name": node,
+                            "inputs": operands(graph.nx, node), **attrs})
+    return entries
+
+
+def _listed(v):
+    return [_listed(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
+def save_spec(graph: Graph, path: str, model: dict | None = None) -> None:
+    """Write the spec as YAML (.yaml/.yml) or JSON (any other suffix)."""
+    spec = to_spec(graph, model=model)
+    with open(path, "w", encoding="utf-8") as f:
+        if path.endswith((".yaml", ".yml")):
+            yaml.safe_dump(spec, f, sort_keys=False, default_flow_style=None)
+        else:
+            json.dump(spec, f, indent=2)
+
+
+def model_from_spec(src):
+    """A Model from a spec with a ``model`` section ({inputs, outputs, loss,
+    optimizer, metrics, seed}); compiled when the section names a loss."""
+    from . import optim
+    from .model import Model
+    spec = read_spec(src)
+    graph = load_spec(spec)
+    section = {k: v for k, v in (spec.get("model") or {}).items() if k != LINE}
+    unknown = sorted(set(section) - {"inputs", "outputs", "loss", "optimizer", "metrics", "seed"})
+    if unknown:
+        raise SpecError(f"model: unknown key(s) {unknown}; expected inputs, outputs, loss, optimizer, "
+                        "metrics, seed")
+    inputs = section.get("inputs") or [r["name"] for r in graph.layers if r["type"] == "input"]
+    outputs = section.get("outputs") or [graph.layers[-1]["name"]]
+    refs = {r["name"]: r["output"] for r in graph.layers}
+    try:
+        model = Model(graph, inputs=[refs.get(i, i) for i in inputs],
+                      outputs=[refs.get(o, o) for o in outputs], seed=section.get("seed", 0))
+    except KeyError as e:
+        raise SpecError(f"model: {e}") from None
+    if section.get("loss"):
+        opt = section.get("optimizer", "adam")
+        if isinstance(opt, dict):
+            opt = dict(opt)
+            kind = opt.pop("name", "adam")
+            table = {"sgd": optim.SGD, "adam": optim.Adam}
+            if kind not in table:
+                raise SpecError(f"model.optimizer.name: unknown optimizer {kind!r}; use sgd or adam")
+            opt = table[kind](**opt)
+        loss = section["loss"]
+        model.compile(loss=refs.get(loss, loss) if loss in refs else loss, optimizer=opt,
+                      metrics=section.get("metrics"))
+    return model
