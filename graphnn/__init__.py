@@ -15,8 +15,9 @@ from .io import load_model
 from .model import Model
 from .spec import SpecError, load_spec, model_from_spec, save_spec
 from .training import History
+from .viz import plot_model
 
 __version__ = "0.1.0"
 __all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "SpecError",
            "optim", "datasets", "initializers", "load_spec", "save_spec", "model_from_spec",
-           "load_model"]
+           "load_model", "plot_model"]

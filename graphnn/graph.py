@@ -215,5 +215,9 @@ class Graph(LayerMethods):
         from compiler import check_graph
         return check_graph(self.nx, [self._tensor(o).name for o in outputs])
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle
+        return mimebundle(self, include, exclude)
+
     def __len__(self) -> int:
         return self.nx.number_of_nodes()

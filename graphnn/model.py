@@ -294,6 +294,20 @@ class Model:
                 r[idx[0]:idx[-1] + 1] = ex.views[o]
         return results[0] if len(results) == 1 else results
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from .viz import mimebundle
+        return mimebundle(self, include, exclude)
+
+    def summary(self, print_fn=None, batch_size: int = 32, memory: bool = True) -> str:
+        """The model as a table: layer, output shape, parameters, FLOPs per sample,
+        inputs; then totals and the memory plan at ``batch_size``. Returned as a
+        string (which shows as the table at a prompt); also passed to ``print_fn``."""
+        from .summary import summarize
+        text = summarize(self, batch_size, memory)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
     # ------------------------------------------------------------ save / load
     def save(self, path: str) -> None:
         """Write the model (graph, weights, optimizer state, settings) to one file;
