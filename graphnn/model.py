@@ -30,7 +30,9 @@ from runtime import Executor
 from . import optim
 from .graph import Graph, Tensor
 from .initializers import initialize
-from .training import History, Batches, check_targets, prepare_inputs, print_epoch
+from compiler.updates import LR_NODE
+
+from .training import History, Batches, check_targets, prepare_inputs
 
 LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
           "softmax_cross_entropy": "softmax_cross_entropy",
@@ -204,9 +206,15 @@ class Model:
 
     # ------------------------------------------------------------------ train
     def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
-            shuffle: bool = True, seed: int | None = None, verbose: int = 1) -> History:
+            shuffle: bool = True, seed: int | None = None, verbose: int = 1,
+            callbacks=None) -> History:
         """Train for ``epochs`` passes over the data (every sample, the last partial
-        batch included); return the History of per-epoch loss and metrics."""
+        batch included); return the History of per-epoch loss and metrics.
+
+        ``verbose``: 0 silent, 1 a progress bar per epoch on a terminal (one line
+        per epoch when output is not a terminal), 2 one line per epoch.
+        ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...)."""
+        from .callbacks import Progress
         self._require_compiled()
         if not (isinstance(batch_size, int) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -215,8 +223,17 @@ class Model:
         rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
         loss = self._build(spec)["loss"]
-        history = History()
+        steps = -(-n // batch_size)
+        hooks = list(callbacks or [])
+        if verbose:
+            hooks.append(Progress(epochs, steps, verbose))
+        for hook in hooks:
+            hook.model = self
+            hook.on_train_begin({})
+        history, self.stop_training = History(), False
         for epoch in range(epochs):
+            for hook in hooks:
+                hook.on_epoch_begin(epoch, {})
             order = rng.permutation(n) if shuffle else np.arange(n)
             totals = Batches(self.metrics)
             for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
@@ -229,14 +246,34 @@ class Model:
                     self._diagnose(ex, spec, f"epoch {epoch + 1}, batch {b + 1}", e)
                 totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
                            self._first_target(ex), len(idx), self._threshold())
+                if hooks:
+                    logs = totals.result()
+                    for hook in hooks:
+                        hook.on_batch_end(b, logs)
             logs = totals.result()
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             history.append(epoch, logs)
-            if verbose:
-                print_epoch(epoch, epochs, logs)
+            for hook in hooks:
+                hook.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for hook in hooks:
+            hook.on_train_end({})
         return history
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's learning rate; setting it takes effect at the next step."""
+        lr = self.variables.get(LR_NODE)
+        return float(lr) if lr is not None else self.optimizer.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.optimizer.lr = float(value)
+        if LR_NODE in self.variables:
+            self.variables[LR_NODE][...] = value
 
     def _first_target(self, ex):
         targets = self._targets()

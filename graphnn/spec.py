@@ -152,6 +152,8 @@ def _op_entries(graph):
     for node in nx.topological_sort(graph.nx):
         d = graph.nx.nodes[node]
         attrs = {k: _listed(v) for k, v in op_attrs(graph.nx, node).items()}
+        if d["op"] == "param":
+            attrs.pop("dtype", None)           # params take the graph's dtype
         if d["op"] in ("input", "param"):
             entries.append({"type": d["op"], "name": node, **attrs})
         else:

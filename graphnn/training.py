@@ -114,8 +114,3 @@ def accuracy_hits(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) 
         labels = target.argmax(-1) if target.ndim == pred.ndim else target
         return pred.argmax(-1) == labels
     return (pred > threshold) == (target > 0.5)
-
-
-def print_epoch(epoch: int, epochs: int, logs: dict) -> None:
-    text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-    print(f"Epoch {epoch + 1}/{epochs} - {text}", flush=True)

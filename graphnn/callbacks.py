@@ -1,0 +1,160 @@
+"""Callbacks: code that runs at points of ``fit`` (Keras's names and meanings).
+
+>>> import numpy as np
+>>> from graphnn import Graph, Model
+>>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.dense(x, 1))
+>>> m.compile(loss="mse", optimizer="sgd")
+>>> h = m.fit(np.zeros((8, 2)), np.zeros((8, 1)), epochs=50, verbose=0,
+...           callbacks=[EarlyStopping(monitor="loss", patience=2)])
+>>> len(h.epoch) < 50
+True
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+
+
+class Callback:
+    """Override any of these; ``self.model`` is set before training starts."""
+
+    model = None
+
+    def on_train_begin(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_batch_end(self, batch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_end(self, logs=None): ...
+
+
+def _better(mode, monitor):
+    if mode == "auto":
+        mode = "max" if "acc" in monitor else "min"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    return (lambda a, b, delta: a < b - delta) if mode == "min" else (lambda a, b, delta: a > b + delta)
+
+
+def _watch(logs, monitor):
+    if monitor not in logs:
+        raise KeyError(f"monitor {monitor!r} is not among the logged values {sorted(logs)}; "
+                       "pass validation_data for val_* values")
+    return logs[monitor]
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience``
+    epochs; with ``restore_best_weights``, end on the best epoch's weights."""
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
+                 restore_best_weights=False):
+        self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
+        self.better, self.restore = _better(mode, monitor), restore_best_weights
+        self.best, self.best_state, self.wait, self.stopped_epoch = None, None, 0, None
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_state, self.wait, self.stopped_epoch = None, None, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _watch(logs, self.monitor)
+        if self.best is None or self.better(value, self.best, self.min_delta):
+            self.best, self.wait = value, 0
+            if self.restore:
+                self.best_state = self.model.state_dict()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after each epoch (``path`` may hold ``{epoch}`` and any
+    logged value, e.g. ``model-{epoch:02d}-{val_loss:.3f}.gnn``); with
+    ``save_best_only``, only when ``monitor`` improves."""
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
+        self.path, self.monitor, self.best_only = os.fspath(path), monitor, save_best_only
+        self.better, self.best = _better(mode, monitor), None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.best_only:
+            value = _watch(logs, self.monitor)
+            if self.best is not None and not self.better(value, self.best, 0.0):
+                return
+            self.best = value
+        self.model.save(self.path.format(epoch=epoch + 1, **logs))
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``."""
+
+    def __init__(self, schedule, verbose=0):
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.schedule(epoch, self.model.learning_rate))
+        if not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"the schedule gave learning rate {lr} for epoch {epoch + 1}")
+        self.model.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: learning rate {lr:.6g}")
+
+
+class CSVLogger(Callback):
+    """Append one CSV row per epoch (epoch, then every logged value)."""
+
+    def __init__(self, path, append=False):
+        self.path, self.append = os.fspath(path), append
+
+    def on_train_begin(self, logs=None):
+        if not self.append and os.path.exists(self.path):
+            os.remove(self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["epoch", *logs])
+            writer.writerow([epoch + 1, *(f"{v:.6g}" for v in logs.values())])
+
+
+class Progress(Callback):
+    """What ``fit`` prints: a tqdm bar per epoch on a terminal (verbose=1), one
+    plain line per epoch otherwise (verbose=2, or output not a terminal)."""
+
+    def __init__(self, epochs, steps, verbose=1, stream=None):
+        self.epochs, self.steps, self.verbose = epochs, steps, verbose
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def _terminal(self):
+        return self.verbose == 1 and hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._terminal():
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
+                            unit="step", file=self.stream, leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, batch, logs=None):
+        if self.bar is not None:
+            self.bar.update(1)
+            if batch % 10 == 0 or batch == self.steps - 1:
+                self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+        if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {text}", file=self.stream, flush=True)

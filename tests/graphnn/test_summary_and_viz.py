@@ -1,0 +1,112 @@
+"""summary() against hand counts; plot_model's DOT pinned, rendered with dot,
+and written as DOT with a hint when dot is missing."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import graphviz
+import pytest
+
+from graphnn import Graph, Model, plot_model
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+
+
+def small_cnn():
+    g = Graph()
+    x = g.input("img", (None, 1, 8, 8))
+    h = g.max_pool2d(g.conv2d(x, 4, 3, padding="same", activation="relu", name="conv"), 2)
+    logits = g.dense(g.flatten(h), 10, name="logits")
+    return g, Model(g, inputs=x, outputs=logits)
+
+
+def test_summary_counts_by_hand():
+    g, model = small_cnn()
+    model.compile(loss="softmax_cross_entropy", optimizer="sgd")
+    text = model.summary()
+    rows = {line.split()[0]: line for line in text.splitlines() if line[:1].isalpha()}
+    # conv: 4 filters x 1 channel x 3 x 3 + 4 biases; logits: 64 inputs x 10 + 10
+    assert " 40 " in rows["conv"] and "(N, 4, 8, 8)" in rows["conv"]
+    assert " 650 " in rows["logits"] and "flatten" in rows["logits"]
+    # FLOPs per sample: conv 2*4*64*9 = 4,608 (+ bias 256 + relu 256); dense 2*64*10 + 10
+    assert "5,120" in rows["conv"] and "1,290" in rows["logits"]
+    assert "Total params: 690 (trainable 690, non-trainable 0)" in text
+    assert "Memory, training step at batch 32: arena" in text
+
+
+def test_summary_counts_shared_parameters_once():
+    g = Graph()
+    x = g.input("x", (None, 4))
+    w = g.param("shared_W", (4, 4))
+    a = g.op("matmul", [x, w], name="first")
+    b = g.op("matmul", [a, w], name="second")
+    text = Model(g, inputs=x, outputs=b).summary(memory=False)
+    assert "Total params: 16 (trainable 16" in text
+    assert "(shared)" in [line for line in text.splitlines() if line.startswith("second")][0]
+
+
+def test_frozen_parameters_are_not_trainable():
+    g = Graph()
+    x = g.input("x", (None, 2))
+    y = g.add(x, g.param("offset", (2,), trainable=False))
+    assert "non-trainable 2" in Model(g, inputs=x, outputs=y).summary(memory=False)
+
+
+@pytest.mark.parametrize("view", ["graph", "expanded", "compiled"])
+def test_dot_source_matches_golden_file(view):
+    g, model = small_cnn()
+    model.compile(loss="softmax_cross_entropy", optimizer="sgd")
+    dot = plot_model(model, view="graph" if view == "expanded" else view,
+                     expand_nested=view == "expanded", batch_size=2)
+    path = os.path.join(GOLDEN, f"small_cnn_{view}.dot")
+    if os.environ.get("GRAPHNN_UPDATE_GOLDEN"):
+        os.makedirs(GOLDEN, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(dot.source)
+    with open(path) as f:
+        assert dot.source == f.read()
+
+
+def test_training_view_colours_backward_and_updates():
+    _, model = small_cnn()
+    model.compile(loss="softmax_cross_entropy", optimizer="adam")
+    source = plot_model(model, view="training").source
+    assert "grad_relu_grad" in source and "#dbe9f6" in source and "adam_update" in source
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF")])
+def test_renders_by_suffix(tmp_path, suffix, magic):
+    _, model = small_cnn()
+    path = tmp_path / f"net{suffix}"
+    plot_model(model, str(path))
+    assert path.read_bytes().startswith(magic)
+
+
+def test_without_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monkeypatch, capsys):
+    _, model = small_cnn()
+
+    def missing(*args, **kwargs):
+        raise graphviz.ExecutableNotFound(["dot"])
+    monkeypatch.setattr(graphviz.Digraph, "render", missing)
+    plot_model(model, str(tmp_path / "net.svg"))
+    assert (tmp_path / "net.dot").read_text().startswith("digraph")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "install graphviz" in err[0]
+
+
+def test_dot_suffix_needs_no_program(tmp_path):
+    g, _ = small_cnn()
+    plot_model(g, str(tmp_path / "net.dot"))
+    assert "conv (conv2d)" in (tmp_path / "net.dot").read_text()
+
+
+def test_jupyter_display_and_bad_view():
+    g, model = small_cnn()
+    bundle = model._repr_mimebundle_()
+    assert "image/svg+xml" in bundle or "text/plain" in bundle
+    with pytest.raises(ValueError, match="view must be one of"):
+        plot_model(g, view="fancy")
+    with pytest.raises(ValueError, match="compiled Model"):
+        plot_model(model, view="training")
