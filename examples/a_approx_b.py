@@ -5,7 +5,7 @@ hidden layer can only cut the square with one line, so it does no better than
 guessing the larger class; one hidden layer of a few units learns both edges
 of the band.
 
-    python examples/a_approx_b.py
+    python examples/a_approx_b.py      # also writes out/a_approx_b_{no,one}_hidden.png
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def train(hidden: int | None, epochs: int = 150, seed: int = 0) -> dict:
     model.compile(loss="binary_cross_entropy", optimizer=optim.Adam(0.02), metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, seed=seed, verbose=0)
     return {"test_accuracy": model.evaluate(x_test, y_test)["accuracy"],
-            "majority_baseline": float(max(y_test.mean(), 1 - y_test.mean()))}
+            "majority_baseline": float(max(y_test.mean(), 1 - y_test.mean())),
+            "model": model, "test_data": (x_test, y_test)}
 
 
 def run(seed: int = 0) -> dict:
@@ -45,3 +46,12 @@ if __name__ == "__main__":
     print(f"always guessing the larger class: {r['no_hidden']['majority_baseline']:.4f}")
     print(f"no hidden layer:     test accuracy {r['no_hidden']['test_accuracy']:.4f}  (fails)")
     print(f"one hidden layer 16: test accuracy {r['one_hidden']['test_accuracy']:.4f}")
+    try:
+        from graphnn.plots import plot_decision_boundary
+        for key, title in (("no_hidden", "|a - b| < 0.2, no hidden layer"),
+                           ("one_hidden", "|a - b| < 0.2, one hidden layer")):
+            path = f"out/a_approx_b_{key}.png"
+            plot_decision_boundary(r[key]["model"], *r[key]["test_data"], path, title=title)
+            print(f"wrote {path}")
+    except ImportError as e:
+        print(f"(no plot: {e})")

@@ -3,7 +3,7 @@
 Two numbers a, b drawn uniformly from [0, 1]; the label says whether a > b.
 The boundary a = b is a line, so one sigmoid unit (logistic regression) draws it.
 
-    python examples/a_greater_than_b.py
+    python examples/a_greater_than_b.py      # also writes out/a_greater_than_b.png
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def run(epochs: int = 40, seed: int = 0, verbose: int = 0) -> dict:
     test = model.evaluate(x_test, y_test)
     w = model.get_weights()
     return {"train_accuracy": hist.history["accuracy"][-1], "test_accuracy": test["accuracy"],
-            "weights": w["decide/W"].ravel().tolist(), "bias": float(w["decide/b"][0])}
+            "weights": w["decide/W"].ravel().tolist(), "bias": float(w["decide/b"][0]),
+            "model": model, "test_data": (x_test, y_test)}
 
 
 if __name__ == "__main__":
@@ -38,3 +39,10 @@ if __name__ == "__main__":
     wa, wb = result["weights"]
     print(f"learned boundary: {wa:+.2f} a {wb:+.2f} b {result['bias']:+.2f} = 0  (ideal: a - b = 0)")
     print(f"train accuracy {result['train_accuracy']:.4f}, test accuracy {result['test_accuracy']:.4f}")
+    try:
+        from graphnn.plots import plot_decision_boundary
+        plot_decision_boundary(result["model"], *result["test_data"], "out/a_greater_than_b.png",
+                               title="a > b, no hidden layer")
+        print("wrote out/a_greater_than_b.png")
+    except ImportError as e:
+        print(f"(no plot: {e})")

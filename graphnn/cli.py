@@ -1,6 +1,16 @@
 """The ``graphnn`` command line.
 
-    graphnn demo [--epochs N] [--seed S]   train an MLP on the embedded digits
+    graphnn demo                                    train a small CNN on the embedded digits
+    graphnn train SPEC --data digits --epochs 10 --out model.gnn
+    graphnn evaluate MODEL --data digits
+    graphnn predict MODEL --data digits [--out predictions.npy]
+    graphnn summary SPEC|MODEL
+    graphnn plot SPEC|MODEL -o net.svg [--view graph|training|compiled]
+    graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32]
+
+``--data`` is ``digits`` (embedded), ``mnist:FOLDER`` (the IDX files; the first
+5,000 test images train, the last 5,000 test) or ``FILE.npz`` (arrays x and y,
+and optionally x_test and y_test). Bad input exits with status 1 and one line.
 
 >>> main(["--version"])
 graphnn 0.1.0
@@ -9,51 +19,209 @@ graphnn 0.1.0
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+import numpy as np
 
-def demo(epochs: int = 30, seed: int = 0) -> float:
-    """Train a 64-64-10 ReLU MLP on the embedded UCI digits; return test accuracy."""
-    from . import Graph, Model, datasets, optim
 
-    x, y = datasets.digits()
-    (x_train, y_train), (x_test, y_test) = datasets.split(x.reshape(len(x), -1), y, 0.25, seed)
-    g = Graph()
-    pixels = g.input("pixels", (None, 64))
-    hidden = g.dense(pixels, 64, activation="relu", name="hidden")
-    logits = g.dense(hidden, 10, name="logits")
-    model = Model(g, inputs=pixels, outputs=logits, seed=seed)
-    model.compile(loss="softmax_cross_entropy", optimizer=optim.Adam(1e-3), metrics=["accuracy"])
-    print(f"UCI digits: {len(x_train)} train / {len(x_test)} test images, 8x8")
-    model.fit(x_train, y_train, epochs=epochs, batch_size=32, validation_data=(x_test, y_test),
-              seed=seed)
-    result = model.evaluate(x_test, y_test)
-    print(f"test accuracy: {result['accuracy']:.4f}  (test loss {result['loss']:.4f})")
-    return result["accuracy"]
+class UsageError(ValueError):
+    """A command-line mistake: reported in one line, exit status 1."""
+
+
+# ----------------------------------------------------------------- data
+
+def load_data(source: str, seed: int = 0):
+    """((x_train, y_train), (x_test, y_test)) from a --data argument."""
+    from . import datasets
+    if source == "digits":
+        x, y = datasets.digits()
+        return datasets.split(x, y, 0.25, seed)
+    if source.startswith("mnist:"):
+        x, y = datasets.mnist(source[len("mnist:"):] or None)
+        return (x[:5000], y[:5000]), (x[5000:], y[5000:])
+    if source.endswith(".npz"):
+        if not os.path.exists(source):
+            raise UsageError(f"--data {source}: no such file")
+        with np.load(source, allow_pickle=False) as f:
+            if "x" not in f.files or "y" not in f.files:
+                raise UsageError(f"--data {source}: expected arrays 'x' and 'y', found {f.files}")
+            if "x_test" in f.files and "y_test" in f.files:
+                return (f["x"], f["y"]), (f["x_test"], f["y_test"])
+            return datasets.split(f["x"], f["y"], 0.25, seed)
+    raise UsageError(f"--data {source!r}: expected digits, mnist:FOLDER or FILE.npz")
+
+
+def fit_to_input(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    """Reshape samples to the model input's per-sample shape (same element count)."""
+    want = tuple(shape[1:])
+    if x.shape[1:] == want:
+        return x
+    if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+        raise UsageError(f"the data's samples have shape {x.shape[1:]}, but input {name!r} "
+                         f"takes {want}")
+    return x.reshape(len(x), *want)
+
+
+# ----------------------------------------------------------------- models
+
+def open_model(path: str):
+    """A Model from a saved .gnn file or from a spec (YAML/JSON)."""
+    from .io import load_model
+    from .spec import model_from_spec
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such file")
+    if path.endswith(".gnn"):
+        return load_model(path)
+    return model_from_spec(path)
+
+
+def _input_shape(model):
+    return model._checked.nodes[model.inputs[0]]["shape"]
+
+
+def cmd_train(args):
+    from . import optim
+    model = open_model(args.spec)
+    (x, y), (xt, yt) = load_data(args.data, args.seed)
+    x = fit_to_input(x, _input_shape(model), model.inputs[0])
+    xt = fit_to_input(xt, _input_shape(model), model.inputs[0])
+    table = {"sgd": optim.SGD, "adam": optim.Adam}
+    loss = model.compile_config()["loss"][1] if model.compile_config() else args.loss
+    model.compile(loss=model.graph[loss] if loss in model.graph.nx else loss,
+                  optimizer=table[args.optimizer](lr=args.lr), metrics=["accuracy"])
+    model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xt, yt),
+              seed=args.seed, verbose=args.verbose)
+    result = model.evaluate(xt, yt)
+    print(" - ".join(f"test {k}: {v:.4f}" for k, v in result.items()))
+    if args.out:
+        model.save(args.out)
+        print(f"saved {args.out}")
+
+
+def cmd_evaluate(args):
+    model = open_model(args.model)
+    if model.compile_config() is None:
+        raise UsageError(f"{args.model}: the model was never compiled; train it first")
+    _, (xt, yt) = load_data(args.data, args.seed)
+    result = model.evaluate(fit_to_input(xt, _input_shape(model), model.inputs[0]), yt)
+    print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+
+
+def cmd_predict(args):
+    model = open_model(args.model)
+    _, (xt, _) = load_data(args.data, args.seed)
+    out = model.predict(fit_to_input(xt, _input_shape(model), model.inputs[0]))
+    if args.out:
+        np.save(args.out, out)
+        print(f"saved {out.shape} predictions to {args.out}")
+    classes = out.argmax(axis=1) if out.ndim == 2 and out.shape[1] > 1 else out.ravel()
+    print("first predictions:", " ".join(str(c) for c in classes[:20]))
+
+
+def cmd_summary(args):
+    print(open_model(args.spec).summary(batch_size=args.batch_size))
+
+
+def cmd_plot(args):
+    from .viz import plot_model
+    model = open_model(args.spec)
+    plot_model(model, args.output, view=args.view, expand_nested=args.expand,
+               rankdir=args.rankdir, batch_size=args.batch_size)
+    print(f"wrote {args.output}")
+
+
+def cmd_inspect(args):
+    model = open_model(args.spec)
+    if args.purpose == "train" and model.compile_config() is None:
+        raise UsageError(f"{args.spec}: --purpose train needs a loss (the spec's model.loss)")
+    print(model.program(args.purpose, args.batch_size))
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    run_demo(out=args.out, epochs=args.epochs, seed=args.seed)
+
+
+# ----------------------------------------------------------------- parser
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graphnn", description="Neural networks as graphs: "
+                                "declare, compile, train with NumPy, and look at them.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def data_args(c):
+        c.add_argument("--data", default="digits", help="digits, mnist:FOLDER or FILE.npz")
+        c.add_argument("--seed", type=int, default=0)
+
+    c = sub.add_parser("train", help="train a model described by a spec (or a saved .gnn)")
+    c.add_argument("spec", help="YAML/JSON spec or .gnn file")
+    data_args(c)
+    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--loss", default="softmax_cross_entropy", help="when the spec names none")
+    c.add_argument("--out", help="where to save the trained model (.gnn)")
+    c.add_argument("--verbose", type=int, default=1)
+    c.set_defaults(run=cmd_train)
+
+    c = sub.add_parser("evaluate", help="loss and accuracy of a saved model on test data")
+    c.add_argument("model")
+    data_args(c)
+    c.set_defaults(run=cmd_evaluate)
+
+    c = sub.add_parser("predict", help="run a saved model on the test data")
+    c.add_argument("model")
+    data_args(c)
+    c.add_argument("--out", help="save the predictions (.npy)")
+    c.set_defaults(run=cmd_predict)
+
+    c = sub.add_parser("summary", help="the layer table, parameter counts and memory plan")
+    c.add_argument("spec")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.set_defaults(run=cmd_summary)
+
+    c = sub.add_parser("plot", help="draw the model with graphviz")
+    c.add_argument("spec")
+    c.add_argument("-o", "--output", default="net.svg", help="file; the suffix picks the format")
+    c.add_argument("--view", choices=["graph", "training", "compiled"], default="graph")
+    c.add_argument("--expand", action="store_true", help="show the ops inside each layer")
+    c.add_argument("--rankdir", choices=["TB", "LR"], default="TB")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.set_defaults(run=cmd_plot)
+
+    c = sub.add_parser("inspect", help="print the compiled program and its memory plan")
+    c.add_argument("spec")
+    c.add_argument("--purpose", choices=["train", "eval", "predict"], default="predict")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.set_defaults(run=cmd_inspect)
+
+    c = sub.add_parser("demo", help="train a small CNN on the embedded digits; write out/")
+    c.add_argument("--out", default="out")
+    c.add_argument("--epochs", type=int, default=15)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(run=cmd_demo)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="graphnn", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("demo", help="train an MLP on the embedded digits data")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    from . import GraphError, __version__
+    args = parser().parse_args(argv)
     if args.version:
         print(f"graphnn {__version__}")
         return 0
-    if args.command == "demo":
-        try:
-            demo(args.epochs, args.seed)
-        except (ValueError, FloatingPointError) as e:
-            print(f"graphnn: error: {e}", file=sys.stderr)
-            return 1
-        return 0
-    parser.print_help()
-    return 2
+    if not getattr(args, "run", None):
+        parser().print_help()
+        return 2
+    try:
+        args.run(args)
+    except (ValueError, KeyError, OSError, GraphError, FloatingPointError, ImportError) as e:
+        message = str(e).strip().replace("\n", "; ") or type(e).__name__
+        print(f"graphnn: error: {message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from graphnn.cli import demo
+from graphnn import Graph, Model, datasets, optim
+from graphnn.demo import run_demo
 from tests.helpers import MNIST_DIR
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
@@ -33,8 +34,25 @@ def test_a_approx_b_needs_a_hidden_layer():
     assert deep["test_accuracy"] >= 0.95
 
 
-def test_digits_mlp_reaches_95_percent(capsys):
-    assert demo(epochs=30, seed=0) >= 0.95
+def test_digits_mlp_reaches_95_percent():
+    x, y = datasets.digits()
+    (xt, yt), (xv, yv) = datasets.split(x.reshape(len(x), -1), y, 0.25, seed=0)
+    g = Graph()
+    pixels = g.input("pixels", (None, 64))
+    logits = g.dense(g.dense(pixels, 64, activation="relu"), 10)
+    model = Model(g, inputs=pixels, outputs=logits, seed=0)
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.Adam(1e-3), metrics=["accuracy"])
+    model.fit(xt, yt, epochs=30, batch_size=32, seed=0, verbose=0)
+    assert model.evaluate(xv, yv)["accuracy"] >= 0.95
+
+
+def test_demo_cnn_reaches_95_percent_and_writes_its_files(tmp_path):
+    result = run_demo(out=str(tmp_path), verbose=0)
+    assert result["accuracy"] >= 0.95
+    assert (tmp_path / "net.svg").read_text().lstrip().startswith("<?xml") or \
+        (tmp_path / "net.dot").exists()
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "model.gnn").exists()
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
