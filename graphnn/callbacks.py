@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
 
 
@@ -141,8 +142,12 @@ class Progress(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._terminal():
             from tqdm import tqdm
+            # shutil falls back to 80x24 where a terminal reports size 0 (tqdm would
+            # then hide the bar)
+            size = shutil.get_terminal_size()
             self.bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
-                            unit="step", file=self.stream, leave=True, dynamic_ncols=True)
+                            unit="step", file=self.stream, leave=True, ncols=size.columns,
+                            nrows=size.lines)
 
     def on_batch_end(self, batch, logs=None):
         if self.bar is not None:
