@@ -27,9 +27,8 @@ def build(seed: int = 0) -> Model:
 
 
 def run(path: str = DEFAULT, epochs: int = 12, seed: int = 0, verbose: int = 1) -> dict:
-    x, y = datasets.mnist(path)
-    x = x[:, None]                                     # (N, 1, 28, 28): channels first
-    (x_train, y_train), (x_test, y_test) = (x[:5000], y[:5000]), (x[5000:], y[5000:])
+    (x_train, y_train), (x_test, y_test) = datasets.mnist_split(path)
+    x_train, x_test = x_train[:, None], x_test[:, None]    # (N, 1, 28, 28): channels first
     model = build(seed)
     model.compile(loss="softmax_cross_entropy", optimizer=optim.Adam(1e-3), metrics=["accuracy"])
     hist = model.fit(x_train, y_train, epochs=epochs, batch_size=64, seed=seed, verbose=verbose)

@@ -16,9 +16,8 @@ DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 
 
 def run(path: str = DEFAULT, epochs: int = 15, seed: int = 0, verbose: int = 1) -> dict:
-    x, y = datasets.mnist(path)
-    x = x.reshape(len(x), -1)
-    (x_train, y_train), (x_test, y_test) = (x[:5000], y[:5000]), (x[5000:], y[5000:])
+    (x_train, y_train), (x_test, y_test) = datasets.mnist_split(path)
+    x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
     g = Graph()
     pixels = g.input("pixels", (None, 784))
     h = g.dense(pixels, 512, activation="relu", name="hidden1")

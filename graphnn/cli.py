@@ -38,8 +38,7 @@ def load_data(source: str, seed: int = 0):
         x, y = datasets.digits()
         return datasets.split(x, y, 0.25, seed)
     if source.startswith("mnist:"):
-        x, y = datasets.mnist(source[len("mnist:"):] or None)
-        return (x[:5000], y[:5000]), (x[5000:], y[5000:])
+        return datasets.mnist_split(source[len("mnist:"):] or None)
     if source.endswith(".npz"):
         if not os.path.exists(source):
             raise UsageError(f"--data {source}: no such file")

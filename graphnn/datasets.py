@@ -124,6 +124,14 @@ def mnist(path: str | None = None, kind: str = "t10k", download: bool = False,
     return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
+def mnist_split(path: str | None = None, **kwargs):
+    """The project's MNIST convention: the 10,000-image test file, the first 5,000
+    images to train on and the last 5,000 to test on.
+    Returns ((x_train, y_train), (x_test, y_test)); ``kwargs`` go to ``mnist``."""
+    x, y = mnist(path, **kwargs)
+    return (x[:5000], y[:5000]), (x[5000:], y[5000:])
+
+
 def split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, seed: int = 0):
     """Shuffle (seeded) and split into ((x_train, y_train), (x_test, y_test)).
 
