@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from compiler.errors import Problem, ShapeError
 from compiler.ops import fmt_shape
 
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "softplus", "softmax")
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "swish",
+               "gelu", "softmax", "log_softmax")
 LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may name
 
 
@@ -258,6 +259,26 @@ class LayerMethods:
         return self.op("leaky_relu", [x], name=name, alpha=alpha)
 
     @layer
+    def elu(self, x, alpha: float = 1.0, name=None):
+        """x for x > 0, alpha (exp(x) - 1) otherwise."""
+        return self.op("elu", [x], name=name, alpha=alpha)
+
+    @layer
+    def swish(self, x, name=None):
+        """x sigmoid(x) (also called SiLU)."""
+        return self.op("swish", [x], name=name)
+
+    @layer
+    def gelu(self, x, name=None):
+        """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+        return self.op("gelu", [x], name=name)
+
+    @layer
+    def log_softmax(self, x, axis: int = -1, name=None):
+        """log(softmax(x)) along ``axis``, computed stably."""
+        return self.op("log_softmax", [x], name=name, axis=axis)
+
+    @layer
     def tanh(self, x, name=None):
         """Hyperbolic tangent."""
         return self.op("tanh", [x], name=name)
@@ -287,6 +308,47 @@ class LayerMethods:
         (None, 3)
         """
         return self.op("add", [a, b], name=name)
+
+    @layer
+    def multiply(self, a, b, name=None):
+        """a * b elementwise, with NumPy broadcasting (a gate, say)."""
+        return self.op("multiply", [a, b], name=name)
+
+    @layer
+    def concat(self, *tensors, axis: int = -1, name=None):
+        """Tensors joined along ``axis`` (any but the batch axis).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); a = g.input("a", (None, 2)); b = g.input("b", (None, 3))
+        >>> g.concat(a, b).shape
+        (None, 5)
+        """
+        return self.op("concat", list(tensors), name=name, axis=axis)
+
+    @layer
+    def slice(self, x, start: int, stop: int, axis: int = 1, name=None):
+        """x[:, start:stop] (along ``axis``): a time step of a sequence, say."""
+        return self.op("slice", [x], name=name, axis=axis, start=start, stop=stop)
+
+    @layer
+    def transpose(self, x, perm, name=None):
+        """Axes permuted; the batch axis stays first, e.g. perm=(0, 2, 1)."""
+        return self.op("transpose", [x], name=name, perm=list(perm))
+
+    @layer
+    def embedding(self, ids, vocabulary: int, features: int, name=None, init: str = "uniform"):
+        """A learned table of ``vocabulary`` rows of ``features``: integer ids
+        (N, ...) become vectors (N, ..., features).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); w = g.input("words", (None, 7), dtype="int64")
+        >>> g.embedding(w, 100, 16).shape
+        (None, 7, 16)
+        """
+        name = self._layer_name(name, "embedding")
+        with self.block(name):
+            table = self.param("table", (vocabulary, features), init=init)
+            return self.op("embedding", [ids, table], name="lookup")
 
     @layer
     def flatten(self, x, name=None):

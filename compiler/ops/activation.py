@@ -47,6 +47,17 @@ _unary("sigmoid", "sigmoid_grad", "output", flops=4, doc="1 / (1 + exp(-x)); y' 
 _unary("softplus", "softplus_grad", "input", flops=4, doc="log(1 + exp(x)); its derivative is sigmoid(x)")
 
 
+_alpha = Attr(1.0, lambda v: is_number(v) and v > 0, "a positive alpha")
+_unary("elu", "elu_grad", "output", flops=4, attrs={"alpha": _alpha},
+       doc="x if x > 0 else alpha (exp(x) - 1)", scratch=scratch_like("out"),
+       grad_scratch=("bool", "same"))
+_unary("swish", "swish_grad", "input", flops=5, scratch=scratch_like("out"),
+       grad_scratch=("same", "same"), doc="x sigmoid(x) (SiLU)")
+_unary("gelu", "gelu_grad", "input", flops=9, scratch=scratch_like("out"),
+       grad_scratch=("same", "same", "same"),
+       doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the tanh form of GELU")
+
+
 def _identity_vjp(ctx, ins, out, dy, attrs):
     return [dy]
 
@@ -71,6 +82,13 @@ def _softmax_vjp(ctx, ins, out, dy, attrs):
 register(OpDef("softmax", 1, _softmax_shape, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
                attrs={"axis": _axis}, flops=elementwise_flops(5), inplace=True,
                doc="exp(x) / sum(exp(x)) along axis, computed from x - max(x)."))
+register(OpDef("log_softmax", 1, _softmax_shape, kernel="log_softmax", fusion="reduce",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("log_softmax_grad", [dy, out], axis=a["axis"])],
+               attrs={"axis": _axis}, flops=elementwise_flops(5), inplace=True,
+               scratch=scratch_like("out"), doc="x - log(sum(exp(x))) along axis, stably."))
+register(OpDef("log_softmax_grad", 2, _same, kernel="log_softmax_grad", fusion="reduce",
+               kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis},
+               flops=elementwise_flops(4), doc="dy - exp(y) * sum(dy) along axis."))
 register(OpDef("softmax_grad", 2, _same, kernel="softmax_grad", fusion="reduce",
                kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis}, flops=elementwise_flops(4),
                doc="y * (dy - sum(dy * y)) along axis."))

@@ -29,6 +29,18 @@ def _add_vjp(ctx, ins, out, dy, attrs):
 register(OpDef("add", 2, _add_shape, kernel="add", fusion="broadcast", vjp=_add_vjp, inplace=True,
                flops=elementwise_flops(1), doc="a + b with NumPy broadcasting."))
 
+def _multiply_vjp(ctx, ins, out, dy, attrs):
+    a, b = ins
+    grads = []
+    for x, other in ((a, b), (b, a)):
+        g = ctx.emit("multiply", [dy, other])
+        grads.append(g if ctx.shape(x) == ctx.shape(out) else ctx.emit("sum_to", [g], shape=ctx.shape(x)))
+    return grads
+
+
+register(OpDef("multiply", 2, _add_shape, kernel="multiply", fusion="broadcast", vjp=_multiply_vjp,
+               inplace=True, flops=elementwise_flops(1), doc="a * b with NumPy broadcasting."))
+
 register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [dy] * len(ins),
                flops=lambda ins, out, a: (len(ins) - 1) * _size(out),

@@ -100,3 +100,25 @@ register(OpDef(
     "bias_grad", 1, _bias_grad_shape, kernel="bias_grad", fusion="reduce", kind="gradient",
     attrs={"axis": _axis}, flops=lambda ins, out, a: prod(ins[0]),
     doc="Sum of the gradient over every axis but `axis`."))
+
+
+def _embedding_shape(shapes, dtypes, attrs):
+    ids, table = shapes
+    if not dtypes[0].startswith("int"):
+        raise OpShapeError(f"ids must be integers, got {dtypes[0]}")
+    if len(table) != 2:
+        raise OpShapeError(f"the table must be 2-D (vocabulary, features), got {fmt_shape(table)}")
+    return (*ids, table[1]), dtypes[1]
+
+
+register(OpDef(
+    "embedding", 2, _embedding_shape, kernel="embedding", fusion="injective",
+    vjp=lambda ctx, ins, out, dy, a: [None, ctx.emit("embedding_grad", [dy, ins[0]],
+                                                    vocabulary=ctx.shape(ins[1])[0])],
+    doc="Rows of the table picked by integer ids: (N, ...) ids -> (N, ..., features)."))
+register(OpDef(
+    "embedding_grad", 2,
+    lambda s, d, a: ((a["vocabulary"], s[0][-1]), d[0]), kernel="embedding_grad",
+    fusion="opaque", kind="gradient", attrs={"vocabulary": Attr(check=lambda v: isinstance(v, int))},
+    flops=lambda ins, out, a: prod(ins[0]),
+    doc="The table's gradient: each id's row summed over its uses."))

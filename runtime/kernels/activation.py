@@ -119,6 +119,115 @@ def softmax_grad(ins, outs, axis=-1):          # dx = y * (dy - sum(dy * y))
     return run
 
 
+def elu(ins, outs, alpha=1.0):                 # x if x > 0 else alpha (e^x - 1)
+    (x,), (y, t) = ins, outs
+
+    def run():
+        np.minimum(x, 0.0, out=t)
+        np.expm1(t, out=t)
+        np.multiply(t, alpha, out=t)
+        np.maximum(x, 0.0, out=y)
+        np.add(y, t, out=y)
+    return run
+
+
+def elu_grad(ins, outs, alpha=1.0):            # dx = dy * (1 if y > 0 else y + alpha)
+    (dy, y), (dx, positive, t) = ins, outs
+
+    def run():
+        np.greater(y, 0, out=positive)
+        np.add(y, alpha, out=t)
+        np.copyto(t, 1.0, where=positive)
+        np.multiply(dy, t, out=dx)
+    return run
+
+
+def swish(ins, outs):                          # x sigmoid(x)
+    (x,), (y, t) = ins, outs
+
+    def run():
+        _sigmoid_into(x, t)
+        np.multiply(x, t, out=y)
+    return run
+
+
+def swish_grad(ins, outs):                     # dx = dy * s (1 + x (1 - s)), s = sigmoid(x)
+    (dy, x), (dx, s, u) = ins, outs
+
+    def run():
+        _sigmoid_into(x, s)
+        np.subtract(1.0, s, out=u)
+        np.multiply(u, x, out=u)
+        np.add(u, 1.0, out=u)
+        np.multiply(u, s, out=u)
+        np.multiply(dy, u, out=dx)
+    return run
+
+
+GELU_K, GELU_C = float(np.sqrt(2.0 / np.pi)), 0.044715
+
+
+def gelu(ins, outs):                           # 0.5 x (1 + tanh(k (x + c x^3)))
+    (x,), (y, t) = ins, outs
+
+    def run():
+        np.multiply(x, x, out=t)
+        np.multiply(t, GELU_C, out=t)
+        np.add(t, 1.0, out=t)
+        np.multiply(t, x, out=t)
+        np.multiply(t, GELU_K, out=t)
+        np.tanh(t, out=t)
+        np.add(t, 1.0, out=t)
+        np.multiply(t, 0.5, out=t)
+        np.multiply(x, t, out=y)
+    return run
+
+
+def gelu_grad(ins, outs):       # dx = dy (0.5 (1 + th) + 0.5 x (1 - th^2) k (1 + 3 c x^2))
+    (dy, x), (dx, th, u, w) = ins, outs
+
+    def run():
+        np.multiply(x, x, out=u)               # u = k x (1 + 3 c x^2)
+        np.multiply(u, 3.0 * GELU_C, out=w)
+        np.add(w, 1.0, out=w)
+        np.multiply(u, GELU_C, out=th)         # th = tanh(k (x + c x^3))
+        np.add(th, 1.0, out=th)
+        np.multiply(th, x, out=th)
+        np.multiply(th, GELU_K, out=th)
+        np.tanh(th, out=th)
+        np.multiply(w, x, out=u)
+        np.multiply(u, GELU_K, out=u)
+        np.multiply(th, th, out=w)             # w = 0.5 u (1 - th^2) + 0.5 (1 + th)
+        np.subtract(1.0, w, out=w)
+        np.multiply(w, u, out=w)
+        np.add(w, th, out=w)
+        np.add(w, 1.0, out=w)
+        np.multiply(w, 0.5, out=w)
+        np.multiply(dy, w, out=dx)
+    return run
+
+
+def log_softmax(ins, outs, axis=-1):
+    (x,), (y, t) = ins, outs
+
+    def run():
+        np.subtract(x, x.max(axis=axis, keepdims=True), out=y)
+        np.exp(y, out=t)
+        np.subtract(y, np.log(t.sum(axis=axis, keepdims=True)), out=y)
+    return run
+
+
+def log_softmax_grad(ins, outs, axis=-1):      # dx = dy - exp(y) sum(dy)
+    (dy, y), (dx, t) = ins, outs
+
+    def run():
+        np.exp(y, out=t)
+        np.multiply(t, dy.sum(axis=axis, keepdims=True), out=t)
+        np.subtract(dy, t, out=dx)
+    return run
+
+
 KERNELS = {f.__name__: f for f in (relu, relu_grad, leaky_relu, leaky_relu_grad, tanh,
                                     tanh_grad, sigmoid, sigmoid_grad, softplus, softplus_grad,
-                                    softmax, softmax_grad)}
+                                    softmax, softmax_grad, elu, elu_grad, swish, swish_grad,
+                                    gelu, gelu_grad, log_softmax, log_softmax_grad)}

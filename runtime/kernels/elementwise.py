@@ -16,6 +16,10 @@ def add(ins, outs):
     return partial(np.add, ins[0], ins[1], out=outs[0])
 
 
+def multiply(ins, outs):
+    return partial(np.multiply, ins[0], ins[1], out=outs[0])
+
+
 def add_n(ins, outs):
     (y,) = outs
     first, rest = ins[:2], ins[2:]
@@ -46,5 +50,5 @@ def check_finite(ins, outs, what=""):
     return run
 
 
-KERNELS = {"add": add, "add_n": add_n, "sum_to": sum_to,
+KERNELS = {"add": add, "multiply": multiply, "add_n": add_n, "sum_to": sum_to,
            "check_finite": check_finite}

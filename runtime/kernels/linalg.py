@@ -37,4 +37,28 @@ def bias_grad(ins, outs, axis=-1):
     return partial(np.sum, dy, axis=axes, out=outs[0])
 
 
-KERNELS = {"matmul": matmul, "bias_add": bias_add, "bias_grad": bias_grad}
+def embedding(ins, outs):
+    ids, table = ins
+    (y,) = outs
+
+    def run():
+        if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
+            bad = ids[(ids < 0) | (ids >= len(table))].flat[0]
+            raise IndexError(f"embedding: id {bad} is out of range for a table of {len(table)} rows")
+        np.take(table, ids, axis=0, out=y, mode="clip")
+    return run
+
+
+def embedding_grad(ins, outs, vocabulary=None):
+    dy, ids = ins
+    (dtable,) = outs
+    rows, flat = ids.reshape(-1), dy.reshape(-1, dy.shape[-1])
+
+    def run():
+        dtable.fill(0)
+        np.add.at(dtable, rows, flat)           # repeated ids accumulate
+    return run
+
+
+KERNELS = {"matmul": matmul, "bias_add": bias_add, "bias_grad": bias_grad,
+           "embedding": embedding, "embedding_grad": embedding_grad}
