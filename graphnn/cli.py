@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from .optim import OPTIMIZERS
+
 
 class UsageError(ValueError):
     """A command-line mistake: reported in one line, exit status 1."""
@@ -85,10 +87,9 @@ def cmd_train(args):
     (x, y), (xt, yt) = load_data(args.data, args.seed)
     x = fit_to_input(x, _input_shape(model), model.inputs[0])
     xt = fit_to_input(xt, _input_shape(model), model.inputs[0])
-    table = {"sgd": optim.SGD, "adam": optim.Adam}
     loss = model.compile_config()["loss"][1] if model.compile_config() else args.loss
     model.compile(loss=model.graph[loss] if loss in model.graph.nx else loss,
-                  optimizer=table[args.optimizer](lr=args.lr), metrics=["accuracy"])
+                  optimizer=optim.OPTIMIZERS[args.optimizer](lr=args.lr), metrics=["accuracy"])
     model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xt, yt),
               seed=args.seed, verbose=args.verbose)
     result = model.evaluate(xt, yt)
@@ -159,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
     data_args(c)
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    c.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--loss", default="softmax_cross_entropy", help="when the spec names none")
     c.add_argument("--out", help="where to save the trained model (.gnn)")

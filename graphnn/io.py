@@ -68,7 +68,8 @@ def save_model(model, path: str) -> None:
     from . import __version__
     meta = {"format": FORMAT, "version": VERSION, "graphnn": __version__,
             "inputs": model.inputs, "outputs": model.outputs, "seed": model.seed,
-            "dtype": model.graph.dtype, "fits": model._fits, "compile": model.compile_config()}
+            "dtype": model.graph.dtype, "fits": model._fits, "steps": model._steps,
+            "compile": model.compile_config()}
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in model.variables.items()})
     folder = os.path.dirname(os.path.abspath(path))
@@ -133,6 +134,6 @@ def load_model(path: str):
     model = Model(graph, inputs=meta["inputs"], outputs=meta["outputs"], seed=meta["seed"])
     if meta.get("compile"):
         model.compile_from_config(meta["compile"])
-    model._fits = meta.get("fits", 0)
+    model._fits, model._steps = meta.get("fits", 0), meta.get("steps", 0)
     model.load_state_dict(data["variables"], strict=True, source=path)
     return model

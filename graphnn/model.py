@@ -70,6 +70,7 @@ class Model:
                 self.variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
         self._loss = None
         self._fits = 0
+        self._steps = 0                  # training steps taken (for learning-rate schedules)
         self.fuse = True
         self._built: dict = {}           # target layout -> training and evaluation graphs
         self._executors: dict = {}       # (purpose, batch, target layout, fuse) -> Executor
@@ -141,7 +142,8 @@ class Model:
     def _build(self, target_spec):
         if target_spec not in self._built:
             g, loss = self._loss_graph(target_spec)
-            train, _ = training_graph(g, loss, self.outputs, self.optimizer.spec(), fuse=self.fuse)
+            spec = {**self.optimizer.spec(), "lr": self.optimizer.lr}   # a schedule's first rate
+            train, _ = training_graph(g, loss, self.outputs, spec, fuse=self.fuse)
             for name, d in train.nodes(data=True):
                 if d["op"] == "state" and name not in self.variables:
                     self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
@@ -240,6 +242,9 @@ class Model:
                 ex = self._executor("train", len(idx), spec)
                 for name, array in feeds.items():
                     np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+                if self.optimizer.schedule is not None:
+                    self.learning_rate = self.optimizer.schedule(self._steps)
+                self._steps += 1
                 try:
                     ex.step()
                 except FloatingPointError as e:
@@ -271,9 +276,10 @@ class Model:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self.optimizer.lr = float(value)
         if LR_NODE in self.variables:
             self.variables[LR_NODE][...] = value
+        if self.optimizer.schedule is None:
+            self.optimizer.lr = float(value)
 
     def _first_target(self, ex):
         targets = self._targets()

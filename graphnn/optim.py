@@ -1,14 +1,22 @@
-"""Optimizers. Each is a description that the compiler turns into update nodes.
+"""Optimizers. Each is a description that the compiler turns into update nodes
+(the rules are written out in compiler/ops/update.py).
+
+Every optimizer takes ``clip_norm`` (clip all gradients together to that global
+norm before updating), and ``lr`` may be a number or a schedule from
+graphnn.schedules.
 
 >>> Adam(lr=1e-3).spec()
 {'name': 'adam', 'lr': 0.001, 'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-08}
 """
 from __future__ import annotations
 
+from . import schedules
+
 
 def _check(name, value, ok, expect):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
         raise ValueError(f"{name} must be {expect}, got {value!r}")
+    return float(value)
 
 
 class Optimizer:
@@ -16,12 +24,22 @@ class Optimizer:
 
     name = ""
 
-    def __init__(self, lr: float):
-        _check("lr", lr, lambda v: v > 0, "a positive number")
-        self.lr = float(lr)
+    def __init__(self, lr, clip_norm: float | None = None):
+        self.schedule = lr if isinstance(lr, schedules.Schedule) else None
+        self.lr = float(self.schedule(0)) if self.schedule else _check("lr", lr, lambda v: v > 0,
+                                                                          "a positive number")
+        self.clip_norm = None if clip_norm is None else _check("clip_norm", clip_norm,
+                                                               lambda v: v > 0, "positive")
+
+    def hyper(self) -> dict:
+        return {}
 
     def spec(self) -> dict:
-        return {"name": self.name, "lr": self.lr}
+        spec = {"name": self.name, "lr": self.schedule.spec() if self.schedule else self.lr,
+                **self.hyper()}
+        if self.clip_norm is not None:
+            spec["clip_norm"] = self.clip_norm
+        return spec
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items() if k != "name")
@@ -29,7 +47,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+    """Stochastic gradient descent, optionally with (Nesterov) momentum and
+    (coupled, L2-style) weight decay.
 
     >>> SGD(0.1, momentum=0.9, nesterov=True).spec()["nesterov"]
     True
@@ -37,15 +56,18 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(lr)
-        _check("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
+    def __init__(self, lr=0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        self.momentum = _check("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
         if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs a momentum > 0")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
 
-    def spec(self) -> dict:
-        return {**super().spec(), "momentum": self.momentum, "nesterov": self.nesterov}
+    def hyper(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov,
+                **({"weight_decay": self.weight_decay} if self.weight_decay else {})}
 
 
 class Adam(Optimizer):
@@ -57,16 +79,74 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8):
-        super().__init__(lr)
-        _check("beta1", beta1, lambda v: 0 <= v < 1, "in [0, 1)")
-        _check("beta2", beta2, lambda v: 0 <= v < 1, "in [0, 1)")
-        _check("eps", eps, lambda v: v > 0, "positive")
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+    def __init__(self, lr=0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 clip_norm=None):
+        super().__init__(lr, clip_norm)
+        self.beta1 = _check("beta1", beta1, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.beta2 = _check("beta2", beta2, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.eps = _check("eps", eps, lambda v: v > 0, "positive")
 
-    def spec(self) -> dict:
-        return {**super().spec(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+    def hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019)."""
+
+    name = "adamw"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay: float = 0.01,
+                 clip_norm=None):
+        super().__init__(lr, beta1, beta2, eps, clip_norm)
+        self.weight_decay = _check("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
+
+    def hyper(self):
+        return {**super().hyper(), "weight_decay": self.weight_decay}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, 2012): a running mean of squared gradients scales the step."""
+
+    name = "rmsprop"
+
+    def __init__(self, lr=0.001, rho: float = 0.9, eps: float = 1e-7, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        self.rho = _check("rho", rho, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.eps = _check("eps", eps, lambda v: v > 0, "positive")
+
+    def hyper(self):
+        return {"rho": self.rho, "eps": self.eps}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011): the step shrinks with the summed squared gradients."""
+
+    name = "adagrad"
+
+    def __init__(self, lr=0.01, eps: float = 1e-10, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        self.eps = _check("eps", eps, lambda v: v > 0, "positive")
+
+    def hyper(self):
+        return {"eps": self.eps}
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler, 2012): steps sized by running means of squared gradients
+    and squared updates; ``lr`` scales the result (1.0 is the paper's rule)."""
+
+    name = "adadelta"
+
+    def __init__(self, lr=1.0, rho: float = 0.9, eps: float = 1e-6, clip_norm=None):
+        super().__init__(lr, clip_norm)
+        self.rho = _check("rho", rho, lambda v: 0 <= v < 1, "in [0, 1)")
+        self.eps = _check("eps", eps, lambda v: v > 0, "positive")
+
+    def hyper(self):
+        return {"rho": self.rho, "eps": self.eps}
+
+
+OPTIMIZERS = {c.name: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta)}
 
 
 def from_spec(spec: dict) -> Optimizer:
@@ -75,19 +155,18 @@ def from_spec(spec: dict) -> Optimizer:
     >>> from_spec(SGD(0.1, momentum=0.5).spec())
     SGD(lr=0.1, momentum=0.5, nesterov=False)
     """
-    table = {"sgd": SGD, "adam": Adam}
     spec = dict(spec)
     name = spec.pop("name", None)
-    if name not in table:
-        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(table)}")
-    return table[name](**spec)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; use one of {sorted(OPTIMIZERS)}")
+    spec["lr"] = schedules.from_spec(spec.get("lr", OPTIMIZERS[name]().lr))
+    return OPTIMIZERS[name](**spec)
 
 
 def get(optimizer) -> Optimizer:
-    """An Optimizer from an instance or a name ('sgd', 'adam') with defaults."""
+    """An Optimizer from an instance or a name ('sgd', 'adam', ...) with defaults."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    table = {"sgd": SGD, "adam": Adam}
-    if isinstance(optimizer, str) and optimizer.lower() in table:
-        return table[optimizer.lower()]()
-    raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(table)} or an instance")
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)} or an instance")

@@ -199,12 +199,10 @@ def model_from_spec(src):
     if section.get("loss"):
         opt = section.get("optimizer", "adam")
         if isinstance(opt, dict):
-            opt = dict(opt)
-            kind = opt.pop("name", "adam")
-            table = {"sgd": optim.SGD, "adam": optim.Adam}
-            if kind not in table:
-                raise SpecError(f"model.optimizer.name: unknown optimizer {kind!r}; use sgd or adam")
-            opt = table[kind](**opt)
+            try:
+                opt = optim.from_spec({"name": "adam", **{k: v for k, v in opt.items() if k != LINE}})
+            except (TypeError, ValueError) as e:
+                raise SpecError(f"model.optimizer: {e}") from None
         loss = section["loss"]
         model.compile(loss=refs.get(loss, loss) if loss in refs else loss, optimizer=opt,
                       metrics=section.get("metrics"))

@@ -4,9 +4,15 @@ An update reads the gradient and the learning rate (a scalar ``state`` node, so
 a schedule can change it between steps without recompiling) and writes, in
 place, the operands listed in ``mutates``. Published rules:
 
-- SGD (PyTorch's form): v = mu v + g;  p -= lr (g + mu v) with Nesterov, lr v without.
+- SGD (PyTorch's form): g += wd p;  v = mu v + g;  p -= lr (g + mu v) with Nesterov,
+  lr v without.
 - Adam (Kingma and Ba, 2015): m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
   p -= lr m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t).
+  AdamW (Loshchilov and Hutter, 2019) first decays p *= 1 - lr wd.
+- RMSprop (Hinton, 2012): v = rho v + (1 - rho) g^2;  p -= lr g / (sqrt(v) + eps).
+- Adagrad (Duchi et al., 2011): s += g^2;  p -= lr g / (sqrt(s) + eps).
+- Adadelta (Zeiler, 2012): a = rho a + (1 - rho) g^2;  d = sqrt(b + eps) / sqrt(a + eps) g;
+  b = rho b + (1 - rho) d^2;  p -= lr d.
 
 >>> from compiler.ops import OPS
 >>> OPS["adam_update"].mutates
@@ -37,11 +43,15 @@ def _in_unit(v):
     return is_number(v) and 0 <= v < 1
 
 
+_decay = Attr(0.0, lambda v: is_number(v) and v >= 0, "a weight decay >= 0")
+_eps = Attr(1e-8, lambda v: is_number(v) and v > 0, "a positive epsilon")
+
 register(OpDef(
     "sgd_update", None, _update_shape((3,)), kernel="sgd_update", kind="update", mutates=(0, 3),
     scratch=scratch_like(0),
     attrs={"momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
-           "nesterov": Attr(False, lambda v: isinstance(v, bool), "True or False")},
+           "nesterov": Attr(False, lambda v: isinstance(v, bool), "True or False"),
+           "weight_decay": _decay},
     flops=lambda ins, out, a: 4 * _n(ins[0]),
     doc="(param, grad, lr[, velocity]): SGD with optional (Nesterov) momentum."))
 
@@ -50,9 +60,37 @@ register(OpDef(
     mutates=(0, 3, 4, 5), scratch=scratch_like(0),
     attrs={"beta1": Attr(0.9, _in_unit, "beta1 in [0, 1)"),
            "beta2": Attr(0.999, _in_unit, "beta2 in [0, 1)"),
-           "eps": Attr(1e-8, lambda v: is_number(v) and v > 0, "a positive epsilon")},
+           "eps": _eps, "weight_decay": _decay},
     flops=lambda ins, out, a: 12 * _n(ins[0]),
-    doc="(param, grad, lr, m, v, t): Adam with bias correction; t counts steps."))
+    doc="(param, grad, lr, m, v, t): Adam with bias correction; t counts steps. A "
+        "weight_decay is decoupled (AdamW)."))
+
+register(OpDef(
+    "rmsprop_update", 4, _update_shape((3,)), kernel="rmsprop_update", kind="update",
+    mutates=(0, 3), scratch=scratch_like(0),
+    attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": _eps},
+    flops=lambda ins, out, a: 6 * _n(ins[0]), doc="(param, grad, lr, v): RMSprop."))
+register(OpDef(
+    "adagrad_update", 4, _update_shape((3,)), kernel="adagrad_update", kind="update",
+    mutates=(0, 3), scratch=scratch_like(0), attrs={"eps": _eps},
+    flops=lambda ins, out, a: 5 * _n(ins[0]), doc="(param, grad, lr, sum of squares): Adagrad."))
+register(OpDef(
+    "adadelta_update", 5, _update_shape((3, 4)), kernel="adadelta_update", kind="update",
+    mutates=(0, 3, 4), scratch=lambda ins, out, a, dt: [(ins[0], dt), (ins[0], dt)],
+    attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": Attr(1e-6, lambda v: is_number(v) and v > 0)},
+    flops=lambda ins, out, a: 12 * _n(ins[0]), doc="(param, grad, lr, E[g^2], E[dx^2]): Adadelta."))
+
+
+def _clip_shape(shapes, dtypes, attrs):
+    return (), dtypes[0]
+
+
+register(OpDef(
+    "clip_scale", None, _clip_shape, kernel="clip_scale", kind="gradient", fusion="reduce",
+    attrs={"max_norm": Attr(check=lambda v: is_number(v) and v > 0, expect="a positive norm")},
+    flops=lambda ins, out, a: sum(2 * _n(s) for s in ins),
+    doc="min(1, max_norm / (global norm of all operands + 1e-6)): the factor that "
+        "clips gradients by their global norm."))
 
 
 def _n(shape):

@@ -19,12 +19,18 @@ from math import sqrt
 import numpy as np
 
 
-def sgd_update(ins, outs, momentum=0.0, nesterov=False):
+def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0):
     p, g, lr = ins[:3]
     v = ins[3] if len(ins) > 3 else None
     step = outs[-1]
+    if weight_decay:                               # g + wd p, in the scratch buffer
+        raw = g
+        g = step
 
     def run():
+        if weight_decay:
+            np.multiply(p, weight_decay, out=g)
+            np.add(g, raw, out=g)
         if v is None:
             np.multiply(g, lr, out=step)
         else:
@@ -40,11 +46,13 @@ def sgd_update(ins, outs, momentum=0.0, nesterov=False):
     return run
 
 
-def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     p, g, lr, m, v, t = ins
     s = outs[-1]
 
     def run():
+        if weight_decay:                           # AdamW: decoupled decay first
+            np.multiply(p, 1.0 - lr.item() * weight_decay, out=p)
         t[...] += 1.0
         c1, c2 = 1.0 - beta1 ** t.item(), 1.0 - beta2 ** t.item()
         np.multiply(m, beta1, out=m)               # m = b1 m + (1 - b1) g
@@ -63,4 +71,71 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8):
     return run
 
 
-KERNELS = {"sgd_update": sgd_update, "adam_update": adam_update}
+def rmsprop_update(ins, outs, rho=0.9, eps=1e-8):
+    p, g, lr, v = ins
+    s = outs[-1]
+
+    def run():
+        np.multiply(v, rho, out=v)                 # v = rho v + (1 - rho) g^2
+        np.multiply(g, g, out=s)
+        np.multiply(s, 1.0 - rho, out=s)
+        np.add(v, s, out=v)
+        np.sqrt(v, out=s)                          # p -= lr g / (sqrt(v) + eps)
+        np.add(s, eps, out=s)
+        np.divide(g, s, out=s)
+        np.multiply(s, lr.item(), out=s)
+        np.subtract(p, s, out=p)
+    return run
+
+
+def adagrad_update(ins, outs, eps=1e-8):
+    p, g, lr, acc = ins
+    s = outs[-1]
+
+    def run():
+        np.multiply(g, g, out=s)                   # acc += g^2
+        np.add(acc, s, out=acc)
+        np.sqrt(acc, out=s)                        # p -= lr g / (sqrt(acc) + eps)
+        np.add(s, eps, out=s)
+        np.divide(g, s, out=s)
+        np.multiply(s, lr.item(), out=s)
+        np.subtract(p, s, out=p)
+    return run
+
+
+def adadelta_update(ins, outs, rho=0.9, eps=1e-6):
+    p, g, lr, eg2, edx2 = ins
+    s, d = outs[-2:]
+
+    def run():
+        np.multiply(eg2, rho, out=eg2)             # E[g^2] = rho E[g^2] + (1 - rho) g^2
+        np.multiply(g, g, out=s)
+        np.multiply(s, 1.0 - rho, out=s)
+        np.add(eg2, s, out=eg2)
+        np.add(edx2, eps, out=d)                   # d = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
+        np.sqrt(d, out=d)
+        np.add(eg2, eps, out=s)
+        np.sqrt(s, out=s)
+        np.divide(d, s, out=d)
+        np.multiply(d, g, out=d)
+        np.multiply(edx2, rho, out=edx2)           # E[dx^2] = rho E[dx^2] + (1 - rho) d^2
+        np.multiply(d, d, out=s)
+        np.multiply(s, 1.0 - rho, out=s)
+        np.add(edx2, s, out=edx2)
+        np.multiply(d, lr.item(), out=d)           # p -= lr d
+        np.subtract(p, d, out=p)
+    return run
+
+
+def clip_scale(ins, outs, max_norm):
+    (out,) = outs
+    flat = [g.reshape(-1) for g in ins]
+
+    def run():
+        norm = sqrt(sum(float(np.dot(g, g)) for g in flat))
+        out[...] = min(1.0, max_norm / (norm + 1e-6))
+    return run
+
+
+KERNELS = {f.__name__: f for f in (sgd_update, adam_update, rmsprop_update, adagrad_update,
+                                    adadelta_update, clip_scale)}
