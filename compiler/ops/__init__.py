@@ -1,7 +1,7 @@
 """The op table: every op the compiler knows, one record each.
 
->>> sorted(OPS)[:3]
-['adam_update', 'add', 'add_n']
+>>> OPS["relu"].kind, OPS["relu"].fusion
+('compute', 'elementwise')
 """
 from .base import OPS, Attr, OpDef, concrete, fmt_shape, numel, register  # noqa: F401
 from . import source, linalg, activation, elementwise, shape, loss, update, conv, fused  # noqa: F401,E402
