@@ -21,7 +21,7 @@ from .autodiff import differentiate
 from .emit import emit_program
 from .errors import GraphError, Problem
 from .infer import infer_shapes
-from .ir import ancestors_of, copy_graph
+from .ir import ancestors_of, copy_graph, operands
 from .ops import OPS
 from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .lower import lower
@@ -62,6 +62,26 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     g, grads = differentiate(g, loss, params)
     g, updates = append_updates(g, grads, optimizer, copy=False)   # g is ours already
     return prune(g, [loss, *outputs, *updates]), updates
+
+
+def inference_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x."""
+    masks = [n for n, d in g.nodes(data=True) if d["op"] == "dropout_mask"]
+    if not masks:
+        return g
+    g = copy_graph(g)
+    for mask in masks:
+        for reader in list(g.successors(mask)):
+            others = [i for i in operands(g, reader) if i != mask]
+            if g.nodes[reader]["op"] != "multiply" or len(others) != 1:
+                raise GraphError([Problem(reader, g.nodes[reader]["op"], "a dropout mask may "
+                                          "only be multiplied with the value it masks")])
+            for src in list(g.predecessors(reader)):
+                while g.has_edge(src, reader):
+                    g.remove_edge(src, reader)
+            g.nodes[reader]["op"] = "linear"       # a view of the unmasked value
+            g.add_edge(others[0], reader, port=0)
+    return prune(g, outputs)
 
 
 def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,

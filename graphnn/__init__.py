@@ -9,7 +9,7 @@
 """
 from compiler.errors import GraphError, ShapeError
 
-from . import callbacks, datasets, initializers, optim, schedules
+from . import callbacks, datasets, initializers, optim, regularizers, schedules
 from .graph import Graph, Tensor
 from .io import load_model
 from .model import Model
@@ -19,5 +19,5 @@ from .viz import plot_model
 
 __version__ = "0.1.0"
 __all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "SpecError",
-           "optim", "schedules", "callbacks", "datasets", "initializers", "load_spec", "save_spec", "model_from_spec",
+           "optim", "schedules", "regularizers", "callbacks", "datasets", "initializers", "load_spec", "save_spec", "model_from_spec",
            "load_model", "plot_model"]

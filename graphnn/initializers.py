@@ -49,6 +49,17 @@ def _scaled(kind, scale, mode):
     return draw
 
 
+def _orthogonal(rng, shape):
+    """A (semi-)orthogonal matrix from the QR of a Gaussian one (Saxe et al., 2014);
+    kernels of higher rank are flattened to (shape[0], rest)."""
+    rows, cols = shape[0], int(prod(shape[1:])) if len(shape) > 1 else 1
+    a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))                 # a unique, uniformly distributed Q
+    q = q if rows >= cols else q.T
+    return q[:rows, :cols].reshape(shape)
+
+
 INITIALIZERS = {
     "zeros": lambda rng, shape: np.zeros(shape),
     "ones": lambda rng, shape: np.ones(shape),
@@ -60,14 +71,24 @@ INITIALIZERS = {
     "he_normal": _scaled("normal", 2.0, "in"),
     "lecun_uniform": _scaled("uniform", 1.0, "in"),      # LeCun et al., 1998
     "lecun_normal": _scaled("normal", 1.0, "in"),
+    "orthogonal": _orthogonal,
 }
 
 
 def initialize(name: str, shape: tuple, dtype: str, rng: np.random.Generator) -> np.ndarray:
     """A new array for a parameter. ``auto`` is glorot_uniform for matrices and
-    kernels and zeros for vectors (biases)."""
+    kernels and zeros for vectors (biases); ``constant:V`` fills with V.
+
+    >>> initialize("constant:0.5", (2,), "float32", np.random.default_rng(0))
+    array([0.5, 0.5], dtype=float32)
+    """
     if name == "auto":
         name = "glorot_uniform" if len(shape) >= 2 else "zeros"
+    if name.startswith("constant:"):            # "constant:0.5"
+        try:
+            return np.full(shape, float(name.split(":", 1)[1]), dtype=dtype)
+        except ValueError:
+            raise ValueError(f"initializer {name!r}: expected constant:NUMBER") from None
     if name not in INITIALIZERS:
         raise ValueError(f"unknown initializer {name!r}; expected one of {sorted(INITIALIZERS)}")
     return np.asarray(INITIALIZERS[name](rng, tuple(shape)), dtype=dtype)

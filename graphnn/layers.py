@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import zlib
 from contextlib import contextmanager
 
 from compiler.errors import Problem, ShapeError
@@ -90,7 +91,7 @@ class LayerMethods:
     @layer
     def dense(self, x, units: int, activation: str | None = None, use_bias: bool = True,
               name: str | None = None, kernel_init: str = "glorot_uniform",
-              bias_init: str = "zeros"):
+              bias_init: str = "zeros", kernel_regularizer=None):
         """A fully connected layer: activation(x @ W + b) on (N, features) input.
 
         >>> from graphnn import Graph
@@ -109,6 +110,7 @@ class LayerMethods:
                        f"{fmt_shape(x.shape)} from {x.name!r}; flatten it first")
         with self.block(name):
             w = self.param("W", (x.shape[-1], units), init=kernel_init)
+            self._penalize(w, kernel_regularizer)
             y = self.op("matmul", [x, w], name="matmul")
             y = self._bias_and_activation(y, units, use_bias, bias_init, activation, axis=-1)
         return y
@@ -116,7 +118,8 @@ class LayerMethods:
     @layer
     def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
                activation: str | None = None, use_bias: bool = True, name: str | None = None,
-               kernel_init: str = "glorot_uniform", bias_init: str = "zeros"):
+               kernel_init: str = "glorot_uniform", bias_init: str = "zeros",
+               kernel_regularizer=None):
         """2-D convolution of (N, C, H, W) images, PyTorch's layout; weight (filters, C, KH, KW).
 
         ``padding`` is "valid", "same", an int, (pad_h, pad_w) or (top, bottom, left, right).
@@ -135,6 +138,7 @@ class LayerMethods:
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         with self.block(name):
             w = self.param("W", (filters, x.shape[1], kh, kw), init=kernel_init)
+            self._penalize(w, kernel_regularizer)
             y = self.op("conv2d", [x, w], name="conv", strides=strides, padding=padding,
                         dilation=dilation)
             y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
@@ -169,6 +173,33 @@ class LayerMethods:
             y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
             y = self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], filters, y.shape[3]))
         return y
+
+    def _penalize(self, w, regularizer):
+        """Add the regularizer's penalty terms on ``w`` (the Model adds them to the loss)."""
+        from .regularizers import get
+        reg = get(regularizer)
+        for op, scale in (reg.terms() if reg else []):
+            self.op(op, [w], name=f"{w.name.split('/')[-1]}_{op}", scale=scale)
+
+    @layer
+    def dropout(self, x, rate: float = 0.5, seed: int | None = None, name=None):
+        """Inverted dropout: during training each value is zeroed with probability
+        ``rate`` and the rest scaled by 1 / (1 - rate); evaluation and prediction
+        pass x through. Masks come from a generator seeded by ``seed`` (by default
+        from the layer's name), so training is reproducible.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("x", (None, 8))
+        >>> g.dropout(x, 0.25).shape
+        (None, 8)
+        """
+        if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
+        name = self._layer_name(name, "dropout")
+        with self.block(name):
+            seed = zlib.crc32(name.encode()) if seed is None else seed
+            mask = self.op("dropout_mask", [x], name="mask", rate=float(rate), seed=int(seed))
+            return self.op("multiply", [x, mask], name="apply")
 
     def _check_filters(self, name, op, filters, activation):
         if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:

@@ -21,7 +21,8 @@ import zlib
 
 import numpy as np
 
-from compiler import GraphError, build_program, check_graph, prune, training_graph
+from compiler import (GraphError, build_program, check_graph, inference_graph, prune,
+                      training_graph)
 from compiler.errors import Problem
 from compiler.ir import add_op, copy_graph
 from compiler.ops import OPS
@@ -40,6 +41,7 @@ LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
           "categorical_cross_entropy": "cross_entropy",
           "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
 CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
+PENALTIES = ("l1_penalty", "l2_penalty")
 TARGET = "target"
 LOSS = "loss"
 
@@ -58,7 +60,7 @@ class Model:
     def __init__(self, graph: Graph, inputs, outputs, seed: int = 0):
         self.graph, self.seed = graph, int(seed)
         self.inputs, self.outputs = _names(graph, inputs), _names(graph, outputs)
-        loss_sinks = [n for n, d in graph.nx.nodes(data=True)
+        loss_sinks = [n for n, d in graph.nx.nodes(data=True)       # losses and penalties
                       if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind == "loss"
                       and graph.nx.out_degree(n) == 0]
         self._checked = check_graph(graph.nx, self.outputs + loss_sinks)
@@ -121,16 +123,19 @@ class Model:
             raise RuntimeError("call model.compile(loss=..., optimizer=...) before fit or evaluate")
 
     def _loss_graph(self, target_spec):
-        """(graph with the loss, loss node, {target input: spec}) for these targets."""
-        g = self._checked
+        """(graph with the loss, loss node) for these targets. Weight penalties
+        (regularizers) are added to the loss."""
+        g = copy_graph(self._checked)
         if self._loss[0] == "node":
             loss = self._loss[1]
-            return g, loss
-        g = copy_graph(g)
-        shape, dtype = target_spec
-        add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
-        add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
-        return check_graph(g, [LOSS, *self.outputs], copy=False), LOSS
+        else:
+            shape, dtype = target_spec
+            add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
+            loss = add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
+        penalties = [n for n, d in g.nodes(data=True) if d["op"] in PENALTIES]
+        if penalties:
+            loss = add_op(g, "total_loss", "add_n", [loss, *penalties])
+        return check_graph(g, [loss, *self.outputs], copy=False), loss
 
     def _targets(self) -> list[str]:
         if self._loss[0] == "name":
@@ -147,8 +152,9 @@ class Model:
             for name, d in train.nodes(data=True):
                 if d["op"] == "state" and name not in self.variables:
                     self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
-            self._built[target_spec] = {"train": train, "eval": prune(g, [loss, *self.outputs]),
-                                        "loss": loss}
+            self._built[target_spec] = {"train": train, "loss": loss,
+                                        "eval": inference_graph(prune(g, [loss, *self.outputs]),
+                                                                [loss, *self.outputs])}
         return self._built[target_spec]
 
     def _executor(self, purpose: str, batch: int, target_spec=None, fuse=None) -> Executor:
@@ -164,8 +170,8 @@ class Model:
         (fused as compiled, unless ``fuse`` says otherwise)."""
         fuse = getattr(self, "fuse", True) if fuse is None else fuse
         if purpose == "predict":
-            return build_program(prune(self._checked, self.outputs), self.outputs, batch_size,
-                                 fuse=fuse)
+            g = inference_graph(prune(self._checked, self.outputs), self.outputs)
+            return build_program(g, self.outputs, batch_size, fuse=fuse)
         self._require_compiled()
         built = self._build(target_spec or self._default_target_spec())
         outs = [built["loss"], *self.outputs]

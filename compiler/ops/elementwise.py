@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+from math import prod
+
 from ..errors import OpShapeError
 from .base import (Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape,
                    like_input, register, same_dtype)
@@ -70,3 +72,20 @@ register(OpDef("sum_to", 1, _sum_to_shape, kernel="sum_to", fusion="reduce", kin
                                     expect="a target shape")},
                flops=lambda ins, out, a: _size(ins[0]),
                doc="Sum a broadcast gradient back to the operand's shape."))
+
+
+def _mask_shape(shapes, dtypes, attrs):
+    return shapes[0], dtypes[0]
+
+
+register(OpDef("dropout_mask", 1, _mask_shape, kernel="dropout_mask", fusion="opaque",
+               scratch=lambda ins, out, a, dt: [(out, "float64")],
+               vjp=lambda ctx, ins, out, dy, a: [None],
+               attrs={"rate": Attr(check=lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
+                                   expect="a rate in [0, 1)"),
+                      "seed": Attr(0, lambda v: isinstance(v, int), "an int seed")},
+               flops=lambda ins, out, a: prod(out),
+               doc="A fresh random mask shaped like its operand at every step: 0 with "
+                   "probability rate, else 1 / (1 - rate) (inverted dropout). Reads only "
+                   "its operand's shape. Training programs only: inference rewrites "
+                   "x * mask to x."))

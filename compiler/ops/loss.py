@@ -78,3 +78,23 @@ _loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same")
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
       doc="-(t log p + (1 - t) log(1 - p)), from probabilities p (clipped to "
           "[1e-7, 1 - 1e-7]) or, stably, from logits.")
+
+
+def _penalty(name, doc):
+    grad = name + "_grad"
+
+    def shape(shapes, dtypes, attrs):
+        return (), same_dtype(dtypes, 0)
+
+    register(OpDef(name, 1, shape, kernel=name, fusion="reduce", kind="loss",
+                   vjp=lambda ctx, ins, out, dy, a: [ctx.emit(grad, [dy, ins[0]], **a)],
+                   attrs={"scale": Attr(check=lambda v: isinstance(v, (int, float)) and v >= 0,
+                                        expect="a coefficient >= 0")},
+                   flops=lambda ins, out, a: 2 * prod(ins[0]), doc=doc))
+    register(OpDef(grad, 2, lambda s, d, a: (s[1], d[1]), kernel=grad, fusion="elementwise",
+                   kind="gradient", attrs={"scale": Attr(check=lambda v: isinstance(v, (int, float)))},
+                   flops=lambda ins, out, a: 2 * prod(out), doc=f"Gradient of {name}."))
+
+
+_penalty("l2_penalty", "scale * sum(w^2): an L2 regularization term.")
+_penalty("l1_penalty", "scale * sum(|w|): an L1 regularization term.")

@@ -40,6 +40,19 @@ def sum_to(ins, outs, shape):
     return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
 
 
+def dropout_mask(ins, outs, rate, seed=0):
+    """Each call draws a new mask from a generator seeded once, at bind time."""
+    (mask, bits) = outs
+    rng = np.random.default_rng(seed)
+    keep = 1.0 / (1.0 - rate)
+
+    def run():
+        rng.random(out=bits)
+        np.greater_equal(bits, rate, out=mask)
+        np.multiply(mask, keep, out=mask)
+    return run
+
+
 def check_finite(ins, outs, what=""):
     """Raise FloatingPointError when the value (a loss) is NaN or infinite."""
     (x,) = ins
@@ -51,4 +64,5 @@ def check_finite(ins, outs, what=""):
 
 
 KERNELS = {"add": add, "multiply": multiply, "add_n": add_n, "sum_to": sum_to,
+           "dropout_mask": dropout_mask,
            "check_finite": check_finite}

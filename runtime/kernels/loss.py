@@ -164,7 +164,42 @@ def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
     return run
 
 
-KERNELS = {f.__name__: f for f in (mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
+def l2_penalty(ins, outs, scale):
+    (w,), (out,) = ins, outs
+    flat = w.reshape(-1)
+
+    def run():
+        out[...] = scale * np.dot(flat, flat)
+    return run
+
+
+def l2_penalty_grad(ins, outs, scale):          # 2 scale w
+    (dl, w), (dw,) = ins, outs
+
+    def run():
+        np.multiply(w, 2.0 * scale * dl, out=dw)
+    return run
+
+
+def l1_penalty(ins, outs, scale):
+    (w,), (out,) = ins, outs
+
+    def run():
+        out[...] = scale * np.abs(w).sum()
+    return run
+
+
+def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
+    (dl, w), (dw,) = ins, outs
+
+    def run():
+        np.sign(w, out=dw)
+        np.multiply(dw, scale * dl, out=dw)
+    return run
+
+
+KERNELS = {f.__name__: f for f in (l2_penalty, l2_penalty_grad, l1_penalty, l1_penalty_grad,
+                                    mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
                                     softmax_cross_entropy_grad, cross_entropy, cross_entropy_grad,
                                     binary_cross_entropy,
                                     binary_cross_entropy_grad)}

@@ -1,0 +1,49 @@
+"""Weight penalties added to the training loss: L1, L2, or both.
+
+>>> L2(1e-4).terms()
+[('l2_penalty', 0.0001)]
+"""
+from __future__ import annotations
+
+
+class Regularizer:
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        for name, v in (("l1", l1), ("l2", l2)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def terms(self) -> list[tuple[str, float]]:
+        """The penalty ops this regularizer adds, with their scales."""
+        return [(op, c) for op, c in (("l1_penalty", self.l1), ("l2_penalty", self.l2)) if c]
+
+    def __repr__(self):
+        return f"{type(self).__name__}(l1={self.l1}, l2={self.l2})"
+
+
+def L1(c: float = 0.01) -> Regularizer:
+    """c * sum(|w|)."""
+    return Regularizer(l1=c)
+
+
+def L2(c: float = 0.01) -> Regularizer:
+    """c * sum(w^2) (weight decay through the loss)."""
+    return Regularizer(l2=c)
+
+
+def L1L2(l1: float = 0.01, l2: float = 0.01) -> Regularizer:
+    return Regularizer(l1, l2)
+
+
+def get(spec) -> Regularizer | None:
+    """None, a Regularizer, or a short form: "l2", ("l2", 1e-4), {"l1": ..., "l2": ...}."""
+    if spec is None or isinstance(spec, Regularizer):
+        return spec
+    if isinstance(spec, str):
+        spec = (spec, 0.01)
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in ("l1", "l2"):
+        return Regularizer(**{spec[0]: spec[1]})
+    if isinstance(spec, dict):
+        return Regularizer(**spec)
+    raise ValueError(f"unknown regularizer {spec!r}; use graphnn.regularizers.L1/L2/L1L2, "
+                     "'l2', ('l2', 1e-4) or {'l1': ..., 'l2': ...}")
