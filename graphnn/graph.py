@@ -27,6 +27,7 @@ from compiler.ir import add_op, unique_name
 from compiler.ops import OPS, fmt_shape
 
 from .layers import LayerMethods, layer
+from .recurrent import RecurrentMethods
 
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
                       for m in (sys.modules["compiler"], sys.modules[__package__]))
@@ -73,7 +74,7 @@ class Tensor:
         return f"<Tensor {self.name!r} {fmt_shape(self.shape)} {self.dtype}>"
 
 
-class Graph(LayerMethods):
+class Graph(LayerMethods, RecurrentMethods):
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by

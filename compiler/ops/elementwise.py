@@ -43,6 +43,22 @@ def _multiply_vjp(ctx, ins, out, dy, attrs):
 register(OpDef("multiply", 2, _add_shape, kernel="multiply", fusion="broadcast", vjp=_multiply_vjp,
                inplace=True, flops=elementwise_flops(1), doc="a * b with NumPy broadcasting."))
 
+def _subtract_vjp(ctx, ins, out, dy, attrs):
+    a, b = ins
+    db = ctx.emit("scale", [dy], factor=-1.0)
+    grads = []
+    for x, g in ((a, dy), (b, db)):
+        grads.append(g if ctx.shape(x) == ctx.shape(out) else ctx.emit("sum_to", [g], shape=ctx.shape(x)))
+    return grads
+
+
+register(OpDef("subtract", 2, _add_shape, kernel="subtract", fusion="broadcast", vjp=_subtract_vjp,
+               inplace=True, flops=elementwise_flops(1), doc="a - b with NumPy broadcasting."))
+register(OpDef("scale", 1, like_input(0), kernel="scale", fusion="elementwise", inplace=True,
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("scale", [dy], factor=a["factor"])],
+               attrs={"factor": Attr(check=lambda v: isinstance(v, (int, float)), expect="a number")},
+               flops=elementwise_flops(1), doc="x times a constant factor."))
+
 register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [dy] * len(ins),
                flops=lambda ins, out, a: (len(ins) - 1) * _size(out),

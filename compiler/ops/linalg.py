@@ -36,10 +36,16 @@ def _matmul_vjp(ctx, ins, out, dy, attrs):
     # C = op(A) @ op(B); the four transpose cases follow from dA = dC @ op(B)^T
     # and dB = op(A)^T @ dC, written back through the operands' own transposes.
     a, b = ins
-    if len(ctx.shape(a)) > 2 or len(ctx.shape(b)) > 2:
-        raise GraphError([Problem(ctx.node, "matmul", "stacked (3-D) matmul has no gradient "
-                                  "rule; it appears only in lowered graphs")])
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
+    if len(ctx.shape(a)) == 3 and len(ctx.shape(b)) == 2 and not (ta or tb):
+        # A sequence times a matrix, (N, T, F) @ (F, K): dA = dY @ B^T, and dB sums
+        # A^T dY over the batch (one (F, K) product per sample, then a sum).
+        da = ctx.emit("matmul", [dy, b], transpose_b=True)
+        per_sample = ctx.emit("matmul", [a, dy], transpose_a=True)
+        return [da, ctx.emit("sum_to", [per_sample], shape=ctx.shape(b))]
+    if len(ctx.shape(a)) > 2 or len(ctx.shape(b)) > 2:
+        raise GraphError([Problem(ctx.node, "matmul", "this stacked (3-D) matmul has no gradient "
+                                  "rule (only (N, T, F) @ (F, K) has)")])
     if ta:
         da = ctx.emit("matmul", [b, dy], transpose_a=tb, transpose_b=True)
     else:

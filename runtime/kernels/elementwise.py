@@ -20,6 +20,14 @@ def multiply(ins, outs):
     return partial(np.multiply, ins[0], ins[1], out=outs[0])
 
 
+def subtract(ins, outs):
+    return partial(np.subtract, ins[0], ins[1], out=outs[0])
+
+
+def scale(ins, outs, factor):
+    return partial(np.multiply, ins[0], factor, out=outs[0])
+
+
 def add_n(ins, outs):
     (y,) = outs
     first, rest = ins[:2], ins[2:]
@@ -63,6 +71,7 @@ def check_finite(ins, outs, what=""):
     return run
 
 
-KERNELS = {"add": add, "multiply": multiply, "add_n": add_n, "sum_to": sum_to,
+KERNELS = {"add": add, "multiply": multiply, "subtract": subtract, "scale": scale,
+           "add_n": add_n, "sum_to": sum_to,
            "dropout_mask": dropout_mask,
            "check_finite": check_finite}

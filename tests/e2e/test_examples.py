@@ -65,3 +65,10 @@ def test_mnist_mlp_reaches_93_percent():
 def test_mnist_cnn_reaches_97_percent():
     result = example("mnist_cnn").run(MNIST_DIR, verbose=0)
     assert result["test_accuracy"] >= 0.97
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_mnist_recurrent_reaches_93_percent(cell):
+    result = example("mnist_lstm").run(MNIST_DIR, cell=cell, verbose=0)
+    assert result["test_accuracy"] >= 0.93

@@ -1,0 +1,95 @@
+"""LSTM and GRU against a plain NumPy step-by-step reference, and their
+gradients (backpropagation through time) against finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler import check_graph
+from graphnn import Graph, GraphError, Model, ShapeError
+from tests.helpers import gradient_check
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def lstm_reference(x, W, U, b):
+    n, steps, _ = x.shape
+    units = U.shape[0]
+    h, c, hs = np.zeros((n, units)), np.zeros((n, units)), []
+    for t in range(steps):
+        z = x[:, t] @ W + h @ U + b
+        i, f, g, o = (z[:, k * units:(k + 1) * units] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def gru_reference(x, W, U, b, bh):
+    n, steps, _ = x.shape
+    units = U.shape[0]
+    h, hs = np.zeros((n, units)), []
+    for t in range(steps):
+        xw, hu = x[:, t] @ W + b, h @ U + bh
+        r = sigmoid(xw[:, :units] + hu[:, :units])
+        z = sigmoid(xw[:, units:2 * units] + hu[:, units:2 * units])
+        nn = np.tanh(xw[:, 2 * units:] + r * hu[:, 2 * units:])
+        h = (1 - z) * nn + z * h
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def build(kind, sequences, steps=4, features=3, units=5):
+    g = Graph(dtype="float64")
+    x = g.input("x", (None, steps, features))
+    out = getattr(g, kind)(x, units, return_sequences=sequences, name="rnn")
+    return g, x, out
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("sequences", [False, True])
+def test_matches_the_numpy_reference(kind, sequences):
+    g, x, out = build(kind, sequences)
+    model = Model(g, inputs=x, outputs=out, seed=4)
+    w = model.get_weights()
+    for k in w:                                       # biases too, so every term is exercised
+        w[k] = np.random.default_rng(len(k)).normal(scale=0.5, size=w[k].shape)
+    model.set_weights(w)
+    xs = np.random.default_rng(0).normal(size=(6, 4, 3))
+    if kind == "lstm":
+        expected = lstm_reference(xs, w["rnn/W"], w["rnn/U"], w["rnn/b"])
+    else:
+        expected = gru_reference(xs, w["rnn/W"], w["rnn/U"], w["rnn/b"], w["rnn/b_recurrent"])
+    got = model.predict(xs)
+    np.testing.assert_allclose(got, expected if sequences else expected[:, -1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_gradients_through_time_match_finite_differences(kind):
+    g, x, out = build(kind, True, steps=3, features=2, units=3)
+    target = g.input("t", (None, 3, 3))
+    loss = g.mse(out, target)
+    checked = check_graph(g.nx, [loss.name])
+    rng = np.random.default_rng(1)
+    params = {n: rng.normal(scale=0.5, size=d["shape"]) for n, d in checked.nodes(data=True)
+              if d["op"] == "param"}
+    feeds = {"x": rng.normal(size=(2, 3, 2)), "t": rng.normal(size=(2, 3, 3))}
+    assert gradient_check(checked, loss.name, params, feeds, batch=2) <= 1e-6
+
+
+def test_shared_weights_get_one_summed_gradient():
+    g, x, out = build("lstm", False, steps=3)
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="mse", optimizer="sgd")
+    train = model._build(((None, 5), "float64"))["train"]
+    (grad,) = [src for src in train.predecessors("rnn/U/update") if "grad" in src]
+    assert train.nodes[grad]["op"] == "add_n"       # the steps' contributions, summed once
+
+
+def test_bad_input_is_named():
+    g = Graph()
+    x = g.input("x", (None, 7))
+    with pytest.raises(ShapeError, match=r"'lstm' \(lstm\): expected a sequence of shape \(N, T, features\)"):
+        g.lstm(x, 4)
