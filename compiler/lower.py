@@ -133,6 +133,14 @@ class _Lowering:
                          anchor=anchor, epilogue=attrs["epilogue"])
         self.become(node, "reshape", [gemm], shape=[n, f, oh, ow])
 
+    def conv_transpose2d(self, node, ins, attrs):
+        """The up-convolution is conv2d's input gradient: lower it as one."""
+        x, w = ins
+        hw = list(self.g.nodes[node]["shape"][2:])
+        conv = {k: attrs[k] for k in ("strides", "padding", "dilation")}
+        self.become(node, "conv2d_grad_input", [x, w], input_hw=hw, **conv)
+        self.conv2d_grad_input(node, [x, w], {**conv, "input_hw": hw})
+
     def _pool(self, node, ins, attrs, fill):
         k, s, pads, _ = pool_geometry(self.g.nodes[ins[0]]["shape"], attrs)
         if any(pads):
@@ -179,5 +187,5 @@ def lower(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return g
 
 
-LOWERED = ("conv2d", "conv2d_grad_weight", "conv2d_grad_input", "max_pool2d", "avg_pool2d",
+LOWERED = ("conv2d", "conv2d_grad_weight", "conv2d_grad_input", "conv_transpose2d", "max_pool2d", "avg_pool2d",
            "max_pool2d_grad", "avg_pool2d_grad", "fused")

@@ -65,11 +65,17 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
 
 
 def inference_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
-    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x."""
+    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x, and
+    gaussian noise becomes zero (a VAE's sample becomes its mean)."""
     masks = [n for n, d in g.nodes(data=True) if d["op"] == "dropout_mask"]
-    if not masks:
+    noises = [n for n, d in g.nodes(data=True) if d["op"] == "gaussian_noise"]
+    if not masks and not noises:
         return g
     g = copy_graph(g)
+    for noise in noises:
+        d = g.nodes[noise]
+        d["op"], d["factor"] = "scale", 0.0
+        d.pop("seed", None)
     for mask in masks:
         for reader in list(g.successors(mask)):
             others = [i for i in operands(g, reader) if i != mask]

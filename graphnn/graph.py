@@ -27,6 +27,7 @@ from compiler.ir import add_op, unique_name
 from compiler.ops import OPS, fmt_shape
 
 from .layers import LayerMethods, layer
+from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
 
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
@@ -74,7 +75,7 @@ class Tensor:
         return f"<Tensor {self.name!r} {fmt_shape(self.shape)} {self.dtype}>"
 
 
-class Graph(LayerMethods, RecurrentMethods):
+class Graph(LayerMethods, RecurrentMethods, BlockMethods):
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by

@@ -77,9 +77,15 @@ class LayerMethods:
         raise ShapeError([Problem(node, op, message, _user_source(), kind="shape")])
 
     def _layer_name(self, name, kind):
+        """``name``, or the first free ``kind``, ``kind_1``, ... within the current block."""
         if name is not None:
             return name
-        taken = {d.get("group", "").split("/")[0] for _, d in self.nx.nodes(data=True)}
+        prefix = self._groups[-1] + "/" if self._groups else ""
+        taken = set()
+        for _, d in self.nx.nodes(data=True):
+            group = d.get("group", "")
+            if group.startswith(prefix) and len(group) > len(prefix):
+                taken.add(group[len(prefix):].split("/")[0])
         if kind not in taken:
             return kind
         i = 1
@@ -421,6 +427,40 @@ class LayerMethods:
         one-hot rows. Compiled after a softmax, the pair becomes one stable
         softmax_cross_entropy kernel."""
         return self.op("cross_entropy", [probs, labels], name=name, reduction=reduction)
+
+    @layer
+    def kl_divergence(self, pred, target, reduction: str = "mean", name=None):
+        """sum_k target log(target / pred) per row, averaged over rows."""
+        return self.op("kl_divergence", [pred, target], name=name, reduction=reduction)
+
+    @layer
+    def exp(self, x, name=None):
+        """e^x."""
+        return self.op("exp", [x], name=name)
+
+    @layer
+    def latent_sample(self, h, latent_dim: int, beta: float = 1.0, seed: int | None = None,
+                      name=None):
+        """A VAE's latent layer (Kingma and Welling, 2014): mean and log-variance
+        heads, the reparameterized sample z = mean + exp(logvar / 2) * noise, and
+        the KL term (times ``beta``) that the Model adds to the training loss.
+        Evaluation and prediction use z = mean.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); h = g.input("h", (None, 16))
+        >>> g.latent_sample(h, 2, name="z").shape
+        (None, 2)
+        """
+        name = self._layer_name(name, "latent")
+        with self.block(name):
+            mean = self.dense(h, latent_dim, name="mean")
+            logvar = self.dense(h, latent_dim, name="logvar")
+            seed = zlib.crc32(name.encode()) if seed is None else seed
+            noise = self.op("gaussian_noise", [mean], name="noise", seed=int(seed))
+            std = self.op("exp", [self.op("scale", [logvar], name="half_logvar", factor=0.5)], name="std")
+            z = self.op("add", [mean, self.op("multiply", [std, noise], name="spread")], name="z")
+            self.op("gaussian_kl", [mean, logvar], name="kl", scale=float(beta))
+            return z
 
     @layer
     def binary_cross_entropy(self, pred, target, from_logits: bool = False,

@@ -41,7 +41,7 @@ LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
           "categorical_cross_entropy": "cross_entropy",
           "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
 CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
-PENALTIES = ("l1_penalty", "l2_penalty")
+PENALTIES = ("l1_penalty", "l2_penalty", "gaussian_kl")   # added to the training loss
 TARGET = "target"
 LOSS = "loss"
 

@@ -115,8 +115,45 @@ def _conv_vjp(ctx, ins, out, dy, attrs):
 
 def _conv_grad_input_shape(shapes, dtypes, attrs):
     dy, w = shapes
+    _image(dy, "gradient")
     h, wd = attrs["input_hw"]
+    if dy[1] != w[0]:
+        raise OpShapeError(f"the gradient has {dy[1]} channels, the weight {fmt_shape(w)} {w[0]} filters")
+    _, out = conv_geometry((dy[0], w[1], h, wd), w, attrs)
+    if tuple(out) != tuple(dy[2:]):
+        raise OpShapeError(f"a {h}x{wd} image convolved with {fmt_shape(w)} gives {out[0]}x{out[1]}, "
+                           f"not the gradient's {dy[2]}x{dy[3]}")
     return (dy[0], w[1], h, wd), same_dtype(dtypes, 0, 1)
+
+
+def _transposed_size(n, k, s, d, pad, extra):
+    return (n - 1) * s - pad + d * (k - 1) + 1 + extra
+
+
+def _conv_transpose_shape(shapes, dtypes, attrs):
+    x, w = shapes
+    _image(x)
+    if len(w) != 4 or w[0] != x[1]:
+        raise OpShapeError(f"expected a weight (in_channels={x[1]}, out_channels, KH, KW), got {fmt_shape(w)}")
+    s, d = pair(attrs["strides"]), pair(attrs["dilation"])
+    p = resolve_padding(attrs["padding"], (1, 1), w[2:], (1, 1), d)   # explicit padding only
+    extra = pair(attrs["output_padding"]) if attrs["output_padding"] else (0, 0)
+    if any(e >= max(si, di) for e, si, di in zip(extra, s, d)):
+        raise OpShapeError(f"output_padding {extra} must be smaller than the stride or dilation")
+    hw = [_transposed_size(x[2 + i], w[2 + i], s[i], d[i], p[2 * i] + p[2 * i + 1], extra[i])
+          for i in range(2)]
+    if min(hw) < 1:
+        raise OpShapeError(f"the output would be {hw[0]}x{hw[1]}")
+    return (x[0], w[1], *hw), same_dtype(dtypes, 0, 1)
+
+
+def _conv_transpose_vjp(ctx, ins, out, dy, attrs):
+    # y = conv2d_grad_input(x, w): its input gradient is a convolution of dy, and its
+    # weight gradient is conv2d's weight gradient with the roles of image and gradient swapped.
+    x, w = ins
+    conv = {k: attrs[k] for k in ("strides", "padding", "dilation")}
+    return [ctx.emit("conv2d", [dy, w], **conv),
+            ctx.emit("conv2d_grad_weight", [dy, x], kernel_size=ctx.shape(w)[2:], **conv)]
 
 
 def _conv_grad_weight_shape(shapes, dtypes, attrs):
@@ -139,6 +176,40 @@ register(OpDef(
     "conv2d_grad_weight", 2, _conv_grad_weight_shape, kernel=None, kind="gradient",
     attrs={**CONV_ATTRS, "kernel_size": _hw}, flops=lambda ins, out, a: 2 * prod(ins[1]) * prod(out[1:]),
     doc="Gradient of conv2d with respect to its weight: im2col + GEMM."))
+
+
+def _explicit_padding(v):
+    return v == "valid" or (_is_padding(v) and v != "same")
+
+
+register(OpDef(
+    "conv_transpose2d", 2, _conv_transpose_shape, kernel=None, fusion="out-elementwise-fusable",
+    vjp=_conv_transpose_vjp,
+    attrs={"strides": _strides, "dilation": _dilation,
+           "padding": Attr("valid", _explicit_padding, "'valid', an int or pairs (not 'same')"),
+           "output_padding": Attr(None, lambda v: v is None or (_is_pair(v) or v == 0),
+                                  "None or a non-negative int or pair")},
+    flops=lambda ins, out, a: 2 * prod(ins[0]) * prod(ins[1][1:]),
+    doc="The up-convolution (PyTorch's ConvTranspose2d): weight (in, out, KH, KW); the "
+        "input gradient of a convolution, lowered to GEMM + col2im."))
+
+
+def _upsample_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    f = pair(attrs["factor"])
+    return (x[0], x[1], x[2] * f[0], x[3] * f[1]), dtypes[0]
+
+
+register(OpDef("upsample2d", 1, _upsample_shape, kernel="upsample2d", fusion="injective",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("upsample2d_grad", [dy], factor=a["factor"])],
+               attrs={"factor": Attr(2, _is_pair, "a positive int or pair")},
+               doc="Nearest-neighbour upsampling: each pixel repeated factor x factor times."))
+register(OpDef("upsample2d_grad", 1,
+               lambda s, d, a: ((s[0][0], s[0][1], s[0][2] // pair(a["factor"])[0],
+                                 s[0][3] // pair(a["factor"])[1]), d[0]),
+               kernel="upsample2d_grad", kind="gradient", fusion="reduce",
+               attrs={"factor": Attr(2, _is_pair)}, doc="Sum of each factor x factor block."))
 
 
 # ---------------------------------------------------------------- lowered ops

@@ -105,3 +105,16 @@ register(OpDef("dropout_mask", 1, _mask_shape, kernel="dropout_mask", fusion="op
                    "probability rate, else 1 / (1 - rate) (inverted dropout). Reads only "
                    "its operand's shape. Training programs only: inference rewrites "
                    "x * mask to x."))
+
+
+register(OpDef("exp", 1, like_input(0), kernel="exp", fusion="elementwise", inplace=True,
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("multiply", [dy, out])],
+               flops=elementwise_flops(1), doc="e^x (its gradient reads the output)."))
+
+register(OpDef("gaussian_noise", 1, _mask_shape, kernel="gaussian_noise", fusion="opaque",
+               vjp=lambda ctx, ins, out, dy, a: [None],
+               attrs={"seed": Attr(0, lambda v: isinstance(v, int), "an int seed")},
+               scratch=lambda ins, out, a, dt: [(out, "float64")],
+               flops=lambda ins, out, a: prod(out),
+               doc="Standard normal noise shaped like its operand, fresh at every step "
+                   "(seeded); zero in evaluation and prediction."))

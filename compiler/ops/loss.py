@@ -73,6 +73,9 @@ _loss("cross_entropy", _softmax_ce_shape, flops=3,
       doc="Cross-entropy of probabilities (clipped to [1e-7, 1]) against class indices or "
           "one-hot rows. After a softmax, the fuse pass rewrites the pair into "
           "softmax_cross_entropy, which is stable at any logits.")
+_loss("kl_divergence", _pairwise_shape, flops=5, grad_scratch=("same",),
+      doc="sum_k t log(t / p) per row, rows averaged (or summed): the divergence of the "
+          "predicted distribution p from the target t; both clipped to [1e-7, 1].")
 _loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same"),
       grad_scratch=("same",),
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
@@ -98,3 +101,25 @@ def _penalty(name, doc):
 
 _penalty("l2_penalty", "scale * sum(w^2): an L2 regularization term.")
 _penalty("l1_penalty", "scale * sum(|w|): an L1 regularization term.")
+
+
+def _gaussian_kl_shape(shapes, dtypes, attrs):
+    mean, logvar = shapes
+    if mean != logvar:
+        raise OpShapeError(f"mean {fmt_shape(mean)} and log-variance {fmt_shape(logvar)} differ")
+    return (), same_dtype(dtypes, 0, 1)
+
+
+register(OpDef(
+    "gaussian_kl", 2, _gaussian_kl_shape, kernel="gaussian_kl", fusion="reduce", kind="loss",
+    vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gaussian_kl_grad", [dy, *ins], wrt=k, **a)
+                                      for k in (0, 1)],
+    attrs={"scale": Attr(1.0, lambda v: isinstance(v, (int, float)) and v >= 0, "a weight >= 0")},
+    flops=lambda ins, out, a: 5 * prod(ins[0]),
+    doc="KL(N(mean, exp(logvar)) || N(0, 1)) summed over the latent axes, averaged over "
+        "the batch, times scale: the VAE's regularizer."))
+register(OpDef(
+    "gaussian_kl_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="gaussian_kl_grad",
+    fusion="elementwise", kind="gradient",
+    attrs={"scale": Attr(1.0), "wrt": Attr(check=lambda v: v in (0, 1))},
+    doc="mean / N, or (exp(logvar) - 1) / 2N, times scale."))

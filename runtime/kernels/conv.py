@@ -172,6 +172,22 @@ def global_avg_pool_grad(ins, outs, input_hw=None):
     return partial(np.multiply, dy[:, :, None, None], scale, out=dx)
 
 
-KERNELS = {f.__name__: f for f in (pad2d, crop2d, im2col, col2im, max_pool2d, max_pool2d_grad,
+def upsample2d(ins, outs, factor=2):
+    (x,), (y,) = ins, outs
+    fh, fw = _pair(factor)
+    n, c, h, w = x.shape
+    blocks = y.reshape(n, c, h, fh, w, fw)
+    return partial(np.copyto, blocks, x[:, :, :, None, :, None])
+
+
+def upsample2d_grad(ins, outs, factor=2):
+    (dy,), (dx,) = ins, outs
+    fh, fw = _pair(factor)
+    n, c, h, w = dx.shape
+    return partial(np.sum, dy.reshape(n, c, h, fh, w, fw), axis=(3, 5), out=dx)
+
+
+KERNELS = {f.__name__: f for f in (upsample2d, upsample2d_grad,
+                                    pad2d, crop2d, im2col, col2im, max_pool2d, max_pool2d_grad,
                                     avg_pool2d, avg_pool2d_grad, global_avg_pool,
                                     global_avg_pool_grad)}

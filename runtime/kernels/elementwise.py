@@ -61,6 +61,20 @@ def dropout_mask(ins, outs, rate, seed=0):
     return run
 
 
+def exp(ins, outs):
+    return partial(np.exp, ins[0], out=outs[0])
+
+
+def gaussian_noise(ins, outs, seed=0):
+    (noise, draws) = outs
+    rng = np.random.default_rng(seed)
+
+    def run():
+        rng.standard_normal(out=draws)
+        np.copyto(noise, draws, casting="same_kind")
+    return run
+
+
 def check_finite(ins, outs, what=""):
     """Raise FloatingPointError when the value (a loss) is NaN or infinite."""
     (x,) = ins
@@ -73,5 +87,5 @@ def check_finite(ins, outs, what=""):
 
 KERNELS = {"add": add, "multiply": multiply, "subtract": subtract, "scale": scale,
            "add_n": add_n, "sum_to": sum_to,
-           "dropout_mask": dropout_mask,
+           "dropout_mask": dropout_mask, "exp": exp, "gaussian_noise": gaussian_noise,
            "check_finite": check_finite}

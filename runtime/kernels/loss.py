@@ -125,6 +125,54 @@ def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
     return run
 
 
+def kl_divergence(ins, outs, reduction="mean"):
+    (p, t), (out, a) = ins, outs
+    k = _scale(reduction, p.shape[0])
+
+    def run():
+        np.clip(t, EPS, 1.0, out=a)                # t log t - t log p
+        np.log(a, out=a)
+        first = np.vdot(t, a)
+        np.clip(p, EPS, 1.0, out=a)
+        np.log(a, out=a)
+        out[...] = (first - np.vdot(t, a)) * k
+    return run
+
+
+def kl_divergence_grad(ins, outs, reduction="mean"):        # -t / p
+    (dl, p, t), (dp, c) = ins, outs
+    k = _scale(reduction, p.shape[0])
+
+    def run():
+        np.clip(p, EPS, 1.0, out=c)
+        np.divide(t, c, out=dp)
+        np.multiply(dp, -k * dl, out=dp)
+    return run
+
+
+def gaussian_kl(ins, outs, scale=1.0):
+    (mean, logvar), (out,) = ins, outs
+    k = -0.5 * scale / mean.shape[0]
+
+    def run():          # -1/2 sum(1 + logvar - mean^2 - exp(logvar)) / N
+        out[...] = k * (mean.size + logvar.sum() - np.vdot(mean, mean) - np.exp(logvar).sum())
+    return run
+
+
+def gaussian_kl_grad(ins, outs, scale=1.0, wrt=0):
+    (dl, mean, logvar), (d,) = ins, outs
+    k = scale / mean.shape[0]
+
+    def run():
+        if wrt == 0:
+            np.multiply(mean, k * dl, out=d)
+        else:
+            np.exp(logvar, out=d)
+            np.subtract(d, 1.0, out=d)
+            np.multiply(d, 0.5 * k * dl, out=d)
+    return run
+
+
 def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
     (p, t), (out, a, b) = ins, outs
     k = _scale(reduction, p.size)
@@ -201,5 +249,6 @@ def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
 KERNELS = {f.__name__: f for f in (l2_penalty, l2_penalty_grad, l1_penalty, l1_penalty_grad,
                                     mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
                                     softmax_cross_entropy_grad, cross_entropy, cross_entropy_grad,
+                                    kl_divergence, kl_divergence_grad, gaussian_kl, gaussian_kl_grad,
                                     binary_cross_entropy,
                                     binary_cross_entropy_grad)}

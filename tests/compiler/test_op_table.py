@@ -52,6 +52,20 @@ def _conv(s=(1, 1), pads=(0, 0, 0, 0), d=(1, 1)):
     return ref
 
 
+def _conv_transpose(s=(1, 1), pads=(0, 0), extra=(0, 0)):
+    """Scatter-add of every input pixel times the kernel: the textbook definition."""
+    def ref(x, w):
+        n, cin, h, wd = x.shape
+        _, cout, kh, kw = w.shape
+        full = np.zeros((n, cout, (h - 1) * s[0] + kh + extra[0], (wd - 1) * s[1] + kw + extra[1]))
+        for i in range(h):
+            for j in range(wd):
+                full[:, :, i * s[0]:i * s[0] + kh, j * s[1]:j * s[1] + kw] += \
+                    np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+        return full[:, :, pads[0]:full.shape[2] - pads[0], pads[1]:full.shape[3] - pads[1]]
+    return ref
+
+
 def _pool(reduce, k, s, pads=(0, 0, 0, 0), fill=0.0):
     def ref(x):
         oh, ow, wins = _windows(x, k, s, (1, 1), pads, fill)
@@ -114,6 +128,13 @@ CASES = [
     ("conv2d", {"dilation": 2, "padding": (1, 0), "strides": (1, 2)},
      [((None, 1, 7, 6), F, "normal"), ((2, 1, 3, 2), F, "normal")],
      _conv((1, 2), (1, 1, 0, 0), (2, 2)), (0, 1)),
+    ("conv_transpose2d", {}, [((None, 2, 3, 4), F, "normal"), ((2, 3, 2, 3), F, "normal")],
+     _conv_transpose(), (0, 1)),
+    ("conv_transpose2d", {"strides": 2, "padding": 1, "output_padding": 1},
+     [((None, 2, 3, 3), F, "normal"), ((2, 2, 3, 3), F, "normal")],
+     _conv_transpose((2, 2), (1, 1), (1, 1)), (0, 1)),
+    ("upsample2d", {"factor": (2, 3)}, [((None, 2, 3, 2), F, "normal")],
+     lambda x: x.repeat(2, axis=2).repeat(3, axis=3), (0,)),
     ("max_pool2d", {"pool_size": 2}, [((None, 2, 4, 6), F, "normal")], _pool(np.max, (2, 2), (2, 2)), (0,)),
     ("max_pool2d", {"pool_size": 3, "strides": 1, "padding": "same"}, [((None, 2, 4, 5), F, "normal")],
      _pool(np.max, (3, 3), (1, 1), (1, 1, 1, 1), -np.inf), (0,)),
@@ -133,6 +154,11 @@ CASES = [
      [((None, 5), F, "normal"), ((None, 5), F, "onehot:5")],
      lambda z, t: -np.sum(t * _log_softmax(z)), (0,)),
     ("l2_penalty", {"scale": 0.3}, [((3, 4), F, "normal")], lambda w: 0.3 * np.sum(w * w), (0,)),
+    ("exp", {}, [((None, 4), F, "normal")], np.exp, (0,)),
+    ("kl_divergence", {}, [((None, 4), F, "prob"), ((None, 4), F, "prob")],
+     lambda p, t: np.mean(np.sum(t * np.log(t / p), axis=1)), (0,)),
+    ("gaussian_kl", {"scale": 0.5}, [((None, 3), F, "normal"), ((None, 3), F, "normal")],
+     lambda m, lv: 0.5 * np.mean(-0.5 * np.sum(1 + lv - m ** 2 - np.exp(lv), axis=1)), (0, 1)),
     ("l1_penalty", {"scale": 0.2}, [((5,), F, "away0")], lambda w: 0.2 * np.sum(np.abs(w)), (0,)),
     ("cross_entropy", {}, [((None, 4), F, "prob"), ((None,), "int64", "labels:4")],
      lambda p, y: -np.mean(np.log(p[np.arange(len(y)), y])), (0,)),
@@ -190,7 +216,7 @@ def test_gradient_matches_finite_differences(case):
 def test_every_op_is_covered():
     """A new op must join this table (or be a source, gradient or update op,
     which are covered elsewhere)."""
-    covered = {c[0] for c in CASES} | {"dropout_mask"}   # random: tests/graphnn/test_dropout.py
+    covered = {c[0] for c in CASES} | {"dropout_mask", "gaussian_noise"}   # random: tested apart
     forward = {n for n, o in OPS.items() if o.kind in ("compute", "loss")}   # not "lowered"
     assert forward - covered == set()
     for name, op in OPS.items():

@@ -72,3 +72,10 @@ def test_mnist_cnn_reaches_97_percent():
 def test_mnist_recurrent_reaches_93_percent(cell):
     result = example("mnist_lstm").run(MNIST_DIR, cell=cell, verbose=0)
     assert result["test_accuracy"] >= 0.93
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+def test_mnist_vae_reports_its_elbo_and_draws(tmp_path):
+    result = example("mnist_vae").run(MNIST_DIR, verbose=0, out=str(tmp_path))
+    assert -160 < result["elbo"] < -80          # nats per image; 5,000 training images
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae_reconstructions.png", "vae_samples.png"]
