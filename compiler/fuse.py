@@ -38,6 +38,7 @@ from .ir import consumers, copy_graph, op_attrs, operands
 from .ops import OPS
 
 ANCHOR_KINDS = ("out-elementwise-fusable", "elementwise", "broadcast")
+LOWERED_ANCHORS = ("conv2d",)      # kernel-less ops whose lowering turns a fused node into a GEMM
 EPILOGUE_KINDS = ("elementwise", "broadcast")
 
 
@@ -102,6 +103,8 @@ def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
         op = OPS[d["op"]]
         if op.fusion not in ANCHOR_KINDS or op.kind in ("source", "update", "loss") or op.view:
             continue
+        if op.kernel is None and op.name not in LOWERED_ANCHORS:
+            continue            # lowered to several kernels, and lowering cannot fuse it
         chain, link = [], anchor
         while (nxt := _absorbable(g, link, outputs)) is not None:
             chain.append(nxt)

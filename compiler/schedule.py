@@ -2,8 +2,9 @@
 
 A topological order with two extra rules for training graphs:
 
-- an update runs after every other reader of the values it overwrites (the
-  forward and backward matmuls that read a weight come before its update);
+- an update runs after every other reader of the values it overwrites, views of
+  them included (the forward and backward matmuls that read a weight, or its
+  reshaped copy, come before its update);
 - the requested outputs (the loss, the predictions) are computed before any
   update, so they see the weights of this step and a non-finite loss can stop
   the step before any weight changes.
@@ -26,6 +27,18 @@ from .ir import consumers, operands
 from .ops import OPS
 
 
+def readers_through_views(g: nx.MultiDiGraph, node: str) -> list[str]:
+    """Every op that reads ``node``'s bytes: its readers, and the readers of its
+    views (a reshaped weight read by a lowered convolution's GEMM, say)."""
+    found, stack = [], [node]
+    while stack:
+        for reader in consumers(g, stack.pop()):
+            found.append(reader)
+            if OPS[g.nodes[reader]["op"]].view:
+                stack.append(reader)
+    return found
+
+
 def schedule(g: nx.MultiDiGraph, outputs: list[str]) -> list[str]:
     """Return the non-source nodes of ``g`` in execution order."""
     kind = {n: OPS[d["op"]].kind for n, d in g.nodes(data=True)}
@@ -43,7 +56,7 @@ def schedule(g: nx.MultiDiGraph, outputs: list[str]) -> list[str]:
         ins = operands(g, u)
         for port in OPS[g.nodes[u]["op"]].mutates:
             if port < len(ins):
-                for reader in consumers(g, ins[port]):
+                for reader in readers_through_views(g, ins[port]):
                     if reader != u:
                         deps.add_edge(reader, u)
         for out in outputs:

@@ -46,9 +46,11 @@ def _user_source() -> str | None:
 
 
 def _plain(value):
-    """Tuples become lists, recursively: what JSON and YAML hold."""
+    """Tuples become lists, recursively (through dicts too): what JSON and YAML hold."""
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 

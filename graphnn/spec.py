@@ -70,6 +70,15 @@ def _where(i, entry):
     return f"layers[{i}]{name}{line}"
 
 
+def _without_lines(value):
+    """The data without the loader's line markers, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_lines(v) for k, v in value.items() if k != LINE}
+    if isinstance(value, list):
+        return [_without_lines(v) for v in value]
+    return value
+
+
 def load_spec(src) -> Graph:
     """Build the Graph a spec describes (``src``: dict, path, or YAML/JSON text)."""
     spec = read_spec(src)
@@ -87,7 +96,7 @@ def load_spec(src) -> Graph:
         where = _where(i, entry)
         if not isinstance(entry, dict):
             raise SpecError(f"{where}: expected a mapping, got {entry!r}")
-        entry = {k: v for k, v in entry.items() if k != LINE}
+        entry = _without_lines(entry)
         kind = entry.pop("type", None)
         if kind is None:
             raise SpecError(f"{where}: missing key 'type'")

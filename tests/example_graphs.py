@@ -55,7 +55,33 @@ def softmax_head(dtype):
     return g, x, probs, "categorical_cross_entropy", (6,), 4
 
 
-EXAMPLE_GRAPHS = {f.__name__: f for f in (mlp, a_approx_b, cnn, sequence, residual, softmax_head)}
+def autoencoder(dtype):
+    g = Graph(dtype)
+    x = g.input("img", (None, 1, 8, 8))
+    code = g.conv2d(x, 3, 3, strides=2, padding=1, activation="elu")
+    h = g.conv_transpose2d(code, 2, 3, strides=2, padding=1, output_padding=1, activation="swish")
+    out = g.conv2d(g.upsample2d(g.avg_pool2d(h, 2), 2), 1, 3, padding="same", activation="sigmoid")
+    return g, x, g.flatten(out), "mse", (1, 8, 8), None
+
+
+def recurrent(dtype):
+    g = Graph(dtype)
+    x = g.input("seq", (None, 4, 3))
+    h = g.gru(g.dropout(g.lstm(x, 5, return_sequences=True), 0.2, seed=1), 4)
+    return g, x, g.dense(h, 3, activation="gelu"), "softmax_cross_entropy", (4, 3), 3
+
+
+def vae(dtype):
+    g = Graph(dtype)
+    x = g.input("x", (None, 6))
+    z = g.latent_sample(g.dense(x, 5, activation="tanh"), 2, beta=0.1, seed=5)
+    out = g.sequential(z, [("dense", {"units": 6, "activation": "sigmoid",
+                                      "kernel_regularizer": ("l2", 0.01)})], name="decoder")
+    return g, x, out, "binary_cross_entropy", (6,), None
+
+
+EXAMPLE_GRAPHS = {f.__name__: f for f in (mlp, a_approx_b, cnn, sequence, residual, softmax_head,
+                                          autoencoder, recurrent, vae)}
 
 
 def data(shape, classes, out_shape, n, seed=0):

@@ -79,3 +79,10 @@ def test_mnist_vae_reports_its_elbo_and_draws(tmp_path):
     result = example("mnist_vae").run(MNIST_DIR, verbose=0, out=str(tmp_path))
     assert -160 < result["elbo"] < -80          # nats per image; 5,000 training images
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vae_reconstructions.png", "vae_samples.png"]
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+def test_mnist_autoencoder_reconstructs(tmp_path):
+    result = example("mnist_autoencoder").run(MNIST_DIR, verbose=0, out=str(tmp_path))
+    assert result["test_mse"] < 0.01          # predicting the mean image gives about 0.067
+    assert (tmp_path / "autoencoder.png").exists()
