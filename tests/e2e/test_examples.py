@@ -86,3 +86,8 @@ def test_mnist_autoencoder_reconstructs(tmp_path):
     result = example("mnist_autoencoder").run(MNIST_DIR, verbose=0, out=str(tmp_path))
     assert result["test_mse"] < 0.01          # predicting the mean image gives about 0.067
     assert (tmp_path / "autoencoder.png").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+def test_mnist_inception_reaches_97_percent():
+    assert example("mnist_inception").run(MNIST_DIR, verbose=0)["test_accuracy"] >= 0.97
