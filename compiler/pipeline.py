@@ -50,9 +50,10 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     Returns (graph, update node names); the graph keeps only what the outputs,
     the loss and the updates need. With ``fuse``, softmax + cross-entropy
     become one stable op first."""
-    g = prune(g, [loss, *outputs])
+    declared = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]  # batch norm's
+    g = prune(g, [loss, *outputs, *declared])
     if fuse:
-        g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs])
+        g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared])
     if params is None:
         params = [n for n, d in g.nodes(data=True)
                   if d["op"] == "param" and d.get("trainable", True)]
@@ -61,17 +62,70 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
                                   "this loss; there is nothing to train")])
     g, grads = differentiate(g, loss, params)
     g, updates = append_updates(g, grads, optimizer, copy=False)   # g is ours already
-    return prune(g, [loss, *outputs, *updates]), updates
+    return prune(g, [loss, *outputs, *updates, *declared]), updates + declared
+
+
+def _rewire(g, node, port, src):
+    """Make ``src`` operand ``port`` of ``node``."""
+    for u, _, key, data in list(g.in_edges(node, keys=True, data=True)):
+        if data["port"] == port:
+            g.remove_edge(u, node, key)
+    g.add_edge(src, node, port=port)
+
+
+def _add(g, name, op, inputs, **attrs):
+    from .infer import infer_node
+    from .ir import add_op, unique_name
+    name = add_op(g, unique_name(g, name), op, inputs, **OPS[op].check_attrs(attrs)[0])
+    infer_node(g, name)
+    return name
+
+
+def _use_running_statistics(g, norm):
+    """normalize reads the running statistics; then, if a dense or convolution
+    with a bias feeds it alone, fold it into that layer's weight and bias."""
+    d = g.nodes[norm]
+    running_mean, running_var = d["running"]
+    _rewire(g, norm, 1, running_mean)
+    _rewire(g, norm, 2, running_var)
+    x, _, _, gamma, beta = operands(g, norm)
+    if g.nodes[x]["op"] != "bias_add" or g.out_degree(x) != 1:
+        return
+    layer, bias = operands(g, x)
+    if g.nodes[layer]["op"] not in ("matmul", "conv2d") or g.out_degree(layer) != 1:
+        return
+    weight = operands(g, layer)[1]
+    axis, rank = d["axis"] % len(d["shape"]), len(d["shape"])
+    if g.nodes[bias]["op"] != "param" or g.nodes[weight]["op"] != "param" or \
+            (g.nodes[layer]["op"] == "matmul" and (axis != rank - 1 or g.nodes[layer]["transpose_b"])) or \
+            (g.nodes[layer]["op"] == "conv2d" and axis != 1):
+        return
+    scale = _add(g, f"{norm}/fold_scale", "bn_fold_scale", [gamma, running_var], eps=d["eps"])
+    per_filter = scale
+    if g.nodes[layer]["op"] == "conv2d":          # (F,) against a weight (F, C, KH, KW)
+        per_filter = _add(g, f"{norm}/fold_scale_4d", "reshape", [scale],
+                          shape=(g.nodes[scale]["shape"][0], 1, 1, 1))
+    _rewire(g, layer, 1, _add(g, f"{norm}/folded_W", "multiply", [weight, per_filter]))
+    _rewire(g, x, 1, _add(g, f"{norm}/folded_b", "bn_fold_shift", [bias, running_mean, scale, beta]))
+    for u, _, key in list(g.in_edges(norm, keys=True)):
+        g.remove_edge(u, norm, key)
+    d.clear()
+    d.update(op="linear", shape=g.nodes[x]["shape"], dtype=g.nodes[x]["dtype"])
+    g.add_edge(x, norm, port=0)
 
 
 def inference_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
-    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x, and
-    gaussian noise becomes zero (a VAE's sample becomes its mean)."""
+    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x,
+    gaussian noise becomes zero (a VAE's sample becomes its mean), and batch norm
+    uses its running statistics, folded into the layer before it where possible."""
     masks = [n for n, d in g.nodes(data=True) if d["op"] == "dropout_mask"]
     noises = [n for n, d in g.nodes(data=True) if d["op"] == "gaussian_noise"]
-    if not masks and not noises:
-        return g
+    norms = [n for n, d in g.nodes(data=True) if d["op"] == "normalize" and d.get("running")]
+    if not masks and not noises and not norms:
+        return prune(g, outputs)
     g = copy_graph(g)
+    for norm in norms:
+        _use_running_statistics(g, norm)
     for noise in noises:
         d = g.nodes[noise]
         d["op"], d["factor"] = "scale", 0.0

@@ -188,6 +188,38 @@ class LayerMethods:
             self.op(op, [w], name=f"{w.name.split('/')[-1]}_{op}", scale=scale)
 
     @layer
+    def batch_norm(self, x, axis: int = 1, momentum: float = 0.99, eps: float = 1e-3, name=None):
+        """Batch normalization (Ioffe and Szegedy, 2015) over the channel ``axis``
+        (1: the features of (N, F), the channels of (N, C, H, W)). Training
+        normalizes with the batch's statistics and keeps running averages
+        (Keras's convention: running = momentum running + (1 - momentum) batch);
+        evaluation and prediction use the running averages, folded into the dense
+        or convolution before the layer when there is one.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("img", (None, 4, 6, 6))
+        >>> g.batch_norm(x).shape
+        (None, 4, 6, 6)
+        """
+        x = self._tensor(x)
+        name = self._layer_name(name, "batch_norm")
+        if len(x.shape) < 2 or not -len(x.shape) <= axis < len(x.shape) or x.shape[axis] is None:
+            self._fail(name, "batch_norm", f"axis {axis} is not a channel axis of {fmt_shape(x.shape)}")
+        channels = x.shape[axis]
+        with self.block(name):
+            gamma = self.param("gamma", (channels,), init="ones")
+            beta = self.param("beta", (channels,), init="zeros")
+            running_mean = self.param("running_mean", (channels,), init="zeros", trainable=False)
+            running_var = self.param("running_var", (channels,), init="ones", trainable=False)
+            mean = self.op("batch_mean", [x], name="mean", axis=axis)
+            var = self.op("batch_var", [x, mean], name="var", axis=axis)
+            for stat, value in ((running_mean, mean), (running_var, var)):
+                self.op("moving_average", [stat, value], name=f"{stat.name.split('/')[-1]}_update",
+                        momentum=momentum)
+            return self.op("normalize", [x, mean, var, gamma, beta], name="normalize", axis=axis,
+                           eps=eps, running=[running_mean.name, running_var.name])
+
+    @layer
     def dropout(self, x, rate: float = 0.5, seed: int | None = None, name=None):
         """Inverted dropout: during training each value is zeroed with probability
         ``rate`` and the rest scaled by 1 / (1 - rate); evaluation and prediction

@@ -60,8 +60,9 @@ class Model:
     def __init__(self, graph: Graph, inputs, outputs, seed: int = 0):
         self.graph, self.seed = graph, int(seed)
         self.inputs, self.outputs = _names(graph, inputs), _names(graph, outputs)
-        loss_sinks = [n for n, d in graph.nx.nodes(data=True)       # losses and penalties
-                      if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind == "loss"
+        # losses, penalties and declared updates (batch norm's running averages) are ends too
+        loss_sinks = [n for n, d in graph.nx.nodes(data=True)
+                      if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind in ("loss", "update")
                       and graph.nx.out_degree(n) == 0]
         self._checked = check_graph(graph.nx, self.outputs + loss_sinks)
         self._check_inputs()
@@ -135,7 +136,8 @@ class Model:
         penalties = [n for n, d in g.nodes(data=True) if d["op"] in PENALTIES]
         if penalties:
             loss = add_op(g, "total_loss", "add_n", [loss, *penalties])
-        return check_graph(g, [loss, *self.outputs], copy=False), loss
+        declared = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
+        return check_graph(g, [loss, *self.outputs, *declared], copy=False), loss
 
     def _targets(self) -> list[str]:
         if self._loss[0] == "name":
@@ -153,8 +155,7 @@ class Model:
                 if d["op"] == "state" and name not in self.variables:
                     self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
             self._built[target_spec] = {"train": train, "loss": loss,
-                                        "eval": inference_graph(prune(g, [loss, *self.outputs]),
-                                                                [loss, *self.outputs])}
+                                        "eval": inference_graph(g, [loss, *self.outputs])}
         return self._built[target_spec]
 
     def _executor(self, purpose: str, batch: int, target_spec=None, fuse=None) -> Executor:
@@ -170,7 +171,7 @@ class Model:
         (fused as compiled, unless ``fuse`` says otherwise)."""
         fuse = getattr(self, "fuse", True) if fuse is None else fuse
         if purpose == "predict":
-            g = inference_graph(prune(self._checked, self.outputs), self.outputs)
+            g = inference_graph(self._checked, self.outputs)       # prunes what prediction skips
             return build_program(g, self.outputs, batch_size, fuse=fuse)
         self._require_compiled()
         built = self._build(target_spec or self._default_target_spec())

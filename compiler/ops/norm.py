@@ -1,0 +1,111 @@
+"""Batch normalization, as ops small enough to differentiate one by one:
+
+    mean = batch_mean(x)                 per channel, over every other axis
+    var  = batch_var(x, mean)            biased, as Keras keeps it
+    y    = normalize(x, mean, var, gamma, beta)
+    moving_average(running_mean, mean)   updates, in training programs only
+    moving_average(running_var, var)
+
+Autodiff composes the three gradients into batch norm's full one. For inference,
+``normalize`` reads the running statistics instead (compiler.pipeline.inference_graph)
+and is folded into the dense or convolution before it when it can be.
+
+>>> from compiler.ops import OPS
+>>> OPS["batch_mean"].infer([(None, 8, 5, 5)], ["float32"], {"axis": 1})
+((8,), 'float32')
+"""
+from __future__ import annotations
+
+from math import prod
+
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, is_number, register, same_dtype, scratch_like
+
+
+def _axis(shape, axis):
+    if not -len(shape) <= axis < len(shape) or len(shape) < 2:
+        raise OpShapeError(f"axis {axis} does not fit {fmt_shape(shape)}")
+    a = axis % len(shape)
+    if shape[a] is None:
+        raise OpShapeError("the channel axis cannot be the batch axis")
+    return a
+
+
+_axis_attr = Attr(1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
+_eps = Attr(1e-3, lambda v: is_number(v) and v > 0, "a positive epsilon")
+
+
+def _channels(shapes, dtypes, attrs):
+    x = shapes[0]
+    return (x[_axis(x, attrs["axis"])],), same_dtype(dtypes, 0)
+
+
+def _check_stats(shapes, c):
+    for s in shapes:
+        if s != (c,):
+            raise OpShapeError(f"per-channel operand has shape {fmt_shape(s)}, expected ({c},)")
+
+
+def _var_shape(shapes, dtypes, attrs):
+    out, dtype = _channels(shapes, dtypes, attrs)
+    _check_stats(shapes[1:], out[0])
+    return out, dtype
+
+
+def _normalize_shape(shapes, dtypes, attrs):
+    x = shapes[0]
+    _check_stats(shapes[1:], x[_axis(x, attrs["axis"])])
+    return x, same_dtype(dtypes, *range(5))
+
+
+register(OpDef(
+    "batch_mean", 1, _channels, kernel="batch_mean", fusion="reduce", attrs={"axis": _axis_attr},
+    vjp=lambda ctx, ins, out, dy, a: [ctx.emit("batch_mean_grad", [dy], shape=ctx.shape(ins[0]), **a)],
+    flops=lambda ins, out, a: prod(ins[0]), doc="Mean over every axis but the channel axis."))
+register(OpDef(
+    "batch_mean_grad", 1, lambda s, d, a: (tuple(a["shape"]), d[0]), kernel="batch_mean_grad",
+    kind="gradient", fusion="broadcast", attrs={"axis": _axis_attr, "shape": Attr(check=lambda v: True)},
+    doc="dy / M, spread over every position of its channel."))
+register(OpDef(
+    "batch_var", 2, _var_shape, kernel="batch_var", fusion="reduce", attrs={"axis": _axis_attr},
+    vjp=lambda ctx, ins, out, dy, a: [ctx.emit("batch_var_grad", [dy, *ins], wrt=k, **a) for k in (0, 1)],
+    scratch=scratch_like(0), flops=lambda ins, out, a: 3 * prod(ins[0]),
+    doc="Mean of (x - mean)^2 over every axis but the channel axis (biased)."))
+register(OpDef(
+    "batch_var_grad", 3, lambda s, d, a: ((s[1], s[2])[a["wrt"]], d[1]), kernel="batch_var_grad",
+    kind="gradient", fusion="opaque", attrs={"axis": _axis_attr, "wrt": Attr(check=lambda v: v in (0, 1))},
+    scratch=lambda ins, out, a, dt: [(ins[1], dt)],
+    doc="2 (x - mean) dy / M for x; -2 sum(x - mean) dy / M for the mean."))
+
+
+def _normalize_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("normalize_grad", [dy, *ins[:4]], wrt=k, **attrs) for k in range(5)]
+
+
+_norm_attrs = {"axis": _axis_attr, "eps": _eps,
+               "running": Attr(None, lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2),
+                               "None or [running mean node, running variance node]")}
+register(OpDef(
+    "normalize", 5, _normalize_shape, kernel="normalize", fusion="broadcast", vjp=_normalize_vjp,
+    attrs=_norm_attrs, scratch=lambda ins, out, a, dt: [((ins[1][0],), dt), ((ins[1][0],), dt)],
+    flops=lambda ins, out, a: 2 * prod(out),
+    doc="gamma (x - mean) / sqrt(var + eps) + beta, per channel; ``running`` names the "
+        "running statistics that inference uses instead of mean and var."))
+register(OpDef(
+    "normalize_grad", 5, lambda s, d, a: ((s[1], s[2], s[3], s[4], s[4])[a["wrt"]], d[1]),
+    kernel="normalize_grad", kind="gradient", fusion="opaque",
+    attrs={**_norm_attrs, "wrt": Attr(check=lambda v: v in range(5))},
+    scratch=lambda ins, out, a, dt: [(ins[1], dt), ((ins[4][0],), dt)],
+    doc="The gradient of normalize for operand ``wrt`` (x, mean, var, gamma, beta)."))
+
+register(OpDef(
+    "moving_average", 2, lambda s, d, a: (s[0], d[0]), kernel="moving_average", kind="update",
+    mutates=(0,), attrs={"momentum": Attr(0.99, lambda v: is_number(v) and 0 <= v < 1, "in [0, 1)")},
+    doc="running = momentum running + (1 - momentum) value (Keras's convention)."))
+
+register(OpDef(
+    "bn_fold_scale", 2, lambda s, d, a: (s[0], d[0]), kernel="bn_fold_scale", kind="lowered",
+    attrs={"eps": _eps}, doc="gamma / sqrt(running_var + eps): folding batch norm for inference."))
+register(OpDef(
+    "bn_fold_shift", 4, lambda s, d, a: (s[0], d[0]), kernel="bn_fold_shift", kind="lowered",
+    doc="(b - running_mean) scale + beta: the folded bias."))

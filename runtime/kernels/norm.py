@@ -1,0 +1,150 @@
+"""Batch normalization kernels: per-channel statistics, normalize, their gradients,
+the running averages, and the folding of a normalization into a layer's weights.
+
+Per-channel vectors are viewed with shape (1, C, 1, ...) so that one broadcast
+expression covers every layout.
+
+>>> import numpy as np
+>>> x, m = np.arange(12.0).reshape(3, 4), np.empty(4)
+>>> _ = batch_mean([x], [m], axis=1)(); m
+array([4., 5., 6., 7.])
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+
+def _layout(x, axis):
+    axis %= x.ndim
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    return axis, tuple(i for i in range(x.ndim) if i != axis), shape
+
+
+def batch_mean(ins, outs, axis=1):
+    (x,), (mean,) = ins, outs
+    axis, others, shape = _layout(x, axis)
+    return partial(np.mean, x, axis=others, out=mean)
+
+
+def batch_mean_grad(ins, outs, axis=1, shape=None):
+    (dmean,), (dx,) = ins, outs
+    axis, others, layout = _layout(dx, axis)
+    count = dx.size // dx.shape[axis]
+    return partial(np.multiply, dmean.reshape(layout), 1.0 / count, out=dx)
+
+
+def batch_var(ins, outs, axis=1):
+    (x, mean), (var, centred) = ins, outs
+    axis, others, shape = _layout(x, axis)
+    m = mean.reshape(shape)
+
+    def run():
+        np.subtract(x, m, out=centred)
+        np.multiply(centred, centred, out=centred)
+        np.mean(centred, axis=others, out=var)
+    return run
+
+
+def batch_var_grad(ins, outs, axis=1, wrt=0):
+    (dvar, x, mean), (d, centred) = ins, outs
+    axis, others, shape = _layout(x, axis)
+    count = x.size // x.shape[axis]
+    m, dv = mean.reshape(shape), dvar.reshape(shape)
+
+    def run():
+        np.subtract(x, m, out=centred)
+        if wrt == 0:                                    # 2 (x - mean) dvar / M
+            np.multiply(centred, dv, out=d)
+            np.multiply(d, 2.0 / count, out=d)
+        else:                                           # -2 sum(x - mean) dvar / M
+            np.sum(centred, axis=others, out=d)
+            np.multiply(d, dvar, out=d)
+            np.multiply(d, -2.0 / count, out=d)
+    return run
+
+
+def normalize(ins, outs, axis=1, eps=1e-3, running=None):
+    (x, mean, var, gamma, beta), (y, scale, shift) = ins, outs
+    axis, others, shape = _layout(x, axis)
+    s, t = scale.reshape(shape), shift.reshape(shape)
+
+    def run():
+        np.add(var, eps, out=scale)                     # scale = gamma / sqrt(var + eps)
+        np.sqrt(scale, out=scale)
+        np.divide(gamma, scale, out=scale)
+        np.multiply(mean, scale, out=shift)             # shift = beta - mean scale
+        np.subtract(beta, shift, out=shift)
+        np.multiply(x, s, out=y)
+        np.add(y, t, out=y)
+    return run
+
+
+def normalize_grad(ins, outs, axis=1, eps=1e-3, running=None, wrt=0):
+    (dy, x, mean, var, gamma), (d, work, inv) = ins, outs
+    axis, others, shape = _layout(x, axis)
+    m, v, g, i = mean.reshape(shape), var.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
+
+    def run():
+        np.add(var, eps, out=inv)                       # inv = 1 / sqrt(var + eps)
+        np.sqrt(inv, out=inv)
+        np.divide(1.0, inv, out=inv)
+        if wrt == 0:                                    # dy gamma inv
+            np.multiply(dy, g, out=d)
+            np.multiply(d, i, out=d)
+        elif wrt == 1:                                  # -sum(dy) gamma inv
+            np.sum(dy, axis=others, out=d)
+            np.multiply(d, gamma, out=d)
+            np.multiply(d, inv, out=d)
+            np.negative(d, out=d)
+        elif wrt == 2:                                  # -1/2 sum(dy (x - mean)) gamma inv^3
+            np.subtract(x, m, out=work)
+            np.multiply(work, dy, out=work)
+            np.sum(work, axis=others, out=d)
+            np.multiply(d, gamma, out=d)
+            np.multiply(d, inv ** 3, out=d)             # a per-channel vector: small
+            np.multiply(d, -0.5, out=d)
+        elif wrt == 3:                                  # sum(dy (x - mean) inv)
+            np.subtract(x, m, out=work)
+            np.multiply(work, i, out=work)
+            np.multiply(work, dy, out=work)
+            np.sum(work, axis=others, out=d)
+        else:                                           # sum(dy)
+            np.sum(dy, axis=others, out=d)
+    return run
+
+
+def moving_average(ins, outs, momentum=0.99):
+    running, value = ins
+
+    def run():
+        np.multiply(running, momentum, out=running)
+        np.add(running, (1.0 - momentum) * value, out=running)   # per-channel: small
+    return run
+
+
+def bn_fold_scale(ins, outs, eps=1e-3):
+    (gamma, running_var), (scale,) = ins, outs
+
+    def run():
+        np.add(running_var, eps, out=scale)
+        np.sqrt(scale, out=scale)
+        np.divide(gamma, scale, out=scale)
+    return run
+
+
+def bn_fold_shift(ins, outs):
+    (b, running_mean, scale, beta), (shift,) = ins, outs
+
+    def run():
+        np.subtract(b, running_mean, out=shift)
+        np.multiply(shift, scale, out=shift)
+        np.add(shift, beta, out=shift)
+    return run
+
+
+KERNELS = {f.__name__: f for f in (batch_mean, batch_mean_grad, batch_var, batch_var_grad,
+                                    normalize, normalize_grad, moving_average, bn_fold_scale,
+                                    bn_fold_shift)}
