@@ -50,6 +50,23 @@ class VJPContext:
         return name
 
 
+def _gather_slices(ctx: VJPContext, parts: list[str]) -> str | None:
+    """When every contribution is a slice's gradient (dy padded with zeros) along one
+    axis, place the pieces into one buffer instead of summing padded copies: an
+    unrolled recurrent layer's input projection gets T such contributions."""
+    g = ctx.g
+    if any(g.nodes[p]["op"] != "slice_grad" for p in parts):
+        return None
+    attrs = [g.nodes[p] for p in parts]
+    if len({(a["axis"], a["size"]) for a in attrs}) != 1:
+        return None
+    pieces = [operands(g, p)[0] for p in parts]
+    gathered = ctx.emit("slices_grad", pieces, axis=attrs[0]["axis"], size=attrs[0]["size"],
+                        starts=[a["start"] for a in attrs], stops=[a["stop"] for a in attrs])
+    g.remove_nodes_from(p for p in parts if g.out_degree(p) == 0)    # the padded copies
+    return gathered
+
+
 def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
     """Return (graph with gradient nodes, {name in wrt: its gradient node}).
 
@@ -74,7 +91,7 @@ def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
         if not parts:
             continue
         ctx = VJPContext(g, node)
-        dy = parts[0] if len(parts) == 1 else ctx.emit("add_n", parts)
+        dy = parts[0] if len(parts) == 1 else _gather_slices(ctx, parts) or ctx.emit("add_n", parts)
         grads[node] = dy
         op = OPS[g.nodes[node]["op"]]
         if op.kind == "source":

@@ -135,3 +135,24 @@ register(OpDef("transpose", 1, _transpose_shape, kernel="transpose", fusion="inj
                vjp=_transpose_vjp,
                attrs={"perm": Attr(check=lambda v: isinstance(v, (list, tuple)), expect="a permutation")},
                doc="Axes permuted (the batch axis stays first)."))
+
+
+def _slices_grad_shape(shapes, dtypes, attrs):
+    ref = shapes[0]
+    axis = _axis_in(ref, attrs["axis"])
+    spans = list(zip(attrs["starts"], attrs["stops"]))
+    if len(spans) != len(shapes):
+        raise OpShapeError(f"{len(shapes)} pieces but {len(spans)} spans")
+    for s, (a, b) in zip(shapes, spans):
+        if s[axis] != b - a or not 0 <= a < b <= attrs["size"]:
+            raise OpShapeError(f"piece {fmt_shape(s)} does not fit span [{a}:{b}] of {attrs['size']}")
+    return ref[:axis] + (attrs["size"],) + ref[axis + 1:], dtypes[0]
+
+
+register(OpDef("slices_grad", None, _slices_grad_shape, kernel="slices_grad", fusion="injective",
+               kind="gradient",
+               attrs={"axis": _axis_attr, "size": Attr(check=_int),
+                      "starts": Attr(check=lambda v: isinstance(v, list)),
+                      "stops": Attr(check=lambda v: isinstance(v, list))},
+               doc="The gradients of several slices of one value, placed into one buffer "
+                   "(summed where spans overlap; zero elsewhere)."))

@@ -38,8 +38,25 @@ def slice_grad(ins, outs, axis=-1, start=0, stop=None, size=None):
     return run
 
 
+def slices_grad(ins, outs, axis=-1, size=None, starts=(), stops=()):
+    (dx,) = outs
+    targets = [dx[_index(dx.ndim, axis, a, b)] for a, b in zip(starts, stops)]
+    disjoint = all(b1 <= a2 for (_, b1), (a2, _) in zip(sorted(zip(starts, stops)),
+                                                        sorted(zip(starts, stops))[1:]))
+
+    def run():
+        dx.fill(0)
+        for target, piece in zip(targets, ins):
+            if disjoint:
+                np.copyto(target, piece)
+            else:
+                np.add(target, piece, out=target)
+    return run
+
+
 def transpose(ins, outs, perm):
     return partial(np.copyto, outs[0], ins[0].transpose(perm))
 
 
-KERNELS = {"concat": concat, "slice": take_slice, "slice_grad": slice_grad, "transpose": transpose}
+KERNELS = {"concat": concat, "slice": take_slice, "slice_grad": slice_grad, "slices_grad": slices_grad,
+           "transpose": transpose}

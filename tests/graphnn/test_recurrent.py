@@ -93,3 +93,30 @@ def test_bad_input_is_named():
     x = g.input("x", (None, 7))
     with pytest.raises(ShapeError, match=r"'lstm' \(lstm\): expected a sequence of shape \(N, T, features\)"):
         g.lstm(x, 4)
+
+
+def test_step_slices_share_one_gradient_buffer():
+    """The T slices of the input projection get one slices_grad, not T padded
+    copies summed by add_n, and so do each step's four gate slices (measured:
+    the LSTM step of mnist_lstm.py halves)."""
+    g, x, out = build("lstm", False, steps=5)
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="mse", optimizer="sgd")
+    train = model._build(((None, 5), "float64"))["train"]
+    ops = {n: d["op"] for n, d in train.nodes(data=True)}
+    assert "slice_grad" not in ops.values()
+    assert ops["rnn/input_gates/grad_slices_grad"] == "slices_grad"
+    assert list(ops.values()).count("slices_grad") == 5 + 1      # per step's gates, and the input
+
+
+def test_overlapping_slices_add_up():
+    g = Graph(dtype="float64")
+    x = g.input("x", (None, 5))
+    w = g.param("w", (5,))
+    y = g.multiply(x, w)
+    parts = [g.slice(y, 0, 3, axis=1), g.slice(y, 2, 5, axis=1)]      # overlap at column 2
+    loss = g.mse(g.concat(*parts, axis=1), g.input("t", (None, 6)))
+    checked = check_graph(g.nx, [loss.name])
+    rng = np.random.default_rng(0)
+    assert gradient_check(checked, loss.name, {"w": rng.normal(size=5)},
+                          {"x": rng.normal(size=(3, 5)), "t": rng.normal(size=(3, 6))}, batch=3) <= 1e-6

@@ -63,9 +63,11 @@ def example_programs():
             models[f"mnist_{cell}"] = load("mnist_lstm").build(cell)
     finally:
         sys.path.remove(folder)
-    for name, model in models.items():
+    for name, model in models.items():           # compiled as the example scripts compile them
         model.compile(loss="mse" if "auto" in name else "binary_cross_entropy" if "vae" in name
-                      else "softmax_cross_entropy", optimizer=optim.Adam(1e-3))
+                      else "softmax_cross_entropy",
+                      optimizer=optim.Adam(2e-3, clip_norm=5.0) if name in ("mnist_lstm", "mnist_gru")
+                      else optim.Adam(1e-3))
         for batch in (8, 64):
             yield f"{name}-train-{batch}", model.program("train", batch)
         yield f"{name}-predict", model.program("predict", 64)
