@@ -43,6 +43,7 @@ LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
 CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
 PENALTIES = ("l1_penalty", "l2_penalty", "gaussian_kl")   # added to the training loss
 TARGET = "target"
+WEIGHTS = "sample_weight"
 LOSS = "loss"
 
 
@@ -127,12 +128,15 @@ class Model:
         """(graph with the loss, loss node) for these targets. Weight penalties
         (regularizers) are added to the loss."""
         g = copy_graph(self._checked)
+        shape, dtype, weighted = target_spec
         if self._loss[0] == "node":
             loss = self._loss[1]
         else:
-            shape, dtype = target_spec
             add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
             loss = add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
+        if weighted:                      # one weight per sample: the loss's third operand
+            add_op(g, WEIGHTS, "input", [], shape=(None,), dtype=self.graph.dtype)
+            g.add_edge(WEIGHTS, loss, port=2)
         penalties = [n for n, d in g.nodes(data=True) if d["op"] in PENALTIES]
         if penalties:
             loss = add_op(g, "total_loss", "add_n", [loss, *penalties])
@@ -140,6 +144,7 @@ class Model:
         return check_graph(g, [loss, *self.outputs, *declared], copy=False), loss
 
     def _targets(self) -> list[str]:
+        """The target inputs the loss reads (not the sample weights)."""
         if self._loss[0] == "name":
             return [TARGET]
         g = self._checked
@@ -180,31 +185,43 @@ class Model:
                              guard=(built["loss"],) if purpose == "train" else ())
 
     def _default_target_spec(self):
-        if self._loss[0] == "name" and self._loss[1] in CLASS_LOSSES:
-            return ((None,), "int64")
-        out = self._checked.nodes[self.outputs[0]]
-        return (out["shape"], out["dtype"])
-
-    def _target_spec_for(self, y):
+        """(target shape, target dtype, weighted): what a training graph is built for."""
         if self._loss[0] == "node":
-            return None
+            return (None, None, False)
+        if self._loss[1] in CLASS_LOSSES:
+            return ((None,), "int64", False)
+        out = self._checked.nodes[self.outputs[0]]
+        return (out["shape"], out["dtype"], False)
+
+    def _target_spec_for(self, y, weighted=False):
+        if self._loss[0] == "node":
+            return (None, None, weighted)
         if self._loss[1] in CLASS_LOSSES and y.ndim == 1:
-            return ((None,), "int64")
-        return (self._checked.nodes[self.outputs[0]]["shape"], self._checked.nodes[self.outputs[0]]["dtype"])
+            return ((None,), "int64", weighted)
+        out = self._checked.nodes[self.outputs[0]]
+        return (out["shape"], out["dtype"], weighted)
 
     # --------------------------------------------------------------------- data
-    def _feeds(self, x, y):
+    def _feeds(self, x, y, sample_weight=None):
         g = self._checked
         feeds = prepare_inputs(g, self.inputs, x, "x")
         spec = None
         if y is not None:
             targets = self._targets()
+            weighted = sample_weight is not None
             if self._loss[0] == "name":
                 y = np.asarray(y)
-                spec = self._target_spec_for(y)
+                spec = self._target_spec_for(y, weighted)
                 tfeeds = prepare_inputs(self._build(spec)["eval"], targets, y, "y")
             else:
+                spec = self._target_spec_for(None, weighted)
                 tfeeds = prepare_inputs(g, targets, y, "y")
+            if weighted:
+                w = np.asarray(sample_weight, dtype=self.graph.dtype)
+                if w.ndim != 1 or not np.isfinite(w).all() or (w < 0).any():
+                    raise ValueError(f"sample_weight must be one finite weight >= 0 per sample, "
+                                     f"got an array of shape {w.shape}")
+                tfeeds[WEIGHTS] = w
             loss_op = self._loss[1] if self._loss[0] == "name" else g.nodes[self._loss[1]]["op"]
             check_targets(loss_op, tfeeds, g.nodes[self.outputs[0]]["shape"] if self.outputs else None)
             feeds.update(tfeeds)
@@ -216,18 +233,19 @@ class Model:
     # ------------------------------------------------------------------ train
     def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
             shuffle: bool = True, seed: int | None = None, verbose: int = 1,
-            callbacks=None) -> History:
+            callbacks=None, sample_weight=None) -> History:
         """Train for ``epochs`` passes over the data (every sample, the last partial
         batch included); return the History of per-epoch loss and metrics.
 
         ``verbose``: 0 silent, 1 a progress bar per epoch on a terminal (one line
         per epoch when output is not a terminal), 2 one line per epoch.
-        ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...)."""
+        ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...).
+        ``sample_weight``: one weight per sample, multiplying its share of the loss."""
         from .callbacks import Progress
         self._require_compiled()
         if not (isinstance(batch_size, int) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        feeds, spec = self._feeds(x, y)
+        feeds, spec = self._feeds(x, y, sample_weight)
         n = len(next(iter(feeds.values())))
         rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
@@ -307,10 +325,11 @@ class Model:
         raise FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step "
                                  "stopped before any weight changed.") from None
 
-    def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0) -> dict:
+    def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0,
+                 sample_weight=None) -> dict:
         """The mean loss and metrics over (x, y), in batches."""
         self._require_compiled()
-        feeds, spec = self._feeds(x, y)
+        feeds, spec = self._feeds(x, y, sample_weight)
         n = len(next(iter(feeds.values())))
         loss = self._build(spec)["loss"]
         totals = Batches(self.metrics)
@@ -371,7 +390,7 @@ class Model:
             return None
         return {"loss": list(self._loss), "optimizer": self.optimizer.spec(),
                 "metrics": self.metrics, "fuse": self.fuse,
-                "targets": [None if t is None else [list(t[0]), t[1]] for t in self._built]}
+                "targets": [[None if t[0] is None else list(t[0]), t[1], t[2]] for t in self._built]}
 
     def compile_from_config(self, config: dict) -> None:
         """Compile as ``compile_config()`` described, and build the same programs'
@@ -383,7 +402,8 @@ class Model:
         if kind == "name" and loss not in LOSSES:
             self._loss = ("name", loss)
         for target in config.get("targets", []):
-            self._build(None if target is None else (tuple(target[0]), target[1]))
+            shape, dtype, weighted = (target + [False])[:3] if target else (None, None, False)
+            self._build((None if shape is None else tuple(shape), dtype, weighted))
 
     def state_dict(self) -> dict:
         """A copy of every variable (weights and optimizer state), by name."""

@@ -1,4 +1,6 @@
-"""Losses: each reduces (prediction, target) to a scalar, mean or sum.
+"""Losses: each reduces (prediction, target) to a scalar, mean or sum, optionally
+weighting each sample by a third operand (one weight per row; the mean still
+divides by the number of rows, as Keras does).
 
 The gradient op of a loss reads the upstream scalar gradient ``dl`` (1.0 for
 the loss being trained), the prediction and the target; targets get no gradient.
@@ -42,12 +44,29 @@ def _softmax_ce_shape(shapes, dtypes, attrs):
     return (), same_dtype(dtypes, 0)
 
 
+def _weighted(rule):
+    """A loss's shape rule, with an optional third operand: one weight per sample."""
+    def check(shapes, dtypes, attrs):
+        if len(shapes) not in (2, 3):
+            raise OpShapeError(f"expected (prediction, target[, sample weights]), got {len(shapes)} operands")
+        if len(shapes) == 3:
+            batch = shapes[0][:1]
+            if shapes[2] != batch:
+                raise OpShapeError(f"sample weights have shape {fmt_shape(shapes[2])}, expected "
+                                   f"{fmt_shape(batch)}: one per sample")
+            if not dtypes[2].startswith("float"):
+                raise OpShapeError(f"sample weights must be floats, got {dtypes[2]}")
+        return rule(shapes[:2], dtypes[:2], attrs)
+    return check
+
+
 def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad_scratch=()):
     attrs = {"reduction": _reduction, **(attrs or {})}
     grad = name + "_grad"
+    shape_rule = _weighted(shape_rule)
 
     def vjp(ctx, ins, out, dy, a):
-        return [ctx.emit(grad, [dy, ins[0], ins[1]], **a), None]
+        return [ctx.emit(grad, [dy, *ins], **a), None, None][:len(ins)]
 
     def grad_shape(shapes, dtypes, a):
         if shapes[0] != ():
@@ -55,10 +74,10 @@ def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad
         shape_rule(shapes[1:], dtypes[1:], a)
         return shapes[1], dtypes[1]
 
-    register(OpDef(name, 2, shape_rule, kernel=name, fusion="reduce", vjp=vjp, kind="loss",
+    register(OpDef(name, None, shape_rule, kernel=name, fusion="reduce", vjp=vjp, kind="loss",
                    scratch=scratch_like(*[0] * len(scratch), dtypes=list(scratch)),
                    attrs=attrs, flops=lambda ins, out, a: flops * prod(ins[0]), doc=doc))
-    register(OpDef(grad, 3, grad_shape, kernel=grad, fusion="opaque", kind="gradient",
+    register(OpDef(grad, None, grad_shape, kernel=grad, fusion="opaque", kind="gradient",
                    scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    attrs=attrs, flops=lambda ins, out, a: 3 * prod(out),
                    doc=f"Gradient of {name} with respect to the prediction."))

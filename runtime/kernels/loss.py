@@ -19,6 +19,66 @@ def _scale(reduction, count):
     return 1.0 / count if reduction == "mean" else 1.0
 
 
+# ---------------------------------------------------------------- sample weights
+# A loss with a third operand weights its rows. Its value is sum_i w_i l_i scaled
+# as the reduction says, l_i being row i's share of the unweighted loss; its
+# gradient is the unweighted gradient with row i scaled by w_i.
+
+def _row_losses(kind, p, t, from_logits=False):
+    """Row i's part of the unweighted *sum* reduction (an (N,) array: small)."""
+    n = p.shape[0]
+    if kind == "mse":
+        return ((p - t) ** 2).reshape(n, -1).sum(1)
+    if kind == "l1":
+        return np.abs(p - t).reshape(n, -1).sum(1)
+    if kind in ("softmax_cross_entropy", "cross_entropy"):
+        if kind == "softmax_cross_entropy":
+            z = p - p.max(axis=1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        else:
+            logp = np.log(np.clip(p, EPS, 1.0))
+        return -(logp[np.arange(n), t] if t.dtype.kind in "iu" else (t * logp).sum(1))
+    if kind == "binary_cross_entropy":
+        if from_logits:
+            rows = np.logaddexp(0.0, p) - p * t
+        else:
+            q = np.clip(p, EPS, 1.0 - EPS)
+            rows = -(t * np.log(q) + (1 - t) * np.log1p(-q))
+        return rows.reshape(n, -1).sum(1)
+    if kind == "kl_divergence":
+        return (t * (np.log(np.clip(t, EPS, 1.0)) - np.log(np.clip(p, EPS, 1.0)))).reshape(n, -1).sum(1)
+    raise KeyError(kind)
+
+
+def _weighted_loss(kind, unweighted):
+    def factory(ins, outs, reduction="mean", **attrs):
+        if len(ins) == 2:
+            return unweighted(ins, outs[:1] + outs[1:], reduction=reduction, **attrs)
+        (p, t, w), (out, *_) = ins, outs
+        per = {"mse": p.size, "l1": p.size, "binary_cross_entropy": p.size}.get(kind, p.shape[0])
+        k = 1.0 / per if reduction == "mean" else 1.0
+
+        def run():
+            out[...] = np.dot(w, _row_losses(kind, p, t, **attrs)) * k
+        return run
+    return factory
+
+
+def _weighted_grad(unweighted):
+    def factory(ins, outs, **attrs):
+        if len(ins) == 3:
+            return unweighted(ins, outs, **attrs)
+        (dl, p, t, w), (dx, *_) = ins, outs
+        inner = unweighted([dl, p, t], outs, **attrs)
+        rows = w.reshape((-1,) + (1,) * (dx.ndim - 1))
+
+        def run():
+            inner()
+            np.multiply(dx, rows, out=dx)
+        return run
+    return factory
+
+
 def mse(ins, outs, reduction="mean"):
     (p, t), (out, d) = ins, outs
     k = _scale(reduction, p.size)
@@ -247,8 +307,7 @@ def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
 
 
 KERNELS = {f.__name__: f for f in (l2_penalty, l2_penalty_grad, l1_penalty, l1_penalty_grad,
-                                    mse, mse_grad, l1, l1_grad, softmax_cross_entropy,
-                                    softmax_cross_entropy_grad, cross_entropy, cross_entropy_grad,
-                                    kl_divergence, kl_divergence_grad, gaussian_kl, gaussian_kl_grad,
-                                    binary_cross_entropy,
-                                    binary_cross_entropy_grad)}
+                                    gaussian_kl, gaussian_kl_grad)}
+for _loss in (mse, l1, softmax_cross_entropy, cross_entropy, kl_divergence, binary_cross_entropy):
+    KERNELS[_loss.__name__] = _weighted_loss(_loss.__name__, _loss)
+    KERNELS[_loss.__name__ + "_grad"] = _weighted_grad(globals()[_loss.__name__ + "_grad"])

@@ -147,3 +147,21 @@ def test_in_graph_loss_with_its_own_target_input():
     hist = model.fit(xs, ys, epochs=20, batch_size=20, verbose=0)
     assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
     assert model.predict(xs).shape == (60, 3)
+
+
+def test_sample_weights_scale_each_samples_share_of_loss_and_gradient():
+    model = linear_model()
+    model.compile(loss="mse", optimizer=optim.SGD(0.1))
+    rng = np.random.default_rng(3)
+    x, y, w_s = rng.normal(size=(6, 2)), rng.normal(size=(6, 1)), rng.uniform(0, 2, 6)
+    w, b = model.get_weights()["lin/W"].copy(), model.get_weights()["lin/b"].copy()
+    err = x @ w + b - y
+    assert model.evaluate(x, y, sample_weight=w_s)["loss"] == pytest.approx(
+        np.sum(w_s[:, None] * err ** 2) / err.size, rel=1e-12)
+    model.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0, sample_weight=w_s)
+    grad_w = 2.0 / err.size * x.T @ (w_s[:, None] * err)
+    np.testing.assert_allclose(model.get_weights()["lin/W"], w - 0.1 * grad_w, rtol=1e-12)
+    with pytest.raises(ValueError, match="sample_weight must be one finite weight >= 0"):
+        model.fit(x, y, verbose=0, sample_weight=-np.ones(6))
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        model.fit(x, y, verbose=0, sample_weight=np.ones(5))

@@ -83,7 +83,7 @@ def test_shared_weights_get_one_summed_gradient():
     g, x, out = build("lstm", False, steps=3)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
-    train = model._build(((None, 5), "float64"))["train"]
+    train = model._build(((None, 5), "float64", False))["train"]
     (grad,) = [src for src in train.predecessors("rnn/U/update") if "grad" in src]
     assert train.nodes[grad]["op"] == "add_n"       # the steps' contributions, summed once
 
@@ -102,7 +102,7 @@ def test_step_slices_share_one_gradient_buffer():
     g, x, out = build("lstm", False, steps=5)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
-    train = model._build(((None, 5), "float64"))["train"]
+    train = model._build(((None, 5), "float64", False))["train"]
     ops = {n: d["op"] for n, d in train.nodes(data=True)}
     assert "slice_grad" not in ops.values()
     assert ops["rnn/input_gates/grad_slices_grad"] == "slices_grad"
