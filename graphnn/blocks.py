@@ -8,8 +8,6 @@ named group (one row in summary(), one box or cluster in plot_model()).
 """
 from __future__ import annotations
 
-from compiler.ops import fmt_shape
-
 from .layers import layer
 
 
@@ -29,12 +27,7 @@ class BlockMethods:
         >>> g.conv_transpose2d(x, 4, 3, strides=2, padding=1, output_padding=1).shape
         (None, 4, 14, 14)
         """
-        x = self._tensor(x)
-        name = self._layer_name(name, "conv_transpose2d")
-        self._check_filters(name, "conv_transpose2d", filters, activation)
-        if len(x.shape) != 4:
-            self._fail(name, "conv_transpose2d", f"expected input of shape (N, C, H, W), got "
-                       f"{fmt_shape(x.shape)} from {x.name!r}")
+        x, name = self._conv_layer(x, name, "conv_transpose2d", filters, activation)
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         with self.block(name):
             w = self.param("W", (x.shape[1], filters, kh, kw), init=kernel_init)

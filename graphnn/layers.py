@@ -135,12 +135,7 @@ class LayerMethods:
         >>> g.conv2d(x, 16, 3, padding="same", activation="relu").shape
         (None, 16, 28, 28)
         """
-        x = self._tensor(x)
-        name = self._layer_name(name, "conv2d")
-        self._check_filters(name, "conv2d", filters, activation)
-        if len(x.shape) != 4:
-            self._fail(name, "conv2d", f"expected input of shape (N, C, H, W), got "
-                       f"{fmt_shape(x.shape)} from {x.name!r}")
+        x, name = self._conv_layer(x, name, "conv2d", filters, activation)
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         with self.block(name):
             w = self.param("W", (filters, x.shape[1], kh, kw), init=kernel_init)
@@ -163,12 +158,7 @@ class LayerMethods:
         >>> g.conv1d(x, 8, 5, strides=2).shape
         (None, 8, 23)
         """
-        x = self._tensor(x)
-        name = self._layer_name(name, "conv1d")
-        self._check_filters(name, "conv1d", filters, activation)
-        if len(x.shape) != 3:
-            self._fail(name, "conv1d", f"expected input of shape (N, C, L), got "
-                       f"{fmt_shape(x.shape)} from {x.name!r}")
+        x, name = self._conv_layer(x, name, "conv1d", filters, activation, layout="(N, C, L)")
         pad = padding if isinstance(padding, str) else (0, 0, padding, padding)
         with self.block(name):
             w = self.param("W", (filters, x.shape[1], kernel_size), init=kernel_init)
@@ -238,6 +228,16 @@ class LayerMethods:
             seed = zlib.crc32(name.encode()) if seed is None else seed
             mask = self.op("dropout_mask", [x], name="mask", rate=float(rate), seed=int(seed))
             return self.op("multiply", [x, mask], name="apply")
+
+    def _conv_layer(self, x, name, op, filters, activation, layout="(N, C, H, W)"):
+        """The checks every convolution layer makes: (tensor, layer name)."""
+        x = self._tensor(x)
+        name = self._layer_name(name, op)
+        self._check_filters(name, op, filters, activation)
+        if len(x.shape) != layout.count(",") + 1:
+            self._fail(name, op, f"expected input of shape {layout}, got {fmt_shape(x.shape)} "
+                       f"from {x.name!r}")
+        return x, name
 
     def _check_filters(self, name, op, filters, activation):
         if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
