@@ -8,4 +8,4 @@ from .pipeline import (build_program, check_graph, compile_graph, emit_program, 
                        prune, training_graph)
 
 __all__ = ["OPS", "GraphError", "ShapeError", "Problem", "build_program", "check_graph", "compile_graph",
-           "emit_program", "prune", "training_graph"]
+           "emit_program", "inference_graph", "prune", "training_graph"]

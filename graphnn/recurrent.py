@@ -33,6 +33,17 @@ class RecurrentMethods:
                        f"length T, got {fmt_shape(x.shape)} from {x.name!r}")
         return x, name
 
+    def _project(self, x, units, gates, kernel_init, recurrent_init, bias_init):
+        """The weights every gate shares across steps, and the input projection of
+        all steps as one product: (W, U, projected input (N, T, gates * units))."""
+        features = x.shape[2]
+        w = self.param("W", (features, gates * units), init=kernel_init)
+        u = self.param("U", (units, gates * units), init=recurrent_init)
+        b = self.param("b", (gates * units,), init=bias_init)
+        projected = self.op("bias_add", [self.op("matmul", [x, w], name="input_proj"), b],
+                            name="input_gates")
+        return u, projected
+
     def _steps(self, projected, t, width):
         """The projected input of step t: (N, width)."""
         step = self.op("slice", [projected], name=f"x{t}", axis=1, start=t, stop=t + 1)
@@ -54,13 +65,9 @@ class RecurrentMethods:
         (N, T, features): the last hidden state (N, units), or every state
         (N, T, units) with ``return_sequences``. Initial states are zero."""
         x, name = self._sequence(x, "lstm", name)
-        _, steps, features = x.shape
+        steps = x.shape[1]
         with self.block(name):
-            w = self.param("W", (features, 4 * units), init=kernel_init)
-            u = self.param("U", (units, 4 * units), init=recurrent_init)
-            b = self.param("b", (4 * units,), init=bias_init)
-            projected = self.op("bias_add", [self.op("matmul", [x, w], name="input_proj"), b],
-                                name="input_gates")
+            u, projected = self._project(x, units, 4, kernel_init, recurrent_init, bias_init)
             h = c = None
             outputs = []
             for t in range(steps):
@@ -88,14 +95,10 @@ class RecurrentMethods:
         r = s(x Wr + h Ur + br), z = s(x Wz + h Uz + bz), n = tanh(x Wn + bn + r (h Un + bhn)),
         h' = n + z (h - n). Shapes as for lstm; the initial state is zero."""
         x, name = self._sequence(x, "gru", name)
-        _, steps, features = x.shape
+        steps = x.shape[1]
         with self.block(name):
-            w = self.param("W", (features, 3 * units), init=kernel_init)
-            u = self.param("U", (units, 3 * units), init=recurrent_init)
-            b = self.param("b", (3 * units,), init=bias_init)
+            u, projected = self._project(x, units, 3, kernel_init, recurrent_init, bias_init)
             bh = self.param("b_recurrent", (3 * units,), init=bias_init)
-            projected = self.op("bias_add", [self.op("matmul", [x, w], name="input_proj"), b],
-                                name="input_gates")
             h = None
             outputs = []
             for t in range(steps):

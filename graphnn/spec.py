@@ -24,8 +24,6 @@ import os
 
 import yaml
 
-from compiler.ops import OPS
-
 from .graph import Graph, Tensor
 from .layers import LAYER_TYPES
 

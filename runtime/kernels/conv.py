@@ -31,6 +31,11 @@ def _offset_slices(image, kernel, strides, dilation, out_hw):
             for i in range(kh) for j in range(kw)]
 
 
+def _pool_offsets(image, pool_size, strides, out_hw):
+    """_offset_slices for a pooling window (no dilation; strides default to the size)."""
+    return _offset_slices(image, _pair(pool_size), _pair(strides or pool_size), (1, 1), out_hw)
+
+
 def pad2d(ins, outs, pads, value=0.0):
     (x,), (y,) = ins, outs
     t, b, l, r = pads
@@ -92,8 +97,7 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
 
 def max_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
     (x,), (y,) = ins, outs
-    k = _pair(pool_size)
-    first, *rest = _offset_slices(x, k, _pair(strides or pool_size), (1, 1), y.shape[2:])
+    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
 
     def run():
         np.copyto(y, first)
@@ -106,8 +110,8 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid"):
     (dy, x, y), (dx, hit, rest, part) = ins, outs
     k, st = _pair(pool_size), _pair(strides or pool_size)
     oh, ow = y.shape[2:]
-    pairs = list(zip(_offset_slices(x, k, st, (1, 1), (oh, ow)),
-                     _offset_slices(dx, k, st, (1, 1), (oh, ow))))
+    pairs = list(zip(_pool_offsets(x, pool_size, strides, (oh, ow)),
+                     _pool_offsets(dx, pool_size, strides, (oh, ow))))
     # Windows that tile the input exactly (stride = pool size) write each input
     # pixel once: assign instead of clearing and adding.
     tiles = st == k and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
@@ -131,7 +135,7 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid"):
 def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
     (x,), (y,) = ins, outs
     k = _pair(pool_size)
-    first, *rest = _offset_slices(x, k, _pair(strides or pool_size), (1, 1), y.shape[2:])
+    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
     scale = 1.0 / (k[0] * k[1])
 
     def run():
@@ -145,7 +149,7 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
 def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None):
     (dy,), (dx, share) = ins, outs
     k = _pair(pool_size)
-    views = _offset_slices(dx, k, _pair(strides or pool_size), (1, 1), dy.shape[2:])
+    views = _pool_offsets(dx, pool_size, strides, dy.shape[2:])
     scale = 1.0 / (k[0] * k[1])
 
     def run():

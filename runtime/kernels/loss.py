@@ -53,7 +53,7 @@ def _row_losses(kind, p, t, from_logits=False):
 def _weighted_loss(kind, unweighted):
     def factory(ins, outs, reduction="mean", **attrs):
         if len(ins) == 2:
-            return unweighted(ins, outs[:1] + outs[1:], reduction=reduction, **attrs)
+            return unweighted(ins, outs, reduction=reduction, **attrs)
         (p, t, w), (out, *_) = ins, outs
         per = {"mse": p.size, "l1": p.size, "binary_cross_entropy": p.size}.get(kind, p.shape[0])
         k = 1.0 / per if reduction == "mean" else 1.0

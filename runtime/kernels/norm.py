@@ -85,7 +85,7 @@ def normalize(ins, outs, axis=1, eps=1e-3, running=None):
 def normalize_grad(ins, outs, axis=1, eps=1e-3, running=None, wrt=0):
     (dy, x, mean, var, gamma), (d, work, inv) = ins, outs
     axis, others, shape = _layout(x, axis)
-    m, v, g, i = mean.reshape(shape), var.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
+    m, g, i = mean.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
 
     def run():
         np.add(var, eps, out=inv)                       # inv = 1 / sqrt(var + eps)

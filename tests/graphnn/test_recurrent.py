@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from compiler import check_graph
-from graphnn import Graph, GraphError, Model, ShapeError
+from graphnn import Graph, Model, ShapeError
 from tests.helpers import gradient_check
 
 
