@@ -21,7 +21,7 @@ from graphs import cnn, compiled, mlp, sized_graph  # noqa: E402
 import numpy_reference  # noqa: E402
 
 from graphnn import Model, optim  # noqa: E402
-from runtime import Executor  # noqa: E402
+from graphnn.runtime import Executor  # noqa: E402
 
 
 def graphnn_variant(graph_fn, fuse):

@@ -1,6 +1,6 @@
 """graphnn's compiler: the IR (a networkx graph of ops) and its passes.
 
->>> from compiler import compile_graph, GraphError, ShapeError
+>>> from graphnn.compiler import compile_graph, GraphError, ShapeError
 """
 from .errors import GraphError, Problem, ShapeError
 from .ops import OPS

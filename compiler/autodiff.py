@@ -5,8 +5,8 @@ Reverse-mode: starting from a seed of 1.0 at the loss, each node's VJP rule
 read by several nodes receives one gradient, an ``add_n`` of the contributions,
 which is a graph node like any other (planned, fusable).
 
->>> from compiler.ir import new_graph, add_op
->>> from compiler.infer import infer_shapes
+>>> from graphnn.compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.infer import infer_shapes
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
 >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float64")

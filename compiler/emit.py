@@ -10,8 +10,8 @@ here, then ``plan_memory`` places what is left:
   result over operand 0 when nothing reads that operand's storage afterwards;
 - scratch buffers a kernel asks for live for that one instruction.
 
->>> from compiler.ir import new_graph, add_op
->>> from compiler.infer import infer_shapes
+>>> from graphnn.compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.infer import infer_shapes
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
 >>> _ = add_op(g, "y", "tanh", ["x"]); _ = add_op(g, "z", "relu", ["y"])
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from runtime.program import Buffer, Instruction, Program
+from ..runtime.program import Buffer, Instruction, Program
 
 from .ir import op_attrs, operands
 from .ops import OPS, concrete

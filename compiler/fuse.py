@@ -17,8 +17,8 @@ buffer; so does conv2d + bias_add + relu, which lowering then turns into a
 fused GEMM. Backward, the activation gradients run in place over the incoming
 gradient (see emit), so the GEMMs read dz where dy was.
 
->>> from compiler.ir import new_graph, add_op
->>> from compiler.pipeline import check_graph
+>>> from graphnn.compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.pipeline import check_graph
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
 >>> _ = add_op(g, "w", "param", [], shape=(3, 2), dtype="float32")

@@ -4,7 +4,7 @@ Walks the graph in topological order and applies each op's shape rule. A node
 whose rule fails is reported (with its operands' shapes); nodes downstream of
 it are skipped rather than reported again. All problems raise together.
 
->>> from compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.ir import new_graph, add_op
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
 >>> _ = add_op(g, "y", "relu", ["x"])

@@ -10,8 +10,8 @@ and its weight gradient (the same ``im2col`` node), so the backward pass does
 not rebuild them. A rewritten node keeps its name, so everything that read it
 still does; the reshapes are views and cost nothing at run time.
 
->>> from compiler.ir import new_graph, add_op
->>> from compiler.pipeline import check_graph
+>>> from graphnn.compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.pipeline import check_graph
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 1, 5, 5), dtype="float32")
 >>> _ = add_op(g, "w", "param", [], shape=(4, 1, 3, 3), dtype="float32")

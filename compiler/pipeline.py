@@ -5,7 +5,7 @@
     build_program    lower, then emit_program: schedule + plan_memory + emit
                      (once per batch size)
 
->>> from compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.ir import new_graph, add_op
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
 >>> _ = add_op(g, "y", "tanh", ["x"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.program import MemoryReport
+from ..runtime.program import MemoryReport
 
 ALIGN = 64
 

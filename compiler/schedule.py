@@ -12,7 +12,7 @@ A topological order with two extra rules for training graphs:
 Among ready nodes, updates go first: a parameter is updated as soon as its
 gradient is complete, which lets the gradient's buffer die early.
 
->>> from compiler.ir import new_graph, add_op
+>>> from graphnn.compiler.ir import new_graph, add_op
 >>> g = new_graph()
 >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
 >>> _ = add_op(g, "y", "relu", ["x"]); _ = add_op(g, "z", "tanh", ["y"])

@@ -6,18 +6,34 @@
 >>> logits = g.dense(g.dense(x, 32, activation="relu"), 10)
 >>> model = graphnn.Model(g, inputs=x, outputs=logits)
 >>> model.compile(loss="softmax_cross_entropy", optimizer=graphnn.optim.Adam(1e-3))
-"""
-from compiler.errors import GraphError, ShapeError
 
-from . import callbacks, datasets, initializers, optim, regularizers, schedules
-from .graph import Graph, Tensor
-from .io import load_model
-from .model import Model
-from .spec import SpecError, load_spec, model_from_spec, save_spec
-from .training import History
-from .viz import plot_model
+The names below load on first use (PEP 562), so ``import graphnn.runtime`` (which a saved
+Program needs) pulls in NumPy alone, not networkx, the builder or the views.
+"""
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Graph", "Tensor", "Model", "History", "GraphError", "ShapeError", "SpecError",
-           "optim", "schedules", "regularizers", "callbacks", "datasets", "initializers", "load_spec", "save_spec", "model_from_spec",
-           "load_model", "plot_model"]
+
+# public name -> the submodule that defines it (None: the name is that submodule)
+_EXPORTS = {
+    "Graph": "graph", "Tensor": "graph", "Model": "model", "History": "training",
+    "GraphError": "compiler.errors", "ShapeError": "compiler.errors",
+    "SpecError": "spec", "load_spec": "spec", "save_spec": "spec", "model_from_spec": "spec",
+    "load_model": "io", "plot_model": "viz",
+    "optim": None, "schedules": None, "regularizers": None, "callbacks": None,
+    "datasets": None, "initializers": None, "compiler": None, "runtime": None,
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'graphnn' has no attribute {name!r}")
+    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
+    value = module if _EXPORTS[name] is None else getattr(module, name)
+    globals()[name] = value          # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

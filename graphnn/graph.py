@@ -21,17 +21,17 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from compiler.errors import GraphError, OpShapeError, Problem, ShapeError
-from compiler.infer import describe_operands, infer_node
-from compiler.ir import add_op, unique_name
-from compiler.ops import OPS, fmt_shape
+from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
+from .compiler.infer import describe_operands, infer_node
+from .compiler.ir import add_op, unique_name
+from .compiler.ops import OPS, fmt_shape
 
 from .layers import LayerMethods, layer
 from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
 
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                      for m in (sys.modules["compiler"], sys.modules[__package__]))
+                      for m in (sys.modules[__package__ + ".compiler"], sys.modules[__package__]))
 
 
 def _user_source() -> str | None:
@@ -216,7 +216,7 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
 
     def check(self, outputs: list) -> nx.MultiDiGraph:
         """Validate and infer the whole graph for these outputs (all errors at once)."""
-        from compiler import check_graph
+        from .compiler import check_graph
         return check_graph(self.nx, [self._tensor(o).name for o in outputs])
 
     def _repr_mimebundle_(self, include=None, exclude=None):

@@ -17,8 +17,8 @@ import inspect
 import zlib
 from contextlib import contextmanager
 
-from compiler.errors import Problem, ShapeError
-from compiler.ops import fmt_shape
+from .compiler.errors import Problem, ShapeError
+from .compiler.ops import fmt_shape
 
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "swish",
                "gelu", "softmax", "log_softmax")

@@ -21,17 +21,17 @@ import zlib
 
 import numpy as np
 
-from compiler import (GraphError, build_program, check_graph, inference_graph, prune,
+from .compiler import (GraphError, build_program, check_graph, inference_graph, prune,
                       training_graph)
-from compiler.errors import Problem
-from compiler.ir import add_op, copy_graph
-from compiler.ops import OPS
-from runtime import Executor
+from .compiler.errors import Problem
+from .compiler.ir import add_op, copy_graph
+from .compiler.ops import OPS
+from .runtime import Executor
 
 from . import optim
 from .graph import Graph, Tensor
 from .initializers import initialize
-from compiler.updates import LR_NODE
+from .compiler.updates import LR_NODE
 
 from .training import History, Batches, check_targets, prepare_inputs
 

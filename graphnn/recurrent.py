@@ -17,7 +17,7 @@ update, new], with the reset gate applied after the recurrent product.
 """
 from __future__ import annotations
 
-from compiler.ops import fmt_shape
+from .compiler.ops import fmt_shape
 
 from .layers import layer
 

@@ -154,7 +154,7 @@ def to_spec(graph: Graph, outputs: list | None = None, model: dict | None = None
 
 def _op_entries(graph):
     import networkx as nx
-    from compiler.ir import op_attrs, operands
+    from .compiler.ir import op_attrs, operands
     entries = []
     for node in nx.topological_sort(graph.nx):
         d = graph.nx.nodes[node]

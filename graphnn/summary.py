@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from math import prod
 
-from compiler.ir import op_attrs, operands
-from compiler.ops import OPS, concrete, fmt_shape
+from .compiler.ir import op_attrs, operands
+from .compiler.ops import OPS, concrete, fmt_shape
 
 
 class Summary(str):

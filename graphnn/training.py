@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import fmt_shape
+from .compiler.ops import fmt_shape
 
 
 class History:

@@ -25,8 +25,8 @@ from math import prod
 
 import graphviz
 
-from compiler.ir import operands
-from compiler.ops import OPS, fmt_shape
+from .compiler.ir import operands
+from .compiler.ops import OPS, fmt_shape
 
 VIEWS = ("graph", "training", "compiled")
 COLORS = {"forward": "white", "backward": "#dbe9f6", "update": "#fde0c5", "source": "#eeeeee"}

@@ -1,6 +1,6 @@
 """graphnn's runtime: NumPy only. A Program (plain data) and the Executor that runs it.
 
->>> from runtime import Executor, Program
+>>> from graphnn.runtime import Executor, Program
 """
 from .executor import Executor
 from .program import Buffer, Instruction, MemoryReport, Program

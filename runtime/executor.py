@@ -4,7 +4,7 @@ Persistent buffers (weights, optimizer state) are arrays the caller owns and
 passes in, so several programs (training, evaluation, each batch size) share
 one set of weights. Everything else lives in one preallocated arena.
 
->>> from runtime.program import Buffer, Instruction, MemoryReport, Program
+>>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
 >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
 ...                      "y": Buffer("y", (2,), "float64", offset=64)},
 ...             instructions=[Instruction("relu", ["x"], ["y"])],

@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 
-from compiler.autodiff import differentiate
-from compiler.pipeline import build_program
-from compiler.pipeline import check_graph
-from compiler.ir import add_op, new_graph
-from runtime import Executor
+from graphnn.compiler.autodiff import differentiate
+from graphnn.compiler.pipeline import build_program
+from graphnn.compiler.pipeline import check_graph
+from graphnn.compiler.ir import add_op, new_graph
+from graphnn.runtime import Executor
 
 SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 MNIST_DIR = os.path.join(SHARED_DATA, "mnist")

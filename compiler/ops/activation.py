@@ -3,7 +3,7 @@
 Each gradient op reads the least it needs: relu, tanh and sigmoid read their
 output (so the input can be freed), softplus reads its input.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["softmax"].infer([(None, 10)], ["float32"], {"axis": -1})
 ((None, 10), 'float32')
 """

@@ -7,7 +7,7 @@ input gradient). Pooling runs directly on strided windows, after a ``pad2d``
 when padded. One-dimensional versions are builder macros over these (a
 sequence (N, C, L) is an image (N, C, 1, L)).
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> attrs = {"strides": (1, 1), "padding": "same", "dilation": (1, 1)}
 >>> OPS["conv2d"].infer([(None, 3, 28, 28), (16, 3, 5, 5)], ["float32"] * 2, attrs)
 ((None, 16, 28, 28), 'float32')

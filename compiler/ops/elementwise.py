@@ -1,6 +1,6 @@
 """Sums: add (with broadcasting), add_n (gradient accumulation), sum_to.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["add"].infer([(None, 3), (3,)], ["float32"] * 2, {})
 ((None, 3), 'float32')
 """

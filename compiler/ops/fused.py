@@ -3,7 +3,7 @@
 Made by the fuse pass, never by users. Its attributes describe the parts; its
 shape rule chains theirs, and its scratch is theirs, in order.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> attrs = {"anchor": {"op": "matmul", "attrs": {"transpose_a": False, "transpose_b": False}},
 ...          "epilogue": [{"op": "relu", "attrs": {}, "extra": 0}]}
 >>> OPS["fused"].infer([(None, 3), (3, 4)], ["float32"] * 2, attrs)

@@ -1,6 +1,6 @@
 """Matrix products and bias: what a dense layer is made of.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["matmul"].infer([(None, 3), (3, 5)], ["float32"] * 2,
 ...                     {"transpose_a": False, "transpose_b": False})
 ((None, 5), 'float32')

@@ -5,7 +5,7 @@ divides by the number of rows, as Keras does).
 The gradient op of a loss reads the upstream scalar gradient ``dl`` (1.0 for
 the loss being trained), the prediction and the target; targets get no gradient.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["softmax_cross_entropy"].infer([(None, 10), (None,)], ["float32", "int64"],
 ...                                    {"reduction": "mean"})
 ((), 'float32')

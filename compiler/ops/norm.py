@@ -10,7 +10,7 @@ Autodiff composes the three gradients into batch norm's full one. For inference,
 ``normalize`` reads the running statistics instead (compiler.pipeline.inference_graph)
 and is folded into the dense or convolution before it when it can be.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["batch_mean"].infer([(None, 8, 5, 5)], ["float32"], {"axis": 1})
 ((8,), 'float32')
 """

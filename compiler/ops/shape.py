@@ -6,7 +6,7 @@ kernel runs and no buffer is allocated.
 The batch symbol stays in place; every other dimension must account for the
 same number of elements.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["flatten"].infer([(None, 2, 3)], ["float32"], {})
 ((None, 6), 'float32')
 """

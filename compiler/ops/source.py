@@ -4,7 +4,7 @@
 ``param`` is a trainable weight, ``state`` a persistent non-trained value
 (optimizer slots, the learning rate), ``constant`` a literal.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["input"].infer([], [], {"shape": (None, 4), "dtype": "float32"})
 ((None, 4), 'float32')
 """

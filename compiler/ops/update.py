@@ -14,7 +14,7 @@ place, the operands listed in ``mutates``. Published rules:
 - Adadelta (Zeiler, 2012): a = rho a + (1 - rho) g^2;  d = sqrt(b + eps) / sqrt(a + eps) g;
   b = rho b + (1 - rho) d^2;  p -= lr d.
 
->>> from compiler.ops import OPS
+>>> from graphnn.compiler.ops import OPS
 >>> OPS["adam_update"].mutates
 (0, 3, 4, 5)
 """

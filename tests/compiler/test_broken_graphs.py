@@ -5,7 +5,7 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from compiler import GraphError, ShapeError, check_graph
+from graphnn.compiler import GraphError, ShapeError, check_graph
 
 
 def graph(*nodes, edges=()):

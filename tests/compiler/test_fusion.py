@@ -74,8 +74,8 @@ def test_softmax_then_cross_entropy_is_stable_at_huge_logits():
     y = np.array([1, 2])
     m = logits.max(1, keepdims=True)
     exact = -np.mean((logits - m - np.log(np.exp(logits - m).sum(1, keepdims=True)))[[0, 1], y])
-    from compiler import compile_graph
-    from runtime import Executor
+    from graphnn.compiler import compile_graph
+    from graphnn.runtime import Executor
     fused = compile_graph(g.nx, [loss.name], 2)
     assert [i.kernel for i in fused.instructions] == ["softmax_cross_entropy"]
     got = float(Executor(fused).run({"z": logits, "labels": y})[loss.name])

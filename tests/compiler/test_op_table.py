@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.ops import OPS, concrete
-from compiler.ir import add_op
-from compiler.infer import infer_node
+from graphnn.compiler.ops import OPS, concrete
+from graphnn.compiler.ir import add_op
+from graphnn.compiler.infer import infer_node
 from tests.helpers import gradient_check, one_op_graph, run, sample
 
 
@@ -241,8 +241,8 @@ def test_every_op_is_covered():
 
 
 def test_every_op_runs_as_a_kernel_a_view_or_through_lowering():
-    from compiler.lower import LOWERED
-    from runtime.kernels import KERNELS
+    from graphnn.compiler.lower import LOWERED
+    from graphnn.runtime.kernels import KERNELS
     for name, op in OPS.items():
         if op.kind != "source" and not op.view and name not in LOWERED:
             assert op.kernel in KERNELS, f"{name}: kernel {op.kernel!r} missing from the runtime"

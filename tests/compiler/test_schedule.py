@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import build_program
-from compiler.autodiff import differentiate
+from graphnn.compiler import build_program
+from graphnn.compiler.autodiff import differentiate
 from graphnn import Model, optim
-from runtime import Executor
+from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import check_graph
+from graphnn.compiler import check_graph
 from graphnn import Graph, Model, optim
 from tests.helpers import gradient_check
 
@@ -26,7 +26,7 @@ def test_training_normalizes_with_batch_statistics_and_updates_running_ones():
     w = model.get_weights()
     h = x @ w["fc/W"] + w["fc/b"]
     mean, var = h.mean(0), h.var(0)
-    from runtime import Executor
+    from graphnn.runtime import Executor
     train = Executor(model.program("train", 6), model.variables)
     out = train.run({"x": x, "target": np.zeros((6, 3))})
     np.testing.assert_allclose(out["bn/normalize"], (h - mean) / np.sqrt(var + 1e-3), rtol=1e-12)

@@ -31,8 +31,8 @@ def test_kl_term_is_added_to_the_loss():
 
 
 def test_training_samples_are_reproducible_and_vary():
-    from compiler import build_program
-    from runtime import Executor
+    from graphnn.compiler import build_program
+    from graphnn.runtime import Executor
 
     def draws(seed):
         model = vae_like(seed=seed)

@@ -21,8 +21,8 @@ def dropout_model(rate=0.4, seed=None):
 def training_executor(model, batch):
     """The model's training step with the mask as an extra output, so its bytes
     stay readable after the step (otherwise the planner reuses them)."""
-    from compiler import build_program
-    from runtime import Executor
+    from graphnn.compiler import build_program
+    from graphnn.runtime import Executor
     model.program("train", batch)
     built = next(iter(model._built.values()))
     program = build_program(built["train"], [built["loss"], *model.outputs, "drop/mask"], batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler import check_graph
+from graphnn.compiler import check_graph
 from graphnn import Graph, Model, ShapeError
 from tests.helpers import gradient_check
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from graphnn import Model, optim
-from runtime import Executor
+from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
 from tests.runtime.checker import overlapping_buffers
 

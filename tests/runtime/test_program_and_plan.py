@@ -7,12 +7,12 @@ import json
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from compiler.ir import add_op, new_graph
-from compiler.pipeline import build_program, check_graph, prune
-from compiler.emit import emit_program
-from compiler.plan import plan_memory
+from graphnn.compiler.ir import add_op, new_graph
+from graphnn.compiler.pipeline import build_program, check_graph, prune
+from graphnn.compiler.emit import emit_program
+from graphnn.compiler.plan import plan_memory
 from graphnn import Graph, Model
-from runtime import Executor, Program
+from graphnn.runtime import Executor, Program
 from tests.runtime.checker import overlapping_buffers, unplanned
 
 
