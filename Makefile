@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Extras to install; CI (.ci/run) adds the optional ones (onnx, mpi, parity, bench).
+EXTRAS ?= dev,plot
 
 .PHONY: install demo test bench lint clean
 
@@ -11,8 +13,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,plot]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	echo '$(EXTRAS)' > $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/graphnn demo
