@@ -36,10 +36,12 @@ def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0):
         else:
             np.multiply(v, momentum, out=v)        # v = mu v + g
             np.add(v, g, out=v)
-            if nesterov:                           # step = lr (g + mu v)
-                np.multiply(v, momentum, out=step)
-                np.add(step, g, out=step)
-                np.multiply(step, lr, out=step)
+            if nesterov:                           # p -= lr g, then p -= lr mu v
+                # g may live in ``step`` (weight decay): scale it there before
+                # reusing the buffer for the momentum term, never overwrite it.
+                np.multiply(g, lr, out=step)
+                np.subtract(p, step, out=p)
+                np.multiply(v, momentum * lr.item(), out=step)
             else:
                 np.multiply(v, lr, out=step)
         np.subtract(p, step, out=p)

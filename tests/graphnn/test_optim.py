@@ -160,3 +160,24 @@ def test_schedules_follow_their_formulas():
     assert [warm(s) for s in range(4)] == pytest.approx([0.1, 0.2, 0.3, 0.4])
     assert [warm(s) for s in (4, 7)] == pytest.approx([0.4, 0.2])
     assert from_spec(warm.spec())(7) == warm(7)
+
+
+def test_sgd_nesterov_with_weight_decay_by_hand():
+    # p = 1, g = 0.5, wd = 0.1, mu = 0.9, lr = 1: g' = 0.6, v = 0.6,
+    # step = g' + mu v = 1.14, so p = -0.14 (the bug gave 2 lr mu v = 1.08: -0.08).
+    from graphnn.runtime.kernels.update import sgd_update
+    p, g, v = np.ones(1), np.full(1, 0.5), np.zeros(1)
+    sgd_update([p, g, np.array(1.0), v], [p, v, np.empty(1)],
+               momentum=0.9, nesterov=True, weight_decay=0.1)()
+    np.testing.assert_allclose(p, [-0.14], rtol=1e-15)
+    np.testing.assert_allclose(v, [0.6], rtol=1e-15)
+
+
+def test_sgd_nesterov_with_weight_decay_follows_pytorch_form():
+    lr, mu, wd, w, v = 0.1, 0.9, 0.05, W0.copy(), np.zeros(3)
+    for _ in range(10):                       # torch.optim.SGD's documented update
+        g = grad(w) + wd * w
+        v = mu * v + g
+        w = w - lr * (g + mu * v)
+    got = steps(quadratic_model(optim.SGD(lr, momentum=mu, nesterov=True, weight_decay=wd)), 10)
+    np.testing.assert_allclose(got, w, rtol=1e-12)
