@@ -26,7 +26,7 @@ import networkx as nx
 from .infer import infer_node
 from .ir import add_op, copy_graph, op_attrs, operands, unique_name
 from .ops import OPS
-from .ops.conv import conv_geometry, pair, pool_geometry
+from .ops.conv import conv_geometry, pair, pool_geometry, uncounted_margins
 
 _CONV_KEYS = ("strides", "dilation")
 
@@ -70,23 +70,39 @@ class _Lowering:
         return self.emit(f"{x}/im2col", "im2col", [xp], kernel_size=list(w_shape[2:]),
                          strides=list(pair(attrs["strides"])), dilation=list(pair(attrs["dilation"])))
 
+    def weight_matrix(self, w, ws, groups):
+        """(F, C/G, KH, KW) as one matrix, or a stack of one matrix per group."""
+        f, k = ws[0], ws[1] * ws[2] * ws[3]
+        shape = [f, k] if groups == 1 else [groups, f // groups, k]
+        return self.emit(f"{w}/matrix", "reshape", [w], shape=shape)
+
+    def per_group(self, x, groups, rows):
+        """(N, rows, L) viewed as (N, G, rows / G, L): a grouped convolution's
+        GEMMs are one batched matmul over the groups (the reshapes are views)."""
+        if groups == 1:
+            return x
+        n, _, length = self.g.nodes[x]["shape"]
+        return self.emit(f"{x}/groups", "reshape", [x], shape=[n, groups, rows // groups, length])
+
     # ------------------------------------------------------------ rewrites
     def conv2d(self, node, ins, attrs):
         x, w = ins
         ws, (n, f, oh, ow) = self.g.nodes[w]["shape"], self.g.nodes[node]["shape"]
-        cols = self.columns(node, x, ws, attrs)
-        wm = self.emit(f"{w}/matrix", "reshape", [w], shape=[f, ws[1] * ws[2] * ws[3]])
-        ym = self.emit(f"{node}/gemm", "matmul", [wm, cols])
+        groups = attrs.get("groups", 1)
+        cols = self.per_group(self.columns(node, x, ws, attrs), groups, groups * ws[1] * ws[2] * ws[3])
+        ym = self.emit(f"{node}/gemm", "matmul", [self.weight_matrix(w, ws, groups), cols])
         self.become(node, "reshape", [ym], shape=[n, f, oh, ow])
 
     def conv2d_grad_weight(self, node, ins, attrs):
         x, dy = ins
         ws = self.g.nodes[node]["shape"]
         n, f, oh, ow = self.g.nodes[dy]["shape"]
-        cols = self.columns(node, x, ws, attrs)
-        dym = self.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow])
+        groups, k = attrs.get("groups", 1), ws[1] * ws[2] * ws[3]
+        cols = self.per_group(self.columns(node, x, ws, attrs), groups, groups * k)
+        dym = self.per_group(self.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow]), groups, f)
         per_sample = self.emit(f"{node}/gemm", "matmul", [dym, cols], transpose_b=True)
-        summed = self.emit(f"{node}/sum", "sum_to", [per_sample], shape=[ws[0], ws[1] * ws[2] * ws[3]])
+        total = [ws[0], k] if groups == 1 else [groups, ws[0] // groups, k]
+        summed = self.emit(f"{node}/sum", "sum_to", [per_sample], shape=total)
         self.become(node, "reshape", [summed], shape=list(ws))
 
     def conv2d_grad_input(self, node, ins, attrs):
@@ -95,17 +111,21 @@ class _Lowering:
         n, f, oh, ow = self.g.nodes[dy]["shape"]
         pads, _ = conv_geometry(xs, ws, attrs)
         hw = [xs[2] + pads[0] + pads[1], xs[3] + pads[2] + pads[3]]
-        wm = self.emit(f"{w}/matrix", "reshape", [w], shape=[f, ws[1] * ws[2] * ws[3]])
+        groups = attrs.get("groups", 1)
+        wm = self.weight_matrix(w, ws, groups)
         # Stride 1: pad dy's rows to the padded image's width (zeros), so the
         # columns come out "wide" and col2im adds contiguous runs (see col2im).
         wide = pair(attrs["strides"]) == (1, 1)
         if wide and hw[1] > ow:
             dy = self.emit(f"{dy}/wide", "pad2d", [dy], pads=[0, 0, 0, hw[1] - ow])
         row = hw[1] if wide else ow
-        dym = self.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * row])
+        dym = self.per_group(self.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * row]), groups, f)
         dcols = self.emit(f"{node}/gemm", "matmul", [wm, dym], transpose_a=True)
+        if groups > 1:
+            dcols = self.emit(f"{node}/columns", "reshape", [dcols],
+                              shape=[n, groups * ws[1] * ws[2] * ws[3], oh * row])
         window = dict(kernel_size=list(ws[2:]), strides=list(pair(attrs["strides"])),
-                      dilation=list(pair(attrs["dilation"])), channels=ws[1], wide=wide)
+                      dilation=list(pair(attrs["dilation"])), channels=ws[1] * groups, wide=wide)
         if any(pads):
             image = self.emit(f"{node}/col2im", "col2im", [dcols], image_hw=hw, **window)
             self.become(node, "crop2d", [image], pads=list(pads))
@@ -119,6 +139,8 @@ class _Lowering:
         conv = attrs["anchor"]["attrs"]
         n_conv = len(ins) - sum(p["extra"] for p in attrs["epilogue"])
         (x, w), extras = ins[:n_conv], ins[n_conv:]
+        if conv.get("groups", 1) > 1:
+            return self.unfuse(node, [x, w], extras, attrs)
         ws, (n, f, oh, ow) = self.g.nodes[w]["shape"], self.g.nodes[node]["shape"]
         cols = self.columns(node, x, ws, conv)
         wm = self.emit(f"{w}/matrix", "reshape", [w], shape=[f, ws[1] * ws[2] * ws[3]])
@@ -133,20 +155,41 @@ class _Lowering:
                          anchor=anchor, epilogue=attrs["epilogue"])
         self.become(node, "reshape", [gemm], shape=[n, f, oh, ow])
 
+    def unfuse(self, node, conv_ins, extras, attrs):
+        """A grouped convolution's GEMM yields (N, G, F/G, L), not the (N, F, L)
+        layout the epilogue's broadcasts expect: run the convolution on its own,
+        then the epilogue ops one by one (the last keeps the node's name)."""
+        y = self.emit(f"{node}/conv", "conv2d", conv_ins, **attrs["anchor"]["attrs"])
+        self.conv2d(y, conv_ins, {**OPS["conv2d"].check_attrs({})[0], **attrs["anchor"]["attrs"]})
+        parts = attrs["epilogue"]
+        for i, part in enumerate(parts):
+            args, extras = [y, *extras[:part["extra"]]], extras[part["extra"]:]
+            if i == len(parts) - 1:
+                self.become(node, part["op"], args, **part["attrs"])
+            else:
+                y = self.emit(f"{node}/{part['op']}", part["op"], args, **part["attrs"])
+
     def conv_transpose2d(self, node, ins, attrs):
         """The up-convolution is conv2d's input gradient: lower it as one."""
         x, w = ins
         hw = list(self.g.nodes[node]["shape"][2:])
-        conv = {k: attrs[k] for k in ("strides", "padding", "dilation")}
+        conv = {k: attrs[k] for k in ("strides", "padding", "dilation", "groups")}
         self.become(node, "conv2d_grad_input", [x, w], input_hw=hw, **conv)
         self.conv2d_grad_input(node, [x, w], {**conv, "input_hw": hw})
 
     def _pool(self, node, ins, attrs, fill):
-        k, s, pads, _ = pool_geometry(self.g.nodes[ins[0]]["shape"], attrs)
+        x_shape = self.g.nodes[ins[0]]["shape"]
+        k, s, pads, _ = pool_geometry(x_shape, attrs)
         if any(pads):
             xp = self.padded(node, ins[0], pads, fill)
             self.become(node, self.g.nodes[node]["op"], [xp],
-                        pool_size=list(k), strides=list(s), padding="valid")
+                        pool_size=list(k), strides=list(s), padding="valid",
+                        **self._uncounted(x_shape, attrs))
+
+    def _uncounted(self, x_shape, attrs):
+        if "count_include_pad" not in attrs:            # max pooling
+            return {}
+        return {"uncounted": list(uncounted_margins(x_shape, attrs))}
 
     def max_pool2d(self, node, ins, attrs):
         self._pool(node, ins, attrs, float("-inf"))
@@ -165,7 +208,8 @@ class _Lowering:
             inputs, extra = [dy, self.padded(node, x, pads, fill), y], {}
         else:
             inputs = ins
-            extra = {"input_hw": [x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3]]}
+            extra = {"input_hw": [x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3]],
+                     **self._uncounted(x_shape, attrs)}
         grad = self.emit(f"{node}/padded", self.g.nodes[node]["op"], inputs, **valid, **extra)
         self.become(node, "crop2d", [grad], pads=list(pads))
 

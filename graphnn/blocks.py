@@ -17,9 +17,10 @@ class BlockMethods:
     @layer
     def conv_transpose2d(self, x, filters: int, kernel_size, strides=1, padding=0,
                          output_padding=None, dilation=1, activation: str | None = None,
-                         use_bias: bool = True, name=None, kernel_init: str = "glorot_uniform"):
+                         use_bias: bool = True, name=None, kernel_init: str = "glorot_uniform",
+                         groups: int = 1):
         """The up-convolution (PyTorch's ConvTranspose2d) on (N, C, H, W); weight
-        (C, filters, KH, KW). Output size: (H - 1) strides - 2 padding +
+        (C, filters / groups, KH, KW). Output size: (H - 1) strides - 2 padding +
         dilation (K - 1) + 1 + output_padding.
 
         >>> from graphnn import Graph
@@ -30,9 +31,12 @@ class BlockMethods:
         x, name = self._conv_layer(x, name, "conv_transpose2d", filters, activation)
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         with self.block(name):
-            w = self.param("W", (x.shape[1], filters, kh, kw), init=kernel_init)
+            if not isinstance(groups, int) or groups < 1 or x.shape[1] % groups or filters % groups:
+                raise ValueError(f"conv_transpose2d {name!r}: groups must be a positive int dividing "
+                                 f"{x.shape[1]} input channels and {filters} filters, got {groups!r}")
+            w = self.param("W", (x.shape[1], filters // groups, kh, kw), init=kernel_init)
             y = self.op("conv_transpose2d", [x, w], name="upconv", strides=strides, padding=padding,
-                        output_padding=output_padding, dilation=dilation)
+                        output_padding=output_padding, dilation=dilation, groups=groups)
             return self._bias_and_activation(y, filters, use_bias, "zeros", activation, axis=1)
 
     @layer

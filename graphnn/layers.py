@@ -125,25 +125,53 @@ class LayerMethods:
     def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
                activation: str | None = None, use_bias: bool = True, name: str | None = None,
                kernel_init: str = "glorot_uniform", bias_init: str = "zeros",
-               kernel_regularizer=None):
-        """2-D convolution of (N, C, H, W) images, PyTorch's layout; weight (filters, C, KH, KW).
+               kernel_regularizer=None, groups: int = 1):
+        """2-D convolution of (N, C, H, W) images, PyTorch's layout; weight
+        (filters, C / groups, KH, KW).
 
         ``padding`` is "valid", "same", an int, (pad_h, pad_w) or (top, bottom, left, right).
+        ``groups`` splits the channels into that many independent convolutions
+        (groups = C = filters is a depthwise convolution, see ``depthwise_conv2d``).
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("img", (None, 1, 28, 28))
         >>> g.conv2d(x, 16, 3, padding="same", activation="relu").shape
         (None, 16, 28, 28)
+        >>> g.conv2d(g.input("rgba", (None, 4, 8, 8)), 6, 3, groups=2).shape
+        (None, 6, 6, 6)
         """
         x, name = self._conv_layer(x, name, "conv2d", filters, activation)
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        if not isinstance(groups, int) or groups < 1 or x.shape[1] % groups or filters % groups:
+            raise ValueError(f"conv2d {name!r}: groups must be a positive int dividing the "
+                             f"{x.shape[1]} input channels and the {filters} filters, got {groups!r}")
         with self.block(name):
-            w = self.param("W", (filters, x.shape[1], kh, kw), init=kernel_init)
+            w = self.param("W", (filters, x.shape[1] // groups, kh, kw), init=kernel_init)
             self._penalize(w, kernel_regularizer)
             y = self.op("conv2d", [x, w], name="conv", strides=strides, padding=padding,
-                        dilation=dilation)
+                        dilation=dilation, groups=groups)
             y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
         return y
+
+    @layer
+    def depthwise_conv2d(self, x, kernel_size, depth_multiplier: int = 1, strides=1,
+                         padding="valid", dilation=1, activation: str | None = None,
+                         use_bias: bool = True, name: str | None = None,
+                         kernel_init: str = "glorot_uniform"):
+        """Depthwise convolution: each input channel convolved with its own
+        ``depth_multiplier`` filters (a conv2d with groups = channels).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("img", (None, 3, 8, 8))
+        >>> g.depthwise_conv2d(x, 3, depth_multiplier=2, padding="same").shape
+        (None, 6, 8, 8)
+        """
+        x = self._tensor(x)
+        channels = x.shape[1] if len(x.shape) == 4 else 1
+        return self.conv2d(x, channels * depth_multiplier, kernel_size, strides=strides,
+                           padding=padding, dilation=dilation, activation=activation,
+                           use_bias=use_bias, name=self._layer_name(name, "depthwise_conv2d"),
+                           kernel_init=kernel_init, groups=channels)
 
     @layer
     def conv1d(self, x, filters: int, kernel_size: int, strides: int = 1, padding="valid",
@@ -255,22 +283,33 @@ class LayerMethods:
         return y
 
     @layer
-    def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
+    def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
+                   ceil_mode: bool = False):
         """Maximum over windows of (N, C, H, W); strides default to the pool size.
+        ``ceil_mode`` keeps a last, partial window at the bottom and right.
 
         >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("img", (None, 3, 28, 28))
-        >>> g.max_pool2d(x, 2).shape
-        (None, 3, 14, 14)
+        >>> g = Graph(); x = g.input("img", (None, 3, 27, 27))
+        >>> g.max_pool2d(x, 2).shape, g.max_pool2d(x, 2, ceil_mode=True).shape
+        ((None, 3, 13, 13), (None, 3, 14, 14))
         """
         return self.op("max_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
-                       padding=padding)
+                       padding=padding, ceil_mode=ceil_mode)
 
     @layer
-    def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None):
-        """Mean over windows of (N, C, H, W) (zero padding counts, as in PyTorch)."""
+    def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
+                   ceil_mode: bool = False, count_include_pad: bool = True):
+        """Mean over windows of (N, C, H, W). Zero padding counts in the mean
+        (PyTorch's default) unless ``count_include_pad`` is False; ``ceil_mode``
+        keeps a last, partial window (its overhang never counts).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("img", (None, 3, 5, 5))
+        >>> g.avg_pool2d(x, 3, strides=2, padding=1, count_include_pad=False).shape
+        (None, 3, 3, 3)
+        """
         return self.op("avg_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
-                       padding=padding)
+                       padding=padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
 
     def _pool1d(self, op, x, pool_size, strides, padding, name):
         x = self._tensor(x)

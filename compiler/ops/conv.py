@@ -8,7 +8,7 @@ when padded. One-dimensional versions are builder macros over these (a
 sequence (N, C, L) is an image (N, C, 1, L)).
 
 >>> from graphnn.compiler.ops import OPS
->>> attrs = {"strides": (1, 1), "padding": "same", "dilation": (1, 1)}
+>>> attrs = {"strides": (1, 1), "padding": "same", "dilation": (1, 1), "groups": 1}
 >>> OPS["conv2d"].infer([(None, 3, 28, 28), (16, 3, 5, 5)], ["float32"] * 2, attrs)
 ((None, 16, 28, 28), 'float32')
 """
@@ -84,7 +84,9 @@ _strides = Attr((1, 1), _is_pair, "a positive int or a pair of them")
 _dilation = Attr((1, 1), _is_pair, "a positive int or a pair of them")
 _padding = Attr("valid", _is_padding, "'valid', 'same', an int, (pad_h, pad_w) or "
                                      "(top, bottom, left, right)")
-CONV_ATTRS = {"strides": _strides, "padding": _padding, "dilation": _dilation}
+_groups = Attr(1, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+               "a positive int dividing the input and output channels")
+CONV_ATTRS = {"strides": _strides, "padding": _padding, "dilation": _dilation, "groups": _groups}
 
 
 def conv_geometry(x, w, attrs):
@@ -99,9 +101,13 @@ def _conv_shape(shapes, dtypes, attrs):
     _image(x)
     if len(w) != 4:
         raise OpShapeError(f"expected a 4-D weight (filters, C, KH, KW), got {fmt_shape(w)}")
-    if w[1] != x[1]:
+    g = attrs["groups"]
+    if w[1] * g != x[1]:
+        per = f" ({w[1]} per group, {g} groups)" if g > 1 else ""
         raise OpShapeError(f"the input has {x[1]} channels but the weight {fmt_shape(w)} expects "
-                           f"{w[1]}")
+                           f"{w[1] * g}{per}")
+    if w[0] % g:
+        raise OpShapeError(f"{w[0]} filters do not split into {g} groups")
     _, (oh, ow) = conv_geometry(x, w, attrs)
     return (x[0], w[0], oh, ow), same_dtype(dtypes, 0, 1)
 
@@ -123,7 +129,7 @@ def _conv_grad_input_shape(shapes, dtypes, attrs):
     if tuple(out) != tuple(dy[2:]):
         raise OpShapeError(f"a {h}x{wd} image convolved with {fmt_shape(w)} gives {out[0]}x{out[1]}, "
                            f"not the gradient's {dy[2]}x{dy[3]}")
-    return (dy[0], w[1], h, wd), same_dtype(dtypes, 0, 1)
+    return (dy[0], w[1] * attrs["groups"], h, wd), same_dtype(dtypes, 0, 1)
 
 
 def _transposed_size(n, k, s, d, pad, extra):
@@ -133,8 +139,12 @@ def _transposed_size(n, k, s, d, pad, extra):
 def _conv_transpose_shape(shapes, dtypes, attrs):
     x, w = shapes
     _image(x)
+    g = attrs["groups"]
     if len(w) != 4 or w[0] != x[1]:
-        raise OpShapeError(f"expected a weight (in_channels={x[1]}, out_channels, KH, KW), got {fmt_shape(w)}")
+        raise OpShapeError(f"expected a weight (in_channels={x[1]}, out_channels"
+                           f"{' / groups' if g > 1 else ''}, KH, KW), got {fmt_shape(w)}")
+    if x[1] % g:
+        raise OpShapeError(f"{x[1]} input channels do not split into {g} groups")
     s, d = pair(attrs["strides"]), pair(attrs["dilation"])
     p = resolve_padding(attrs["padding"], (1, 1), w[2:], (1, 1), d)   # explicit padding only
     extra = pair(attrs["output_padding"]) if attrs["output_padding"] else (0, 0)
@@ -144,21 +154,21 @@ def _conv_transpose_shape(shapes, dtypes, attrs):
           for i in range(2)]
     if min(hw) < 1:
         raise OpShapeError(f"the output would be {hw[0]}x{hw[1]}")
-    return (x[0], w[1], *hw), same_dtype(dtypes, 0, 1)
+    return (x[0], w[1] * g, *hw), same_dtype(dtypes, 0, 1)
 
 
 def _conv_transpose_vjp(ctx, ins, out, dy, attrs):
     # y = conv2d_grad_input(x, w): its input gradient is a convolution of dy, and its
     # weight gradient is conv2d's weight gradient with the roles of image and gradient swapped.
     x, w = ins
-    conv = {k: attrs[k] for k in ("strides", "padding", "dilation")}
+    conv = {k: attrs[k] for k in ("strides", "padding", "dilation", "groups")}
     return [ctx.emit("conv2d", [dy, w], **conv),
             ctx.emit("conv2d_grad_weight", [dy, x], kernel_size=ctx.shape(w)[2:], **conv)]
 
 
 def _conv_grad_weight_shape(shapes, dtypes, attrs):
     x, dy = shapes
-    return (dy[1], x[1], *attrs["kernel_size"]), same_dtype(dtypes, 0, 1)
+    return (dy[1], x[1] // attrs["groups"], *attrs["kernel_size"]), same_dtype(dtypes, 0, 1)
 
 
 _hw = Attr(check=_is_pair, expect="a (height, width) pair")
@@ -166,8 +176,8 @@ _hw = Attr(check=_is_pair, expect="a (height, width) pair")
 register(OpDef(
     "conv2d", 2, _conv_shape, kernel=None, fusion="out-elementwise-fusable", vjp=_conv_vjp,
     attrs=CONV_ATTRS, flops=lambda ins, out, a: 2 * prod(out) * prod(ins[1][1:]),
-    doc="2-D cross-correlation of (N, C, H, W) with weights (F, C, KH, KW); lowered to "
-        "im2col + GEMM."))
+    doc="2-D cross-correlation of (N, C, H, W) with weights (F, C / groups, KH, KW); lowered "
+        "to im2col + GEMM (one GEMM per group, batched). groups=C is a depthwise convolution."))
 register(OpDef(
     "conv2d_grad_input", 2, _conv_grad_input_shape, kernel=None, kind="gradient",
     attrs={**CONV_ATTRS, "input_hw": _hw}, flops=lambda ins, out, a: 2 * prod(ins[0]) * prod(ins[1][1:]),
@@ -185,12 +195,12 @@ def _explicit_padding(v):
 register(OpDef(
     "conv_transpose2d", 2, _conv_transpose_shape, kernel=None, fusion="out-elementwise-fusable",
     vjp=_conv_transpose_vjp,
-    attrs={"strides": _strides, "dilation": _dilation,
+    attrs={"strides": _strides, "dilation": _dilation, "groups": _groups,
            "padding": Attr("valid", _explicit_padding, "'valid', an int or pairs (not 'same')"),
            "output_padding": Attr(None, lambda v: v is None or (_is_pair(v) or v == 0),
                                   "None or a non-negative int or pair")},
     flops=lambda ins, out, a: 2 * prod(ins[0]) * prod(ins[1][1:]),
-    doc="The up-convolution (PyTorch's ConvTranspose2d): weight (in, out, KH, KW); the "
+    doc="The up-convolution (PyTorch's ConvTranspose2d): weight (in, out / groups, KH, KW); the "
         "input gradient of a convolution, lowered to GEMM + col2im."))
 
 
@@ -278,17 +288,57 @@ register(OpDef("col2im", 1, _col2im_shape, kernel="col2im", fusion="opaque", kin
 
 # ---------------------------------------------------------------- pooling
 
+_flag = lambda default: Attr(default, lambda v: isinstance(v, bool), "True or False")
 _pool_attrs = {"pool_size": Attr(check=_is_pair, expect="a positive int or pair"),
                "strides": Attr(None, lambda v: v is None or _is_pair(v),
                                "None (the pool size), a positive int or a pair"),
-               "padding": _padding}
+               "padding": _padding, "ceil_mode": _flag(False)}
+_avg_attrs = {**_pool_attrs, "count_include_pad": _flag(True),
+              # Margins (top, bottom, left, right) of the input that are padding and
+              # do not count in a window's mean; lowering sets it when it pads.
+              "uncounted": Attr((0, 0, 0, 0), _pads, "(top, bottom, left, right)")}
+
+
+def ceil_extra(size, kernel, strides, pads) -> tuple[int, int]:
+    """Rows and columns ceil_mode adds at the bottom and right: as many as make
+    one more window, as long as that window starts inside the input or its
+    top/left padding (PyTorch's and ONNX's rule).
+
+    >>> ceil_extra((5, 5), (2, 2), (2, 2), (0, 0, 0, 0))
+    (1, 1)
+    """
+    extra = []
+    for i, (n, k, s) in enumerate(zip(size, kernel, strides)):
+        begin, end = pads[2 * i], pads[2 * i + 1]
+        full = n + begin + end
+        out = -(-(full - k) // s) + 1
+        if (out - 1) * s >= n + begin:
+            out -= 1
+        extra.append(max((out - 1) * s + k - full, 0))
+    return tuple(extra)
 
 
 def pool_geometry(x, attrs):
+    """(kernel, strides, pads, (OH, OW)) of a pooling node; pads include the
+    rows and columns ceil_mode adds at the bottom and right."""
     k = pair(attrs["pool_size"])
     s = pair(attrs["strides"] or attrs["pool_size"])
     pads = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    if attrs.get("ceil_mode"):
+        eh, ew = ceil_extra(x[2:], k, s, pads)
+        pads = (pads[0], pads[1] + eh, pads[2], pads[3] + ew)
     return k, s, pads, window_output(x[2:], k, s, (1, 1), pads)
+
+
+def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
+    """The padding an average pool leaves out of its means: all of it without
+    count_include_pad, else only what ceil_mode added (as PyTorch)."""
+    _, _, pads, _ = pool_geometry(x, attrs)
+    if not attrs.get("count_include_pad", True):
+        return tuple(pads)
+    k, s = pair(attrs["pool_size"]), pair(attrs["strides"] or attrs["pool_size"])
+    user = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    return tuple(p - u for p, u in zip(pads, user))
 
 
 def _pool_shape(shapes, dtypes, attrs):
@@ -314,15 +364,16 @@ register(OpDef("max_pool2d", 1, _pool_shape, kernel="max_pool2d", fusion="opaque
                vjp=_max_pool_vjp, attrs=_pool_attrs, flops=_pool_flops,
                doc="Maximum over each window (padding counts as -inf)."))
 register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque",
-               vjp=_avg_pool_vjp, attrs=_pool_attrs, flops=_pool_flops,
-               doc="Mean over each window (padding counts as 0, as PyTorch's default)."))
+               vjp=_avg_pool_vjp, attrs=_avg_attrs, flops=_pool_flops,
+               doc="Mean over each window (padding counts as 0, as PyTorch's default; "
+                   "count_include_pad=False leaves it out of the count)."))
 register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
                kind="gradient", attrs=_pool_attrs, flops=_pool_flops,
                scratch=lambda ins, out, a, dt: [(ins[0], "bool"), (ins[0], dt), (ins[0], dt)],
                doc="Route each window's gradient to its first maximum."))
 register(OpDef("avg_pool2d_grad", 1,
                lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
-               kind="gradient", attrs={**_pool_attrs, "input_hw": _hw}, flops=_pool_flops,
+               kind="gradient", attrs={**_avg_attrs, "input_hw": _hw}, flops=_pool_flops,
                scratch=scratch_like(0), doc="Spread each window's gradient evenly over it."))
 
 

@@ -17,8 +17,8 @@ _bool = Attr(False, lambda v: isinstance(v, bool), "True or False")
 
 def _matmul_shape(shapes, dtypes, attrs):
     a, b = shapes
-    if not (2 <= len(a) <= 3 and 2 <= len(b) <= 3):
-        raise OpShapeError(f"expected 2-D operands (or 3-D stacks of matrices), got "
+    if not (2 <= len(a) <= 4 and 2 <= len(b) <= 4):     # 4-D: grouped convolutions' GEMMs
+        raise OpShapeError(f"expected 2-D operands (or stacks of matrices, up to 4-D), got "
                            f"{fmt_shape(a)} and {fmt_shape(b)}")
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
     m, k1 = a[-2:][::-1] if ta else a[-2:]

@@ -95,7 +95,7 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
     return run
 
 
-def max_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
+def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", **_):
     (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
 
@@ -106,7 +106,7 @@ def max_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
     return run
 
 
-def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid"):
+def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", **_):
     (dy, x, y), (dx, hit, rest, part) = ins, outs
     k, st = _pair(pool_size), _pair(strides or pool_size)
     oh, ow = y.shape[2:]
@@ -132,11 +132,24 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid"):
     return run
 
 
-def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
-    (x,), (y,) = ins, outs
+def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted):
+    """1 / (the number of counted pixels) per window: a scalar when every pixel
+    counts, else an (OH, OW) map, made once by pooling a mask of counted pixels."""
     k = _pair(pool_size)
+    if not any(uncounted or ()):
+        return 1.0 / (k[0] * k[1])
+    t, b, l, r = uncounted
+    h, w = image_hw
+    mask = np.zeros((1, 1, h, w))
+    mask[:, :, t:h - b, l:w - r] = 1.0
+    counts = sum(_pool_offsets(mask, pool_size, strides, out_hw))
+    return 1.0 / np.maximum(counts[0, 0], 1.0)
+
+
+def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, **_):
+    (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
-    scale = 1.0 / (k[0] * k[1])
+    scale = _mean_scale(x.shape[2:], pool_size, strides, y.shape[2:], uncounted)
 
     def run():
         np.copyto(y, first)
@@ -146,11 +159,11 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid"):
     return run
 
 
-def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None):
+def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
+                    uncounted=None, **_):
     (dy,), (dx, share) = ins, outs
-    k = _pair(pool_size)
     views = _pool_offsets(dx, pool_size, strides, dy.shape[2:])
-    scale = 1.0 / (k[0] * k[1])
+    scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted)
 
     def run():
         np.multiply(dy, scale, out=share)

@@ -65,7 +65,7 @@ BROKEN = {
     "matmul inner mismatch": (graph(x((None, 4)), w((5, 3)), ("y", {"op": "matmul"}),
                                     edges=[("x", "y", 0), ("w", "y", 1)]), ["y"], "y",
                               ShapeError, "(N, 4)"),
-    "matmul of 4-D input": (graph(x((None, 4, 4, 2)), w((2, 3)), ("y", {"op": "matmul"}),
+    "matmul of 5-D input": (graph(x((None, 4, 4, 4, 2)), w((2, 3)), ("y", {"op": "matmul"}),
                                   edges=[("x", "y", 0), ("w", "y", 1)]), ["y"], "y",
                             ShapeError, "2-D"),
     "bias of wrong length": (graph(x(), w((5,)), ("y", {"op": "bias_add"}),
