@@ -42,6 +42,11 @@ def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
     return g if len(keep) == len(g) else copy_graph(g.subgraph(keep))
 
 
+def declared_updates(g: nx.MultiDiGraph) -> list[str]:
+    """Update nodes the user's graph declares (batch norm's running averages)."""
+    return [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
+
+
 def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer: dict,
                    params: list[str] | None = None, fuse: bool = True
                    ) -> tuple[nx.MultiDiGraph, list[str]]:
@@ -50,7 +55,7 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     Returns (graph, update node names); the graph keeps only what the outputs,
     the loss and the updates need. With ``fuse``, softmax + cross-entropy
     become one stable op first."""
-    declared = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]  # batch norm's
+    declared = declared_updates(g)
     g = prune(g, [loss, *outputs, *declared])
     if fuse:
         g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared])
@@ -150,8 +155,7 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
 
     ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
     if fuse:
-        updates = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
-        g = prune(fuse_softmax_cross_entropy(g), [*outputs, *updates])
+        g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])
         g = fuse_epilogues(g, outputs)
     return emit_program(lower(g), outputs, batch_size, guard=guard, inplace=fuse)
 

@@ -30,6 +30,25 @@ class Callback:
     def on_train_end(self, logs=None): ...
 
 
+class CallbackList:
+    """Several callbacks called as one, in order; each gets ``model`` first."""
+
+    def __init__(self, callbacks, model):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.model = model
+
+    def _call(self, method, *args):
+        for callback in self.callbacks:
+            getattr(callback, method)(*args)
+
+    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
+    def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
+    def on_batch_end(self, batch, logs=None): self._call("on_batch_end", batch, logs)
+    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
+    def on_train_end(self, logs=None): self._call("on_train_end", logs)
+
+
 def _better(mode, monitor):
     if mode == "auto":
         mode = "max" if "acc" in monitor else "min"

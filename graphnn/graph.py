@@ -15,66 +15,18 @@ way (``Graph.from_networkx``).
 """
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
-
 import networkx as nx
 
 from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
 from .compiler.infer import describe_operands, infer_node
 from .compiler.ir import add_op, unique_name
-from .compiler.ops import OPS, fmt_shape
+from .compiler.ops import OPS
+
+from .base import Tensor, plain as _plain, user_source as _user_source
 
 from .layers import LayerMethods, layer
 from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
-
-_PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                      for m in (sys.modules[__package__ + ".compiler"], sys.modules[__package__]))
-
-
-def _user_source() -> str | None:
-    """file:line of the innermost caller outside graphnn and compiler."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        path = os.path.abspath(frame.f_code.co_filename)
-        if not path.startswith(_PACKAGE_DIRS):
-            return f"{os.path.relpath(path) if not path.startswith('<') else path}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
-
-
-def _plain(value):
-    """Tuples become lists, recursively (through dicts too): what JSON and YAML hold."""
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """A symbolic value: the output of one node of a Graph."""
-
-    graph: "Graph"
-    name: str
-
-    @property
-    def shape(self) -> tuple:
-        return self.graph.nx.nodes[self.name]["shape"]
-
-    @property
-    def dtype(self) -> str:
-        return self.graph.nx.nodes[self.name]["dtype"]
-
-    @property
-    def op(self) -> str:
-        return self.graph.nx.nodes[self.name]["op"]
-
-    def __repr__(self) -> str:
-        return f"<Tensor {self.name!r} {fmt_shape(self.shape)} {self.dtype}>"
 
 
 class Graph(LayerMethods, RecurrentMethods, BlockMethods):

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from .compiler.errors import Problem, ShapeError
 from .compiler.ops import fmt_shape
 
+from .base import user_source
+
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "swish",
                "gelu", "softmax", "log_softmax")
 LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may name
@@ -73,8 +75,7 @@ class LayerMethods:
 
     def _fail(self, node, op, message):
         """Raise a ShapeError about a layer, at the user's line."""
-        from .graph import _user_source
-        raise ShapeError([Problem(node, op, message, _user_source(), kind="shape")])
+        raise ShapeError([Problem(node, op, message, user_source(), kind="shape")])
 
     def _layer_name(self, name, kind):
         """``name``, or the first free ``kind``, ``kind_1``, ... within the current block."""

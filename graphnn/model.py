@@ -2,7 +2,9 @@
 
 The model keeps one compiled Program per (purpose, batch size): training,
 evaluation and prediction, and the last partial batch of each. All of them
-share one set of variables (weights and optimizer state).
+share one set of variables (weights and optimizer state). The training graph
+itself (target, loss, sample weights, penalties, gradients, updates) is
+assembled by the compiler (``graphnn.compiler.training``).
 
 >>> import numpy as np
 >>> from graphnn import Graph, Model
@@ -17,218 +19,112 @@ share one set of variables (weights and optimizer state).
 """
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
-from .compiler import (GraphError, build_program, check_graph, inference_graph, prune,
-                      training_graph)
-from .compiler.errors import Problem
-from .compiler.ir import add_op, copy_graph
-from .compiler.ops import OPS
+from .compiler import build_program, check_graph, inference_graph
+from .compiler.training import (LossSpec, TargetSpec, build_training_graph, check_model_io,
+                                graph_ends, target_inputs, target_spec as default_target)
 from .runtime import Executor
 
 from . import optim
-from .graph import Graph, Tensor
-from .initializers import initialize
-from .compiler.updates import LR_NODE
-
-from .training import History, Batches, check_targets, prepare_inputs
-
-LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
-          "softmax_cross_entropy": "softmax_cross_entropy",
-          "cross_entropy": "softmax_cross_entropy",
-          "categorical_cross_entropy": "cross_entropy",
-          "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
-CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
-PENALTIES = ("l1_penalty", "l2_penalty", "gaussian_kl")   # added to the training loss
-TARGET = "target"
-WEIGHTS = "sample_weight"
-LOSS = "loss"
+from .base import Tensor
+from .training import Batches, History, check_metrics, explain_non_finite, feeds_for
+from .variables import VariableMethods, add_state, initial_variables
 
 
-def _names(graph: Graph, items) -> list[str]:
+def _names(items) -> list[str]:
     items = items if isinstance(items, (list, tuple)) else [items]
     return [t.name if isinstance(t, Tensor) else str(t) for t in items]
 
 
-class Model:
+class Model(VariableMethods):
     """A graph with named inputs and outputs, ready to compile and train.
 
     ``seed`` fixes parameter initialization and, unless ``fit`` is given its
     own, the shuffling: the same graph and seeds give the same weights, bit for bit."""
 
-    def __init__(self, graph: Graph, inputs, outputs, seed: int = 0):
+    def __init__(self, graph, inputs, outputs, seed: int = 0):
         self.graph, self.seed = graph, int(seed)
-        self.inputs, self.outputs = _names(graph, inputs), _names(graph, outputs)
+        self.inputs, self.outputs = _names(inputs), _names(outputs)
         # losses, penalties and declared updates (batch norm's running averages) are ends too
-        loss_sinks = [n for n, d in graph.nx.nodes(data=True)
-                      if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind in ("loss", "update")
-                      and graph.nx.out_degree(n) == 0]
-        self._checked = check_graph(graph.nx, self.outputs + loss_sinks)
-        self._check_inputs()
-        self.variables: dict[str, np.ndarray] = {}
-        for name, d in self._checked.nodes(data=True):
-            if d["op"] == "param":
-                rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
-                self.variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
-        self._loss = None
+        self._checked = check_graph(graph.nx, self.outputs + graph_ends(graph.nx))
+        check_model_io(self._checked, self.inputs, self.outputs)
+        self.variables = initial_variables(self._checked, self.seed)
+        self._loss: LossSpec | None = None
         self._fits = 0
         self._steps = 0                  # training steps taken (for learning-rate schedules)
         self.fuse = True
-        self._built: dict = {}           # target layout -> training and evaluation graphs
-        self._executors: dict = {}       # (purpose, batch, target layout, fuse) -> Executor
-
-    def _check_inputs(self):
-        g = self._checked
-        problems = []
-        for name in self.inputs:
-            if name not in g or g.nodes[name]["op"] != "input":
-                problems.append(Problem(name, g.nodes[name]["op"] if name in g else None,
-                                        "is listed among the model's inputs but is not an input node"))
-        for out in self.outputs:
-            for node in prune(g, [out]).nodes:
-                if g.nodes[node]["op"] == "input" and node not in self.inputs:
-                    problems.append(Problem(node, "input", f"output {out!r} depends on it, but it "
-                                            "is not among the model's inputs", g.nodes[node].get("source")))
-        if problems:
-            raise GraphError(problems)
+        self._built: dict = {}           # TargetSpec -> {"train", "eval", "loss"}
+        self._executors: dict = {}       # (purpose, batch, TargetSpec, fuse) -> Executor
 
     # ------------------------------------------------------------------ compile
     def compile(self, loss, optimizer="adam", metrics=None, fuse: bool = True) -> None:
-        """Choose the loss (a name applied to the first output, or a loss tensor of
-        the graph), the optimizer (name or ``graphnn.optim`` instance) and metrics.
+        """Choose the loss (a name applied to the first output, a loss tensor of
+        the graph, or a ``LossSpec``), the optimizer (name or ``graphnn.optim``
+        instance) and metrics.
 
         ``fuse=False`` compiles one kernel per op, without in-place writes: slower,
         for comparison and for finding the op behind a problem."""
-        self.fuse = bool(fuse)
-        if isinstance(loss, str):
-            if loss not in LOSSES:
-                raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)} "
-                                 "or a loss tensor of the graph")
-            self._loss = ("name", LOSSES[loss])
-        else:
-            name = _names(self.graph, loss)[0]
-            if name not in self._checked or OPS[self._checked.nodes[name]["op"]].kind != "loss":
-                raise ValueError(f"loss {name!r} is not a loss node of the graph")
-            self._loss = ("node", name)
-        self.optimizer = optim.get(optimizer)
-        self.metrics = list(metrics or [])
-        unknown = [m for m in self.metrics if m != "accuracy"]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; available: ['accuracy']")
-        self._built: dict = {}
-        self._executors: dict = {}
+        loss = LossSpec.resolve(loss if isinstance(loss, (str, LossSpec)) else
+                                LossSpec(node=_names(loss)[0]), self._checked)
+        optimizer, metrics = optim.get(optimizer), check_metrics(metrics)
+        self._loss, self.optimizer, self.metrics, self.fuse = loss, optimizer, metrics, bool(fuse)
+        self._targets = target_inputs(self._checked, loss, self.inputs)
+        from_logits = loss.node is not None and self._checked.nodes[loss.node].get("from_logits")
+        self._threshold = 0.0 if from_logits else 0.5      # accuracy of one output column
+        self._built, self._executors = {}, {}
 
     def _require_compiled(self):
         if self._loss is None:
             raise RuntimeError("call model.compile(loss=..., optimizer=...) before fit or evaluate")
 
-    def _loss_graph(self, target_spec):
-        """(graph with the loss, loss node) for these targets. Weight penalties
-        (regularizers) are added to the loss."""
-        g = copy_graph(self._checked)
-        shape, dtype, weighted = target_spec
-        if self._loss[0] == "node":
-            loss = self._loss[1]
-        else:
-            add_op(g, TARGET, "input", [], shape=shape, dtype=dtype)
-            loss = add_op(g, LOSS, self._loss[1], [self.outputs[0], TARGET])
-        if weighted:                      # one weight per sample: the loss's third operand
-            add_op(g, WEIGHTS, "input", [], shape=(None,), dtype=self.graph.dtype)
-            g.add_edge(WEIGHTS, loss, port=2)
-        penalties = [n for n, d in g.nodes(data=True) if d["op"] in PENALTIES]
-        if penalties:
-            loss = add_op(g, "total_loss", "add_n", [loss, *penalties])
-        declared = [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
-        return check_graph(g, [loss, *self.outputs, *declared], copy=False), loss
-
-    def _targets(self) -> list[str]:
-        """The target inputs the loss reads (not the sample weights)."""
-        if self._loss[0] == "name":
-            return [TARGET]
-        g = self._checked
-        return sorted(n for n in prune(g, [self._loss[1]]).nodes
-                      if g.nodes[n]["op"] == "input" and n not in self.inputs)
-
-    def _build(self, target_spec):
-        if target_spec not in self._built:
-            g, loss = self._loss_graph(target_spec)
+    def _build(self, target) -> dict:
+        """The training and evaluation graphs for one target layout (built once)."""
+        target = TargetSpec(*target)
+        if target not in self._built:
             spec = {**self.optimizer.spec(), "lr": self.optimizer.lr}   # a schedule's first rate
-            train, _ = training_graph(g, loss, self.outputs, spec, fuse=self.fuse)
-            for name, d in train.nodes(data=True):
-                if d["op"] == "state" and name not in self.variables:
-                    self.variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
-            self._built[target_spec] = {"train": train, "loss": loss,
-                                        "eval": inference_graph(g, [loss, *self.outputs])}
-        return self._built[target_spec]
+            built = build_training_graph(self._checked, self._loss, target, self.outputs, spec,
+                                         weight_dtype=self.graph.dtype, fuse=self.fuse)
+            add_state(self.variables, built.train)
+            self._built[target] = built._asdict()
+        return self._built[target]
 
-    def _executor(self, purpose: str, batch: int, target_spec=None, fuse=None) -> Executor:
-        key = (purpose, batch, target_spec, fuse)
+    def _executor(self, purpose: str, batch: int, target=None, fuse=None) -> Executor:
+        key = (purpose, batch, target, fuse)
         if key not in self._executors:
-            program = self.program(purpose, batch, target_spec, fuse)
-            self._executors[key] = Executor(program, self.variables)
+            self._executors[key] = Executor(self.program(purpose, batch, target, fuse), self.variables)
         return self._executors[key]
 
     def program(self, purpose: str = "predict", batch_size: int = 1, target_spec=None,
                 fuse: bool | None = None):
         """The compiled Program for 'train', 'eval' or 'predict' at one batch size
         (fused as compiled, unless ``fuse`` says otherwise)."""
-        fuse = getattr(self, "fuse", True) if fuse is None else fuse
+        fuse = self.fuse if fuse is None else fuse
         if purpose == "predict":
             g = inference_graph(self._checked, self.outputs)       # prunes what prediction skips
             return build_program(g, self.outputs, batch_size, fuse=fuse)
         self._require_compiled()
-        built = self._build(target_spec or self._default_target_spec())
+        built = self._build(target_spec or default_target(self._checked, self._loss, self.outputs))
         outs = [built["loss"], *self.outputs]
         return build_program(built[purpose], outs, batch_size, fuse=fuse,
                              guard=(built["loss"],) if purpose == "train" else ())
 
-    def _default_target_spec(self):
-        """(target shape, target dtype, weighted): what a training graph is built for."""
-        if self._loss[0] == "node":
-            return (None, None, False)
-        if self._loss[1] in CLASS_LOSSES:
-            return ((None,), "int64", False)
-        out = self._checked.nodes[self.outputs[0]]
-        return (out["shape"], out["dtype"], False)
-
-    def _target_spec_for(self, y, weighted=False):
-        if self._loss[0] == "node":
-            return (None, None, weighted)
-        if self._loss[1] in CLASS_LOSSES and y.ndim == 1:
-            return ((None,), "int64", weighted)
-        out = self._checked.nodes[self.outputs[0]]
-        return (out["shape"], out["dtype"], weighted)
-
     # --------------------------------------------------------------------- data
-    def _feeds(self, x, y, sample_weight=None):
-        g = self._checked
-        feeds = prepare_inputs(g, self.inputs, x, "x")
-        spec = None
-        if y is not None:
-            targets = self._targets()
-            weighted = sample_weight is not None
-            if self._loss[0] == "name":
-                y = np.asarray(y)
-                spec = self._target_spec_for(y, weighted)
-                tfeeds = prepare_inputs(self._build(spec)["eval"], targets, y, "y")
-            else:
-                spec = self._target_spec_for(None, weighted)
-                tfeeds = prepare_inputs(g, targets, y, "y")
-            if weighted:
-                w = np.asarray(sample_weight, dtype=self.graph.dtype)
-                if w.ndim != 1 or not np.isfinite(w).all() or (w < 0).any():
-                    raise ValueError(f"sample_weight must be one finite weight >= 0 per sample, "
-                                     f"got an array of shape {w.shape}")
-                tfeeds[WEIGHTS] = w
-            loss_op = self._loss[1] if self._loss[0] == "name" else g.nodes[self._loss[1]]["op"]
-            check_targets(loss_op, tfeeds, g.nodes[self.outputs[0]]["shape"] if self.outputs else None)
-            feeds.update(tfeeds)
-        sizes = {k: len(v) for k, v in feeds.items()}
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"inputs have different numbers of samples: {sizes}")
-        return feeds, spec
+    def _batches(self, purpose: str, feeds: dict, target, batch_size: int, order=None):
+        """Yield (batch number, sample indices, executor) for each batch of ``order``
+        (default: every sample in turn), the batch already copied into the
+        executor's inputs; the last batch may be smaller."""
+        n = len(next(iter(feeds.values())))
+        order = np.arange(n) if order is None else order
+        for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
+            ex = self._executor(purpose, len(idx), target)
+            for name, array in feeds.items():
+                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+            yield b, idx, ex
+
+    def _tally(self, totals: Batches, ex: Executor, loss: str, n: int) -> None:
+        totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
+                   ex.views[self._targets[0]] if self._targets else None, n, self._threshold)
 
     # ------------------------------------------------------------------ train
     def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
@@ -241,105 +137,56 @@ class Model:
         per epoch when output is not a terminal), 2 one line per epoch.
         ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...).
         ``sample_weight``: one weight per sample, multiplying its share of the loss."""
-        from .callbacks import Progress
+        from .callbacks import CallbackList, Progress
         self._require_compiled()
         if not (isinstance(batch_size, int) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        feeds, spec = self._feeds(x, y, sample_weight)
+        feeds, target = feeds_for(self, x, y, sample_weight)
         n = len(next(iter(feeds.values())))
         rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
-        loss = self._build(spec)["loss"]
-        steps = -(-n // batch_size)
-        hooks = list(callbacks or [])
-        if verbose:
-            hooks.append(Progress(epochs, steps, verbose))
-        for hook in hooks:
-            hook.model = self
-            hook.on_train_begin({})
+        loss = self._build(target)["loss"]
+        progress = [Progress(epochs, -(-n // batch_size), verbose)] if verbose else []
+        hooks = CallbackList([*(callbacks or []), *progress], self)
+        hooks.on_train_begin({})
         history, self.stop_training = History(), False
         for epoch in range(epochs):
-            for hook in hooks:
-                hook.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else np.arange(n)
+            hooks.on_epoch_begin(epoch, {})
             totals = Batches(self.metrics)
-            for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
-                ex = self._executor("train", len(idx), spec)
-                for name, array in feeds.items():
-                    np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+            order = rng.permutation(n) if shuffle else None
+            for b, idx, ex in self._batches("train", feeds, target, batch_size, order):
                 if self.optimizer.schedule is not None:
                     self.learning_rate = self.optimizer.schedule(self._steps)
                 self._steps += 1
                 try:
                     ex.step()
                 except FloatingPointError as e:
-                    self._diagnose(ex, spec, f"epoch {epoch + 1}, batch {b + 1}", e)
-                totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
-                           self._first_target(ex), len(idx), self._threshold())
-                if hooks:
-                    logs = totals.result()
-                    for hook in hooks:
-                        hook.on_batch_end(b, logs)
+                    raise explain_non_finite(ex, self._executor("eval", len(idx), target, fuse=False),
+                                             f"epoch {epoch + 1}, batch {b + 1}", e) from None
+                self._tally(totals, ex, loss, len(idx))
+                if hooks.callbacks:
+                    hooks.on_batch_end(b, totals.result())
             logs = totals.result()
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             history.append(epoch, logs)
-            for hook in hooks:
-                hook.on_epoch_end(epoch, logs)
+            hooks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        for hook in hooks:
-            hook.on_train_end({})
+        hooks.on_train_end({})
         return history
-
-    @property
-    def learning_rate(self) -> float:
-        """The optimizer's learning rate; setting it takes effect at the next step."""
-        lr = self.variables.get(LR_NODE)
-        return float(lr) if lr is not None else self.optimizer.lr
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        if LR_NODE in self.variables:
-            self.variables[LR_NODE][...] = value
-        if self.optimizer.schedule is None:
-            self.optimizer.lr = float(value)
-
-    def _first_target(self, ex):
-        targets = self._targets()
-        return ex.views[targets[0]] if targets else None
-
-    def _threshold(self) -> float:
-        g = self._checked
-        if self._loss[0] == "node" and g.nodes[self._loss[1]].get("from_logits"):
-            return 0.0
-        return 0.5
-
-    def _diagnose(self, train_ex, spec, where, error):
-        # Unfused, so the culprit is the op the user wrote, not a fused kernel.
-        ex = self._executor("eval", train_ex.program.batch_size, spec, fuse=False)
-        found = ex.first_non_finite({k: train_ex.views[k] for k in train_ex.program.inputs})
-        culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
-            "no non-finite value found when re-running the forward pass"
-        raise FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step "
-                                 "stopped before any weight changed.") from None
 
     def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0,
                  sample_weight=None) -> dict:
         """The mean loss and metrics over (x, y), in batches."""
         self._require_compiled()
-        feeds, spec = self._feeds(x, y, sample_weight)
-        n = len(next(iter(feeds.values())))
-        loss = self._build(spec)["loss"]
+        feeds, target = feeds_for(self, x, y, sample_weight)
+        loss = self._build(target)["loss"]
         totals = Batches(self.metrics)
-        for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
-            ex = self._executor("eval", len(idx), spec)
-            for name, array in feeds.items():
-                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+        for _, idx, ex in self._batches("eval", feeds, target, batch_size):
             ex.step()
-            totals.add(ex.views[loss], ex.views[self.outputs[0]] if self.outputs else None,
-                       self._first_target(ex), len(idx), self._threshold())
+            self._tally(totals, ex, loss, len(idx))
         result = totals.result()
         if not np.isfinite(result["loss"]):
             raise FloatingPointError(f"evaluation loss is {result['loss']}")
@@ -349,13 +196,9 @@ class Model:
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for ``x`` (one array, or a list for several outputs)."""
-        feeds, _ = self._feeds(x, None)
-        n = len(next(iter(feeds.values())))
-        results = None
-        for idx in np.array_split(np.arange(n), range(batch_size, n, batch_size)):
-            ex = self._executor("predict", len(idx))
-            for name, array in feeds.items():
-                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+        feeds, _ = feeds_for(self, x, None)
+        n, results = len(next(iter(feeds.values()))), None
+        for _, idx, ex in self._batches("predict", feeds, None, batch_size):
             ex.step()
             if results is None:
                 results = [np.empty((n, *ex.views[o].shape[1:]), ex.views[o].dtype) for o in self.outputs]
@@ -363,6 +206,7 @@ class Model:
                 r[idx[0]:idx[-1] + 1] = ex.views[o]
         return results[0] if len(results) == 1 else results
 
+    # ------------------------------------------------------------ views / files
     def _repr_mimebundle_(self, include=None, exclude=None):
         from .viz import mimebundle
         return mimebundle(self, include, exclude)
@@ -377,7 +221,6 @@ class Model:
             print_fn(text)
         return text
 
-    # ------------------------------------------------------------ save / load
     def save(self, path: str) -> None:
         """Write the model (graph, weights, optimizer state, settings) to one file;
         atomic: a failed save leaves an existing file as it was. See graphnn.io."""
@@ -388,56 +231,17 @@ class Model:
         """How the model was compiled, as plain data (None if it was not)."""
         if self._loss is None:
             return None
-        return {"loss": list(self._loss), "optimizer": self.optimizer.spec(),
+        return {"loss": self._loss.config(), "optimizer": self.optimizer.spec(),
                 "metrics": self.metrics, "fuse": self.fuse,
                 "targets": [[None if t[0] is None else list(t[0]), t[1], t[2]] for t in self._built]}
 
     def compile_from_config(self, config: dict) -> None:
         """Compile as ``compile_config()`` described, and build the same programs'
         graphs, so that saved optimizer state has somewhere to go."""
-        kind, loss = config["loss"]
-        self.compile(loss=loss if kind == "name" else self.graph[loss],
+        self.compile(loss=LossSpec.from_config(config["loss"]),
                      optimizer=optim.from_spec(config["optimizer"]),
                      metrics=config.get("metrics"), fuse=config.get("fuse", True))
-        if kind == "name" and loss not in LOSSES:
-            self._loss = ("name", loss)
         for target in config.get("targets", []):
             shape, dtype, weighted = (target + [False])[:3] if target else (None, None, False)
             self._build((None if shape is None else tuple(shape), dtype, weighted))
 
-    def state_dict(self) -> dict:
-        """A copy of every variable (weights and optimizer state), by name."""
-        return {k: v.copy() for k, v in self.variables.items()}
-
-    def load_state_dict(self, state: dict, strict: bool = True, source: str | None = None):
-        """Copy ``state`` into the model's variables. Returns (missing, unexpected)
-        key lists; with ``strict``, either being non-empty is a KeyError."""
-        where = f"{source}: " if source else ""
-        missing = sorted(set(self.variables) - set(state))
-        unexpected = sorted(set(state) - set(self.variables))
-        if strict and (missing or unexpected):
-            raise KeyError(f"{where}state does not match the model: missing {missing}, "
-                           f"unexpected {unexpected}")
-        for k in sorted(set(state) & set(self.variables)):
-            value, own = np.asarray(state[k]), self.variables[k]
-            if value.shape != own.shape:
-                raise ValueError(f"{where}variable {k!r} has shape {value.shape}, the model's "
-                                 f"is {own.shape}")
-        for k in sorted(set(state) & set(self.variables)):
-            self.variables[k][...] = state[k]
-        return missing, unexpected
-
-    # ---------------------------------------------------------------- weights
-    def get_weights(self) -> dict:
-        """A copy of every parameter, by name."""
-        return {k: v.copy() for k, v in self.variables.items()
-                if self._checked.has_node(k) and self._checked.nodes[k]["op"] == "param"}
-
-    def set_weights(self, weights: dict) -> None:
-        """Overwrite parameters in place (shapes must match)."""
-        for k, v in weights.items():
-            if k not in self.variables:
-                raise KeyError(f"no parameter named {k!r}")
-            if np.shape(v) != self.variables[k].shape:
-                raise ValueError(f"parameter {k!r} has shape {self.variables[k].shape}, got {np.shape(v)}")
-            self.variables[k][...] = v

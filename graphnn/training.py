@@ -1,4 +1,5 @@
-"""The training loop's helpers: input checks, per-epoch totals, History.
+"""The training loop's helpers: what to feed (inputs, targets, sample weights,
+checked), per-epoch totals, the error for a non-finite loss, History.
 
 >>> h = History(); h.append(0, {"loss": 0.5}); h.history
 {'loss': [0.5]}
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler.ops import fmt_shape
+from .compiler.training import WEIGHTS, target_spec
 
 
 class History:
@@ -69,6 +71,47 @@ def prepare_inputs(g, names: list[str], data, what: str) -> dict:
     return out
 
 
+def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]:
+    """The arrays ``model`` is fed, by input name (inputs, targets and sample
+    weights, checked and cast), and the target layout (TargetSpec) they need."""
+    g, loss = model._checked, model._loss
+    feeds = prepare_inputs(g, model.inputs, x, "x")
+    target = None
+    if y is not None:
+        weights = None if sample_weight is None else sample_weights(sample_weight, model.graph.dtype)
+        y = np.asarray(y) if loss.op else y
+        target = target_spec(g, loss, model.outputs, y, weights is not None)
+        targets = prepare_inputs(model._build(target)["eval"], model._targets, y, "y")
+        if weights is not None:
+            targets[WEIGHTS] = weights
+        check_targets(loss.op_in(g), targets, g.nodes[model.outputs[0]]["shape"] if model.outputs else None)
+        feeds.update(targets)
+    sizes = {k: len(v) for k, v in feeds.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"inputs have different numbers of samples: {sizes}")
+    return feeds, target
+
+
+def sample_weights(weights, dtype: str) -> np.ndarray:
+    """``sample_weight`` as an array: one finite weight >= 0 per sample."""
+    w = np.asarray(weights, dtype=dtype)
+    if w.ndim != 1 or not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"sample_weight must be one finite weight >= 0 per sample, "
+                         f"got an array of shape {w.shape}")
+    return w
+
+
+def explain_non_finite(train_ex, eval_ex, where: str, error) -> FloatingPointError:
+    """The error for a training step stopped by a NaN or inf loss: ``eval_ex``
+    (an unfused forward program, so the culprit is an op the user wrote) re-runs
+    the step's inputs to name the first node that went non-finite."""
+    found = eval_ex.first_non_finite({k: train_ex.views[k] for k in train_ex.program.inputs})
+    culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
+        "no non-finite value found when re-running the forward pass"
+    return FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step "
+                              "stopped before any weight changed.")
+
+
 def check_targets(loss_op: str, targets: dict, out_shape) -> None:
     """Labels out of range and similar target mistakes, named clearly."""
     for name, t in targets.items():
@@ -82,6 +125,15 @@ def check_targets(loss_op: str, targets: dict, out_shape) -> None:
         if loss_op == "binary_cross_entropy" and t.size and (t.min() < 0 or t.max() > 1):
             raise ValueError(f"{name!r}: binary cross-entropy targets must lie in [0, 1], "
                              f"got values from {t.min()} to {t.max()}")
+
+
+def check_metrics(metrics) -> list[str]:
+    """The metrics asked for, as a list; only 'accuracy' is known."""
+    metrics = list(metrics or [])
+    unknown = [m for m in metrics if m != "accuracy"]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; available: ['accuracy']")
+    return metrics
 
 
 class Batches:

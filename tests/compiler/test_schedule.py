@@ -8,6 +8,7 @@ import pytest
 from graphnn.compiler import build_program
 from graphnn.compiler.autodiff import differentiate
 from graphnn import Model, optim
+from graphnn.training import feeds_for
 from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
 
@@ -19,7 +20,7 @@ def test_one_sgd_step_is_weights_minus_lr_times_gradient(name, fuse):
     model = Model(g, inputs=x, outputs=out, seed=2)
     model.compile(loss=loss, optimizer=optim.SGD(0.1), fuse=fuse)
     xs, ys = data(shape, classes, out.shape, 5)
-    feeds, spec = model._feeds(xs, ys)
+    feeds, spec = feeds_for(model, xs, ys)
     if any(d["op"] in ("dropout_mask", "gaussian_noise") for _, d in g.nx.nodes(data=True)):
         pytest.skip("random ops: the training and gradient programs would draw differently")
     built = model._build(spec)

@@ -165,3 +165,20 @@ def test_sample_weights_scale_each_samples_share_of_loss_and_gradient():
         model.fit(x, y, verbose=0, sample_weight=-np.ones(6))
     with pytest.raises(ValueError, match="different numbers of samples"):
         model.fit(x, y, verbose=0, sample_weight=np.ones(5))
+
+
+def test_a_saved_categorical_cross_entropy_model_reloads_with_that_loss(tmp_path):
+    # The saved loss is the op ("cross_entropy", on probabilities); reloading once
+    # read it as the alias "cross_entropy" (softmax cross-entropy, on logits).
+    from graphnn import load_model
+    g = Graph(dtype="float64")
+    x = g.input("x", (None, 4))
+    out = g.dense(x, 3, activation="softmax", name="out")
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="categorical_cross_entropy", optimizer="sgd")
+    xs, labels = data(12)
+    probs = model.predict(xs.astype(np.float64))
+    expected = -np.mean(np.log(probs[np.arange(12), labels]))
+    assert model.evaluate(xs, labels)["loss"] == pytest.approx(expected, rel=1e-9)
+    model.save(str(tmp_path / "m.gnn"))
+    assert load_model(str(tmp_path / "m.gnn")).evaluate(xs, labels)["loss"] == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,96 @@
+"""A model's variables: weights and optimizer state, one array per name.
+
+Each parameter starts from ``default_rng([model seed, crc32(name)])``, so
+adding a layer does not change the others' initial values. ``Model`` gets
+its state-dict and weight verbs from ``VariableMethods``.
+
+>>> from graphnn.compiler import check_graph
+>>> from graphnn.compiler.ir import new_graph, add_op
+>>> g = new_graph()
+>>> _ = add_op(g, "w", "param", [], shape=(2, 3), dtype="float32", init="zeros")
+>>> initial_variables(check_graph(g, ["w"]), seed=0)["w"].shape
+(2, 3)
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from .compiler.updates import LR_NODE
+from .initializers import initialize
+
+
+def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
+    """A freshly initialized array for every parameter of the checked graph ``g``."""
+    variables = {}
+    for name, d in g.nodes(data=True):
+        if d["op"] == "param":
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
+    return variables
+
+
+def add_state(variables: dict, g) -> None:
+    """Arrays for the optimizer state nodes of ``g`` that ``variables`` lacks
+    (slots start at their declared value; the learning rate at its first value)."""
+    for name, d in g.nodes(data=True):
+        if d["op"] == "state" and name not in variables:
+            variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
+
+
+class VariableMethods:
+    """State dicts, weights and the learning rate, over ``self.variables`` (name
+    -> array), ``self._checked`` (the checked graph, which says what a parameter
+    is) and ``self.optimizer``."""
+
+    variables: dict[str, np.ndarray]
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimizer's learning rate; setting it takes effect at the next step."""
+        lr = self.variables.get(LR_NODE)
+        return float(lr) if lr is not None else self.optimizer.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if LR_NODE in self.variables:
+            self.variables[LR_NODE][...] = value
+        if self.optimizer.schedule is None:
+            self.optimizer.lr = float(value)
+
+    def state_dict(self) -> dict:
+        """A copy of every variable (weights and optimizer state), by name."""
+        return {k: v.copy() for k, v in self.variables.items()}
+
+    def load_state_dict(self, state: dict, strict: bool = True, source: str | None = None):
+        """Copy ``state`` into the model's variables. Returns (missing, unexpected)
+        key lists; with ``strict``, either being non-empty is a KeyError."""
+        where = f"{source}: " if source else ""
+        missing = sorted(set(self.variables) - set(state))
+        unexpected = sorted(set(state) - set(self.variables))
+        if strict and (missing or unexpected):
+            raise KeyError(f"{where}state does not match the model: missing {missing}, "
+                           f"unexpected {unexpected}")
+        for k in sorted(set(state) & set(self.variables)):
+            value, own = np.asarray(state[k]), self.variables[k]
+            if value.shape != own.shape:
+                raise ValueError(f"{where}variable {k!r} has shape {value.shape}, the model's "
+                                 f"is {own.shape}")
+        for k in sorted(set(state) & set(self.variables)):
+            self.variables[k][...] = state[k]
+        return missing, unexpected
+
+    def get_weights(self) -> dict:
+        """A copy of every parameter, by name."""
+        return {k: v.copy() for k, v in self.variables.items()
+                if self._checked.has_node(k) and self._checked.nodes[k]["op"] == "param"}
+
+    def set_weights(self, weights: dict) -> None:
+        """Overwrite parameters in place (shapes must match)."""
+        for k, v in weights.items():
+            if k not in self.variables:
+                raise KeyError(f"no parameter named {k!r}")
+            if np.shape(v) != self.variables[k].shape:
+                raise ValueError(f"parameter {k!r} has shape {self.variables[k].shape}, got {np.shape(v)}")
+            self.variables[k][...] = v
