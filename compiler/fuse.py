@@ -2,9 +2,10 @@
 
 Two rewrites, both driven by the op table rather than a list of special pairs:
 
-``fuse_softmax_cross_entropy`` (before autodiff): cross_entropy(softmax(z), t)
-becomes softmax_cross_entropy(z, t), one log-sum-exp kernel that is exact at
-logits of +/-1e4 where the pair would take log(0).
+``fuse_softmax_cross_entropy`` (before autodiff): cross_entropy(softmax(z), t[, w])
+becomes softmax_cross_entropy(z, t[, w]), one log-sum-exp kernel that is exact at
+logits of +/-1e4 where the pair would take log(0). It is a correctness rewrite,
+not an optimization: the pipeline runs it whether or not fusion is on.
 
 ``fuse_epilogues`` (after autodiff, before lowering): an anchor op (fusion kind
 out-elementwise-fusable, elementwise or broadcast: a matmul, a convolution, an
@@ -51,7 +52,7 @@ def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
         d = g.nodes[node]
         if d["op"] != "cross_entropy":
             continue
-        probs, labels = operands(g, node)
+        probs, labels, *weights = operands(g, node)      # sample weights ride along
         p = g.nodes[probs]
         if p["op"] != "softmax" or p["axis"] % len(p["shape"]) != len(p["shape"]) - 1:
             continue
@@ -62,6 +63,8 @@ def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
         d["op"] = "softmax_cross_entropy"
         g.add_edge(logits, node, port=0)
         g.add_edge(labels, node, port=1)
+        for port, w in enumerate(weights, start=2):
+            g.add_edge(w, node, port=port)
         infer_node(g, node)
     return g          # a softmax nothing reads any more is left to dead-code elimination
 

@@ -53,12 +53,12 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     """Append gradients of ``loss`` and one optimizer update per trainable param.
 
     Returns (graph, update node names); the graph keeps only what the outputs,
-    the loss and the updates need. With ``fuse``, softmax + cross-entropy
-    become one stable op first."""
+    the loss and the updates need. Softmax + cross-entropy become one stable op
+    first, with or without ``fuse`` (a correctness rewrite)."""
     declared = declared_updates(g)
     g = prune(g, [loss, *outputs, *declared])
-    if fuse:
-        g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared])
+    # The stable form is a correctness rewrite: it runs with fusion off too.
+    g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared])
     if params is None:
         params = [n for n, d in g.nodes(data=True)
                   if d["op"] == "param" and d.get("trainable", True)]
@@ -154,8 +154,8 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
     """Fuse, lower and emit a checked (and possibly differentiated) graph.
 
     ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
+    g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])   # always
     if fuse:
-        g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])
         g = fuse_epilogues(g, outputs)
     return emit_program(lower(g), outputs, batch_size, guard=guard, inplace=fuse)
 
