@@ -20,17 +20,21 @@ True
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
-import tempfile
+import secrets
 import zipfile
+from math import prod
 
 import networkx as nx
 import numpy as np
 
+from . import modelfile as mf
+
 FORMAT, VERSION = "graphnn-model", 1
-MEMBERS = ("meta.json", "graph.json", "layers.json", "variables.npz")
+MEMBERS = mf.MEMBERS
 
 
 def _jsonable(value):
@@ -53,34 +57,83 @@ SHAPE_KEYS = ("shape", "pool_size", "strides", "padding", "dilation", "kernel_si
 
 
 def graph_from_json(data: dict) -> nx.MultiDiGraph:
+    """The graph of ``graph_to_json``. The builder's ``source`` (file:line of the
+    code that made a node) is dropped: it points into code that is not this run's."""
     g = nx.MultiDiGraph()
     for node in data["nodes"]:
         attrs = {k: tuple(v) if k in SHAPE_KEYS and isinstance(v, list) else v
-                 for k, v in node.items() if k != "name"}
+                 for k, v in node.items() if k not in ("name", "source")}
         g.add_node(node["name"], **attrs)
     for u, v, port in data["edges"]:
         g.add_edge(u, v, port=port)
     return g
 
 
-def save_model(model, path: str) -> None:
-    """Write ``model`` to ``path`` atomically (see the module docstring)."""
+TEMP_PREFIX, TEMP_SUFFIX = ".graphnn-", ".tmp"
+
+
+def _temp_name(path: str) -> str:
+    """Beside the target, named after it and this process: ``.m.gnn.graphnn-PID-RANDOM.tmp``."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{base}{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Delete the temporaries of earlier saves to ``path`` whose process is gone
+    (killed mid-write): a live process's temporary is left alone."""
+    folder, base = os.path.split(os.path.abspath(path))
+    prefix = f".{base}{TEMP_PREFIX}"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+            continue
+        pid = name[len(prefix):-len(TEMP_SUFFIX)].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                  # it exists, owned by someone else
+        return True
+    return True
+
+
+def save_model(model, path) -> None:
+    """Write ``model`` to ``path`` atomically (see the module docstring). The
+    file's mode follows the umask, like any file the user creates; temporaries
+    left by an earlier save that was killed are removed."""
     from . import __version__
+    path = os.fspath(path)
     meta = {"format": FORMAT, "version": VERSION, "graphnn": __version__,
             "inputs": model.inputs, "outputs": model.outputs, "seed": model.seed,
             "dtype": model.graph.dtype, "fits": model._fits, "steps": model._steps,
             "compile": model.compile_config()}
+    _remove_stale_temps(path)
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in model.variables.items()})
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".graphnn-", suffix=".tmp", dir=folder)
+    members = {"meta.json": json.dumps(meta, indent=1),
+               "graph.json": json.dumps(graph_to_json(model.graph.nx)),
+               "layers.json": json.dumps(_jsonable(model.graph.layers)),
+               "variables.npz": buffer.getvalue()}
+    tmp = _temp_name(path)
+    # os.open applies the umask to 0o666, as open() would; mkstemp would give 0600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr("meta.json", json.dumps(meta, indent=1))
-                z.writestr("graph.json", json.dumps(graph_to_json(model.graph.nx)))
-                z.writestr("layers.json", json.dumps(_jsonable(model.graph.layers)))
-                z.writestr("variables.npz", buffer.getvalue())
+                for name, data in members.items():
+                    z.writestr(name, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,50 +143,67 @@ def save_model(model, path: str) -> None:
         raise
 
 
-def _read(path: str) -> dict:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            missing = [m for m in MEMBERS if m not in names]
-            if missing:
-                raise ValueError(f"{path}: not a graphnn model file (missing {', '.join(missing)})")
-            parts = {m: z.read(m) for m in MEMBERS}
-    except zipfile.BadZipFile as e:
-        raise ValueError(f"{path}: not a graphnn model file or truncated ({e})") from None
-    except (zipfile.LargeZipFile, EOFError, OSError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: unreadable model file ({e})") from None
-    try:
-        meta = json.loads(parts["meta.json"])
-        graph = json.loads(parts["graph.json"])
-        layers = json.loads(parts["layers.json"])
-        with np.load(io.BytesIO(parts["variables.npz"]), allow_pickle=False) as npz:
-            variables = {k: npz[k] for k in npz.files}
-    except (ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise ValueError(f"{path}: corrupt model file ({type(e).__name__}: {e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a graphnn model file (format {meta.get('format')!r})")
-    if meta.get("version", 0) > VERSION:
-        raise ValueError(f"{path}: written by a newer graphnn (file format {meta['version']}, "
-                         f"this graphnn reads up to {VERSION}); upgrade graphnn")
-    return {"meta": meta, "graph": graph, "layers": layers, "variables": variables}
+def _read(path: str, max_bytes: int) -> dict:
+    """Every member, checked (graphnn.modelfile) before anything is allocated."""
+    parts, npz_size = mf.open_members(path, path)
+    meta = mf.parse_json(parts, "meta.json", path, dict)
+    mf.check_meta(meta, path, FORMAT, VERSION)
+    graph = mf.parse_json(parts, "graph.json", path, dict)
+    mf.check_graph_json(graph, path)
+    layers = mf.parse_json(parts, "layers.json", path, list)
+    mf.check_layers(layers, path)
+    shapes = mf.declared_shapes(graph, path)
+    itemsize = np.dtype(meta.get("dtype", "float32")).itemsize
+    mf.check_total(sum(prod(s) for s in shapes.values()) * itemsize, path, max_bytes)
+    mf.check_total(npz_size, path, max_bytes)
+    blob = mf.read_member(path, path, "variables.npz")
+    headers = mf.array_headers(blob, path)
+    mf.check_sizes(shapes, headers, path, max_bytes)
+    for node in graph["nodes"]:
+        if node["op"] == "param" and node.get("dtype", meta.get("dtype")) != headers[node["name"]][1]:
+            raise mf.ModelFileError(f"{path}: member 'variables.npz': array {node['name']!r} has "
+                                    f"dtype {headers[node['name']][1]}, the parameter is "
+                                    f"{node.get('dtype', meta.get('dtype'))}")
+    return {"meta": meta, "graph": graph, "layers": layers, "variables": mf.read_arrays(blob, path),
+            "headers": headers}
 
 
-def load_model(path: str):
+def load_model(path, max_bytes: int | None = None):
     """Restore a saved model: same graph, weights and optimizer state, compiled as
-    it was, so it predicts identically and resumes training identically."""
+    it was, so it predicts identically and resumes training identically.
+
+    The file is not trusted: every member is checked before anything is built
+    from it (see graphnn.modelfile), and a file declaring more than ``max_bytes``
+    of weights (default: this machine's memory) is refused before allocating."""
+    from .compiler import GraphError
     from .graph import Graph
     from .model import Model
-    data = _read(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such model file", path)
+    data = _read(path, mf.memory_limit() if max_bytes is None else int(max_bytes))
     meta = data["meta"]
     graph = Graph(dtype=meta.get("dtype", "float32"))
     graph.nx = graph_from_json(data["graph"])
     graph.layers = data["layers"]
     graph._layer_of = {rec["output"]: rec["name"] for rec in graph.layers}
-    model = Model(graph, inputs=meta["inputs"], outputs=meta["outputs"], seed=meta["seed"])
-    if meta.get("compile"):
-        model.compile_from_config(meta["compile"])
+    # The saved weights replace the initial ones: initialize with zeros (no random
+    # draws, no float64 temporaries), then put the declared initializers back.
+    inits = {n: d["init"] for n, d in graph.nx.nodes(data=True) if d.get("op") == "param" and "init" in d}
+    for n in inits:
+        graph.nx.nodes[n]["init"] = "zeros"
+    try:
+        model = Model(graph, inputs=meta["inputs"], outputs=meta["outputs"], seed=meta["seed"])
+        for n, init in inits.items():
+            graph.nx.nodes[n]["init"] = model._checked.nodes[n]["init"] = init
+        if meta.get("compile"):
+            model.compile_from_config(meta["compile"])
+    except (GraphError, KeyError, TypeError, ValueError) as e:
+        raise mf.ModelFileError(f"{path}: the saved model does not build: {e}") from None
     model._fits, model._steps = meta.get("fits", 0), meta.get("steps", 0)
+    for k, v in model.variables.items():
+        if k in data["headers"] and data["headers"][k][1] != v.dtype:
+            raise mf.ModelFileError(f"{path}: member 'variables.npz': array {k!r} has dtype "
+                                    f"{data['headers'][k][1]}, the model's variable is {v.dtype}")
     model.load_state_dict(data["variables"], strict=True, source=path)
     return model
