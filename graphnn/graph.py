@@ -50,6 +50,10 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
             param = bound.signature.parameters[key]
             if isinstance(value, Tensor):
                 inputs.append(self._layer_of.get(value.name, value.name))
+            elif param.kind is param.VAR_POSITIONAL:                          # concat(*tensors)
+                flat = [t for v in value for t in (v if isinstance(v, (list, tuple)) else [v])]
+                inputs += [self._layer_of.get(t.name, t.name) if isinstance(t, Tensor) else t
+                           for t in flat]
             elif key == "inputs" and isinstance(value, (list, tuple)):      # Graph.op
                 inputs += [self._layer_of.get(t.name, t.name) if isinstance(t, Tensor) else t
                            for t in value]
@@ -139,6 +143,8 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         >>> Graph().param("w", (3, 2), init="zeros")
         <Tensor 'w' (3, 2) float32>
         """
+        from .initializers import check_initializer
+        check_initializer(init)
         return self.op("param", [], name=name, shape=tuple(shape), dtype=self.dtype,
                         init=init, trainable=trainable)
 

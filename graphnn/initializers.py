@@ -75,6 +75,27 @@ INITIALIZERS = {
 }
 
 
+def check_initializer(name) -> None:
+    """Raise ValueError unless ``name`` names an initializer.
+
+    >>> check_initializer("he_normal"); check_initializer("constant:0.1")
+    >>> check_initializer("hee_normal")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown initializer 'hee_normal'; expected auto, constant:NUMBER or one of ['glorot_normal', 'glorot_uniform', 'he_normal', 'he_uniform', 'lecun_normal', 'lecun_uniform', 'normal', 'ones', 'orthogonal', 'uniform', 'zeros']
+    """
+    if isinstance(name, str) and (name == "auto" or name in INITIALIZERS):
+        return
+    if isinstance(name, str) and name.startswith("constant:"):
+        try:
+            float(name.split(":", 1)[1])
+            return
+        except ValueError:
+            raise ValueError(f"initializer {name!r}: expected constant:NUMBER") from None
+    raise ValueError(f"unknown initializer {name!r}; expected auto, constant:NUMBER or one of "
+                     f"{sorted(INITIALIZERS)}")
+
+
 def initialize(name: str, shape: tuple, dtype: str, rng: np.random.Generator) -> np.ndarray:
     """A new array for a parameter. ``auto`` is glorot_uniform for matrices and
     kernels and zeros for vectors (biases); ``constant:V`` fills with V.

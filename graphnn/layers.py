@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import zlib
 from contextlib import contextmanager
 
@@ -38,12 +39,39 @@ def layer(method):
         self._depth += 1
         try:
             out = method(self, *args, **kwargs)
+        except (ValueError, TypeError) as e:
+            raise _naming_the_layer(self, method.__name__, signature, args, kwargs, e) from None
         finally:
             self._depth -= 1
         if self._depth == 0:
             self._record(method.__name__, signature.bind(self, *args, **kwargs), out)
         return out
     return call
+
+
+def _naming_the_layer(graph, kind, signature, args, kwargs, error):
+    """``error`` (a bad argument) restated to name the layer it was given to, and
+    where the user's code called it. Graph errors name their node already; an
+    error named by an inner layer (a param of a dense) keeps its name."""
+    from .compiler.errors import GraphError
+    from .graph import _user_source
+    if isinstance(error, GraphError) or getattr(error, "layer", None) or \
+            type(error) not in (ValueError, TypeError):
+        return error
+    try:
+        name = signature.bind_partial(graph, *args, **kwargs).arguments.get("name")
+    except TypeError:
+        name = kwargs.get("name")
+    if not isinstance(name, str):
+        name = graph._layer_name(None, kind) if kind not in ("op", "input", "param") else kind
+    full = f"{graph._groups[-1]}/{name}" if graph._groups and "/" not in name else name
+    message = re.sub(r"^\w+(\.\w+)?\(\) ", "", str(error))      # "LayerMethods.dense() got ..."
+    for prefix in (f"{kind} {name!r}: ", f"{kind}: "):              # said again below
+        message = message.removeprefix(prefix)
+    source = _user_source()
+    named = type(error)(f"{kind} {full!r}: {message}" + (f"  [called at {source}]" if source else ""))
+    named.layer = full
+    return named
 
 
 class LayerMethods:
@@ -425,13 +453,16 @@ class LayerMethods:
 
     @layer
     def concat(self, *tensors, axis: int = -1, name=None):
-        """Tensors joined along ``axis`` (any but the batch axis).
+        """Tensors joined along ``axis`` (any but the batch axis); ``concat(a, b)``
+        or ``concat([a, b])``.
 
         >>> from graphnn import Graph
         >>> g = Graph(); a = g.input("a", (None, 2)); b = g.input("b", (None, 3))
         >>> g.concat(a, b).shape
         (None, 5)
         """
+        if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+            tensors = tuple(tensors[0])          # concat([a, b]), as NumPy and Keras take it
         return self.op("concat", list(tensors), name=name, axis=axis)
 
     @layer
