@@ -30,9 +30,39 @@ from .validate import validate
 
 
 def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
-    """Validate the structure, then infer every shape; raise with all problems.
+    """Validate the structure, then infer every shape; raise with all problems
+    (structural ones, and the shape problems of the nodes they do not touch).
     ``copy=False`` annotates ``g`` itself (for a caller that owns it)."""
-    return infer_shapes(validate(g, outputs, copy), copy=False)
+    try:
+        checked = validate(g, outputs, copy)
+    except GraphError as e:
+        raise GraphError(e.problems + _shape_problems_beside(g, e.problems)) from None
+    return infer_shapes(checked, copy=False)
+
+
+def _shape_problems_beside(g, problems: list[Problem]) -> list[Problem]:
+    """Shape problems among the nodes a structural problem leaves sound: those
+    not at fault and not downstream of a node at fault (none, for a cyclic graph)."""
+    from .infer import infer_shapes
+    if not isinstance(g, nx.MultiDiGraph):
+        g = nx.MultiDiGraph(g)
+    if not nx.is_directed_acyclic_graph(g):
+        return []
+    bad = {p.node for p in problems if not p.message.startswith(("does not reach",
+                                                                  "is requested as an output"))}
+    for node in list(bad):
+        if node in g:
+            bad |= nx.descendants(g, node)
+    sound = copy_graph(g.subgraph(n for n in g if n not in bad))
+    for _, d in sound.nodes(data=True):
+        d.update(OPS[d["op"]].check_attrs({k: v for k, v in d.items() if k in OPS[d["op"]].attrs})[0])
+    try:
+        infer_shapes(sound, copy=False)
+    except GraphError as e:
+        return [p for p in e.problems if p.kind == "shape"]
+    except Exception:          # a rule meeting inputs it never sees in a valid graph
+        return []
+    return []
 
 
 def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:

@@ -19,6 +19,7 @@ Mistakes raise SpecError naming the entry, the key and, for YAML, the line.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -49,10 +50,14 @@ def read_spec(src) -> dict:
     if isinstance(src, dict):
         return src
     text, where = src, "spec"
-    if isinstance(src, (str, os.PathLike)) and os.path.exists(src):
+    if isinstance(src, os.PathLike) or (isinstance(src, str) and _looks_like_a_path(src)):
         where = os.fspath(src)
+        if not os.path.isfile(where):
+            raise FileNotFoundError(errno.ENOENT, "no such spec file", where)
         with open(src, encoding="utf-8") as f:
             text = f.read()
+    elif not isinstance(src, str):
+        raise SpecError(f"a spec is a dict, a path or YAML/JSON text, got {type(src).__name__}")
     try:
         data = (json.loads(text) if where.endswith(".json") else yaml.load(text, Loader=_LineLoader))
     except (json.JSONDecodeError, yaml.YAMLError) as e:
@@ -60,6 +65,12 @@ def read_spec(src) -> dict:
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a mapping with a 'layers' list, got {type(data).__name__}")
     return data
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """One line naming an existing file or ending in a spec suffix (not YAML text)."""
+    return "\n" not in text and (os.path.exists(text) or
+                                 text.strip().endswith((".yaml", ".yml", ".json")))
 
 
 def _where(i, entry):
@@ -88,35 +99,63 @@ def load_spec(src) -> Graph:
     layers = spec.get("layers")
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' must be a non-empty list of layer entries")
+    if spec.get("dtype", "float32") not in ("float16", "float32", "float64"):
+        raise SpecError(f"dtype: expected float16, float32 or float64, got {spec['dtype']!r}")
     g = Graph(dtype=spec.get("dtype", "float32"))
     made: dict[str, Tensor] = {}
+    failed: set[str] = set()          # names of bad entries: what reads them is not reported
+    errors: list[str] = []
     for i, entry in enumerate(layers):
         where = _where(i, entry)
-        if not isinstance(entry, dict):
-            raise SpecError(f"{where}: expected a mapping, got {entry!r}")
-        entry = _without_lines(entry)
-        kind = entry.pop("type", None)
-        if kind is None:
-            raise SpecError(f"{where}: missing key 'type'")
-        if kind not in LAYER_TYPES:
-            raise SpecError(f"{where}: unknown type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
-        refs = entry.pop("inputs", [])
-        if isinstance(refs, str):
-            refs = [refs]
-        missing = [r for r in refs if r not in made]
-        if missing:
-            raise SpecError(f"{where}: key 'inputs' refers to {missing}, which no earlier entry names")
-        tensors = [made[r] for r in refs]
-        name = entry.get("name")
         try:
-            out = _build(g, kind, tensors, entry, where)
-        except SpecError:
-            raise
-        except (TypeError, ValueError) as e:
-            raise SpecError(f"{where}: {e}") from None
-        made[name or g._layer_of.get(out.name, out.name)] = out
+            out = _entry(g, entry, where, made, failed)
+        except SpecError as e:
+            errors.append(str(e))
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                failed.add(entry["name"])
+            continue
+        if out is None:                # reads a bad entry: already reported
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                failed.add(entry["name"])
+            continue
+        name = entry.get("name")
+        made[name if isinstance(name, str) else g._layer_of.get(out.name, out.name)] = out
         made.setdefault(out.name, out)
+    if errors:
+        head = f"{len(errors)} bad layer entr{'y' if len(errors) == 1 else 'ies'} in the spec:"
+        raise SpecError("\n".join([head, *(f"  {e}" for e in errors)]))
     return g
+
+
+def _entry(g, entry, where, made, failed):
+    """One layer entry built into ``g``: its output, or None when it reads a bad entry."""
+    if not isinstance(entry, dict):
+        raise SpecError(f"{where}: expected a mapping, got {entry!r}")
+    entry = _without_lines(entry)
+    kind = entry.pop("type", None)
+    if kind is None:
+        raise SpecError(f"{where}: missing key 'type'")
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        raise SpecError(f"{where}: unknown type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
+    name = entry.get("name")
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"{where}: key 'name' must be a string, got {name!r}")
+    refs = entry.pop("inputs", [])
+    if isinstance(refs, str):
+        refs = [refs]
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise SpecError(f"{where}: key 'inputs' must be a name or a list of names, got {refs!r}")
+    if any(r in failed for r in refs):
+        return None
+    missing = [r for r in refs if r not in made]
+    if missing:
+        raise SpecError(f"{where}: key 'inputs' refers to {missing}, which no earlier entry names")
+    try:
+        return _build(g, kind, [made[r] for r in refs], entry, where)
+    except SpecError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{where}: {e}") from None
 
 
 def _build(g, kind, tensors, entry, where):
@@ -195,13 +234,24 @@ def model_from_spec(src):
     if unknown:
         raise SpecError(f"model: unknown key(s) {unknown}; expected inputs, outputs, loss, optimizer, "
                         "metrics, seed")
+    for key in ("inputs", "outputs"):
+        value = section.get(key)
+        if isinstance(value, str):
+            section[key] = [value]
+        elif value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise SpecError(f"model.{key}: expected a list of layer names, got {value!r}")
+    if not isinstance(section.get("seed", 0), int) or isinstance(section.get("seed"), bool):
+        raise SpecError(f"model.seed: expected an int, got {section['seed']!r}")
     inputs = section.get("inputs") or [r["name"] for r in graph.layers if r["type"] == "input"]
     outputs = section.get("outputs") or [graph.layers[-1]["name"]]
     refs = {r["name"]: r["output"] for r in graph.layers}
+    unknown = [n for n in inputs + outputs if n not in refs and n not in graph.nx]
+    if unknown:
+        raise SpecError(f"model: {unknown} name no layer of the spec; layers: {sorted(refs)}")
     try:
         model = Model(graph, inputs=[refs.get(i, i) for i in inputs],
                       outputs=[refs.get(o, o) for o in outputs], seed=section.get("seed", 0))
-    except KeyError as e:
+    except (KeyError, ValueError) as e:
         raise SpecError(f"model: {e}") from None
     if section.get("loss"):
         opt = section.get("optimizer", "adam")
@@ -211,6 +261,11 @@ def model_from_spec(src):
             except (TypeError, ValueError) as e:
                 raise SpecError(f"model.optimizer: {e}") from None
         loss = section["loss"]
-        model.compile(loss=refs.get(loss, loss) if loss in refs else loss, optimizer=opt,
-                      metrics=section.get("metrics"))
+        if not isinstance(loss, str):
+            raise SpecError(f"model.loss: expected a loss name or a layer name, got {loss!r}")
+        try:
+            model.compile(loss=graph[refs[loss]] if loss in refs else loss, optimizer=opt,
+                          metrics=section.get("metrics"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpecError(f"model: {e}") from None
     return model
