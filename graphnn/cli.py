@@ -44,12 +44,25 @@ def load_data(source: str, seed: int = 0):
     if source.endswith(".npz"):
         if not os.path.exists(source):
             raise UsageError(f"--data {source}: no such file")
-        with np.load(source, allow_pickle=False) as f:
-            if "x" not in f.files or "y" not in f.files:
-                raise UsageError(f"--data {source}: expected arrays 'x' and 'y', found {f.files}")
-            if "x_test" in f.files and "y_test" in f.files:
-                return (f["x"], f["y"]), (f["x_test"], f["y_test"])
-            return datasets.split(f["x"], f["y"], 0.25, seed)
+        try:
+            with np.load(source, allow_pickle=False) as f:
+                if "x" not in f.files or "y" not in f.files:
+                    raise UsageError(f"--data {source}: expected arrays 'x' and 'y', found {f.files}")
+                arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test") if k in f.files}
+        except UsageError:
+            raise
+        except Exception as e:             # not an npz, damaged, or pickled objects
+            raise UsageError(f"--data {source}: not a readable .npz of arrays ({e})") from None
+        for a, b in (("x", "y"), ("x_test", "y_test")):
+            if a in arrays and b in arrays and (arrays[a].ndim == 0 or arrays[b].ndim == 0
+                                                or len(arrays[a]) != len(arrays[b])):
+                raise UsageError(f"--data {source}: {a} has {len(np.atleast_1d(arrays[a]))} samples "
+                                 f"but {b} has {len(np.atleast_1d(arrays[b]))}")
+        if len(arrays["x"]) == 0:
+            raise UsageError(f"--data {source}: x holds no samples")
+        if "x_test" in arrays and "y_test" in arrays:
+            return (arrays["x"], arrays["y"]), (arrays["x_test"], arrays["y_test"])
+        return datasets.split(arrays["x"], arrays["y"], 0.25, seed)
     raise UsageError(f"--data {source!r}: expected digits, mnist:FOLDER or FILE.npz")
 
 
@@ -145,6 +158,32 @@ def cmd_demo(args):
 
 # ----------------------------------------------------------------- parser
 
+def positive_int(text: str) -> int:
+    """An argparse type: an int >= 1.
+
+    >>> positive_int("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graphnn", description="Neural networks as graphs: "
                                 "declare, compile, train with NumPy, and look at them.")
@@ -158,13 +197,13 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("train", help="train a model described by a spec (or a saved .gnn)")
     c.add_argument("spec", help="YAML/JSON spec or .gnn file")
     data_args(c)
-    c.add_argument("--epochs", type=int, default=10)
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--epochs", type=positive_int, default=10)
+    c.add_argument("--batch-size", type=positive_int, default=32)
     c.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--lr", type=positive_float, default=1e-3)
     c.add_argument("--loss", default="softmax_cross_entropy", help="when the spec names none")
     c.add_argument("--out", help="where to save the trained model (.gnn)")
-    c.add_argument("--verbose", type=int, default=1)
+    c.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     c.set_defaults(run=cmd_train)
 
     c = sub.add_parser("evaluate", help="loss and accuracy of a saved model on test data")
@@ -180,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("summary", help="the layer table, parameter counts and memory plan")
     c.add_argument("spec")
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--batch-size", type=positive_int, default=32)
     c.set_defaults(run=cmd_summary)
 
     c = sub.add_parser("plot", help="draw the model with graphviz")
@@ -189,18 +228,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--view", choices=["graph", "training", "compiled"], default="graph")
     c.add_argument("--expand", action="store_true", help="show the ops inside each layer")
     c.add_argument("--rankdir", choices=["TB", "LR"], default="TB")
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--batch-size", type=positive_int, default=32)
     c.set_defaults(run=cmd_plot)
 
     c = sub.add_parser("inspect", help="print the compiled program and its memory plan")
     c.add_argument("spec")
     c.add_argument("--purpose", choices=["train", "eval", "predict"], default="predict")
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--batch-size", type=positive_int, default=32)
     c.set_defaults(run=cmd_inspect)
 
     c = sub.add_parser("demo", help="train a small CNN on the embedded digits; write out/")
     c.add_argument("--out", default="out")
-    c.add_argument("--epochs", type=int, default=15)
+    c.add_argument("--epochs", type=positive_int, default=15)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(run=cmd_demo)
     return p
@@ -217,8 +256,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.run(args)
-    except (ValueError, KeyError, OSError, GraphError, FloatingPointError, ImportError) as e:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``graphnn inspect net.yaml | head``): not an error to
+        # report; point stdout at /dev/null so the interpreter's own flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print("graphnn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:               # one line, never a traceback
+        expected = (ValueError, KeyError, OSError, GraphError, FloatingPointError, ImportError)
         message = str(e).strip().replace("\n", "; ") or type(e).__name__
+        if isinstance(e, KeyError) and e.args:
+            message = str(e.args[0])
+        if not isinstance(e, expected):
+            message = f"{type(e).__name__}: {message}"
         print(f"graphnn: error: {message}", file=sys.stderr)
         return 1
     return 0
