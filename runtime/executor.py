@@ -30,10 +30,11 @@ def _aligned_arena(nbytes: int) -> np.ndarray:
 
 
 class Executor:
-    """Runs a Program. ``variables`` maps persistent buffer names to arrays."""
+    """Runs a Program. ``variables`` maps persistent buffer names to arrays;
+    ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD)."""
 
-    def __init__(self, program: Program, variables: dict | None = None):
-        self.program = program
+    def __init__(self, program: Program, variables: dict | None = None, comm=None):
+        self.program, self.comm = program, comm
         self.variables = {} if variables is None else variables
         self.arena = _aligned_arena(program.arena_bytes)
         self.views = {}
@@ -48,9 +49,10 @@ class Executor:
         for ins in program.instructions:
             if ins.kernel not in KERNELS:
                 raise KeyError(f"instruction for node {ins.node!r}: unknown kernel {ins.kernel!r}")
-            self.calls.append(KERNELS[ins.kernel]([self.views[i] for i in ins.inputs],
-                                                  [self.views[o] for o in ins.outputs],
-                                                  **ins.attrs))
+            factory = KERNELS[ins.kernel]
+            extra = {"comm": comm} if getattr(factory, "collective", False) else {}
+            self.calls.append(factory([self.views[i] for i in ins.inputs],
+                                      [self.views[o] for o in ins.outputs], **ins.attrs, **extra))
 
     def _view(self, b):
         if b.value is not None:

@@ -3,8 +3,8 @@
 >>> "matmul" in KERNELS and "relu_grad" in KERNELS
 True
 """
-from . import activation, conv, elementwise, fused, linalg, loss, norm, shape, update
+from . import activation, collective, conv, elementwise, fused, linalg, loss, norm, shape, update
 
 KERNELS = {}
-for _family in (linalg, activation, elementwise, shape, conv, norm, loss, update, fused):
+for _family in (linalg, activation, elementwise, shape, conv, norm, loss, update, fused, collective):
     KERNELS.update(_family.KERNELS)

@@ -1,0 +1,236 @@
+"""Data-parallel training over MPI: ``model.fit(..., distributed=True)`` under mpiexec.
+
+    mpiexec -n 4 python train.py            # train.py calls model.fit(..., distributed=True)
+    mpiexec -n 4 graphnn train SPEC --data digits
+
+Every rank runs the same script on the same data. ``batch_size`` is the global
+batch: each rank draws the same seeded shuffled order and takes its contiguous
+share of every global batch (``np.array_split``: shares differ by at most one
+sample). The compiled training step sums each rank's gradient, weighted by its
+share of the batch, over all ranks (``compiler/allreduce.py`` inserts the
+all-reduce as graph nodes; ``runtime/kernels/collective.py`` calls mpi4py's
+buffer ``Allreduce``), so every rank applies the same update, the one a single
+process would apply with the whole batch. Weights and optimizer state start as
+rank 0's (broadcast). The loss and metrics are summed over ranks, weighted by
+sample counts, at every step. Only rank 0 runs callbacks (so only it prints,
+saves checkpoints and writes logs); what a callback changes that training
+reads (the learning rate, ``stop_training``) is sent to the other ranks, and
+at the end of training all variables are rank 0's (say, restored best weights).
+A failure on one rank prints the rank and the error and aborts every rank
+(``MPI_Abort``): a collective would otherwise wait for it forever.
+
+Why a flag and not auto-detection: a script started by mpiexec may well want
+one independent model per rank (a hyperparameter sweep); silently summing
+their gradients would be wrong, and importing MPI in every ``fit`` costs time
+where no MPI is wanted. The command line, which only ever trains one model,
+does detect a launch by mpiexec (``launched_ranks``).
+
+What differs from one process: batch normalization's batch statistics (and
+running averages) are those of each rank's share, and dropout masks are drawn
+per rank; losses must be means over the batch (a summed loss is refused).
+
+>>> from graphnn.distributed import launched_ranks, shares
+>>> launched_ranks({"PMI_SIZE": "4"}), launched_ranks({})
+(4, 1)
+>>> [part.tolist() for part in shares(np.arange(7), 3)]
+[[0, 1, 2], [3, 4], [5, 6]]
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+
+import numpy as np
+
+from .compiler.allreduce import BUCKET_BYTES, SHARE, insert_allreduce
+from .compiler.pipeline import build_program
+from .runtime import Executor
+from .runtime.kernels.collective import INSTALL_HINT, world
+
+# Environment variables that MPI launchers set for each process they start.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE",
+                  "SLURM_NTASKS")
+
+__all__ = ["INSTALL_HINT", "Ranks", "fit", "launched_ranks", "shares", "training_program"]
+
+
+def launched_ranks(environ=None) -> int:
+    """The number of processes an MPI launcher started (1 when none did), read from
+    the launcher's environment without importing MPI."""
+    environ = os.environ if environ is None else environ
+    for name in SIZE_VARIABLES:
+        if environ.get(name, "").isdigit():
+            return int(environ[name])
+    return 1
+
+
+def shares(batch: np.ndarray, ranks: int) -> list[np.ndarray]:
+    """Each rank's contiguous part of one global batch (sizes differ by at most one)."""
+    return np.array_split(batch, ranks)
+
+
+def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int = BUCKET_BYTES):
+    """The distributed training step's Program at a local ``batch_size``: the
+    model's training graph with the bucketed gradient all-reduce inserted."""
+    model._require_compiled()
+    built = model._build(target_spec or model._default_target_spec())
+    key = ("train_allreduce", bucket_bytes)
+    if key not in built:
+        built[key] = insert_allreduce(built["train"], bucket_bytes)
+    loss = built["loss"]
+    return build_program(built[key], [loss, *model.outputs], batch_size, fuse=model.fuse,
+                         guard=(loss,))
+
+
+class Ranks:
+    """One communicator and what distributed training does with it."""
+
+    def __init__(self, comm=None, bucket_bytes: int = BUCKET_BYTES):
+        self.comm = world() if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.bucket_bytes = bucket_bytes
+
+    @property
+    def root(self) -> bool:
+        return self.rank == 0
+
+    def executor(self, model, batch_size: int, target_spec) -> Executor:
+        """The distributed training Executor at one local batch size (cached)."""
+        key = ("train_allreduce", batch_size, target_spec, self.bucket_bytes)
+        if key not in model._executors:
+            program = training_program(model, batch_size, target_spec, self.bucket_bytes)
+            model._executors[key] = Executor(program, model.variables, comm=self.comm)
+        return model._executors[key]
+
+    def agree(self, what: str, value) -> None:
+        """Raise on every rank (so none waits in a collective) unless all ranks
+        hold the same ``value``."""
+        values = self.comm.allgather(value)
+        if any(v != values[0] for v in values):
+            raise ValueError(f"distributed training needs the same {what} on every rank, "
+                             f"got {values} (by rank)")
+
+    def broadcast(self, variables: dict) -> None:
+        """Rank 0's weights and optimizer state, everywhere (in place)."""
+        self.agree("variables", sorted((k, v.shape, str(v.dtype)) for k, v in variables.items()))
+        for name in sorted(variables):
+            self.comm.Bcast(variables[name], root=0)
+
+    def sum(self, values) -> np.ndarray:
+        """Element-wise sum over ranks of a few float64 numbers."""
+        buf = np.array(values, dtype=np.float64)
+        self.comm.Allreduce(buf.copy(), buf)
+        return buf
+
+    def follow_root(self, model) -> None:
+        """What rank 0's callbacks may change between steps: the learning rate
+        and whether to stop."""
+        state = np.array([model.learning_rate, float(bool(model.stop_training))])
+        self.comm.Bcast(state, root=0)
+        if not self.root:
+            model.learning_rate, model.stop_training = float(state[0]), bool(state[1])
+
+    @contextmanager
+    def abort_on_failure(self):
+        """An exception on one rank aborts all of them, naming the rank (with one
+        rank it is raised as usual)."""
+        try:
+            yield
+        except BaseException as e:
+            if self.size == 1:
+                raise
+            sys.stdout.flush()
+            print(f"graphnn: rank {self.rank} of {self.size} failed, stopping all ranks: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+            self.comm.Abort(1)
+
+
+def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
+        shuffle: bool = True, seed: int | None = None, verbose: int = 1, callbacks=None,
+        sample_weight=None, comm=None, bucket_bytes: int = BUCKET_BYTES):
+    """``model.fit`` over the ranks of ``comm`` (default: every process mpiexec
+    started); the arguments mean what they mean there, ``batch_size`` being the
+    global batch. Returns the same History on every rank."""
+    ranks = Ranks(comm, bucket_bytes)
+    with ranks.abort_on_failure():   # every rank stops if one fails, even in argument checks
+        return _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
+                    verbose, callbacks, sample_weight)
+
+
+def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed, verbose,
+         callbacks, sample_weight):
+    from .callbacks import Progress
+    from .training import Batches, History
+    model._require_compiled()
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    feeds, spec = model._feeds(x, y, sample_weight)
+    n = len(next(iter(feeds.values())))
+    ranks.agree("number of samples, batch size, epochs, shuffle and seed",
+                (n, batch_size, epochs, bool(shuffle), seed, model._fits))
+    rng = np.random.default_rng([model.seed if seed is None else seed, model._fits])
+    model._fits += 1
+    loss = model._build(spec)["loss"]
+    steps = -(-n // batch_size)
+    hooks = list(callbacks or []) if ranks.root else []
+    if verbose and ranks.root:
+        hooks.append(Progress(epochs, steps, verbose))
+    for hook in hooks:
+        hook.model = model
+        hook.on_train_begin({})
+    history, model.stop_training = History(), False
+    ranks.executor(model, max(1, -(-batch_size // ranks.size)), spec)   # builds the state
+    ranks.broadcast(model.variables)
+    for epoch in range(epochs):
+        for hook in hooks:
+            hook.on_epoch_begin(epoch, {})
+        ranks.follow_root(model)
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        totals = Batches(model.metrics)
+        for b, batch in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
+            mine = shares(batch, ranks.size)[ranks.rank]
+            share = len(mine) / len(batch)
+            if not len(mine):            # more ranks than samples: add a zero gradient
+                mine = batch[:1]
+            ex = ranks.executor(model, len(mine), spec)
+            for name, array in feeds.items():
+                np.take(array, mine, axis=0, out=ex.views[name], mode="clip")
+            ex.views[SHARE][...] = share
+            if model.optimizer.schedule is not None:
+                model.learning_rate = model.optimizer.schedule(model._steps)
+            model._steps += 1
+            try:
+                ex.step()
+            except FloatingPointError as e:
+                model._diagnose(ex, spec, f"epoch {epoch + 1}, batch {b + 1}", e)
+            local = Batches(model.metrics)
+            if share:
+                local.add(ex.views[loss], ex.views[model.outputs[0]] if model.outputs else None,
+                          model._first_target(ex), len(mine), model._threshold())
+            step = ranks.sum([local.loss, local.correct, local.count])
+            totals.loss, totals.correct, totals.count = (
+                totals.loss + step[0], totals.correct + int(step[1]), totals.count + int(step[2]))
+            if hooks:
+                logs = totals.result()
+                for hook in hooks:
+                    hook.on_batch_end(b, logs)
+            if callbacks:
+                ranks.follow_root(model)
+        logs = totals.result()
+        if validation_data is not None:      # the same weights everywhere: the same result
+            val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        history.append(epoch, logs)
+        for hook in hooks:
+            hook.on_epoch_end(epoch, logs)
+        ranks.follow_root(model)
+        if model.stop_training:
+            break
+    for hook in hooks:
+        hook.on_train_end({})
+    ranks.broadcast(model.variables)
+    return history

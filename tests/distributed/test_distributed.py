@@ -1,0 +1,67 @@
+"""Data-parallel training under ``mpiexec -n 2``, against one process with the same
+global batch: the same weights (1e-5 relative) after several epochs, for the digits
+MLP and CNN, SGD with momentum and Adam, with uneven shares and a last batch smaller
+than the number of ranks. These skip where mpi4py or mpiexec is missing
+(``pip install 'graphnn[mpi]'``); tests/distributed/test_allreduce_pass.py needs neither.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py", reason="needs mpi4py and MPICH: pip install 'graphnn[mpi]'")
+
+from tests.distributed.job import EPOCHS, build, data  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH: pip install mpich")
+BATCH = 25
+TOLERANCE = 1e-5
+
+
+def mpiexec(ranks: int, *args, cwd=ROOT, timeout=300):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    return subprocess.run([MPIEXEC, "-n", str(ranks), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def largest_relative_difference(got: dict, want: dict) -> float:
+    """max over weights of max|got - want| / max|want|."""
+    assert set(got) == set(want)
+    return max(float(np.abs(got[k] - want[k]).max() / np.abs(want[k]).max()) for k in want)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_two_ranks_train_the_weights_one_process_trains(kind, optimizer, tmp_path):
+    out = tmp_path / "weights.npz"
+    run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", kind, optimizer, BATCH, out)
+    assert run.returncode == 0, run.stderr
+    reference = build(kind, optimizer)
+    x, y = data(kind)
+    history = reference.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
+    with np.load(out) as f:
+        got = {k: f[k] for k in f.files if k != "loss"}
+        losses = f["loss"]
+    assert largest_relative_difference(got, reference.get_weights()) <= TOLERANCE
+    np.testing.assert_allclose(losses, history.history["loss"], rtol=TOLERANCE)
+    # and training did something: the weight matrices moved away from their initial values
+    initial = build(kind, optimizer).get_weights()
+    matrices = [k for k in initial if k.endswith("/W")]
+    assert largest_relative_difference({k: got[k] for k in matrices},
+                                       {k: initial[k] for k in matrices}) > 0.1
+
+
+def test_a_failing_rank_stops_every_rank_and_names_itself(tmp_path):
+    run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", "mlp", "adam", BATCH,
+                  tmp_path / "w.npz", "--fail-rank", "1", timeout=120)
+    assert run.returncode != 0
+    assert "rank 1 of 2 failed" in run.stderr
+    assert "contains NaN or inf" in run.stderr
+    assert not (tmp_path / "w.npz").exists()
