@@ -2,11 +2,12 @@
 
     graphnn demo                                    train a small CNN on the embedded digits
     graphnn train SPEC --data digits --epochs 10 --out model.gnn
+    mpiexec -n 4 graphnn train SPEC ...             the same, data-parallel over 4 processes
     graphnn evaluate MODEL --data digits
     graphnn predict MODEL --data digits [--out predictions.npy]
     graphnn summary SPEC|MODEL
     graphnn plot SPEC|MODEL -o net.svg [--view graph|training|compiled]
-    graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32]
+    graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32] [--allreduce]
 
 ``--data`` is ``digits`` (embedded), ``mnist:FOLDER`` (the IDX files; the first
 5,000 test images train, the last 5,000 test) or ``FILE.npz`` (arrays x and y,
@@ -103,13 +104,26 @@ def cmd_train(args):
     loss = model.compile_config()["loss"][1] if model.compile_config() else args.loss
     model.compile(loss=model.graph[loss] if loss in model.graph.nx else loss,
                   optimizer=optim.OPTIMIZERS[args.optimizer](lr=args.lr), metrics=["accuracy"])
-    model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xt, yt),
-              seed=args.seed, verbose=args.verbose)
+    root = _fit(model, x, y, epochs=args.epochs, batch_size=args.batch_size,
+                validation_data=(xt, yt), seed=args.seed, verbose=args.verbose)
     result = model.evaluate(xt, yt)
+    if not root:
+        return
     print(" - ".join(f"test {k}: {v:.4f}" for k, v in result.items()))
     if args.out:
         model.save(args.out)
         print(f"saved {args.out}")
+
+
+def _fit(model, x, y, **kwargs) -> bool:
+    """Train, data-parallel over the ranks when mpiexec started several (the global
+    batch is --batch-size); return whether this process is the one that reports."""
+    from . import distributed
+    if distributed.launched_ranks() == 1:
+        model.fit(x, y, **kwargs)
+        return True
+    distributed.fit(model, x, y, **kwargs)
+    return distributed.Ranks().root
 
 
 def cmd_evaluate(args):
@@ -148,6 +162,12 @@ def cmd_inspect(args):
     model = open_model(args.spec)
     if args.purpose == "train" and model.compile_config() is None:
         raise UsageError(f"{args.spec}: --purpose train needs a loss (the spec's model.loss)")
+    if args.allreduce:
+        from .distributed import training_program
+        if model.compile_config() is None:
+            raise UsageError(f"{args.spec}: --allreduce needs a loss (the spec's model.loss)")
+        print(training_program(model, args.batch_size))
+        return
     print(model.program(args.purpose, args.batch_size))
 
 
@@ -235,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("spec")
     c.add_argument("--purpose", choices=["train", "eval", "predict"], default="predict")
     c.add_argument("--batch-size", type=positive_int, default=32)
+    c.add_argument("--allreduce", action="store_true",
+                   help="the distributed training step (gradient all-reduce) at this local batch")
     c.set_defaults(run=cmd_inspect)
 
     c = sub.add_parser("demo", help="train a small CNN on the embedded digits; write out/")

@@ -65,3 +65,27 @@ def test_a_failing_rank_stops_every_rank_and_names_itself(tmp_path):
     assert "rank 1 of 2 failed" in run.stderr
     assert "contains NaN or inf" in run.stderr
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_cli_under_mpiexec_trains_what_one_process_trains_and_reports_once(tmp_path):
+    import yaml
+    from graphnn import load_model
+    spec = {"graphnn_spec": 1,
+            "layers": [{"type": "input", "name": "pixels", "shape": [None, 64]},
+                       {"type": "dense", "name": "hidden", "inputs": ["pixels"], "units": 16,
+                        "activation": "relu"},
+                       {"type": "dense", "name": "logits", "inputs": ["hidden"], "units": 10}],
+            "model": {"loss": "softmax_cross_entropy", "metrics": ["accuracy"]}}
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump(spec))
+    args = ["train", "net.yaml", "--data", "digits", "--epochs", "3", "--batch-size", "31",
+            "--verbose", "2"]
+    two = mpiexec(2, sys.executable, "-m", "graphnn.cli", *args, "--out", "two.gnn", cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    one = subprocess.run([sys.executable, "-m", "graphnn.cli", *args, "--out", "one.gnn"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": ROOT},
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    assert two.stdout.count("test accuracy") == 1 and two.stdout.count("Epoch 3/3") == 1
+    got = load_model(str(tmp_path / "two.gnn")).get_weights()
+    want = load_model(str(tmp_path / "one.gnn")).get_weights()
+    assert largest_relative_difference(got, want) <= TOLERANCE
