@@ -122,7 +122,7 @@ def _fit(model, x, y, **kwargs) -> bool:
     if distributed.launched_ranks() == 1:
         model.fit(x, y, **kwargs)
         return True
-    distributed.fit(model, x, y, **kwargs)
+    model.fit(x, y, distributed=True, **kwargs)
     return distributed.Ranks().root
 
 

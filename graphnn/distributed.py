@@ -46,6 +46,7 @@ import numpy as np
 
 from .compiler.allreduce import BUCKET_BYTES, SHARE, insert_allreduce
 from .compiler.pipeline import build_program
+from .compiler.training import target_spec as default_target
 from .runtime import Executor
 from .runtime.kernels.collective import INSTALL_HINT, world
 
@@ -75,7 +76,7 @@ def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int
     """The distributed training step's Program at a local ``batch_size``: the
     model's training graph with the bucketed gradient all-reduce inserted."""
     model._require_compiled()
-    built = model._build(target_spec or model._default_target_spec())
+    built = model._build(target_spec or default_target(model._checked, model._loss, model.outputs))
     key = ("train_allreduce", bucket_bytes)
     if key not in built:
         built[key] = insert_allreduce(built["train"], bucket_bytes)
@@ -152,85 +153,88 @@ class Ranks:
 def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
         shuffle: bool = True, seed: int | None = None, verbose: int = 1, callbacks=None,
         sample_weight=None, comm=None, bucket_bytes: int = BUCKET_BYTES):
-    """``model.fit`` over the ranks of ``comm`` (default: every process mpiexec
-    started); the arguments mean what they mean there, ``batch_size`` being the
-    global batch. Returns the same History on every rank."""
+    """``model.fit(..., distributed=True)``: training over the ranks of ``comm``
+    (default: every process mpiexec started); the arguments mean what they mean
+    there, ``batch_size`` being the global batch. Every rank returns the same History."""
     ranks = Ranks(comm, bucket_bytes)
     with ranks.abort_on_failure():   # every rank stops if one fails, even in argument checks
         return _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
                     verbose, callbacks, sample_weight)
 
 
+def _local_batches(model, ranks, feeds, target, batch_size, order):
+    """Yield (batch number, samples here, share, executor) for each global batch of
+    ``order``: this rank's contiguous part, already copied into the executor's
+    inputs, and its share of the batch, already fed. A rank left without samples
+    (a last batch smaller than the number of ranks) runs one with share 0."""
+    n = len(order)
+    for b, batch in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
+        mine = shares(batch, ranks.size)[ranks.rank]
+        share = len(mine) / len(batch)
+        if not len(mine):
+            mine = batch[:1]
+        ex = ranks.executor(model, len(mine), target)
+        for name, array in feeds.items():
+            np.take(array, mine, axis=0, out=ex.views[name], mode="clip")
+        ex.views[SHARE][...] = share
+        yield b, mine if share else mine[:0], ex
+
+
 def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed, verbose,
          callbacks, sample_weight):
-    from .callbacks import Progress
-    from .training import Batches, History
+    from .callbacks import CallbackList, Progress
+    from .training import Batches, History, explain_non_finite, feeds_for
     model._require_compiled()
     if not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    feeds, spec = model._feeds(x, y, sample_weight)
+    feeds, target = feeds_for(model, x, y, sample_weight)
     n = len(next(iter(feeds.values())))
-    ranks.agree("number of samples, batch size, epochs, shuffle and seed",
+    ranks.agree("number of samples, batch size, epochs, shuffle, seed and fit count",
                 (n, batch_size, epochs, bool(shuffle), seed, model._fits))
     rng = np.random.default_rng([model.seed if seed is None else seed, model._fits])
     model._fits += 1
-    loss = model._build(spec)["loss"]
-    steps = -(-n // batch_size)
-    hooks = list(callbacks or []) if ranks.root else []
-    if verbose and ranks.root:
-        hooks.append(Progress(epochs, steps, verbose))
-    for hook in hooks:
-        hook.model = model
-        hook.on_train_begin({})
-    history, model.stop_training = History(), False
-    ranks.executor(model, max(1, -(-batch_size // ranks.size)), spec)   # builds the state
+    loss = model._build(target)["loss"]
     ranks.broadcast(model.variables)
+    # Only rank 0 runs callbacks: it alone prints, saves and logs; the others follow it.
+    progress = [Progress(epochs, -(-n // batch_size), verbose)] if verbose else []
+    hooks = CallbackList([*(callbacks or []), *progress] if ranks.root else [], model)
+    hooks.on_train_begin({})
+    history, model.stop_training = History(), False
     for epoch in range(epochs):
-        for hook in hooks:
-            hook.on_epoch_begin(epoch, {})
+        hooks.on_epoch_begin(epoch, {})
         ranks.follow_root(model)
-        order = rng.permutation(n) if shuffle else np.arange(n)
         totals = Batches(model.metrics)
-        for b, batch in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
-            mine = shares(batch, ranks.size)[ranks.rank]
-            share = len(mine) / len(batch)
-            if not len(mine):            # more ranks than samples: add a zero gradient
-                mine = batch[:1]
-            ex = ranks.executor(model, len(mine), spec)
-            for name, array in feeds.items():
-                np.take(array, mine, axis=0, out=ex.views[name], mode="clip")
-            ex.views[SHARE][...] = share
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for b, mine, ex in _local_batches(model, ranks, feeds, target, batch_size, order):
             if model.optimizer.schedule is not None:
                 model.learning_rate = model.optimizer.schedule(model._steps)
             model._steps += 1
             try:
                 ex.step()
             except FloatingPointError as e:
-                model._diagnose(ex, spec, f"epoch {epoch + 1}, batch {b + 1}", e)
-            local = Batches(model.metrics)
-            if share:
-                local.add(ex.views[loss], ex.views[model.outputs[0]] if model.outputs else None,
-                          model._first_target(ex), len(mine), model._threshold())
-            step = ranks.sum([local.loss, local.correct, local.count])
-            totals.loss, totals.correct, totals.count = (
-                totals.loss + step[0], totals.correct + int(step[1]), totals.count + int(step[2]))
-            if hooks:
-                logs = totals.result()
-                for hook in hooks:
-                    hook.on_batch_end(b, logs)
+                raise explain_non_finite(ex, model._executor("eval", ex.program.batch_size, target,
+                                                             fuse=False),
+                                         f"epoch {epoch + 1}, batch {b + 1}", e) from None
+            here = Batches(model.metrics)
+            if len(mine):
+                model._tally(here, ex, loss, len(mine))
+            summed = ranks.sum([here.loss, here.correct, here.count])   # the global batch's
+            totals.loss += summed[0]
+            totals.correct += int(summed[1])
+            totals.count += int(summed[2])
+            if hooks.callbacks:
+                hooks.on_batch_end(b, totals.result())
             if callbacks:
                 ranks.follow_root(model)
         logs = totals.result()
-        if validation_data is not None:      # the same weights everywhere: the same result
+        if validation_data is not None:       # the same weights everywhere: the same result
             val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0)
             logs.update({f"val_{k}": v for k, v in val.items()})
         history.append(epoch, logs)
-        for hook in hooks:
-            hook.on_epoch_end(epoch, logs)
+        hooks.on_epoch_end(epoch, logs)
         ranks.follow_root(model)
         if model.stop_training:
             break
-    for hook in hooks:
-        hook.on_train_end({})
-    ranks.broadcast(model.variables)
+    hooks.on_train_end({})
+    ranks.broadcast(model.variables)           # e.g. best weights restored on rank 0
     return history

@@ -129,14 +129,19 @@ class Model(VariableMethods):
     # ------------------------------------------------------------------ train
     def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
             shuffle: bool = True, seed: int | None = None, verbose: int = 1,
-            callbacks=None, sample_weight=None) -> History:
+            callbacks=None, sample_weight=None, distributed: bool = False) -> History:
         """Train for ``epochs`` passes over the data (every sample, the last partial
         batch included); return the History of per-epoch loss and metrics.
 
         ``verbose``: 0 silent, 1 a progress bar per epoch on a terminal (one line
         per epoch when output is not a terminal), 2 one line per epoch.
         ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...).
-        ``sample_weight``: one weight per sample, multiplying its share of the loss."""
+        ``sample_weight``: one weight per sample, multiplying its share of the loss.
+        ``distributed``: data-parallel under mpiexec, ``batch_size`` the global batch."""
+        if distributed:                  # graphnn.distributed runs the loop across ranks
+            from . import distributed as dist
+            return dist.fit(self, x, y, epochs, batch_size, validation_data, shuffle, seed,
+                            verbose, callbacks, sample_weight)
         from .callbacks import CallbackList, Progress
         self._require_compiled()
         if not (isinstance(batch_size, int) and batch_size > 0):

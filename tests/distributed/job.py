@@ -57,7 +57,7 @@ def main(argv=None):
     if ranks.rank == args.fail_rank:
         x = x.copy()
         x[7] = np.nan
-    history = distributed.fit(model, x, y, epochs=EPOCHS, batch_size=args.batch, verbose=0)
+    history = model.fit(x, y, epochs=EPOCHS, batch_size=args.batch, verbose=0, distributed=True)
     if ranks.root:
         np.savez(args.out, loss=history.history["loss"], **model.get_weights())
 

@@ -11,6 +11,7 @@ import pytest
 from graphnn import Graph, GraphError, Model, optim
 from graphnn.compiler.allreduce import SHARE, buckets_of, insert_allreduce, trained_gradients
 from graphnn.compiler.ops import OPS
+from graphnn.compiler.training import target_spec
 from graphnn.distributed import training_program
 from graphnn.runtime import Executor
 
@@ -37,7 +38,7 @@ def batch(n=8):
 
 
 def train_graph(model):
-    return model._build(model._default_target_spec())["train"]
+    return model._build(target_spec(model._checked, model._loss, model.outputs))["train"]
 
 
 def test_every_gradient_is_in_one_bucket_and_every_update_reads_the_sum():
