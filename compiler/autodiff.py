@@ -24,30 +24,23 @@ from collections import defaultdict
 import networkx as nx
 
 from .errors import GraphError, Problem
-from .infer import infer_node
-from .ir import (add_op, ancestors_of, copy_graph, descendants_of, op_attrs, operands,
-                 unique_name)
+from .ir import ancestors_of, copy_graph, descendants_of, op_attrs, operands
 from .ops import OPS
+from .rewrite import Rewriter
 
 
 class VJPContext:
     """What a VJP rule may do: read shapes and add gradient nodes."""
 
-    def __init__(self, g: nx.MultiDiGraph, node: str):
-        self.g, self.node = g, node
+    def __init__(self, rw: Rewriter, node: str):
+        self.rw, self.g, self.node = rw, rw.g, node
 
     def shape(self, name: str):
         return self.g.nodes[name]["shape"]
 
     def emit(self, op: str, inputs: list[str], **attrs) -> str:
-        """Add a gradient node ``op(*inputs)`` and infer its shape at once."""
-        name = unique_name(self.g, f"{self.node}/grad_{op}")
-        add_op(self.g, name, op, inputs, role="backward", **attrs)
-        filled, bad = OPS[op].check_attrs(attrs)
-        assert not bad, bad
-        self.g.nodes[name].update(filled)
-        infer_node(self.g, name)
-        return name
+        """Add a gradient node ``op(*inputs)``, named after the node it differentiates."""
+        return self.rw.emit(f"{self.node}/grad_{op}", op, inputs, **attrs)
 
 
 def _gather_slices(ctx: VJPContext, parts: list[str]) -> str | None:
@@ -78,9 +71,8 @@ def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
     # Only nodes on a path from some parameter to the loss need a gradient.
     needs = descendants_of(g, wrt) & ancestors_of(g, [loss])
 
-    seed = unique_name(g, f"{loss}/grad_seed")
-    add_op(g, seed, "constant", [], value=1.0, shape=(), dtype=g.nodes[loss]["dtype"], role="backward")
-    infer_node(g, seed)
+    rw = Rewriter(g, role="backward")
+    seed = rw.emit(f"{loss}/grad_seed", "constant", [], value=1.0, shape=(), dtype=g.nodes[loss]["dtype"])
 
     contributions: dict[str, list[str]] = defaultdict(list)
     contributions[loss].append(seed)
@@ -90,7 +82,7 @@ def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
         parts = contributions.pop(node, [])
         if not parts:
             continue
-        ctx = VJPContext(g, node)
+        ctx = VJPContext(rw, node)
         dy = parts[0] if len(parts) == 1 else _gather_slices(ctx, parts) or ctx.emit("add_n", parts)
         grads[node] = dy
         op = OPS[g.nodes[node]["op"]]

@@ -30,8 +30,6 @@ from .ops import OPS, concrete
 from .plan import plan_memory
 from .schedule import schedule
 
-PERSISTENT_OPS = ("param", "state", "constant")
-
 
 def _concrete_attrs(attrs: dict, batch: int) -> dict:
     return {k: list(concrete(tuple(v), batch)) if k == "shape" and isinstance(v, (tuple, list)) else v
@@ -60,7 +58,7 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
         op = OPS[d["op"]]
         if op.kind != "update":
             buffers[node] = Buffer(node, concrete(d["shape"], batch_size), d["dtype"],
-                                   persistent=d["op"] in PERSISTENT_OPS,
+                                   persistent=op.persistent,
                                    value=d.get("value") if d["op"] == "constant" else None)
             root[node] = node
 

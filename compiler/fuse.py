@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .infer import infer_node
 from .ir import consumers, copy_graph, op_attrs, operands
 from .ops import OPS
+from .rewrite import Rewriter
 
 ANCHOR_KINDS = ("out-elementwise-fusable", "elementwise", "broadcast")
-LOWERED_ANCHORS = ("conv2d",)      # kernel-less ops whose lowering turns a fused node into a GEMM
 EPILOGUE_KINDS = ("elementwise", "broadcast")
 
 
@@ -48,24 +47,17 @@ def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     if not any(d["op"] == "cross_entropy" for _, d in g.nodes(data=True)):
         return g
     g = copy_graph(g)
+    rw = Rewriter(g)
     for node in list(g.nodes):
         d = g.nodes[node]
         if d["op"] != "cross_entropy":
             continue
-        probs, labels, *weights = operands(g, node)      # sample weights ride along
+        probs, *rest = operands(g, node)       # labels[, sample weights]: they ride along
         p = g.nodes[probs]
         if p["op"] != "softmax" or p["axis"] % len(p["shape"]) != len(p["shape"]) - 1:
             continue
         (logits,) = operands(g, probs)
-        for src in list(g.predecessors(node)):
-            while g.has_edge(src, node):
-                g.remove_edge(src, node)
-        d["op"] = "softmax_cross_entropy"
-        g.add_edge(logits, node, port=0)
-        g.add_edge(labels, node, port=1)
-        for port, w in enumerate(weights, start=2):
-            g.add_edge(w, node, port=port)
-        infer_node(g, node)
+        rw.become(node, "softmax_cross_entropy", [logits, *rest], **op_attrs(g, node))
     return g          # a softmax nothing reads any more is left to dead-code elimination
 
 
@@ -99,6 +91,7 @@ def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
     """Replace each anchor + epilogue chain by one ``fused`` node (named after the
     chain's last node, so its readers are unchanged)."""
     g = copy_graph(g)
+    rw = Rewriter(g)
     for anchor in list(nx.topological_sort(g)):
         if anchor not in g:
             continue
@@ -106,8 +99,8 @@ def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
         op = OPS[d["op"]]
         if op.fusion not in ANCHOR_KINDS or op.kind in ("source", "update", "loss") or op.view:
             continue
-        if op.kernel is None and op.name not in LOWERED_ANCHORS:
-            continue            # lowered to several kernels, and lowering cannot fuse it
+        if op.kernel is None and op.lower_fused is None:
+            continue            # lowered to several kernels, and its lowering cannot fuse it
         chain, link = [], anchor
         while (nxt := _absorbable(g, link, outputs)) is not None:
             chain.append(nxt)
@@ -121,13 +114,6 @@ def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
             extra = operands(g, node)[1:]
             spec["epilogue"].append({**_part(g, node), "extra": len(extra)})
             inputs += extra
-        keep = {k: g.nodes[last][k] for k in ("source", "group", "role") if k in g.nodes[last]}
-        readers = list(g.out_edges(last, data=True))
-        g.remove_nodes_from([anchor, *chain])
-        g.add_node(last, op="fused", **spec, **keep)
-        for port, src in enumerate(inputs):
-            g.add_edge(src, last, port=port)
-        for _, dst, data in readers:
-            g.add_edge(last, dst, **data)
-        infer_node(g, last)
+        rw.remove([anchor, *chain[:-1]])
+        rw.replace(last, "fused", inputs, **spec)
     return g

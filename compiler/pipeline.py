@@ -21,10 +21,11 @@ from .autodiff import differentiate
 from .emit import emit_program
 from .errors import GraphError, Problem
 from .infer import infer_shapes
-from .ir import ancestors_of, copy_graph, operands
+from .ir import ancestors_of, copy_graph, op_attrs, operands
 from .ops import OPS
 from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .lower import lower
+from .rewrite import Rewriter
 from .updates import append_updates
 from .validate import validate
 
@@ -100,82 +101,18 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     return prune(g, [loss, *outputs, *updates, *declared]), updates + declared
 
 
-def _rewire(g, node, port, src):
-    """Make ``src`` operand ``port`` of ``node``."""
-    for u, _, key, data in list(g.in_edges(node, keys=True, data=True)):
-        if data["port"] == port:
-            g.remove_edge(u, node, key)
-    g.add_edge(src, node, port=port)
-
-
-def _add(g, name, op, inputs, **attrs):
-    from .infer import infer_node
-    from .ir import add_op, unique_name
-    name = add_op(g, unique_name(g, name), op, inputs, **OPS[op].check_attrs(attrs)[0])
-    infer_node(g, name)
-    return name
-
-
-def _use_running_statistics(g, norm):
-    """normalize reads the running statistics; then, if a dense or convolution
-    with a bias feeds it alone, fold it into that layer's weight and bias."""
-    d = g.nodes[norm]
-    running_mean, running_var = d["running"]
-    _rewire(g, norm, 1, running_mean)
-    _rewire(g, norm, 2, running_var)
-    x, _, _, gamma, beta = operands(g, norm)
-    if g.nodes[x]["op"] != "bias_add" or g.out_degree(x) != 1:
-        return
-    layer, bias = operands(g, x)
-    if g.nodes[layer]["op"] not in ("matmul", "conv2d") or g.out_degree(layer) != 1:
-        return
-    weight = operands(g, layer)[1]
-    axis, rank = d["axis"] % len(d["shape"]), len(d["shape"])
-    if g.nodes[bias]["op"] != "param" or g.nodes[weight]["op"] != "param" or \
-            (g.nodes[layer]["op"] == "matmul" and (axis != rank - 1 or g.nodes[layer]["transpose_b"])) or \
-            (g.nodes[layer]["op"] == "conv2d" and axis != 1):
-        return
-    scale = _add(g, f"{norm}/fold_scale", "bn_fold_scale", [gamma, running_var], eps=d["eps"])
-    per_filter = scale
-    if g.nodes[layer]["op"] == "conv2d":          # (F,) against a weight (F, C, KH, KW)
-        per_filter = _add(g, f"{norm}/fold_scale_4d", "reshape", [scale],
-                          shape=(g.nodes[scale]["shape"][0], 1, 1, 1))
-    _rewire(g, layer, 1, _add(g, f"{norm}/folded_W", "multiply", [weight, per_filter]))
-    _rewire(g, x, 1, _add(g, f"{norm}/folded_b", "bn_fold_shift", [bias, running_mean, scale, beta]))
-    for u, _, key in list(g.in_edges(norm, keys=True)):
-        g.remove_edge(u, norm, key)
-    d.clear()
-    d.update(op="linear", shape=g.nodes[x]["shape"], dtype=g.nodes[x]["dtype"])
-    g.add_edge(x, norm, port=0)
-
-
 def inference_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
-    """The graph for evaluation and prediction: x * dropout_mask(x) becomes x,
-    gaussian noise becomes zero (a VAE's sample becomes its mean), and batch norm
-    uses its running statistics, folded into the layer before it where possible."""
-    masks = [n for n, d in g.nodes(data=True) if d["op"] == "dropout_mask"]
-    noises = [n for n, d in g.nodes(data=True) if d["op"] == "gaussian_noise"]
-    norms = [n for n, d in g.nodes(data=True) if d["op"] == "normalize" and d.get("running")]
-    if not masks and not noises and not norms:
+    """The graph for evaluation and prediction: each op whose record has an
+    ``inference`` hook rewrites itself (x * dropout_mask(x) becomes x, gaussian
+    noise becomes zero, batch norm uses its running statistics, folded into the
+    layer before it where possible); then what the outputs do not need goes."""
+    todo = [n for n, d in g.nodes(data=True) if OPS[d["op"]].inference is not None]
+    if not todo:
         return prune(g, outputs)
     g = copy_graph(g)
-    for norm in norms:
-        _use_running_statistics(g, norm)
-    for noise in noises:
-        d = g.nodes[noise]
-        d["op"], d["factor"] = "scale", 0.0
-        d.pop("seed", None)
-    for mask in masks:
-        for reader in list(g.successors(mask)):
-            others = [i for i in operands(g, reader) if i != mask]
-            if g.nodes[reader]["op"] != "multiply" or len(others) != 1:
-                raise GraphError([Problem(reader, g.nodes[reader]["op"], "a dropout mask may "
-                                          "only be multiplied with the value it masks")])
-            for src in list(g.predecessors(reader)):
-                while g.has_edge(src, reader):
-                    g.remove_edge(src, reader)
-            g.nodes[reader]["op"] = "linear"       # a view of the unmasked value
-            g.add_edge(others[0], reader, port=0)
+    rw = Rewriter(g)
+    for node in todo:
+        OPS[g.nodes[node]["op"]].inference(rw, node, operands(g, node), op_attrs(g, node))
     return prune(g, outputs)
 
 

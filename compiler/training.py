@@ -31,17 +31,13 @@ import networkx as nx
 from .errors import GraphError, OpShapeError, Problem, ShapeError
 from .infer import describe_operands, infer_node
 from .ir import add_op, ancestors_of, copy_graph
-from .ops import OPS
+from .ops import OPS, with_role
 from .pipeline import inference_graph, training_graph
 
-# The loss names a user may give, and the loss op each one means.
-LOSSES = {"mse": "mse", "l2": "mse", "rms": "mse", "l1": "l1",
-          "softmax_cross_entropy": "softmax_cross_entropy",
-          "cross_entropy": "softmax_cross_entropy",
-          "categorical_cross_entropy": "cross_entropy",
-          "binary_cross_entropy": "binary_cross_entropy", "bce": "binary_cross_entropy"}
+# The loss names a user may give, and the loss op each one means (from the op table).
+LOSSES = with_role("loss")
 CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
-PENALTY_OPS = ("l1_penalty", "l2_penalty", "gaussian_kl")   # summed into the training loss
+PENALTY_OPS = tuple(with_role("penalty"))   # summed into the training loss
 TARGET, WEIGHTS, LOSS, TOTAL = "target", "sample_weight", "loss", "total_loss"
 
 

@@ -19,12 +19,11 @@ import zlib
 from contextlib import contextmanager
 
 from .compiler.errors import Problem, ShapeError
-from .compiler.ops import fmt_shape
+from .compiler.ops import fmt_shape, with_role
 
 from .base import user_source
 
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "tanh", "sigmoid", "softplus", "swish",
-               "gelu", "softmax", "log_softmax")
+ACTIVATIONS = tuple(with_role("activation"))      # from the op table
 LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may name
 
 
@@ -264,7 +263,7 @@ class LayerMethods:
                 self.op("moving_average", [stat, value], name=f"{stat.name.split('/')[-1]}_update",
                         momentum=momentum)
             return self.op("normalize", [x, mean, var, gamma, beta], name="normalize", axis=axis,
-                           eps=eps, running=[running_mean.name, running_var.name])
+                           eps=eps)
 
     @layer
     def dropout(self, x, rate: float = 0.5, seed: int | None = None, name=None):

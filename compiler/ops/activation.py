@@ -28,9 +28,9 @@ def _unary(name, grad_op, reads, flops=1, attrs=None, doc="", scratch=None,
         saved = out if reads == "output" else ins[0]
         return [ctx.emit(grad_op, [dy, saved], **a)]
 
-    register(OpDef(name, 1, _same, kernel=name, fusion="elementwise", vjp=vjp, inplace=True,
+    register(OpDef(name, 1, _same, fusion="elementwise", vjp=vjp, inplace=True, role="activation",
                    scratch=scratch, attrs=attrs, flops=elementwise_flops(flops), doc=doc))
-    register(OpDef(grad_op, 2, _same, kernel=grad_op, fusion="elementwise", inplace=True,
+    register(OpDef(grad_op, 2, _same, fusion="elementwise", inplace=True,
                    scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    kind="gradient", attrs=attrs, flops=elementwise_flops(2),
                    doc=f"Gradient of {name}: dy times {name}' (from its {reads})."))
@@ -62,7 +62,7 @@ def _identity_vjp(ctx, ins, out, dy, attrs):
     return [dy]
 
 
-register(OpDef("linear", 1, _same, kernel=None, fusion="elementwise", vjp=_identity_vjp,
+register(OpDef("linear", 1, _same, fusion="elementwise", vjp=_identity_vjp, role="activation",
                view=True, doc="The identity activation (a view: no kernel runs)."))
 
 _axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
@@ -79,16 +79,17 @@ def _softmax_vjp(ctx, ins, out, dy, attrs):
     return [ctx.emit("softmax_grad", [dy, out], axis=attrs["axis"])]
 
 
-register(OpDef("softmax", 1, _softmax_shape, kernel="softmax", fusion="reduce", vjp=_softmax_vjp,
+register(OpDef("softmax", 1, _softmax_shape, fusion="reduce", vjp=_softmax_vjp, role="activation",
                attrs={"axis": _axis}, flops=elementwise_flops(5), inplace=True,
                doc="exp(x) / sum(exp(x)) along axis, computed from x - max(x)."))
-register(OpDef("log_softmax", 1, _softmax_shape, kernel="log_softmax", fusion="reduce",
+register(OpDef("log_softmax", 1, _softmax_shape, fusion="reduce", role="activation",
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("log_softmax_grad", [dy, out], axis=a["axis"])],
                attrs={"axis": _axis}, flops=elementwise_flops(5), inplace=True,
                scratch=scratch_like("out"), doc="x - log(sum(exp(x))) along axis, stably."))
-register(OpDef("log_softmax_grad", 2, _same, kernel="log_softmax_grad", fusion="reduce",
+register(OpDef("log_softmax_grad", 2, _same, fusion="reduce",
                kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis},
                flops=elementwise_flops(4), doc="dy - exp(y) * sum(dy) along axis."))
-register(OpDef("softmax_grad", 2, _same, kernel="softmax_grad", fusion="reduce",
-               kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis}, flops=elementwise_flops(4),
+register(OpDef("softmax_grad", 2, _same, fusion="reduce",
+               kind="gradient", inplace=True, scratch=scratch_like("out"), attrs={"axis": _axis},
+               flops=elementwise_flops(4),
                doc="y * (dy - sum(dy * y)) along axis."))

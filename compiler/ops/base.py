@@ -37,14 +37,34 @@ class Attr:
     expect: str = "a valid value"   # says what `check` accepts, for error messages
 
 
+_AUTO = "auto"     # OpDef.kernel's default: the op's own name, or None where no kernel runs
+
+ROLES = ("activation", "loss", "penalty")   # what an op is to the user side
+
+
 @dataclass
 class OpDef:
-    """Everything the compiler knows about one op."""
+    """Everything the compiler knows about one op.
+
+    The hooks take the pass's rewrite toolkit (``compiler.rewrite.Rewriter``)
+    and the node, its operands and its attributes:
+
+    - ``lower(rw, node, ins, attrs)`` rewrites the node into ops that have a
+      runtime kernel (a convolution into im2col + GEMM);
+    - ``lower_fused(rw, node, ins, attrs)``, on an anchor op without a kernel,
+      lowers a ``fused`` node anchored on it (so the fuse pass may use it);
+    - ``inference(rw, node, ins, attrs)`` rewrites the node for evaluation and
+      prediction programs (dropout's mask and noise go, batch norm reads its
+      running averages);
+    - ``fold_axes(attrs, rank)``, on a layer op whose operand 1 is a weight:
+      (the output's channel axis, the weight's channel axis) when a per-channel
+      scale of the output can be folded into the weight, else None.
+    """
 
     name: str
     arity: int | None                    # None: one or more operands
     infer: Callable[[list, list, dict], tuple]
-    kernel: str | None                   # runtime kernel name; None for sources
+    kernel: str | None = _AUTO           # the op's name, or None (sources, views, lowered ops)
     fusion: str = "opaque"
     vjp: Callable | None = None          # (ctx, node, dy) -> [grad node or None per input]
     attrs: dict[str, Attr] = field(default_factory=dict)
@@ -54,7 +74,24 @@ class OpDef:
     inplace: bool = False                # the kernel may write its result over operand 0
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
     scratch: Callable | None = None      # (in_shapes, out_shape, attrs, dtype) -> [(shape, dtype)]
+    lower: Callable | None = None        # see above
+    lower_fused: Callable | None = None
+    inference: Callable | None = None
+    fold_axes: Callable | None = None
+    persistent: bool = False             # a source whose value lives between steps (weights, state)
+    stateful: bool = False               # the kernel keeps state between steps (a random generator)
+    role: str | None = None              # activation | loss | penalty: named on the user side
+    user_names: tuple[str, ...] | None = None   # names the user side accepts (default: the op's)
+    slots: tuple[str, ...] = ()          # an update's state operands (ports 3, 4, ...), by name
+    optimizers: tuple[str, ...] = ()     # optimizer names whose step this update op is
     doc: str = ""
+
+    def __post_init__(self):
+        if self.kernel == _AUTO:
+            none = self.kind == "source" or self.view or self.lower is not None
+            self.kernel = None if none else self.name
+        if self.user_names is None:
+            self.user_names = (self.name,) if self.role else ()
 
     def scratch_buffers(self, in_shapes, out_shape, attrs, dtype) -> list:
         """Temporary buffers the kernel needs for one call, planned in the arena."""
@@ -90,8 +127,21 @@ def register(op: OpDef) -> OpDef:
         raise KeyError(f"op {op.name!r} is registered twice")
     if op.fusion not in FUSION_KINDS:
         raise ValueError(f"op {op.name!r}: unknown fusion kind {op.fusion!r}")
+    if op.kernel not in (None, op.name):
+        raise ValueError(f"op {op.name!r}: its kernel is named after it (or None), got {op.kernel!r}")
+    if op.role is not None and op.role not in ROLES:
+        raise ValueError(f"op {op.name!r}: unknown role {op.role!r}; known: {ROLES}")
     OPS[op.name] = op
     return op
+
+
+def with_role(role: str) -> dict[str, str]:
+    """The user-side names of every op with ``role``, each mapped to its op.
+
+    >>> with_role("penalty")["l2_penalty"]
+    'l2_penalty'
+    """
+    return {alias: op.name for op in OPS.values() if op.role == role for alias in op.user_names}
 
 
 # ---------------------------------------------------------------- shape helpers

@@ -17,7 +17,7 @@ from __future__ import annotations
 from math import ceil, prod
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
+from .base import OPS, Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
 
 
 def pair(v) -> tuple[int, int]:
@@ -173,17 +173,145 @@ def _conv_grad_weight_shape(shapes, dtypes, attrs):
 
 _hw = Attr(check=_is_pair, expect="a (height, width) pair")
 
+
+# ---------------------------------------------------------------- lowering
+# The hooks below rewrite a convolution into pad2d + im2col + a batched matmul
+# (+ col2im + crop2d for the input gradient). A rewritten node keeps its name,
+# so everything that read it still does; the reshapes are views and cost
+# nothing. The columns of an input are built once (the rewriter shares equal
+# nodes) and read by the forward GEMM and the weight gradient's GEMM.
+
+def _padded(rw, x, pads, value=0.0):
+    return rw.emit(f"{x}/pad", "pad2d", [x], pads=list(pads), value=value) if any(pads) else x
+
+
+def _columns(rw, x, w_shape, attrs):
+    pads, _ = conv_geometry(rw.g.nodes[x]["shape"], w_shape, attrs)
+    return rw.emit(f"{x}/im2col", "im2col", [_padded(rw, x, pads)], kernel_size=list(w_shape[2:]),
+                   strides=list(pair(attrs["strides"])), dilation=list(pair(attrs["dilation"])))
+
+
+def _weight_matrix(rw, w, groups):
+    """(F, C/G, KH, KW) as one matrix, or a stack of one matrix per group."""
+    ws = rw.g.nodes[w]["shape"]
+    f, k = ws[0], ws[1] * ws[2] * ws[3]
+    return rw.emit(f"{w}/matrix", "reshape", [w], shape=[f, k] if groups == 1 else [groups, f // groups, k])
+
+
+def _per_group(rw, x, groups, rows):
+    """(N, rows, L) viewed as (N, G, rows / G, L): a grouped convolution's GEMMs
+    are one batched matmul over the groups (the reshapes are views)."""
+    if groups == 1:
+        return x
+    n, _, length = rw.g.nodes[x]["shape"]
+    return rw.emit(f"{x}/groups", "reshape", [x], shape=[n, groups, rows // groups, length])
+
+
+def _lower_conv(rw, node, ins, attrs):
+    x, w = ins
+    ws, (n, f, oh, ow) = rw.g.nodes[w]["shape"], rw.g.nodes[node]["shape"]
+    groups = attrs.get("groups", 1)
+    cols = _per_group(rw, _columns(rw, x, ws, attrs), groups, groups * ws[1] * ws[2] * ws[3])
+    ym = rw.emit(f"{node}/gemm", "matmul", [_weight_matrix(rw, w, groups), cols])
+    rw.become(node, "reshape", [ym], shape=[n, f, oh, ow])
+
+
+def _lower_conv_fused(rw, node, ins, attrs):
+    """A fused convolution: its GEMM becomes the anchor, on (N, F, OH*OW)."""
+    conv = attrs["anchor"]["attrs"]
+    n_conv = len(ins) - sum(p["extra"] for p in attrs["epilogue"])
+    (x, w), extras = ins[:n_conv], ins[n_conv:]
+    if conv.get("groups", 1) > 1:
+        return _unfuse(rw, node, [x, w], extras, attrs)
+    n, f, oh, ow = rw.g.nodes[node]["shape"]
+    cols = _columns(rw, x, rw.g.nodes[w]["shape"], conv)
+    wm = _weight_matrix(rw, w, 1)
+    flat = []
+    for e in extras:            # full-size extras (a residual) follow the new layout
+        full = rw.g.nodes[e]["shape"] == (n, f, oh, ow)
+        flat.append(rw.emit(f"{e}/matrix", "reshape", [e], shape=[n, f, oh * ow]) if full else e)
+    matmul = OPS["matmul"]
+    anchor = {"op": "matmul", "kernel": matmul.kernel, "attrs": matmul.check_attrs({})[0], "scratch": 0}
+    gemm = rw.emit(f"{node}/gemm", "fused", [wm, cols, *flat], anchor=anchor, epilogue=attrs["epilogue"])
+    rw.become(node, "reshape", [gemm], shape=[n, f, oh, ow])
+
+
+def _unfuse(rw, node, conv_ins, extras, attrs):
+    """A grouped convolution's GEMM yields (N, G, F/G, L), not the (N, F, L)
+    layout the epilogue's broadcasts expect: run the convolution on its own,
+    then the epilogue ops one by one (the last keeps the node's name)."""
+    y = rw.emit(f"{node}/conv", "conv2d", conv_ins, **attrs["anchor"]["attrs"])
+    _lower_conv(rw, y, conv_ins, {**OPS["conv2d"].check_attrs({})[0], **attrs["anchor"]["attrs"]})
+    parts = attrs["epilogue"]
+    for i, part in enumerate(parts):
+        args, extras = [y, *extras[:part["extra"]]], extras[part["extra"]:]
+        if i == len(parts) - 1:
+            rw.become(node, part["op"], args, **part["attrs"])
+        else:
+            y = rw.emit(f"{node}/{part['op']}", part["op"], args, **part["attrs"])
+
+
+def _lower_conv_grad_weight(rw, node, ins, attrs):
+    x, dy = ins
+    ws = rw.g.nodes[node]["shape"]
+    n, f, oh, ow = rw.g.nodes[dy]["shape"]
+    groups, k = attrs.get("groups", 1), ws[1] * ws[2] * ws[3]
+    cols = _per_group(rw, _columns(rw, x, ws, attrs), groups, groups * k)
+    dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow]), groups, f)
+    per_sample = rw.emit(f"{node}/gemm", "matmul", [dym, cols], transpose_b=True)
+    total = [ws[0], k] if groups == 1 else [groups, ws[0] // groups, k]
+    summed = rw.emit(f"{node}/sum", "sum_to", [per_sample], shape=total)
+    rw.become(node, "reshape", [summed], shape=list(ws))
+
+
+def _lower_conv_grad_input(rw, node, ins, attrs):
+    dy, w = ins
+    ws, xs = rw.g.nodes[w]["shape"], rw.g.nodes[node]["shape"]
+    n, f, oh, ow = rw.g.nodes[dy]["shape"]
+    pads, _ = conv_geometry(xs, ws, attrs)
+    hw = [xs[2] + pads[0] + pads[1], xs[3] + pads[2] + pads[3]]
+    groups = attrs.get("groups", 1)
+    wm = _weight_matrix(rw, w, groups)
+    # Stride 1: pad dy's rows to the padded image's width (zeros), so the
+    # columns come out "wide" and col2im adds contiguous runs (see col2im).
+    wide = pair(attrs["strides"]) == (1, 1)
+    if wide and hw[1] > ow:
+        dy = rw.emit(f"{dy}/wide", "pad2d", [dy], pads=[0, 0, 0, hw[1] - ow])
+    row = hw[1] if wide else ow
+    dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * row]), groups, f)
+    dcols = rw.emit(f"{node}/gemm", "matmul", [wm, dym], transpose_a=True)
+    if groups > 1:
+        dcols = rw.emit(f"{node}/columns", "reshape", [dcols],
+                        shape=[n, groups * ws[1] * ws[2] * ws[3], oh * row])
+    window = dict(kernel_size=list(ws[2:]), strides=list(pair(attrs["strides"])),
+                  dilation=list(pair(attrs["dilation"])), channels=ws[1] * groups, wide=wide)
+    if any(pads):
+        image = rw.emit(f"{node}/col2im", "col2im", [dcols], image_hw=hw, **window)
+        rw.become(node, "crop2d", [image], pads=list(pads))
+    else:
+        rw.become(node, "col2im", [dcols], image_hw=hw, **window)
+
+
+def _lower_conv_transpose(rw, node, ins, attrs):
+    """The up-convolution is conv2d's input gradient: lower it as one."""
+    conv = {k: attrs[k] for k in ("strides", "padding", "dilation", "groups")}
+    conv["input_hw"] = list(rw.g.nodes[node]["shape"][2:])
+    rw.become(node, "conv2d_grad_input", ins, **conv)
+    _lower_conv_grad_input(rw, node, ins, conv)
+
+
 register(OpDef(
-    "conv2d", 2, _conv_shape, kernel=None, fusion="out-elementwise-fusable", vjp=_conv_vjp,
+    "conv2d", 2, _conv_shape, fusion="out-elementwise-fusable", vjp=_conv_vjp,
+    lower=_lower_conv, lower_fused=_lower_conv_fused, fold_axes=lambda attrs, rank: (1, 0),
     attrs=CONV_ATTRS, flops=lambda ins, out, a: 2 * prod(out) * prod(ins[1][1:]),
     doc="2-D cross-correlation of (N, C, H, W) with weights (F, C / groups, KH, KW); lowered "
         "to im2col + GEMM (one GEMM per group, batched). groups=C is a depthwise convolution."))
 register(OpDef(
-    "conv2d_grad_input", 2, _conv_grad_input_shape, kernel=None, kind="gradient",
+    "conv2d_grad_input", 2, _conv_grad_input_shape, kind="gradient", lower=_lower_conv_grad_input,
     attrs={**CONV_ATTRS, "input_hw": _hw}, flops=lambda ins, out, a: 2 * prod(ins[0]) * prod(ins[1][1:]),
     doc="Gradient of conv2d with respect to its input: GEMM + col2im."))
 register(OpDef(
-    "conv2d_grad_weight", 2, _conv_grad_weight_shape, kernel=None, kind="gradient",
+    "conv2d_grad_weight", 2, _conv_grad_weight_shape, kind="gradient", lower=_lower_conv_grad_weight,
     attrs={**CONV_ATTRS, "kernel_size": _hw}, flops=lambda ins, out, a: 2 * prod(ins[1]) * prod(out[1:]),
     doc="Gradient of conv2d with respect to its weight: im2col + GEMM."))
 
@@ -193,8 +321,8 @@ def _explicit_padding(v):
 
 
 register(OpDef(
-    "conv_transpose2d", 2, _conv_transpose_shape, kernel=None, fusion="out-elementwise-fusable",
-    vjp=_conv_transpose_vjp,
+    "conv_transpose2d", 2, _conv_transpose_shape, fusion="out-elementwise-fusable",
+    vjp=_conv_transpose_vjp, lower=_lower_conv_transpose,
     attrs={"strides": _strides, "dilation": _dilation, "groups": _groups,
            "padding": Attr("valid", _explicit_padding, "'valid', an int or pairs (not 'same')"),
            "output_padding": Attr(None, lambda v: v is None or (_is_pair(v) or v == 0),
@@ -211,14 +339,14 @@ def _upsample_shape(shapes, dtypes, attrs):
     return (x[0], x[1], x[2] * f[0], x[3] * f[1]), dtypes[0]
 
 
-register(OpDef("upsample2d", 1, _upsample_shape, kernel="upsample2d", fusion="injective",
+register(OpDef("upsample2d", 1, _upsample_shape, fusion="injective",
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("upsample2d_grad", [dy], factor=a["factor"])],
                attrs={"factor": Attr(2, _is_pair, "a positive int or pair")},
                doc="Nearest-neighbour upsampling: each pixel repeated factor x factor times."))
 register(OpDef("upsample2d_grad", 1,
                lambda s, d, a: ((s[0][0], s[0][1], s[0][2] // pair(a["factor"])[0],
                                  s[0][3] // pair(a["factor"])[1]), d[0]),
-               kernel="upsample2d_grad", kind="gradient", fusion="reduce",
+               kind="gradient", fusion="reduce",
                attrs={"factor": Attr(2, _is_pair)}, doc="Sum of each factor x factor block."))
 
 
@@ -244,10 +372,10 @@ def _crop_shape(shapes, dtypes, attrs):
     return (x[0], x[1], x[2] - t - b, x[3] - l - r), dtypes[0]
 
 
-register(OpDef("pad2d", 1, _pad_shape, kernel="pad2d", fusion="injective", attrs=_pad_attrs,
+register(OpDef("pad2d", 1, _pad_shape, fusion="injective", attrs=_pad_attrs,
                kind="lowered",
                doc="Pad H and W with a constant (0 for convolution, -inf for max pooling)."))
-register(OpDef("crop2d", 1, _crop_shape, kernel="crop2d", fusion="injective", kind="lowered",
+register(OpDef("crop2d", 1, _crop_shape, fusion="injective", kind="lowered",
                attrs={"pads": _pad_attrs["pads"]}, doc="Remove padding: the inverse of pad2d."))
 
 _window_attrs = {"kernel_size": _hw, "strides": _strides, "dilation": _dilation}
@@ -275,11 +403,11 @@ def _col2im_shape(shapes, dtypes, attrs):
     return (cols[0], c, h, w), dtypes[0]
 
 
-register(OpDef("im2col", 1, _im2col_shape, kernel="im2col", fusion="injective", kind="lowered",
+register(OpDef("im2col", 1, _im2col_shape, fusion="injective", kind="lowered",
                attrs=_window_attrs, flops=lambda ins, out, a: 0,
                doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
                    "through a zero-copy strided view."))
-register(OpDef("col2im", 1, _col2im_shape, kernel="col2im", fusion="opaque", kind="lowered",
+register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
                attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
                       "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
                flops=lambda ins, out, a: prod(ins[0]),
@@ -348,6 +476,45 @@ def _pool_shape(shapes, dtypes, attrs):
     return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
 
 
+def _uncounted(x_shape, attrs):
+    if "count_include_pad" not in attrs:            # max pooling
+        return {}
+    return {"uncounted": list(uncounted_margins(x_shape, attrs))}
+
+
+def _lower_pool(fill):
+    """Padded pooling -> pool(pad2d(x)), the padding filled with ``fill``."""
+    def lower(rw, node, ins, attrs):
+        x_shape = rw.g.nodes[ins[0]]["shape"]
+        k, s, pads, _ = pool_geometry(x_shape, attrs)
+        if any(pads):
+            xp = _padded(rw, ins[0], pads, fill)
+            rw.become(node, rw.g.nodes[node]["op"], [xp], pool_size=list(k), strides=list(s),
+                      padding="valid", **_uncounted(x_shape, attrs))
+    return lower
+
+
+def _lower_pool_grad(fill):
+    """The gradient of padded pooling -> crop2d(the gradient of pool(pad2d(x)))."""
+    def lower(rw, node, ins, attrs):
+        x_shape = rw.g.nodes[node]["shape"]
+        k, s, pads, _ = pool_geometry(x_shape, attrs)
+        if not any(pads):
+            return
+        op = rw.g.nodes[node]["op"]
+        valid = dict(pool_size=list(k), strides=list(s), padding="valid")
+        if op == "max_pool2d_grad":          # (dy, x, y): pad x as the forward did
+            dy, x, y = ins
+            inputs, extra = [dy, _padded(rw, x, pads, fill), y], {}
+        else:
+            inputs = ins
+            extra = {"input_hw": [x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3]],
+                     **_uncounted(x_shape, attrs)}
+        grad = rw.emit(f"{node}/padded", op, inputs, **valid, **extra)
+        rw.become(node, "crop2d", [grad], pads=list(pads))
+    return lower
+
+
 def _max_pool_vjp(ctx, ins, out, dy, attrs):
     return [ctx.emit("max_pool2d_grad", [dy, ins[0], out], **attrs)]
 
@@ -361,19 +528,21 @@ def _pool_flops(ins, out, a):
 
 
 register(OpDef("max_pool2d", 1, _pool_shape, kernel="max_pool2d", fusion="opaque",
-               vjp=_max_pool_vjp, attrs=_pool_attrs, flops=_pool_flops,
+               vjp=_max_pool_vjp, lower=_lower_pool(float("-inf")), attrs=_pool_attrs, flops=_pool_flops,
                doc="Maximum over each window (padding counts as -inf)."))
 register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque",
-               vjp=_avg_pool_vjp, attrs=_avg_attrs, flops=_pool_flops,
+               vjp=_avg_pool_vjp, lower=_lower_pool(0.0), attrs=_avg_attrs, flops=_pool_flops,
                doc="Mean over each window (padding counts as 0, as PyTorch's default; "
                    "count_include_pad=False leaves it out of the count)."))
 register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
-               kind="gradient", attrs=_pool_attrs, flops=_pool_flops,
+               kind="gradient", lower=_lower_pool_grad(float("-inf")), attrs=_pool_attrs,
+               flops=_pool_flops,
                scratch=lambda ins, out, a, dt: [(ins[0], "bool"), (ins[0], dt), (ins[0], dt)],
                doc="Route each window's gradient to its first maximum."))
 register(OpDef("avg_pool2d_grad", 1,
                lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
-               kind="gradient", attrs={**_avg_attrs, "input_hw": _hw}, flops=_pool_flops,
+               kind="gradient", lower=_lower_pool_grad(0.0), attrs={**_avg_attrs, "input_hw": _hw},
+               flops=_pool_flops,
                scratch=scratch_like(0), doc="Spread each window's gradient evenly over it."))
 
 
@@ -383,11 +552,11 @@ def _gap_shape(shapes, dtypes, attrs):
     return (x[0], x[1]), same_dtype(dtypes, 0)
 
 
-register(OpDef("global_avg_pool", 1, _gap_shape, kernel="global_avg_pool", fusion="reduce",
+register(OpDef("global_avg_pool", 1, _gap_shape, fusion="reduce",
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("global_avg_pool_grad", [dy],
                                                           input_hw=ctx.shape(ins[0])[2:])],
                flops=lambda ins, out, a: prod(ins[0]), doc="Mean over H and W: (N, C, H, W) -> (N, C)."))
 register(OpDef("global_avg_pool_grad", 1,
                lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]),
-               kernel="global_avg_pool_grad", kind="gradient", attrs={"input_hw": _hw},
+               kind="gradient", attrs={"input_hw": _hw},
                flops=lambda ins, out, a: prod(out), doc="dy / (H W), spread over each map."))

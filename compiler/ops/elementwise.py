@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from math import prod
 
-from ..errors import OpShapeError
+from ..errors import GraphError, OpShapeError, Problem
+from ..ir import operands
 from .base import (Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape,
                    like_input, register, same_dtype)
 
@@ -28,7 +29,7 @@ def _add_vjp(ctx, ins, out, dy, attrs):
     return grads
 
 
-register(OpDef("add", 2, _add_shape, kernel="add", fusion="broadcast", vjp=_add_vjp, inplace=True,
+register(OpDef("add", 2, _add_shape, fusion="broadcast", vjp=_add_vjp, inplace=True,
                flops=elementwise_flops(1), doc="a + b with NumPy broadcasting."))
 
 def _multiply_vjp(ctx, ins, out, dy, attrs):
@@ -40,7 +41,7 @@ def _multiply_vjp(ctx, ins, out, dy, attrs):
     return grads
 
 
-register(OpDef("multiply", 2, _add_shape, kernel="multiply", fusion="broadcast", vjp=_multiply_vjp,
+register(OpDef("multiply", 2, _add_shape, fusion="broadcast", vjp=_multiply_vjp,
                inplace=True, flops=elementwise_flops(1), doc="a * b with NumPy broadcasting."))
 
 def _subtract_vjp(ctx, ins, out, dy, attrs):
@@ -52,14 +53,14 @@ def _subtract_vjp(ctx, ins, out, dy, attrs):
     return grads
 
 
-register(OpDef("subtract", 2, _add_shape, kernel="subtract", fusion="broadcast", vjp=_subtract_vjp,
+register(OpDef("subtract", 2, _add_shape, fusion="broadcast", vjp=_subtract_vjp,
                inplace=True, flops=elementwise_flops(1), doc="a - b with NumPy broadcasting."))
-register(OpDef("scale", 1, like_input(0), kernel="scale", fusion="elementwise", inplace=True,
+register(OpDef("scale", 1, like_input(0), fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("scale", [dy], factor=a["factor"])],
                attrs={"factor": Attr(check=lambda v: isinstance(v, (int, float)), expect="a number")},
                flops=elementwise_flops(1), doc="x times a constant factor."))
 
-register(OpDef("add_n", None, like_input(0), kernel="add_n", fusion="elementwise", inplace=True,
+register(OpDef("add_n", None, like_input(0), fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [dy] * len(ins),
                flops=lambda ins, out, a: (len(ins) - 1) * _size(out),
                doc="The sum of any number of same-shaped operands."))
@@ -83,7 +84,7 @@ def _sum_to_shape(shapes, dtypes, attrs):
     return target, same_dtype(dtypes, 0)
 
 
-register(OpDef("sum_to", 1, _sum_to_shape, kernel="sum_to", fusion="reduce", kind="gradient",
+register(OpDef("sum_to", 1, _sum_to_shape, fusion="reduce", kind="gradient",
                attrs={"shape": Attr(check=lambda v: isinstance(v, (tuple, list)),
                                     expect="a target shape")},
                flops=lambda ins, out, a: _size(ins[0]),
@@ -94,7 +95,23 @@ def _mask_shape(shapes, dtypes, attrs):
     return shapes[0], dtypes[0]
 
 
-register(OpDef("dropout_mask", 1, _mask_shape, kernel="dropout_mask", fusion="opaque",
+def _unmask(rw, mask, ins, attrs):
+    """Inference: x * dropout_mask(x) becomes x (a view: no kernel runs)."""
+    g = rw.g
+    for reader in list(g.successors(mask)):
+        others = [i for i in operands(g, reader) if i != mask]
+        if g.nodes[reader]["op"] != "multiply" or len(others) != 1:
+            raise GraphError([Problem(reader, g.nodes[reader]["op"], "a dropout mask may "
+                                      "only be multiplied with the value it masks")])
+        rw.become(reader, "linear", others)
+
+
+def _silence(rw, noise, ins, attrs):
+    """Inference: the noise is zero (a VAE's sample becomes its mean)."""
+    rw.become(noise, "scale", ins, factor=0.0)
+
+
+register(OpDef("dropout_mask", 1, _mask_shape, fusion="opaque", stateful=True, inference=_unmask,
                scratch=lambda ins, out, a, dt: [(out, "float64")],
                vjp=lambda ctx, ins, out, dy, a: [None],
                attrs={"rate": Attr(check=lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
@@ -107,11 +124,11 @@ register(OpDef("dropout_mask", 1, _mask_shape, kernel="dropout_mask", fusion="op
                    "x * mask to x."))
 
 
-register(OpDef("exp", 1, like_input(0), kernel="exp", fusion="elementwise", inplace=True,
+register(OpDef("exp", 1, like_input(0), fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("multiply", [dy, out])],
                flops=elementwise_flops(1), doc="e^x (its gradient reads the output)."))
 
-register(OpDef("gaussian_noise", 1, _mask_shape, kernel="gaussian_noise", fusion="opaque",
+register(OpDef("gaussian_noise", 1, _mask_shape, fusion="opaque", stateful=True, inference=_silence,
                vjp=lambda ctx, ins, out, dy, a: [None],
                attrs={"seed": Attr(0, lambda v: isinstance(v, int), "an int seed")},
                scratch=lambda ins, out, a, dt: [(out, "float64")],

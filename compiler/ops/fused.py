@@ -48,7 +48,14 @@ def _flops(in_shapes, out_shape, attrs):
                parts(in_shapes, ["float32"] * len(in_shapes), attrs))
 
 
-register(OpDef("fused", None, _shape, kernel="fused", fusion="opaque", kind="lowered",
+def _lower(rw, node, ins, attrs):
+    """A fused node whose anchor has no kernel is lowered by the anchor's own hook."""
+    hook = OPS[attrs["anchor"]["op"]].lower_fused
+    if hook is not None:
+        hook(rw, node, ins, attrs)
+
+
+register(OpDef("fused", None, _shape, kernel="fused", fusion="opaque", kind="lowered", lower=_lower,
                attrs={"anchor": Attr(check=lambda v: isinstance(v, dict)),
                       "epilogue": Attr(check=lambda v: isinstance(v, list))},
                scratch=_scratch, flops=_flops,

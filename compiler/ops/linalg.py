@@ -63,7 +63,8 @@ def _matmul_flops(ins, out, attrs):
 
 
 register(OpDef(
-    "matmul", 2, _matmul_shape, kernel="matmul", fusion="out-elementwise-fusable",
+    "matmul", 2, _matmul_shape, fusion="out-elementwise-fusable",
+    fold_axes=lambda attrs, rank: None if attrs["transpose_b"] else (rank - 1, -1),
     vjp=_matmul_vjp, attrs={"transpose_a": _bool, "transpose_b": _bool},
     flops=_matmul_flops,
     doc="op(A) @ op(B), op being an optional transpose of the last two axes; 3-D operands "
@@ -97,13 +98,13 @@ def _bias_grad_shape(shapes, dtypes, attrs):
 _axis = Attr(-1, lambda v: isinstance(v, int) and not isinstance(v, bool), "an int axis")
 
 register(OpDef(
-    "bias_add", 2, _bias_add_shape, kernel="bias_add", fusion="broadcast", inplace=True,
+    "bias_add", 2, _bias_add_shape, fusion="broadcast", inplace=True,
     vjp=_bias_add_vjp, attrs={"axis": _axis},
     flops=lambda ins, out, a: prod(out),
     doc="x + b, with b a vector along `axis` (the channel axis)."))
 
 register(OpDef(
-    "bias_grad", 1, _bias_grad_shape, kernel="bias_grad", fusion="reduce", kind="gradient",
+    "bias_grad", 1, _bias_grad_shape, fusion="reduce", kind="gradient",
     attrs={"axis": _axis}, flops=lambda ins, out, a: prod(ins[0]),
     doc="Sum of the gradient over every axis but `axis`."))
 
@@ -118,13 +119,13 @@ def _embedding_shape(shapes, dtypes, attrs):
 
 
 register(OpDef(
-    "embedding", 2, _embedding_shape, kernel="embedding", fusion="injective",
+    "embedding", 2, _embedding_shape, fusion="injective",
     vjp=lambda ctx, ins, out, dy, a: [None, ctx.emit("embedding_grad", [dy, ins[0]],
                                                     vocabulary=ctx.shape(ins[1])[0])],
     doc="Rows of the table picked by integer ids: (N, ...) ids -> (N, ..., features)."))
 register(OpDef(
     "embedding_grad", 2,
-    lambda s, d, a: ((a["vocabulary"], s[0][-1]), d[0]), kernel="embedding_grad",
-    fusion="opaque", kind="gradient", attrs={"vocabulary": Attr(check=lambda v: isinstance(v, int))},
+    lambda s, d, a: ((a["vocabulary"], s[0][-1]), d[0]), fusion="opaque", kind="gradient",
+    attrs={"vocabulary": Attr(check=lambda v: isinstance(v, int))},
     flops=lambda ins, out, a: prod(ins[0]),
     doc="The table's gradient: each id's row summed over its uses."))

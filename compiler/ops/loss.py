@@ -60,7 +60,8 @@ def _weighted(rule):
     return check
 
 
-def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad_scratch=()):
+def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad_scratch=(),
+          user_names=None):
     attrs = {"reduction": _reduction, **(attrs or {})}
     grad = name + "_grad"
     shape_rule = _weighted(shape_rule)
@@ -74,21 +75,24 @@ def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad
         shape_rule(shapes[1:], dtypes[1:], a)
         return shapes[1], dtypes[1]
 
-    register(OpDef(name, None, shape_rule, kernel=name, fusion="reduce", vjp=vjp, kind="loss",
+    register(OpDef(name, None, shape_rule, fusion="reduce", vjp=vjp, kind="loss", role="loss",
+                   user_names=user_names,
                    scratch=scratch_like(*[0] * len(scratch), dtypes=list(scratch)),
                    attrs=attrs, flops=lambda ins, out, a: flops * prod(ins[0]), doc=doc))
-    register(OpDef(grad, None, grad_shape, kernel=grad, fusion="opaque", kind="gradient",
+    register(OpDef(grad, None, grad_shape, fusion="opaque", kind="gradient",
                    scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    attrs=attrs, flops=lambda ins, out, a: 3 * prod(out),
                    doc=f"Gradient of {name} with respect to the prediction."))
 
 
-_loss("mse", _pairwise_shape, doc="Mean (or sum) of (pred - target)^2: the L2 / RMS loss.")
+_loss("mse", _pairwise_shape, user_names=("mse", "l2", "rms"),
+      doc="Mean (or sum) of (pred - target)^2: the L2 / RMS loss.")
 _loss("l1", _pairwise_shape, doc="Mean (or sum) of |pred - target|.")
 _loss("softmax_cross_entropy", _softmax_ce_shape, flops=6,
+      user_names=("softmax_cross_entropy", "cross_entropy"),
       doc="Cross-entropy of softmax(logits) against class indices or one-hot rows; "
           "the mean (or sum) over rows.")
-_loss("cross_entropy", _softmax_ce_shape, flops=3,
+_loss("cross_entropy", _softmax_ce_shape, flops=3, user_names=("categorical_cross_entropy",),
       doc="Cross-entropy of probabilities (clipped to [1e-7, 1]) against class indices or "
           "one-hot rows. After a softmax, the fuse pass rewrites the pair into "
           "softmax_cross_entropy, which is stable at any logits.")
@@ -96,6 +100,7 @@ _loss("kl_divergence", _pairwise_shape, flops=5, grad_scratch=("same",),
       doc="sum_k t log(t / p) per row, rows averaged (or summed): the divergence of the "
           "predicted distribution p from the target t; both clipped to [1e-7, 1].")
 _loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same"),
+      user_names=("binary_cross_entropy", "bce"),
       grad_scratch=("same",),
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
       doc="-(t log p + (1 - t) log(1 - p)), from probabilities p (clipped to "
@@ -108,12 +113,12 @@ def _penalty(name, doc):
     def shape(shapes, dtypes, attrs):
         return (), same_dtype(dtypes, 0)
 
-    register(OpDef(name, 1, shape, kernel=name, fusion="reduce", kind="loss",
+    register(OpDef(name, 1, shape, fusion="reduce", kind="loss", role="penalty",
                    vjp=lambda ctx, ins, out, dy, a: [ctx.emit(grad, [dy, ins[0]], **a)],
                    attrs={"scale": Attr(check=lambda v: isinstance(v, (int, float)) and v >= 0,
                                         expect="a coefficient >= 0")},
                    flops=lambda ins, out, a: 2 * prod(ins[0]), doc=doc))
-    register(OpDef(grad, 2, lambda s, d, a: (s[1], d[1]), kernel=grad, fusion="elementwise",
+    register(OpDef(grad, 2, lambda s, d, a: (s[1], d[1]), fusion="elementwise",
                    kind="gradient", attrs={"scale": Attr(check=lambda v: isinstance(v, (int, float)))},
                    flops=lambda ins, out, a: 2 * prod(out), doc=f"Gradient of {name}."))
 
@@ -130,7 +135,7 @@ def _gaussian_kl_shape(shapes, dtypes, attrs):
 
 
 register(OpDef(
-    "gaussian_kl", 2, _gaussian_kl_shape, kernel="gaussian_kl", fusion="reduce", kind="loss",
+    "gaussian_kl", 2, _gaussian_kl_shape, fusion="reduce", kind="loss", role="penalty",
     vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gaussian_kl_grad", [dy, *ins], wrt=k, **a)
                                       for k in (0, 1)],
     attrs={"scale": Attr(1.0, lambda v: isinstance(v, (int, float)) and v >= 0, "a weight >= 0")},
@@ -138,7 +143,6 @@ register(OpDef(
     doc="KL(N(mean, exp(logvar)) || N(0, 1)) summed over the latent axes, averaged over "
         "the batch, times scale: the VAE's regularizer."))
 register(OpDef(
-    "gaussian_kl_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="gaussian_kl_grad",
-    fusion="elementwise", kind="gradient",
+    "gaussian_kl_grad", 3, lambda s, d, a: (s[1], d[1]), fusion="elementwise", kind="gradient",
     attrs={"scale": Attr(1.0), "wrt": Attr(check=lambda v: v in (0, 1))},
     doc="mean / N, or (exp(logvar) - 1) / 2N, times scale."))

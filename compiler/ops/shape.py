@@ -41,9 +41,9 @@ def _back_to_input(ctx, ins, out, dy, attrs):
     return [ctx.emit("reshape", [dy], shape=ctx.shape(ins[0]))]
 
 
-register(OpDef("flatten", 1, _flatten_shape, kernel=None, fusion="injective", view=True,
+register(OpDef("flatten", 1, _flatten_shape, fusion="injective", view=True,
                vjp=_back_to_input, doc="(N, d1, d2, ...) -> (N, d1*d2*...)"))
-register(OpDef("reshape", 1, _reshape_shape, kernel=None, fusion="injective", view=True,
+register(OpDef("reshape", 1, _reshape_shape, fusion="injective", view=True,
                vjp=_back_to_input,
                attrs={"shape": Attr(check=lambda v: isinstance(v, (tuple, list)) and all(
                    d is None or (isinstance(d, int) and d > 0) for d in v),
@@ -119,19 +119,19 @@ def _transpose_vjp(ctx, ins, out, dy, attrs):
 _int = lambda v: isinstance(v, int) and not isinstance(v, bool)
 _axis_attr = Attr(-1, _int, "an int axis")
 
-register(OpDef("concat", None, _concat_shape, kernel="concat", fusion="injective",
+register(OpDef("concat", None, _concat_shape, fusion="injective",
                vjp=_concat_vjp, attrs={"axis": _axis_attr},
                doc="Operands joined along an axis (not the batch axis)."))
-register(OpDef("slice", 1, _slice_shape, kernel="slice", fusion="injective", vjp=_slice_vjp,
+register(OpDef("slice", 1, _slice_shape, fusion="injective", vjp=_slice_vjp,
                attrs={"axis": _axis_attr, "start": Attr(check=_int, expect="an int"),
                       "stop": Attr(check=_int, expect="an int")},
                doc="x[..., start:stop, ...] along one axis."))
-register(OpDef("slice_grad", 1, _slice_grad_shape, kernel="slice_grad", fusion="injective",
+register(OpDef("slice_grad", 1, _slice_grad_shape, fusion="injective",
                kind="gradient",
                attrs={"axis": _axis_attr, "start": Attr(check=_int), "stop": Attr(check=_int),
                       "size": Attr(check=_int)},
                doc="dy placed at [start:stop] of zeros of the sliced operand's size."))
-register(OpDef("transpose", 1, _transpose_shape, kernel="transpose", fusion="injective",
+register(OpDef("transpose", 1, _transpose_shape, fusion="injective",
                vjp=_transpose_vjp,
                attrs={"perm": Attr(check=lambda v: isinstance(v, (list, tuple)), expect="a permutation")},
                doc="Axes permuted (the batch axis stays first)."))
@@ -149,7 +149,7 @@ def _slices_grad_shape(shapes, dtypes, attrs):
     return ref[:axis] + (attrs["size"],) + ref[axis + 1:], dtypes[0]
 
 
-register(OpDef("slices_grad", None, _slices_grad_shape, kernel="slices_grad", fusion="injective",
+register(OpDef("slices_grad", None, _slices_grad_shape, fusion="injective",
                kind="gradient",
                attrs={"axis": _axis_attr, "size": Attr(check=_int),
                       "starts": Attr(check=lambda v: isinstance(v, list)),

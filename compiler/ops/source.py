@@ -46,13 +46,13 @@ def _constant(shapes, dtypes, attrs):
 _dtype = Attr("float32", lambda v: v in DTYPES, f"one of {DTYPES}")
 
 register(OpDef(
-    "input", 0, _declared, kernel=None, kind="source",
+    "input", 0, _declared, kind="source",
     attrs={"shape": Attr(check=_is_shape(True), expect="a tuple of positive ints, "
                          "None allowed first for the batch"), "dtype": _dtype},
     doc="A value fed at every step."))
 
 register(OpDef(
-    "param", 0, _declared, kernel=None, kind="source",
+    "param", 0, _declared, kind="source", persistent=True,
     attrs={"shape": Attr(check=_is_shape(False), expect="a tuple of positive ints"),
            "dtype": _dtype,
            "init": Attr("auto", lambda v: isinstance(v, str), "an initializer name"),
@@ -60,14 +60,14 @@ register(OpDef(
     doc="A trained weight, kept between steps."))
 
 register(OpDef(
-    "state", 0, _declared, kernel=None, kind="source",
+    "state", 0, _declared, kind="source", persistent=True,
     attrs={"shape": Attr(check=_is_shape(False), expect="a tuple of positive ints"),
            "dtype": _dtype,
            "init": Attr(0.0, lambda v: isinstance(v, (int, float)), "a number to fill with")},
     doc="A persistent value that is not trained: optimizer slots, the learning rate."))
 
 register(OpDef(
-    "constant", 0, _constant, kernel=None, kind="source",
+    "constant", 0, _constant, kind="source", persistent=True,
     attrs={"value": Attr(check=lambda v: np.asarray(v).dtype.kind in "fiub",
                          expect="a number or nested list of numbers"),
            "shape": Attr((), _is_shape(False), "a tuple of positive ints"),

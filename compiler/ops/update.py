@@ -2,7 +2,9 @@
 
 An update reads the gradient and the learning rate (a scalar ``state`` node, so
 a schedule can change it between steps without recompiling) and writes, in
-place, the operands listed in ``mutates``. Published rules:
+place, the operands listed in ``mutates``. Each record names the optimizers it
+is the step of (``optimizers``) and its state operands (``slots``, ports 3 on);
+its attributes are those optimizers' hyperparameters. Published rules:
 
 - SGD (PyTorch's form): g += wd p;  v = mu v + g;  p -= lr (g + mu v) with Nesterov,
   lr v without.
@@ -47,7 +49,8 @@ _decay = Attr(0.0, lambda v: is_number(v) and v >= 0, "a weight decay >= 0")
 _eps = Attr(1e-8, lambda v: is_number(v) and v > 0, "a positive epsilon")
 
 register(OpDef(
-    "sgd_update", None, _update_shape((3,)), kernel="sgd_update", kind="update", mutates=(0, 3),
+    "sgd_update", None, _update_shape((3,)), kind="update", mutates=(0, 3),
+    optimizers=("sgd",), slots=("momentum",),
     scratch=scratch_like(0),
     attrs={"momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
            "nesterov": Attr(False, lambda v: isinstance(v, bool), "True or False"),
@@ -56,7 +59,8 @@ register(OpDef(
     doc="(param, grad, lr[, velocity]): SGD with optional (Nesterov) momentum."))
 
 register(OpDef(
-    "adam_update", 6, _update_shape((3, 4)), kernel="adam_update", kind="update",
+    "adam_update", 6, _update_shape((3, 4)), kind="update",
+    optimizers=("adam", "adamw"), slots=("adam_m", "adam_v", "adam_t"),
     mutates=(0, 3, 4, 5), scratch=scratch_like(0),
     attrs={"beta1": Attr(0.9, _in_unit, "beta1 in [0, 1)"),
            "beta2": Attr(0.999, _in_unit, "beta2 in [0, 1)"),
@@ -66,16 +70,18 @@ register(OpDef(
         "weight_decay is decoupled (AdamW)."))
 
 register(OpDef(
-    "rmsprop_update", 4, _update_shape((3,)), kernel="rmsprop_update", kind="update",
+    "rmsprop_update", 4, _update_shape((3,)), kind="update", optimizers=("rmsprop",), slots=("rms_v",),
     mutates=(0, 3), scratch=scratch_like(0),
     attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": _eps},
     flops=lambda ins, out, a: 6 * _n(ins[0]), doc="(param, grad, lr, v): RMSprop."))
 register(OpDef(
-    "adagrad_update", 4, _update_shape((3,)), kernel="adagrad_update", kind="update",
+    "adagrad_update", 4, _update_shape((3,)), kind="update", optimizers=("adagrad",),
+    slots=("adagrad_sum",),
     mutates=(0, 3), scratch=scratch_like(0), attrs={"eps": _eps},
     flops=lambda ins, out, a: 5 * _n(ins[0]), doc="(param, grad, lr, sum of squares): Adagrad."))
 register(OpDef(
-    "adadelta_update", 5, _update_shape((3, 4)), kernel="adadelta_update", kind="update",
+    "adadelta_update", 5, _update_shape((3, 4)), kind="update", optimizers=("adadelta",),
+    slots=("adadelta_g2", "adadelta_dx2"),
     mutates=(0, 3, 4), scratch=lambda ins, out, a, dt: [(ins[0], dt), (ins[0], dt)],
     attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": Attr(1e-6, lambda v: is_number(v) and v > 0)},
     flops=lambda ins, out, a: 12 * _n(ins[0]), doc="(param, grad, lr, E[g^2], E[dx^2]): Adadelta."))
@@ -86,7 +92,7 @@ def _clip_shape(shapes, dtypes, attrs):
 
 
 register(OpDef(
-    "clip_scale", None, _clip_shape, kernel="clip_scale", kind="gradient", fusion="reduce",
+    "clip_scale", None, _clip_shape, kind="gradient", fusion="reduce",
     attrs={"max_norm": Attr(check=lambda v: is_number(v) and v > 0, expect="a positive norm")},
     flops=lambda ins, out, a: sum(2 * _n(s) for s in ins),
     doc="min(1, max_norm / (global norm of all operands + 1e-6)): the factor that "

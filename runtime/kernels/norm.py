@@ -66,7 +66,7 @@ def batch_var_grad(ins, outs, axis=1, wrt=0):
     return run
 
 
-def normalize(ins, outs, axis=1, eps=1e-3, running=None):
+def normalize(ins, outs, axis=1, eps=1e-3):
     (x, mean, var, gamma, beta), (y, scale, shift) = ins, outs
     axis, others, shape = _layout(x, axis)
     s, t = scale.reshape(shape), shift.reshape(shape)
@@ -82,7 +82,7 @@ def normalize(ins, outs, axis=1, eps=1e-3, running=None):
     return run
 
 
-def normalize_grad(ins, outs, axis=1, eps=1e-3, running=None, wrt=0):
+def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0):
     (dy, x, mean, var, gamma), (d, work, inv) = ins, outs
     axis, others, shape = _layout(x, axis)
     m, g, i = mean.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
