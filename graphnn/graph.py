@@ -19,7 +19,7 @@ import networkx as nx
 
 from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
 from .compiler.infer import describe_operands, infer_node
-from .compiler.ir import add_op, unique_name
+from .compiler.ir import add_op
 from .compiler.ops import OPS
 
 from .base import Tensor, plain as _plain, user_source as _user_source
@@ -88,7 +88,7 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
             base = f"{self._groups[-1]}/{base}"
         if name is not None and base in self.nx:
             raise GraphError([Problem(base, op, "a node with this name already exists", source)])
-        node = unique_name(self.nx, base)
+        node = self._free_node_name(base)
         spec = OPS.get(op)
         if spec is None:
             raise GraphError([Problem(node, op, f"unknown op {op!r}", source)])
@@ -104,13 +104,29 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         if self._groups:
             meta["group"] = self._groups[-1]
         add_op(self.nx, node, op, ins, **filled, **meta)
+        if self._groups:
+            self._note_group(meta["group"])
         try:
             infer_node(self.nx, node)
         except OpShapeError as e:
             message = f"{e} (operands: {describe_operands(self.nx, node)})"
+            self._forget_names()
             self.nx.remove_node(node)
             raise ShapeError([Problem(node, op, message, source, kind="shape")]) from None
         return Tensor(self, node)
+
+    def _free_node_name(self, base: str) -> str:
+        """``base`` if unused, else the first free ``base_1``, ``base_2``, ... (as
+        ``unique_name``), starting from where the last search for ``base`` ended:
+        a name once taken stays taken unless nodes are removed (which resets it)."""
+        if base not in self.nx:
+            return base
+        hints = self._name_state()[2]
+        i = hints.get(("node", base), 1)
+        while f"{base}_{i}" in self.nx:
+            i += 1
+        hints[("node", base)] = i
+        return f"{base}_{i}"
 
     def _tensor(self, t) -> Tensor:
         if isinstance(t, Tensor):
