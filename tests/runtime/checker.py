@@ -7,8 +7,14 @@ with compiler/plan.py or compiler/emit.py. The rules:
 - a view (``view_of``) and its source are one storage, at one offset;
 - an in-place result and the input it overwrites are one storage, and no later
   instruction may read that input (or a view of it);
-- two different storages alive at the same step never share a byte."""
+- two different storages alive at the same step never share a byte;
+- every arena buffer starts on an ``ALIGN`` boundary, so a storage of n bytes
+  keeps round_up(n) bytes from others, and no plan can use less arena than the
+  peak, over the instructions, of those rounded bytes alive at once
+  (``lower_bound_bytes``, computed here from the instructions alone)."""
 from __future__ import annotations
+
+ALIGN = 64          # the runtime's arena alignment (runtime/executor.py)
 
 
 class _Groups:
@@ -52,17 +58,54 @@ def storages(program):
 
 
 def live_ranges(program, by_group):
+    """Storage -> (first instruction that writes it, or -1 if fed; the last that
+    reads or writes it, or len(instructions) if fed or an output)."""
     n = len(program.instructions)
+    group_of = {m: g for g, members in by_group.items() for m in members}
+    first, last = {}, {}
+    for i, ins in enumerate(program.instructions):
+        for name in ins.outputs:
+            if name in group_of:
+                first.setdefault(group_of[name], i)
+                last[group_of[name]] = i
+        for name in ins.inputs:
+            if name in group_of:
+                last[group_of[name]] = i
+    fed = {group_of[m] for m in program.inputs if m in group_of}
+    kept = fed | {group_of[m] for m in program.outputs if m in group_of}
     ranges = {}
     for g, members in by_group.items():
-        writes = [i for i, ins in enumerate(program.instructions) if set(members) & set(ins.outputs)]
-        reads = [i for i, ins in enumerate(program.instructions) if set(members) & set(ins.inputs)]
-        fed = set(members) & set(program.inputs)
-        start = -1 if fed else min(writes, default=None)
+        start = -1 if g in fed else first.get(g)
         assert start is not None, f"storage {members} is read but never written"
-        kept = fed or set(members) & set(program.outputs)
-        ranges[g] = (start, n if kept else max(reads + writes + [start]))
+        ranges[g] = (start, n if g in kept else max(last.get(g, start), start))
     return ranges
+
+
+def lower_bound_bytes(program) -> int:
+    """The peak, over the instructions, of the bytes of the storages alive at
+    once, each rounded up to ``ALIGN``: no plan of this program fits in less."""
+    by_group, _ = storages(program)
+    events: dict[int, int] = {}
+    for g, (start, end) in live_ranges(program, by_group).items():
+        size = -(-max(program.buffers[m].nbytes for m in by_group[g]) // ALIGN) * ALIGN
+        events[start] = events.get(start, 0) + size
+        events[end + 1] = events.get(end + 1, 0) - size
+    live = peak = 0
+    for step in sorted(events):
+        live += events[step]
+        peak = max(peak, live)
+    return peak
+
+
+def planned_bytes(program) -> int:
+    """The arena the plan takes, each buffer rounded up to ALIGN as the bound counts it."""
+    return max((b.offset + -(-b.nbytes // ALIGN) * ALIGN for b in program.buffers.values()
+                if b.offset is not None), default=0)
+
+
+def misaligned(program) -> list:
+    """Arena buffers that do not start on an ALIGN boundary."""
+    return [n for n, b in program.buffers.items() if b.offset is not None and b.offset % ALIGN]
 
 
 def overlapping_buffers(program) -> list:

@@ -12,7 +12,7 @@ import pytest
 from graphnn import Model, optim
 from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
-from tests.runtime.checker import overlapping_buffers
+from tests.runtime.checker import lower_bound_bytes, misaligned, overlapping_buffers, planned_bytes
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "graphs.py")
 
@@ -85,11 +85,36 @@ NOT_WITHIN_5_PERCENT = {"recurrent-train-7-fused", "recurrent-train-7-unfused",
 @pytest.mark.parametrize("name", sorted(PROGRAMS) + sorted(EXAMPLES))
 def test_plan_is_sound_and_within_5_percent_of_the_lower_bound(name):
     program = PROGRAMS.get(name) or EXAMPLES[name]
-    assert overlapping_buffers(program) == []
+    assert overlapping_buffers(program) == [] and misaligned(program) == []
+    bound = lower_bound_bytes(program)          # the checker's own, from the instructions
     m = program.memory
     limit = 1.20 if name in NOT_WITHIN_5_PERCENT else 1.05
-    assert m.lower_bound_bytes <= m.planned_bytes <= limit * m.lower_bound_bytes
-    assert program.arena_bytes <= m.planned_bytes
+    assert bound <= m.planned_bytes <= limit * bound
+    assert m.planned_bytes == planned_bytes(program) and program.arena_bytes <= m.planned_bytes
+    # the compiler computes the same peak from its schedule: they must agree
+    assert m.lower_bound_bytes == bound
+
+
+def test_the_checkers_lower_bound_on_a_program_worked_by_hand():
+    from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    f32 = "float32"
+    buffers = {"x": Buffer("x", (16,), f32, offset=0),          # 64 B, fed: alive throughout
+               "a": Buffer("a", (40,), f32, offset=64),         # 160 B -> 192
+               "a2": Buffer("a2", (40,), f32, offset=64),       # written in place of a
+               "s": Buffer("s", (1,), f32, offset=256),         # 4 B scratch -> 64
+               "v": Buffer("v", (2, 20), f32, offset=64, view_of="a2"),
+               "b": Buffer("b", (8,), f32, offset=320),         # 32 B -> 64
+               "y": Buffer("y", (4,), f32, offset=0)}           # 16 B -> 64, an output
+    instructions = [Instruction("k", ["x"], ["a", "s"], {}, "a"),            # x a s   = 320
+                    Instruction("k", ["a"], ["a2"], {}, "a2", ["a"]),         # x a      = 256
+                    Instruction("k", ["v"], ["b"], {}, "b"),                 # x a b    = 320
+                    Instruction("k", ["b"], ["y"], {}, "y")]                 # x b y    = 192
+    buffers["y"].offset = 384
+    program = Program(buffers, instructions, ["x"], ["y"], 1, MemoryReport(0, 0, 448))
+    assert overlapping_buffers(program) == [] and lower_bound_bytes(program) == 320
+    assert planned_bytes(program) == 448        # y at 384, 64 B
+    buffers["b"].offset = 128                   # b placed over the live a: caught
+    assert overlapping_buffers(program) != []
 
 
 def steady_state_peak(step, steps=3) -> int:
