@@ -245,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("plot", help="draw the model with graphviz")
     c.add_argument("spec")
     c.add_argument("-o", "--output", default="net.svg", help="file; the suffix picks the format")
-    c.add_argument("--view", choices=["graph", "training", "compiled"], default="graph")
+    c.add_argument("--view", choices=["graph", "training", "compiled", "distributed"], default="graph")
     c.add_argument("--expand", action="store_true", help="show the ops inside each layer")
     c.add_argument("--rankdir", choices=["TB", "LR"], default="TB")
     c.add_argument("--batch-size", type=positive_int, default=32)

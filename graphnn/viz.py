@@ -28,8 +28,9 @@ import graphviz
 from .compiler.ir import operands
 from .compiler.ops import OPS, fmt_shape
 
-VIEWS = ("graph", "training", "compiled")
-COLORS = {"forward": "white", "backward": "#dbe9f6", "update": "#fde0c5", "source": "#eeeeee"}
+VIEWS = ("graph", "training", "compiled", "distributed")   # distributed: with the all-reduce
+COLORS = {"forward": "white", "backward": "#dbe9f6", "update": "#fde0c5", "source": "#eeeeee",
+          "allreduce": "#d8f0d2"}
 INSTALL_HINT = ("graphviz's `dot` program is not installed, so only {dot} was written; "
                 "install graphviz (apt-get install graphviz, brew install graphviz, or "
                 "conda install graphviz) to render {fmt}")
@@ -128,10 +129,14 @@ def _training_view(model, dot, show_shapes, show_params):
             dot.edge(ids(u), ids(v))
 
 
-def _compiled_view(model, dot, batch_size, show_params):
+def _compiled_view(model, dot, batch_size, show_params, distributed=False):
     if model is None:
         raise ValueError("the compiled view needs a Model")
-    program = model.program("train" if model._loss is not None else "predict", batch_size)
+    if distributed:
+        from .distributed import training_program
+        program = training_program(model, batch_size)
+    else:
+        program = model.program("train" if model._loss is not None else "predict", batch_size)
     ids, made = _Ids(), {}
     dot.attr(label=f"compiled program, batch {batch_size}: arena {program.memory.planned_bytes:,} B "
                    f"(lower bound {program.memory.lower_bound_bytes:,} B, naive "
@@ -140,8 +145,9 @@ def _compiled_view(model, dot, batch_size, show_params):
         dot.node(ids(name), _label(name, "input"), shape="box", style="filled", fillcolor=COLORS["source"])
         made[name] = ids(name)
     for i, ins in enumerate(program.instructions):
-        role = "update" if ins.kernel.endswith("_update") else (
-            "backward" if "/grad_" in ins.node or ins.node.endswith("grad_seed") else "forward")
+        role = ("update" if ins.kernel.endswith("_update") else
+                "allreduce" if ins.kernel in ("allreduce_bucket", "bucket_slice") else
+                "backward" if "/grad_" in ins.node or ins.node.endswith("grad_seed") else "forward")
         # Weights and optimizer state are named in the label, not drawn: as nodes
         # they would pull long edges across the whole program.
         kept = [n for n in ins.inputs + ins.outputs if program.buffers[n].offset is None
@@ -194,7 +200,7 @@ def plot_model(model_or_graph, to_file: str | None = None, show_shapes: bool = T
     elif view == "training":
         _training_view(model, dot, show_shapes, show_params)
     else:
-        _compiled_view(model, dot, batch_size, show_params)
+        _compiled_view(model, dot, batch_size, show_params, view == "distributed")
     if to_file:
         write(dot, to_file)
     return dot

@@ -112,3 +112,13 @@ def test_without_mpi4py_distributed_training_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)      # import mpi4py now fails
     with pytest.raises(ImportError, match=r"pip install 'graphnn\[mpi\]'"):
         world()
+
+
+def test_distributed_view_draws_the_all_reduce_in_its_own_colour():
+    from graphnn import plot_model
+    from graphnn.viz import COLORS
+    model = mlp(optim.SGD(0.1))
+    dot = plot_model(model, view="distributed", batch_size=4).source
+    bucket_node = dot[dot.index(": allreduce_bucket"):].split("]")[0]     # its attributes
+    assert COLORS["allreduce"] in bucket_node
+    assert "allreduce_bucket" not in plot_model(model, view="compiled", batch_size=4).source

@@ -58,6 +58,20 @@ def test_two_ranks_train_the_weights_one_process_trains(kind, optimizer, tmp_pat
                                        {k: initial[k] for k in matrices}) > 0.1
 
 
+def test_in_float64_every_weight_agrees_to_rounding(tmp_path):
+    """In float64 the two runs differ only by summation order: each weight, not
+    just each tensor, agrees to 1e-9 relative."""
+    out = tmp_path / "weights.npz"
+    run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", "cnn", "adam", BATCH, out,
+                  "--dtype", "float64")
+    assert run.returncode == 0, run.stderr
+    reference = build("cnn", "adam", "float64")
+    reference.fit(*data("cnn", "float64"), epochs=EPOCHS, batch_size=BATCH, verbose=0)
+    with np.load(out) as f:
+        for name, want in reference.get_weights().items():
+            np.testing.assert_allclose(f[name], want, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
 def test_a_failing_rank_stops_every_rank_and_names_itself(tmp_path):
     run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", "mlp", "adam", BATCH,
                   tmp_path / "w.npz", "--fail-rank", "1", timeout=120)
