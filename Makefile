@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Extras to install; CI (.ci/run) adds the optional ones (onnx, mpi, parity, bench).
 EXTRAS ?= dev,plot
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-distributed lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+# Needs the mpi extra (EXTRAS=dev,plot,mpi): K = 1 vs 2 ranks, docs/distributed.md
+bench-distributed: $(STAMP)
+	$(VENV)/bin/mpiexec -n 2 $(PY) benchmarks/distributed.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check ruff
