@@ -34,9 +34,9 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphError, Problem
-from .infer import infer_node
-from .ir import add_op, consumers, copy_graph, operands
+from .ir import copy_graph, operands
 from .ops import OPS, numel
+from .rewrite import Rewriter
 
 SHARE = "allreduce/share"       # the fed scalar: this rank's fraction of the global batch
 BUCKET_BYTES = 4 << 20          # Horovod fuses up to 64 MB; a few MB already amortize latency
@@ -98,25 +98,19 @@ def insert_allreduce(g: nx.MultiDiGraph, bucket_bytes: int = BUCKET_BYTES) -> nx
         raise GraphError("the graph has no optimizer update: there is no gradient to all-reduce")
     _check_mean_losses(g)
     g = copy_graph(g)
-    dtype = g.nodes[next(iter(grads.values()))]["dtype"]
-    add_op(g, SHARE, "input", [], shape=(), dtype=dtype, role="allreduce")
-    infer_node(g, SHARE)
+    rw = Rewriter(g, role="allreduce")
+    rw.emit(SHARE, "input", [], shape=(), dtype=g.nodes[next(iter(grads.values()))]["dtype"])
     for k, params in enumerate(buckets_of(g, grads, bucket_bytes)):
-        bucket = add_op(g, f"allreduce/bucket{k}", "allreduce_bucket",
-                        [SHARE, *(grads[p] for p in params)], role="allreduce")
-        infer_node(g, bucket)
+        bucket = rw.emit(f"allreduce/bucket{k}", "allreduce_bucket",
+                         [SHARE, *(grads[p] for p in params)])
         start = 0
         for param in params:
             grad = grads[param]
-            readers = [r for r in consumers(g, grad) if r != bucket]
+            readers = [(r, port) for _, r, port in g.out_edges(grad, data="port") if r != bucket]
             shape = tuple(g.nodes[grad]["shape"])
-            summed = add_op(g, f"{param}/allreduced_grad", "bucket_slice", [bucket],
-                            start=start, shape=shape, role="allreduce")
-            infer_node(g, summed)
+            summed = rw.emit(f"{param}/allreduced_grad", "bucket_slice", [bucket],
+                             start=start, shape=shape)
             start += numel(shape)
-            for reader in readers:
-                for u, _, key, data in list(g.in_edges(reader, keys=True, data=True)):
-                    if u == grad:
-                        g.remove_edge(u, reader, key)
-                        g.add_edge(summed, reader, **data)
+            for reader, port in readers:
+                rw.rewire(reader, port, summed)
     return g

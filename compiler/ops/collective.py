@@ -52,13 +52,13 @@ def _is_shape(v):
 
 
 register(OpDef(
-    "allreduce_bucket", None, _bucket_shape, kernel="allreduce_bucket", kind="gradient",
+    "allreduce_bucket", None, _bucket_shape, kind="gradient",
     flops=lambda ins, out, a: prod(out),
     doc="(share, g1, g2, ...): pack share * g_i into one flat buffer and sum it over "
         "all ranks (MPI Allreduce, in place)."))
 
 register(OpDef(
-    "bucket_slice", 1, _slice_shape, kernel="bucket_slice", kind="gradient",
+    "bucket_slice", 1, _slice_shape, kind="gradient",
     fusion="injective",
     attrs={"start": Attr(check=lambda v: isinstance(v, int) and v >= 0, expect="an offset >= 0"),
            "shape": Attr(check=_is_shape, expect="a tuple of positive ints")},
