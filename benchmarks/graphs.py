@@ -23,6 +23,20 @@ def cnn(batch=64):
     return g, x, g.dense(h, 10), (batch, 1, 28, 28)
 
 
+def lstm(batch=64, units=128):
+    """LSTM of 128 units over 28 steps of 28 features (MNIST row by row), dense10."""
+    g = Graph()
+    x = g.input("x", (None, 28, 28))
+    return g, x, g.dense(g.lstm(x, units), 10), (batch, 28, 28)
+
+
+def gru(batch=64, units=128):
+    """GRU of 128 units over 28 steps of 28 features, dense10."""
+    g = Graph()
+    x = g.input("x", (None, 28, 28))
+    return g, x, g.dense(g.gru(x, units), 10), (batch, 28, 28)
+
+
 def sized_graph(nodes: int, width: int = 16):
     """A residual MLP of small dense layers with about ``nodes`` declared nodes
     (each block: W, matmul, b, bias_add, relu, add = 6 nodes)."""

@@ -45,23 +45,33 @@ def operands(g: nx.MultiDiGraph, node: str) -> list[str]:
     return [src for _, src in edges]
 
 
-def copy_graph(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """A copy of ``g`` whose node and edge attribute dicts are new (values shared).
+def copy_graph(g: nx.MultiDiGraph, keep: set | None = None) -> nx.MultiDiGraph:
+    """A copy of ``g`` (of its nodes in ``keep`` only, when given) whose node and
+    edge attribute dicts are new (values shared).
 
-    Same result as ``g.copy()``, several times faster on large graphs: it builds
-    the adjacency by dict comprehension instead of one ``add_edge`` per edge."""
+    Same result as ``g.copy()`` (or ``g.subgraph(keep).copy()``), several times
+    faster on large graphs: it builds the adjacency by dict comprehension
+    instead of one ``add_edge`` per edge, and never goes through a subgraph view.
+
+    >>> g = nx.MultiDiGraph([("a", "b"), ("b", "c")])
+    >>> sorted(copy_graph(g, {"a", "b"}).edges())
+    [('a', 'b')]
+    """
     # networkx's own storage (stable since networkx 2.0): _node holds node
     # attributes, _succ/_pred the adjacency, one edge-data dict per edge shared
     # by both directions. Reading the dicts directly avoids the view layers.
     h = nx.MultiDiGraph()
     h.graph.update(g.graph)
-    h._node.update((n, dict(d)) for n, d in g._node.items())
+    nodes = g._node if keep is None else {n: d for n, d in g._node.items() if n in keep}
+    h._node.update((n, dict(d)) for n, d in nodes.items())
     succ, pred = h._succ, h._pred
-    for n in g._node:
+    for n in nodes:
         succ[n], pred[n] = {}, {}
-    for u, nbrs in g._succ.items():
+    for u in nodes:
         su = succ[u]
-        for v, keyed in nbrs.items():
+        for v, keyed in g._succ[u].items():
+            if keep is not None and v not in keep:
+                continue
             edges = {k: dict(d) for k, d in keyed.items()}
             su[v] = edges
             pred[v][u] = edges

@@ -70,7 +70,7 @@ def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
     """Dead-code elimination: keep only the roots and what they depend on.
     (Returns ``g`` itself when nothing is dead: every pass copies before it writes.)"""
     keep = ancestors_of(g, roots)
-    return g if len(keep) == len(g) else copy_graph(g.subgraph(keep))
+    return g if len(keep) == len(g) else copy_graph(g, keep)
 
 
 def declared_updates(g: nx.MultiDiGraph) -> list[str]:

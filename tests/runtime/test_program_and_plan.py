@@ -64,6 +64,41 @@ def test_plan_memory_on_intervals_is_optimal_for_a_chain():
     assert report.naive_bytes == 6 * 128
 
 
+def _overlaps(offsets, sizes, lifetimes):
+    """Pairs of storages alive at one step whose byte ranges meet (a brute-force check)."""
+    names = sorted(sizes)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if lifetimes[a][0] <= lifetimes[b][1] and lifetimes[b][0] <= lifetimes[a][1]
+            and offsets[a] < offsets[b] + sizes[b] and offsets[b] < offsets[a] + sizes[a]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5000), st.integers(-1, 30), st.integers(0, 12)),
+                min_size=1, max_size=60),
+       st.booleans())
+def test_plan_memory_never_overlaps_live_storages(items, search):
+    sizes = {f"s{i}": size for i, (size, _, _) in enumerate(items)}
+    lifetimes = {f"s{i}": (start, start + length) for i, (_, start, length) in enumerate(items)}
+    offsets, report = plan_memory(sizes, lifetimes, search=search)
+    assert _overlaps(offsets, sizes, lifetimes) == []
+    assert all(o % 64 == 0 for o in offsets.values())
+    top = max(offsets[n] + sizes[n] for n in sizes)
+    assert report.lower_bound_bytes <= report.planned_bytes and top <= report.planned_bytes
+    # the lower bound by brute force: the most bytes (rounded up to 64) alive at one step
+    steps = range(min(s for s, _ in lifetimes.values()), max(e for _, e in lifetimes.values()) + 1)
+    assert report.lower_bound_bytes == max(
+        sum(-(-sizes[n] // 64) * 64 for n, (s, e) in lifetimes.items() if s <= t <= e) for t in steps)
+
+
+def test_the_thorough_search_never_ends_above_the_fast_plan():
+    rng = np.random.default_rng(3)
+    sizes = {f"s{i}": int(rng.integers(1, 4000)) for i in range(150)}
+    lifetimes = {n: (int(s), int(s + rng.integers(0, 20))) for n, s in
+                 zip(sizes, rng.integers(0, 100, len(sizes)))}
+    fast = plan_memory(sizes, lifetimes)[1].planned_bytes
+    assert plan_memory(sizes, lifetimes, search=True)[1].planned_bytes <= fast
+
+
 OPS_DRAWN = ["relu", "tanh", "sigmoid", "leaky_relu", "softmax", "add", "add_n", "bias_add",
              "linear", "view", "softplus"]
 
