@@ -121,39 +121,78 @@ def l1_grad(ins, outs, reduction="mean"):      # d/dp = sign(p - t) k
     return run
 
 
-def _log_softmax_into(z, out):
-    np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-    lse = np.log(np.exp(out).sum(axis=1, keepdims=True))
-    np.subtract(out, lse, out=out)
+class _RowWork:
+    """Work arrays for a row-wise softmax over z (N, C), made once when the kernel
+    is bound so that a step allocates nothing: the row maxima and sums, and the
+    flat positions of each row's label (row * C + label, refreshed every step,
+    since the labels are fed anew)."""
+
+    def __init__(self, z, labels):
+        n, c = z.shape
+        self.row_max = np.empty((n, 1), z.dtype)
+        self.row_sum = np.empty((n, 1), z.dtype)
+        self.row_start = np.arange(n, dtype=np.intp) * c
+        self.at = np.empty(n, np.intp)
+        self.picked = np.empty(n, z.dtype)
+        self.sparse = labels.dtype.kind in "iu"
+        self.one = np.array(1, z.dtype)
+
+    # ufunc.reduce and the array methods, not np.max / np.sum / np.take: the
+    # wrappers cost microseconds per call, which is the whole kernel on small batches.
+    def shifted_exp(self, z, out):
+        """out = exp(z - max of its row); row_sum = the sum of each row of out."""
+        np.maximum.reduce(z, axis=1, out=self.row_max[:, 0])
+        np.subtract(z, self.row_max, out=out)
+        np.exp(out, out=out)
+        np.add.reduce(out, axis=1, out=self.row_sum[:, 0])
+
+    def label_entries(self, flat, labels):
+        """self.picked = flat[row * C + label] for each row (no fancy-index temporaries)."""
+        np.add(self.row_start, labels, out=self.at, casting="unsafe")
+        flat.take(self.at, out=self.picked)
+        return self.picked
 
 
 def softmax_cross_entropy(ins, outs, reduction="mean"):
+    """-mean over rows of log softmax(z)[label] (or of its dot with one-hot rows)."""
     (z, labels), (out, logp) = ins, outs
-    k = _scale(reduction, z.shape[0])
-    rows = np.arange(z.shape[0])
-    sparse = labels.dtype.kind in "iu"
+    neg_k = np.array(-_scale(reduction, z.shape[0]), out.dtype)
+    work, flat = _RowWork(z, labels), logp.reshape(-1)
+    exp = np.empty_like(logp)          # bound once: exp(z - max) before the log
 
     def run():
-        _log_softmax_into(z, logp)
-        picked = logp[rows, labels].sum() if sparse else np.vdot(labels, logp)
-        out[...] = -picked * k
+        work.shifted_exp(z, exp)
+        np.log(work.row_sum, out=work.row_sum)
+        np.add(work.row_sum, work.row_max, out=work.row_sum)    # log-sum-exp per row
+        np.subtract(z, work.row_sum, out=logp)
+        if work.sparse:
+            np.add.reduce(work.label_entries(flat, labels), out=out)
+        else:
+            np.multiply(labels, logp, out=exp)
+            np.add.reduce(exp, axis=None, out=out)
+        np.multiply(out, neg_k, out=out)
     return run
 
 
 def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - onehot
+    """dz = dl * k * (softmax(z) - onehot(label)), softmax computed directly
+    (exp of the shifted row over its sum), nothing allocated per step."""
     (dl, z, labels), (dz,) = ins, outs
-    k = _scale(reduction, z.shape[0])
-    rows = np.arange(z.shape[0])
-    sparse = labels.dtype.kind in "iu"
+    k = np.array(_scale(reduction, z.shape[0]), dz.dtype)
+    work, flat = _RowWork(z, labels), dz.reshape(-1)
+    scale = np.empty((), dz.dtype)
 
     def run():
-        _log_softmax_into(z, dz)
-        np.exp(dz, out=dz)
-        if sparse:
-            dz[rows, labels] -= 1.0
+        work.shifted_exp(z, dz)
+        np.divide(dz, work.row_sum, out=dz)
+        if work.sparse:
+            picked = work.label_entries(flat, labels)
+            np.subtract(picked, work.one, out=picked)
+            flat.put(work.at, picked)
         else:
             np.subtract(dz, labels, out=dz)
-        np.multiply(dz, k * dl, out=dz)
+        np.multiply(dl, k, out=scale)
+        np.multiply(dz, scale, out=dz)
     return run
 
 
