@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="needs mpi4py and MPICH: pip install 'graphnn[mpi]'")
 
-from tests.distributed.job import EPOCHS, build, data  # noqa: E402
+from tests.distributed.job import EPOCHS, build, callbacks, data, sample_weights  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -56,6 +56,37 @@ def test_two_ranks_train_the_weights_one_process_trains(kind, optimizer, tmp_pat
     matrices = [k for k in initial if k.endswith("/W")]
     assert largest_relative_difference({k: got[k] for k in matrices},
                                        {k: initial[k] for k in matrices}) > 0.1
+
+
+def test_sample_weights_give_the_single_process_weights(tmp_path):
+    out = tmp_path / "weights.npz"
+    run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", "cnn", "sgd", BATCH, out,
+                  "--weighted")
+    assert run.returncode == 0, run.stderr
+    reference = build("cnn", "sgd")
+    x, y = data("cnn")
+    reference.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, sample_weight=sample_weights(len(x)))
+    with np.load(out) as f:
+        got = {k: f[k] for k in f.files if k != "loss"}
+    assert largest_relative_difference(got, reference.get_weights()) <= TOLERANCE
+
+
+def test_callbacks_on_rank_0_steer_every_rank(tmp_path):
+    """A learning-rate schedule and early stopping run on rank 0 only; the other
+    rank follows, so the weights are still those of one process with the same
+    callbacks, and both ranks stop after epoch 2 (else one would hang)."""
+    out = tmp_path / "weights.npz"
+    run = mpiexec(2, sys.executable, "-m", "tests.distributed.job", "mlp", "sgd", BATCH, out,
+                  "--callbacks", timeout=120)
+    assert run.returncode == 0, run.stderr
+    reference = build("mlp", "sgd")
+    history = reference.fit(*data("mlp"), epochs=EPOCHS, batch_size=BATCH, verbose=0,
+                            callbacks=callbacks())
+    assert len(history.epoch) == 2 < EPOCHS
+    with np.load(out) as f:
+        assert len(f["loss"]) == 2
+        got = {k: f[k] for k in f.files if k != "loss"}
+    assert largest_relative_difference(got, reference.get_weights()) <= TOLERANCE
 
 
 def test_in_float64_every_weight_agrees_to_rounding(tmp_path):
