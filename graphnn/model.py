@@ -28,7 +28,9 @@ from .runtime import Executor
 
 from . import optim
 from .base import Tensor
-from .training import Batches, History, check_metrics, explain_non_finite, feeds_for
+from . import checks
+from .guard import StepGuard
+from .training import Batches, History, check_metrics
 from .variables import VariableMethods, add_state, initial_variables
 
 
@@ -143,11 +145,10 @@ class Model(VariableMethods):
             return dist.fit(self, x, y, epochs, batch_size, validation_data, shuffle, seed,
                             verbose, callbacks, sample_weight)
         from .callbacks import CallbackList, Progress
-        self._require_compiled()
-        if not (isinstance(batch_size, int) and batch_size > 0):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        feeds, target = feeds_for(self, x, y, sample_weight)
-        n = len(next(iter(feeds.values())))
+        feeds, target = checks.fit_arguments(
+            self, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
+            validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
+        n, guard = len(next(iter(feeds.values()))), StepGuard(self.variables)
         rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
         loss = self._build(target)["loss"]
@@ -163,11 +164,8 @@ class Model(VariableMethods):
                 if self.optimizer.schedule is not None:
                     self.learning_rate = self.optimizer.schedule(self._steps)
                 self._steps += 1
-                try:
-                    ex.step()
-                except FloatingPointError as e:
-                    raise explain_non_finite(ex, self._executor("eval", len(idx), target, fuse=False),
-                                             f"epoch {epoch + 1}, batch {b + 1}", e) from None
+                guard.step(self, ex, lambda: self._executor("eval", len(idx), target, fuse=False),
+                           f"epoch {epoch + 1}, batch {b + 1}")     # undone if NaN or inf
                 self._tally(totals, ex, loss, len(idx))
                 if hooks.callbacks:
                     hooks.on_batch_end(b, totals.result())
@@ -185,8 +183,8 @@ class Model(VariableMethods):
     def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0,
                  sample_weight=None) -> dict:
         """The mean loss and metrics over (x, y), in batches."""
-        self._require_compiled()
-        feeds, target = feeds_for(self, x, y, sample_weight)
+        feeds, target = checks.evaluate_arguments(self, x, y, sample_weight,
+                                                  batch_size=batch_size, verbose=verbose)
         loss = self._build(target)["loss"]
         totals = Batches(self.metrics)
         for _, idx, ex in self._batches("eval", feeds, target, batch_size):
@@ -201,7 +199,7 @@ class Model(VariableMethods):
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for ``x`` (one array, or a list for several outputs)."""
-        feeds, _ = feeds_for(self, x, None)
+        feeds = checks.predict_arguments(self, x, batch_size=batch_size)
         n, results = len(next(iter(feeds.values()))), None
         for _, idx, ex in self._batches("predict", feeds, None, batch_size):
             ex.step()

@@ -1,5 +1,5 @@
 """The training loop's helpers: what to feed (inputs, targets, sample weights,
-checked), per-epoch totals, the error for a non-finite loss, History.
+checked), per-epoch totals, History.
 
 >>> h = History(); h.append(0, {"loss": 0.5}); h.history
 {'loss': [0.5]}
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiler.ops import fmt_shape
-from .compiler.training import WEIGHTS, target_spec
+from .compiler.training import TARGET, WEIGHTS, target_spec
 
 
 class History:
@@ -29,9 +29,10 @@ class History:
         return f"<History {len(self.epoch)} epochs, last {last}>"
 
 
-def prepare_inputs(g, names: list[str], data, what: str) -> dict:
+def prepare_inputs(g, names: list[str], data, what: str, aliases: dict | None = None) -> dict:
     """Match ``data`` (an array, a list in order, or a dict by name) to the input
-    nodes ``names``; check shape, dtype and finiteness; cast to each node's dtype."""
+    nodes ``names``; check shape, dtype and finiteness; cast to each node's dtype.
+    ``aliases`` names inputs the user never made (the loss's target is ``y``)."""
     if isinstance(data, dict):
         missing = sorted(set(names) - set(data))
         extra = sorted(set(data) - set(names))
@@ -49,24 +50,27 @@ def prepare_inputs(g, names: list[str], data, what: str) -> dict:
         items = [(names[0], data)]
     out = {}
     for name, value in items:
-        node = g.nodes[name]
-        array = np.asarray(value)
+        node, who = g.nodes[name], (aliases or {}).get(name, f"input {name!r}")
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as e:        # ragged lists and the like
+            raise ValueError(f"{who}: not an array of numbers ({e})") from None
         if array.dtype.kind not in "biuf":
-            raise ValueError(f"input {name!r}: expected numbers, got an array of dtype {array.dtype}")
+            raise ValueError(f"{who}: expected numbers, got an array of dtype {array.dtype}")
         want = node["shape"]
         if array.ndim != len(want) or any(d is not None and d != a for d, a in zip(want, array.shape)):
-            raise ValueError(f"input {name!r} expects arrays of shape {fmt_shape(want)}, "
+            raise ValueError(f"{who} expects arrays of shape {fmt_shape(want)}, "
                              f"got {array.shape}")
         dtype = np.dtype(node["dtype"])
         if dtype.kind in "iu" and array.dtype.kind == "f":
             if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-                raise ValueError(f"input {name!r} expects integers (dtype {dtype}), "
+                raise ValueError(f"{who} expects integers (dtype {dtype}), "
                                  "got non-integral values")
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.ascontiguousarray(array, dtype=dtype)
         if cast.dtype.kind == "f" and not np.isfinite(cast).all():
             row = int(np.argwhere(~np.isfinite(cast))[0][0])
-            raise ValueError(f"input {name!r} contains NaN or inf as {dtype} (first at row {row})")
+            raise ValueError(f"{who} contains NaN or inf as {dtype} (first at row {row})")
         out[name] = cast
     return out
 
@@ -81,7 +85,8 @@ def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]
         weights = None if sample_weight is None else sample_weights(sample_weight, model.graph.dtype)
         y = np.asarray(y) if loss.op else y
         target = target_spec(g, loss, model.outputs, y, weights is not None)
-        targets = prepare_inputs(model._build(target)["eval"], model._targets, y, "y")
+        targets = prepare_inputs(model._build(target)["eval"], model._targets, y, "y",
+                                 aliases={TARGET: "y"})
         if weights is not None:
             targets[WEIGHTS] = weights
         check_targets(loss.op_in(g), targets, g.nodes[model.outputs[0]]["shape"] if model.outputs else None)
@@ -101,15 +106,8 @@ def sample_weights(weights, dtype: str) -> np.ndarray:
     return w
 
 
-def explain_non_finite(train_ex, eval_ex, where: str, error) -> FloatingPointError:
-    """The error for a training step stopped by a NaN or inf loss: ``eval_ex``
-    (an unfused forward program, so the culprit is an op the user wrote) re-runs
-    the step's inputs to name the first node that went non-finite."""
-    found = eval_ex.first_non_finite({k: train_ex.views[k] for k in train_ex.program.inputs})
-    culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
-        "no non-finite value found when re-running the forward pass"
-    return FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step "
-                              "stopped before any weight changed.")
+def _label(name: str) -> str:
+    return "y" if name == TARGET else repr(name)
 
 
 def check_targets(loss_op: str, targets: dict, out_shape) -> None:
@@ -120,10 +118,10 @@ def check_targets(loss_op: str, targets: dict, out_shape) -> None:
             bad = (t < 0) | (t >= classes)
             if bad.any():
                 row = int(np.argmax(bad))
-                raise ValueError(f"{name!r}: label {t[row]} at row {row} is out of range: the "
+                raise ValueError(f"{_label(name)}: label {t[row]} at row {row} is out of range: the "
                                  f"output has {classes} classes, so labels must be 0..{classes - 1}")
         if loss_op == "binary_cross_entropy" and t.size and (t.min() < 0 or t.max() > 1):
-            raise ValueError(f"{name!r}: binary cross-entropy targets must lie in [0, 1], "
+            raise ValueError(f"{_label(name)}: binary cross-entropy targets must lie in [0, 1], "
                              f"got values from {t.min()} to {t.max()}")
 
 

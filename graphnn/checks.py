@@ -1,0 +1,109 @@
+"""Arguments of the Model's verbs, checked before anything changes.
+
+``fit`` checks every argument (``validation_data`` included: its shapes and
+labels) before the first step, so a mistake never costs an epoch of training
+nor changes a weight; ``evaluate`` and ``predict`` check theirs before running.
+Each error names the argument at fault.
+
+>>> positive_int(32, "batch_size")
+32
+>>> positive_int(0, "batch_size")
+Traceback (most recent call last):
+...
+ValueError: batch_size must be a positive int, got 0
+"""
+from __future__ import annotations
+
+import numbers
+
+from .training import feeds_for
+
+
+def positive_int(value, what: str) -> int:
+    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming ``what``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def choice(value, allowed: tuple, what: str):
+    """``value`` if it is one of ``allowed`` (compared by type too: True is not 1).
+
+    >>> choice(2, (0, 1, 2), "verbose")
+    2
+    """
+    if not any(type(value) is type(a) and value == a for a in allowed):
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def samples(feeds: dict, what: str = "x") -> int:
+    """The number of samples fed (at least one)."""
+    n = len(next(iter(feeds.values())))
+    if n == 0:
+        raise ValueError(f"{what} holds no samples: nothing to run on")
+    return n
+
+
+def fit_arguments(model, x, y, sample_weight, *, epochs, batch_size, validation_data,
+                  shuffle, seed, verbose, callbacks) -> tuple[dict, tuple | None]:
+    """Every argument of ``fit``; returns (feeds, target layout) for the training data."""
+    model._require_compiled()
+    positive_int(epochs, "epochs")
+    positive_int(batch_size, "batch_size")
+    choice(verbose, (0, 1, 2), "verbose")
+    choice(shuffle, (True, False), "shuffle")
+    if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
+                             or seed < 0):
+        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+    _callbacks(callbacks)
+    if y is None and model._targets:
+        raise ValueError(f"y is missing: the loss reads targets {model._targets}")
+    feeds, target = feeds_for(model, x, y, sample_weight)
+    samples(feeds)
+    if validation_data is not None:
+        _validation(model, validation_data)
+    return feeds, target
+
+
+def _callbacks(callbacks) -> None:
+    if callbacks is None:
+        return
+    if not isinstance(callbacks, (list, tuple)):
+        raise ValueError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+    for i, c in enumerate(callbacks):
+        if not callable(getattr(c, "on_epoch_end", None)):
+            raise ValueError(f"callbacks[{i}] is not a callback (no on_epoch_end method): {c!r}")
+
+
+def _validation(model, data) -> None:
+    """(x, y) or (x, y, sample_weight), checked as evaluate would check them."""
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x, y) or (x, y, sample_weight), got "
+                         f"{type(data).__name__}" + (f" of {len(data)} items"
+                                                     if isinstance(data, (tuple, list)) else ""))
+    try:
+        feeds, _ = feeds_for(model, data[0], data[1], data[2] if len(data) == 3 else None)
+        samples(feeds)
+    except ValueError as e:
+        raise ValueError(f"validation_data: {e}") from None
+
+
+def evaluate_arguments(model, x, y, sample_weight, *, batch_size, verbose):
+    """Every argument of ``evaluate``; returns (feeds, target layout)."""
+    model._require_compiled()
+    positive_int(batch_size, "batch_size")
+    choice(verbose, (0, 1, 2), "verbose")
+    if y is None and model._targets:
+        raise ValueError(f"y is missing: the loss reads targets {model._targets}")
+    feeds, target = feeds_for(model, x, y, sample_weight)
+    samples(feeds)
+    return feeds, target
+
+
+def predict_arguments(model, x, *, batch_size) -> dict:
+    """Every argument of ``predict``; returns the feeds."""
+    positive_int(batch_size, "batch_size")
+    feeds, _ = feeds_for(model, x, None)
+    samples(feeds)
+    return feeds
