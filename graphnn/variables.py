@@ -22,7 +22,20 @@ from .initializers import initialize
 
 
 def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
-    """A freshly initialized array for every parameter of the checked graph ``g``."""
+    """A freshly initialized array for every parameter of the checked graph ``g``.
+    Unknown initializers (a graph built in networkx) raise one GraphError naming
+    every parameter at fault, before any array is made."""
+    from .compiler.errors import GraphError, Problem
+    from .initializers import check_initializer
+    problems = []
+    for name, d in g.nodes(data=True):
+        if d["op"] == "param":
+            try:
+                check_initializer(d["init"])
+            except ValueError as e:
+                problems.append(Problem(name, "param", str(e), d.get("source")))
+    if problems:
+        raise GraphError(problems)
     variables = {}
     for name, d in g.nodes(data=True):
         if d["op"] == "param":
