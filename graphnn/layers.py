@@ -91,12 +91,16 @@ class LayerMethods:
         """
         full = f"{self._groups[-1]}/{name}" if self._groups else name
         before = len(self.nx)             # nodes keep their order: new ones come last
+        records = len(self.layers)
         self._groups.append(full)
         try:
             yield full
         except BaseException:
             self._forget_names()
             self.nx.remove_nodes_from(list(self.nx)[before:])
+            for rec in self.layers[records:]:       # the records of what was removed too
+                self._layer_of.pop(rec["output"], None)
+            del self.layers[records:]
             raise
         finally:
             self._groups.pop()
