@@ -201,9 +201,15 @@ def load_model(path, max_bytes: int | None = None):
     except (GraphError, KeyError, TypeError, ValueError) as e:
         raise mf.ModelFileError(f"{path}: the saved model does not build: {e}") from None
     model._fits, model._steps = meta.get("fits", 0), meta.get("steps", 0)
+    missing = sorted(set(model.variables) - set(data["headers"]))
+    unexpected = sorted(set(data["headers"]) - set(model.variables))
+    if missing or unexpected:
+        raise mf.ModelFileError(f"{path}: member 'variables.npz' does not match the model: "
+                                f"missing {missing}, unexpected {unexpected}")
     for k, v in model.variables.items():
-        if k in data["headers"] and data["headers"][k][1] != v.dtype:
-            raise mf.ModelFileError(f"{path}: member 'variables.npz': array {k!r} has dtype "
-                                    f"{data['headers'][k][1]}, the model's variable is {v.dtype}")
+        shape, dtype = data["headers"][k]
+        if (shape, dtype) != (v.shape, v.dtype):
+            raise mf.ModelFileError(f"{path}: member 'variables.npz': array {k!r} is {shape} "
+                                    f"{dtype}, the model's variable is {v.shape} {v.dtype}")
     model.load_state_dict(data["variables"], strict=True, source=path)
     return model
