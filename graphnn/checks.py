@@ -107,3 +107,38 @@ def predict_arguments(model, x, *, batch_size) -> dict:
     feeds, _ = feeds_for(model, x, None)
     samples(feeds)
     return feeds
+
+
+def compile_arguments(metrics, fuse) -> list:
+    """``metrics`` as a list (a single name is taken as one metric) and ``fuse``
+    a bool; the loss and optimizer are checked where they are resolved."""
+    choice(fuse, (True, False), "fuse")
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if metrics is not None and not isinstance(metrics, (list, tuple)):
+        raise ValueError(f"metrics must be a list of metric names, got {metrics!r}")
+    return metrics
+
+
+def summary_arguments(print_fn, batch_size, memory) -> None:
+    """The arguments of ``Model.summary``."""
+    if print_fn is not None and not callable(print_fn):
+        raise ValueError(f"print_fn must be callable (print, say), got {print_fn!r}")
+    positive_int(batch_size, "batch_size")
+    choice(memory, (True, False), "memory")
+
+
+def plot_arguments(to_file, rankdir, batch_size) -> None:
+    """The arguments of ``plot_model`` that its drawing does not check itself."""
+    if to_file is not None:
+        path_argument(to_file, "to_file")
+    choice(rankdir, ("TB", "LR", "BT", "RL"), "rankdir")
+    positive_int(batch_size, "batch_size")
+
+
+def path_argument(path, what: str = "path") -> str:
+    """``path`` as a str, if it is one (or an os.PathLike)."""
+    import os
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    return os.fspath(path)

@@ -114,7 +114,13 @@ def save_model(model, path) -> None:
     file's mode follows the umask, like any file the user creates; temporaries
     left by an earlier save that was killed are removed."""
     from . import __version__
-    path = os.fspath(path)
+    from .checks import path_argument
+    path = path_argument(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, f"no folder {folder} to save the model in", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a model file", path)
     meta = {"format": FORMAT, "version": VERSION, "graphnn": __version__,
             "inputs": model.inputs, "outputs": model.outputs, "seed": model.seed,
             "dtype": model.graph.dtype, "fits": model._fits, "steps": model._steps,
@@ -177,8 +183,9 @@ def load_model(path, max_bytes: int | None = None):
     of weights (default: this machine's memory) is refused before allocating."""
     from .compiler import GraphError
     from .graph import Graph
+    from .checks import path_argument
     from .model import Model
-    path = os.fspath(path)
+    path = path_argument(path)
     if not os.path.exists(path):
         raise FileNotFoundError(errno.ENOENT, "no such model file", path)
     data = _read(path, mf.memory_limit() if max_bytes is None else int(max_bytes))

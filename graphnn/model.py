@@ -67,6 +67,7 @@ class Model(VariableMethods):
 
         ``fuse=False`` compiles one kernel per op, without in-place writes: slower,
         for comparison and for finding the op behind a problem."""
+        metrics = checks.compile_arguments(metrics, fuse)
         loss = LossSpec.resolve(loss if isinstance(loss, (str, LossSpec)) else
                                 LossSpec(node=_names(loss)[0]), self._checked)
         optimizer, metrics = optim.get(optimizer), check_metrics(metrics)
@@ -219,6 +220,7 @@ class Model(VariableMethods):
         inputs; then totals and the memory plan at ``batch_size``. Returned as a
         string (which shows as the table at a prompt); also passed to ``print_fn``."""
         from .summary import summarize
+        checks.summary_arguments(print_fn, batch_size, memory)
         text = summarize(self, batch_size, memory)
         if print_fn is not None:
             print_fn(text)

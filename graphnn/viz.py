@@ -191,6 +191,8 @@ def plot_model(model_or_graph, to_file: str | None = None, show_shapes: bool = T
     suffix: .svg, .png, .pdf or .dot) when given. Returns the ``graphviz.Digraph``."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    from .checks import plot_arguments
+    plot_arguments(to_file, rankdir, batch_size)
     graph, model = _graph_and_model(model_or_graph)
     dot = graphviz.Digraph("graphnn", graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"},
