@@ -91,7 +91,7 @@ def _remove_stale_temps(path: str) -> None:
         if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
             continue
         pid = name[len(prefix):-len(TEMP_SUFFIX)].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and _alive(int(pid)):        # this process's too: another thread
             continue
         try:
             os.unlink(os.path.join(folder, name))
