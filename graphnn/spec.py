@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 
 import yaml
 
@@ -30,6 +31,7 @@ from .layers import LAYER_TYPES
 
 FORMAT = 1
 LINE = "__line__"
+CALLER = re.compile(r"\s+\[(called|created) at [^\]]*\]")
 
 
 class SpecError(ValueError):
@@ -88,9 +90,12 @@ def _without_lines(value):
     return value
 
 
-def load_spec(src) -> Graph:
-    """Build the Graph a spec describes (``src``: dict, path, or YAML/JSON text)."""
+def load_spec(src, name: str | None = None) -> Graph:
+    """Build the Graph a spec describes (``src``: dict, path, or YAML/JSON text;
+    ``name``: what errors call it, by default the file's path)."""
     spec = read_spec(src)
+    source = name or (os.fspath(src) if not isinstance(src, dict) and
+                    (isinstance(src, os.PathLike) or _looks_like_a_path(src)) else "the spec")
     unknown = sorted(set(spec) - {"graphnn_spec", "dtype", "layers", "model", LINE})
     if unknown:
         raise SpecError(f"unknown top-level key(s) {unknown}; expected graphnn_spec, dtype, layers, model")
@@ -122,7 +127,7 @@ def load_spec(src) -> Graph:
         made[name if isinstance(name, str) else g._layer_of.get(out.name, out.name)] = out
         made.setdefault(out.name, out)
     if errors:
-        head = f"{len(errors)} bad layer entr{'y' if len(errors) == 1 else 'ies'} in the spec:"
+        head = f"{len(errors)} bad layer entr{'y' if len(errors) == 1 else 'ies'} in {source}:"
         raise SpecError("\n".join([head, *(f"  {e}" for e in errors)]))
     return g
 
@@ -155,7 +160,8 @@ def _entry(g, entry, where, made, failed):
     except SpecError:
         raise
     except (TypeError, ValueError) as e:
-        raise SpecError(f"{where}: {e}") from None
+        # The spec's line is where the mistake is; the Python line that loaded it is not.
+        raise SpecError(f"{where}: {CALLER.sub('', str(e))}") from None
 
 
 def _build(g, kind, tensors, entry, where):
@@ -228,7 +234,8 @@ def model_from_spec(src):
     from . import optim
     from .model import Model
     spec = read_spec(src)
-    graph = load_spec(spec)
+    graph = load_spec(spec, name=None if isinstance(src, dict) else
+                      os.fspath(src) if isinstance(src, os.PathLike) or _looks_like_a_path(src) else None)
     section = {k: v for k, v in (spec.get("model") or {}).items() if k != LINE}
     unknown = sorted(set(section) - {"inputs", "outputs", "loss", "optimizer", "metrics", "seed"})
     if unknown:
