@@ -165,7 +165,7 @@ class Model(VariableMethods):
                 if self.optimizer.schedule is not None:
                     self.learning_rate = self.optimizer.schedule(self._steps)
                 self._steps += 1
-                guard.step(self, ex, lambda: self._executor("eval", len(idx), target, fuse=False),
+                guard.step(self, ex, lambda n=len(idx): self._executor("eval", n, target, fuse=False),
                            f"epoch {epoch + 1}, batch {b + 1}")     # undone if NaN or inf
                 self._tally(totals, ex, loss, len(idx))
                 if hooks.callbacks:

@@ -77,7 +77,7 @@ def open_members(source, path: str) -> tuple[dict[str, bytes], int]:
             if size > JSON_LIMIT:
                 raise ModelFileError(f"{path}: member {m!r} declares {size} bytes; at most "
                                      f"{JSON_LIMIT} are read")
-            parts[m] = _guarded(lambda: z.read(m), path, m)
+            parts[m] = _guarded(lambda m=m: z.read(m), path, m)
         return parts, z.getinfo(MEMBERS[3]).file_size
 
 
@@ -238,9 +238,9 @@ def array_headers(blob: bytes, path: str) -> dict[str, tuple[tuple, np.dtype]]:
                 with z.open(info) as f:
                     major, minor = np.lib.format.read_magic(f)
                     if (major, minor) == (1, 0):
-                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
                     elif major in (2, 3):
-                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
                     else:
                         raise ValueError(f"unsupported .npy version {major}.{minor}")
                     offset = f.tell()

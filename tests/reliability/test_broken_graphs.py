@@ -199,8 +199,8 @@ SPECS = {
                                       {"type": "relu", "name": "c", "inputs": 5},
                                       {"type": "dropout", "name": "d", "inputs": ["x"], "rate": 2}),
                                 ["3 bad layer entries", "'a'", "'c'", "'d'"]),
-    "yaml-line-numbers": ("graphnn_spec: 1\nlayers:\n  - {type: input, name: x, shape: [null, 4]}\n"
-                          "  - {type: dense, name: fc, inputs: [x], units: -2}\n", ["line 4", "'fc'"]),
+    "yaml-line-numbers": (("graphnn_spec: 1\nlayers:\n  - {type: input, name: x, shape: [null, 4]}\n"
+                           "  - {type: dense, name: fc, inputs: [x], units: -2}\n"), ["line 4", "'fc'"]),
     "invalid-yaml": ("layers: [\n", ["not valid YAML"]),
 }
 
