@@ -53,7 +53,6 @@ def _naming_the_layer(graph, kind, signature, args, kwargs, error):
     where the user's code called it. Graph errors name their node already; an
     error named by an inner layer (a param of a dense) keeps its name."""
     from .compiler.errors import GraphError
-    from .graph import _user_source
     if isinstance(error, GraphError) or getattr(error, "layer", None) or \
             type(error) not in (ValueError, TypeError):
         return error
@@ -67,7 +66,7 @@ def _naming_the_layer(graph, kind, signature, args, kwargs, error):
     message = re.sub(r"^\w+(\.\w+)?\(\) ", "", str(error))      # "LayerMethods.dense() got ..."
     for prefix in (f"{kind} {name!r}: ", f"{kind}: "):              # said again below
         message = message.removeprefix(prefix)
-    source = _user_source()
+    source = user_source()
     named = type(error)(f"{kind} {full!r}: {message}" + (f"  [called at {source}]" if source else ""))
     named.layer = full
     return named
