@@ -33,10 +33,14 @@ def update_op(spec: dict):
 
 def slots_for(spec: dict, param: str) -> list[str]:
     """The state nodes an optimizer keeps for ``param`` (a slot ending in _t is a
-    scalar step count; SGD keeps its velocity only with momentum)."""
+    scalar step count; SGD keeps its velocity only with momentum, RMSprop its mean
+    gradient only when centered and its buffer only with momentum)."""
     slots = update_op(spec).slots
     if spec["name"] == "sgd" and not spec.get("momentum", 0.0) > 0:
         slots = ()
+    if spec["name"] == "rmsprop":       # the mean gradient and the momentum buffer are optional
+        slots = [s for s in slots if (s != "rms_mean_grad" or spec.get("centered"))
+                 and (s != "rms_momentum" or spec.get("momentum", 0.0) > 0)]
     return [f"{param}/{s}" for s in slots]
 
 

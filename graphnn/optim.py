@@ -105,17 +105,35 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """RMSprop (Hinton, 2012): a running mean of squared gradients scales the step."""
+    """RMSprop (Hinton, 2012): a running mean of squared gradients scales the step.
+
+    v = rho v + (1 - rho) g^2; the step is lr g / (sqrt(v) + eps). ``centered``
+    subtracts the square of a running mean of the gradients from v (an estimate
+    of their variance); ``momentum`` > 0 keeps a buffer b = momentum b + g / (...)
+    and steps by lr b. The update is PyTorch's (eps added after the square root);
+    the defaults are Keras's (lr 1e-3, rho 0.9, eps 1e-7), where PyTorch's are
+    lr 1e-2, alpha 0.99, eps 1e-8.
+
+    >>> RMSprop(momentum=0.9, centered=True).spec()
+    {'name': 'rmsprop', 'lr': 0.001, 'rho': 0.9, 'eps': 1e-07, 'momentum': 0.9, 'centered': True}
+    """
 
     name = "rmsprop"
 
-    def __init__(self, lr=0.001, rho: float = 0.9, eps: float = 1e-7, clip_norm=None):
+    def __init__(self, lr=0.001, rho: float = 0.9, eps: float = 1e-7, momentum: float = 0.0,
+                 centered: bool = False, clip_norm=None):
         super().__init__(lr, clip_norm)
         self.rho = _check("rho", rho, lambda v: 0 <= v < 1, "in [0, 1)")
         self.eps = _check("eps", eps, lambda v: v > 0, "positive")
+        self.momentum = _check("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
+        if not isinstance(centered, bool):
+            raise ValueError(f"centered must be True or False, got {centered!r}")
+        self.centered = centered
 
     def hyper(self):
-        return {"rho": self.rho, "eps": self.eps}
+        return {"rho": self.rho, "eps": self.eps,
+                **({"momentum": self.momentum} if self.momentum else {}),
+                **({"centered": True} if self.centered else {})}
 
 
 class Adagrad(Optimizer):

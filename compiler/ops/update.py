@@ -12,6 +12,8 @@ its attributes are those optimizers' hyperparameters. Published rules:
   p -= lr m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t).
   AdamW (Loshchilov and Hutter, 2019) first decays p *= 1 - lr wd.
 - RMSprop (Hinton, 2012): v = rho v + (1 - rho) g^2;  p -= lr g / (sqrt(v) + eps).
+  Centered (Graves, 2013): a = rho a + (1 - rho) g, and sqrt(v - a^2) replaces sqrt(v).
+  With momentum (PyTorch's form): b = mu b + g / (...);  p -= lr b.
 - Adagrad (Duchi et al., 2011): s += g^2;  p -= lr g / (sqrt(s) + eps).
 - Adadelta (Zeiler, 2012): a = rho a + (1 - rho) g^2;  d = sqrt(b + eps) / sqrt(a + eps) g;
   b = rho b + (1 - rho) d^2;  p -= lr d.
@@ -69,11 +71,25 @@ register(OpDef(
     doc="(param, grad, lr, m, v, t): Adam with bias correction; t counts steps. A "
         "weight_decay is decoupled (AdamW)."))
 
+def _rmsprop_shape(shapes, dtypes, attrs):
+    expected = 4 + bool(attrs["centered"]) + bool(attrs["momentum"] > 0)
+    if len(shapes) != expected:
+        raise OpShapeError(f"expected {expected} operands (param, grad, lr, v"
+                           f"{', mean grad' * bool(attrs['centered'])}"
+                           f"{', momentum buffer' * bool(attrs['momentum'] > 0)}), got {len(shapes)}")
+    return _update_shape((3, 4, 5))(shapes, dtypes, attrs)
+
+
 register(OpDef(
-    "rmsprop_update", 4, _update_shape((3,)), kind="update", optimizers=("rmsprop",), slots=("rms_v",),
-    mutates=(0, 3), scratch=scratch_like(0),
-    attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": _eps},
-    flops=lambda ins, out, a: 6 * _n(ins[0]), doc="(param, grad, lr, v): RMSprop."))
+    "rmsprop_update", None, _rmsprop_shape, kind="update", optimizers=("rmsprop",),
+    slots=("rms_v", "rms_mean_grad", "rms_momentum"),    # the last two only when asked for
+    mutates=(0, 3, 4, 5), scratch=scratch_like(0),
+    attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": _eps,
+           "momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
+           "centered": Attr(False, lambda v: isinstance(v, bool), "True or False")},
+    flops=lambda ins, out, a: 6 * _n(ins[0]),
+    doc="(param, grad, lr, v[, mean grad if centered][, momentum buffer if momentum > 0]): "
+        "RMSprop."))
 register(OpDef(
     "adagrad_update", 4, _update_shape((3,)), kind="update", optimizers=("adagrad",),
     slots=("adagrad_sum",),

@@ -73,8 +73,10 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     return run
 
 
-def rmsprop_update(ins, outs, rho=0.9, eps=1e-8):
-    p, g, lr, v = ins
+def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False):
+    p, g, lr, v = ins[:4]
+    a = ins[4] if centered else None               # running mean of the gradients
+    b = ins[-1] if momentum else None              # momentum buffer
     s = outs[-1]
 
     def run():
@@ -82,10 +84,23 @@ def rmsprop_update(ins, outs, rho=0.9, eps=1e-8):
         np.multiply(g, g, out=s)
         np.multiply(s, 1.0 - rho, out=s)
         np.add(v, s, out=v)
-        np.sqrt(v, out=s)                          # p -= lr g / (sqrt(v) + eps)
-        np.add(s, eps, out=s)
+        if a is None:
+            np.sqrt(v, out=s)
+        else:                                      # sqrt(v - a^2), a = rho a + (1 - rho) g
+            np.multiply(a, rho, out=a)
+            np.multiply(g, 1.0 - rho, out=s)
+            np.add(a, s, out=a)
+            np.multiply(a, a, out=s)
+            np.subtract(v, s, out=s)
+            np.sqrt(s, out=s)
+        np.add(s, eps, out=s)                      # g / (sqrt(...) + eps)
         np.divide(g, s, out=s)
-        np.multiply(s, lr.item(), out=s)
+        if b is not None:                          # b = mu b + g / (...); the step is lr b
+            np.multiply(b, momentum, out=b)
+            np.add(b, s, out=b)
+            np.multiply(b, lr.item(), out=s)
+        else:
+            np.multiply(s, lr.item(), out=s)
         np.subtract(p, s, out=p)
     return run
 

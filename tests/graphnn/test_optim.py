@@ -68,7 +68,8 @@ def test_adam():
     (lambda: optim.SGD(lr=-1), "lr"), (lambda: optim.SGD(momentum=1.5), "momentum"),
     (lambda: optim.SGD(nesterov=True), "nesterov"), (lambda: optim.Adam(beta1=1.0), "beta1"),
     (lambda: optim.Adam(eps=0), "eps"), (lambda: optim.get("adagradx"), "unknown optimizer"),
-    (lambda: optim.RMSprop(rho=1.0), "rho"), (lambda: optim.AdamW(weight_decay=-1), "weight_decay"),
+    (lambda: optim.RMSprop(rho=1.0), "rho"),
+    (lambda: optim.RMSprop(momentum=1.0), "momentum"), (lambda: optim.AdamW(weight_decay=-1), "weight_decay"),
     (lambda: optim.SGD(clip_norm=0), "clip_norm"),
 ])
 def test_bad_hyperparameters_are_named(make, match):
@@ -103,6 +104,27 @@ def test_rmsprop():
         v = rho * v + (1 - rho) * g * g
         w = w - lr * g / (np.sqrt(v) + eps)
     np.testing.assert_allclose(steps(quadratic_model(optim.RMSprop(lr, rho, eps)), 6), w, rtol=1e-10)
+
+
+@pytest.mark.parametrize("momentum, centered", [(0.9, False), (0.0, True), (0.5, True)])
+def test_rmsprop_momentum_and_centered(momentum, centered):
+    lr, rho, eps = 0.01, 0.8, 1e-7
+    w, v, a, b = W0.copy(), np.zeros(3), np.zeros(3), np.zeros(3)
+    for _ in range(6):                         # Graves (2013) for centering; PyTorch's momentum
+        g = grad(w)
+        v = rho * v + (1 - rho) * g * g
+        a = rho * a + (1 - rho) * g if centered else a
+        b = momentum * b + g / (np.sqrt(v - a * a) + eps)
+        w = w - lr * b
+    opt = optim.RMSprop(lr, rho, eps, momentum=momentum, centered=centered)
+    np.testing.assert_allclose(steps(quadratic_model(opt), 6), w, rtol=1e-10)
+
+
+def test_rmsprop_round_trips_through_its_spec():
+    opt = optim.RMSprop(0.01, momentum=0.5, centered=True)
+    assert optim.from_spec(opt.spec()).spec() == opt.spec()
+    with pytest.raises(ValueError, match="centered"):
+        optim.RMSprop(centered="yes")
 
 
 def test_adagrad():
