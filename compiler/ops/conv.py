@@ -157,11 +157,38 @@ def _conv_transpose_shape(shapes, dtypes, attrs):
     return (x[0], w[1] * g, *hw), same_dtype(dtypes, 0, 1)
 
 
+def upconv_as_conv(attrs) -> tuple[dict, tuple[int, int]]:
+    """conv_transpose2d as the input gradient of a convolution: (that convolution's
+    strides, padding, dilation and groups; rows and columns of zeros that follow it).
+
+    ``output_padding`` e lengthens the output at the bottom and right. The
+    convolution's window count absorbs e mod stride of it; the rest comes out of
+    the bottom/right padding, and what the padding cannot give (possible when
+    dilation > stride, as PyTorch allows) are rows that no input reaches: zeros.
+
+    >>> upconv_as_conv({"strides": 1, "dilation": 2, "padding": 1, "output_padding": 1})
+    ({'strides': (1, 1), 'dilation': (2, 2), 'groups': 1, 'padding': (1, 0, 1, 0)}, (0, 0))
+    >>> upconv_as_conv({"strides": 1, "dilation": 2, "padding": 0, "output_padding": 1})[1]
+    (1, 1)
+    """
+    s, d = pair(attrs["strides"]), pair(attrs["dilation"])
+    top, bottom, left, right = resolve_padding(attrs["padding"], (1, 1), (1, 1), (1, 1), d)
+    extra = pair(attrs["output_padding"]) if attrs["output_padding"] else (0, 0)
+    cut = [e - e % si for e, si in zip(extra, s)]
+    conv = {"strides": s, "dilation": d, "groups": attrs.get("groups", 1),
+            "padding": (top, max(bottom - cut[0], 0), left, max(right - cut[1], 0))}
+    if not any(cut):
+        conv["padding"] = attrs["padding"]          # unchanged: the common case reads as written
+    return conv, (max(cut[0] - bottom, 0), max(cut[1] - right, 0))
+
+
 def _conv_transpose_vjp(ctx, ins, out, dy, attrs):
     # y = conv2d_grad_input(x, w): its input gradient is a convolution of dy, and its
     # weight gradient is conv2d's weight gradient with the roles of image and gradient swapped.
     x, w = ins
-    conv = {k: attrs[k] for k in ("strides", "padding", "dilation", "groups")}
+    conv, zeros = upconv_as_conv(attrs)
+    if any(zeros):                      # rows no input reached pass no gradient back
+        dy = ctx.emit("crop2d", [dy], pads=[0, zeros[0], 0, zeros[1]])
     return [ctx.emit("conv2d", [dy, w], **conv),
             ctx.emit("conv2d_grad_weight", [dy, x], kernel_size=ctx.shape(w)[2:], **conv)]
 
@@ -294,8 +321,13 @@ def _lower_conv_grad_input(rw, node, ins, attrs):
 
 def _lower_conv_transpose(rw, node, ins, attrs):
     """The up-convolution is conv2d's input gradient: lower it as one."""
-    conv = {k: attrs[k] for k in ("strides", "padding", "dilation", "groups")}
-    conv["input_hw"] = list(rw.g.nodes[node]["shape"][2:])
+    conv, zeros = upconv_as_conv(attrs)
+    conv["input_hw"] = [n - z for n, z in zip(rw.g.nodes[node]["shape"][2:], zeros)]
+    if any(zeros):                       # trailing rows no input reaches: zeros after
+        inner = rw.emit(f"{node}/reached", "conv2d_grad_input", ins, **conv)
+        _lower_conv_grad_input(rw, inner, ins, conv)
+        rw.become(node, "pad2d", [inner], pads=[0, zeros[0], 0, zeros[1]], value=0.0)
+        return
     rw.become(node, "conv2d_grad_input", ins, **conv)
     _lower_conv_grad_input(rw, node, ins, conv)
 
