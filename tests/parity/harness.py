@@ -68,9 +68,10 @@ def graphnn_run(graph, output, values: dict, wrt=(), target=None, batch=None, mo
     variables = {k: np.array(v, dtype=np.float64) for k, v in values.items() if k in params}
     feeds = {k: np.asarray(v) for k, v in values.items() if k not in params}
     if batch is None:
-        batch = next(iter(v.shape[0] for k, v in feeds.items() if g.nodes[k]["shape"][:1] == (None,)))
+        batch = next((v.shape[0] for k, v in feeds.items() if g.nodes[k]["shape"][:1] == (None,)), 1)
+    updates = [n for n, d in g.nodes(data=True) if d["op"] == "moving_average"]
     if mode == "eval":
-        checked = inference_graph(check_graph(g, [y]), [y])
+        checked = inference_graph(check_graph(g, [y, *updates]), [y])
         out = Executor(build_program(checked, [y], batch), variables).run(feeds)
         return np.array(out[y]), {}, variables
     loss = y
@@ -78,7 +79,6 @@ def graphnn_run(graph, output, values: dict, wrt=(), target=None, batch=None, mo
         t = graph.input("parity/target", g.nodes[y]["shape"])
         loss = graph.mse(output, t, reduction="sum", name="parity/loss").name
         feeds[t.name] = target
-    updates = [n for n, d in g.nodes(data=True) if d["op"] == "moving_average"]
     checked = check_graph(g, [loss, *updates])
     outs = [y]
     grads = {}
