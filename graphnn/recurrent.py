@@ -35,10 +35,11 @@ class RecurrentMethods:
 
     def _project(self, x, units, gates, kernel_init, recurrent_init, bias_init):
         """The weights every gate shares across steps, and the input projection of
-        all steps as one product: (W, U, projected input (N, T, gates * units))."""
+        all steps as one product: (U, projected input (N, T, gates * units)). A
+        one-step sequence has no recurrent product, so no U (None)."""
         features = x.shape[2]
         w = self.param("W", (features, gates * units), init=kernel_init)
-        u = self.param("U", (units, gates * units), init=recurrent_init)
+        u = self.param("U", (units, gates * units), init=recurrent_init) if x.shape[1] > 1 else None
         b = self.param("b", (gates * units,), init=bias_init)
         projected = self.op("bias_add", [self.op("matmul", [x, w], name="input_proj"), b],
                             name="input_gates")

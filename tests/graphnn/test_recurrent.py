@@ -120,3 +120,21 @@ def test_overlapping_slices_add_up():
     rng = np.random.default_rng(0)
     assert gradient_check(checked, loss.name, {"w": rng.normal(size=5)},
                           {"x": rng.normal(size=(3, 5)), "t": rng.normal(size=(3, 6))}, batch=3) <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_one_step_sequence_builds_a_model_without_a_recurrent_weight(kind):
+    """At T = 1 the state is zero and U never multiplies anything: no stray U
+    (it used to make Model() fail with 'does not reach any output')."""
+    g = Graph(dtype="float64")
+    x = g.input("x", (None, 1, 3))
+    model = Model(g, x, getattr(g, kind)(x, 2, name="rnn"))
+    assert "rnn/U" not in model.variables
+    W, b = model.variables["rnn/W"], model.variables["rnn/b"]
+    xs = np.random.default_rng(0).normal(size=(4, 1, 3))
+    U = np.zeros((2, W.shape[1]))
+    if kind == "lstm":
+        want = lstm_reference(xs, W, U, b)[:, -1]
+    else:
+        want = gru_reference(xs, W, U, b, model.variables["rnn/b_recurrent"])[:, -1]
+    np.testing.assert_allclose(model.predict(xs), want, rtol=1e-12)
