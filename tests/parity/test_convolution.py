@@ -97,3 +97,37 @@ def test_conv_transpose2d(k, s, p, op, d):
         f"conv_transpose2d k={k} s={s} p={p} op={op} d={d}", g, y,
         lambda x, w, b: F.conv_transpose2d(x, w, b, s, p, op, 1, d), {"x": x, "w": w, "b": b},
         wrt=("x", "w", "b"), rng=rng, graph_names={"w": "up/W", "b": "up/b"})
+
+
+GROUPED = [(4, 6, 2, 1, 1, 0), (4, 4, 4, 1, 1, 1), (4, 8, 4, 2, 1, 1), (6, 6, 3, 1, 2, 2),
+           (4, 4, 4, 2, 2, 1)]   # (channels, filters, groups, stride, dilation, padding)
+
+
+@pytest.mark.parametrize("c, f, groups, s, d, p", GROUPED, ids=[f"c{c}-f{f}-g{g}-s{s}-d{d}-p{p}"
+                                                               for c, f, g, s, d, p in GROUPED])
+def test_grouped_conv2d(c, f, groups, s, d, p):
+    """Grouped and depthwise (groups = channels) convolution: PyTorch's groups."""
+    case = f"conv2d groups={groups} c={c} f={f} s={s} d={d} p={p}"
+    rng = rng_for(case)
+    x, w, b = rng.normal(size=(2, c, 7, 6)), rng.normal(size=(f, c // groups, 3, 3)), rng.normal(size=f)
+    g = Graph(dtype="float64")
+    y = g.conv2d(g.input("x", (None, c, 7, 6)), f, 3, strides=s, padding=p, dilation=d, groups=groups,
+                 name="c")
+    check_against_torch(case, g, y, lambda x, w, b: F.conv2d(x, w, b, s, p, d, groups),
+                        {"x": x, "w": w, "b": b}, wrt=("x", "w", "b"), rng=rng,
+                        graph_names={"w": "c/W", "b": "c/b"})
+
+
+@pytest.mark.parametrize("c, f, groups, s, d, p", GROUPED, ids=[f"c{c}-f{f}-g{g}-s{s}-d{d}-p{p}"
+                                                               for c, f, g, s, d, p in GROUPED])
+def test_grouped_conv_transpose2d(c, f, groups, s, d, p):
+    op = 1 if max(s, d) > 1 else 0            # output_padding, beyond the stride when d > s
+    case = f"conv_transpose2d groups={groups} c={c} f={f} s={s} d={d} p={p} op={op}"
+    rng = rng_for(case)
+    x, w, b = rng.normal(size=(2, c, 4, 5)), rng.normal(size=(c, f // groups, 3, 3)), rng.normal(size=f)
+    g = Graph(dtype="float64")
+    y = g.conv_transpose2d(g.input("x", (None, c, 4, 5)), f, 3, strides=s, padding=p, dilation=d,
+                           output_padding=op, groups=groups, name="up")
+    check_against_torch(case, g, y, lambda x, w, b: F.conv_transpose2d(x, w, b, s, p, op, groups, d),
+                        {"x": x, "w": w, "b": b}, wrt=("x", "w", "b"), rng=rng,
+                        graph_names={"w": "up/W", "b": "up/b"})

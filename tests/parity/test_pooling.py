@@ -114,3 +114,26 @@ def test_global_avg_pool():
     y = g.global_avg_pool(g.input("x", (None, 3, 5, 4)))
     check_against_torch("global_avg_pool", g, y, lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1),
                         {"x": rng.normal(size=(2, 3, 5, 4))}, wrt=("x",), rng=rng)
+
+
+CEIL = [c for c in itertools.product(["max", "avg"], [2, 3], [2, 3], [0, 1], [False, True], [True, False])
+        if c[3] <= c[1] // 2 and not (c[0] == "max" and not c[5])]
+# (kind, pool size, stride, padding, ceil_mode, count_include_pad)
+
+
+@pytest.mark.parametrize("kind, k, s, p, ceil, counted", CEIL,
+                         ids=[f"{a}-k{k}-s{s}-p{p}-ceil{c}-count{n}" for a, k, s, p, c, n in CEIL])
+def test_pool2d_ceil_mode_and_uncounted_padding(kind, k, s, p, ceil, counted):
+    """PyTorch's ceil_mode (a last partial window, which must start inside the input
+    or its left padding) and count_include_pad=False."""
+    case = f"{kind}_pool2d k={k} s={s} p={p} ceil_mode={ceil} count_include_pad={counted}"
+    rng = rng_for(case)
+    x = rng.normal(size=(2, 2, 8, 7))
+    g = Graph(dtype="float64")
+    if kind == "max":
+        y = g.max_pool2d(g.input("x", (None, 2, 8, 7)), k, s, p, ceil_mode=ceil)
+        fn = lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil)                       # noqa: E731
+    else:
+        y = g.avg_pool2d(g.input("x", (None, 2, 8, 7)), k, s, p, ceil_mode=ceil, count_include_pad=counted)
+        fn = lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=counted)  # noqa: E731
+    check_against_torch(case, g, y, fn, {"x": x}, wrt=("x",), rng=rng)
