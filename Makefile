@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # Extras to install; CI (.ci/run) adds the optional ones (onnx, mpi, parity, bench).
 EXTRAS ?= dev,plot
 
-.PHONY: install demo test bench bench-distributed lint clean
+.PHONY: install demo test parity bench bench-distributed lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Numerical parity with PyTorch (float64, tolerance 1e-7): needs the parity extra,
+# e.g. `EXTRAS=dev,plot,parity make parity`; without torch the module skips with the reason.
+parity: $(STAMP)
+	$(PY) -m pytest -q tests/parity
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
