@@ -167,6 +167,7 @@ class LayerMethods:
               name: str | None = None, kernel_init: str = "glorot_uniform",
               bias_init: str = "zeros", kernel_regularizer=None):
         """A fully connected layer: activation(x @ W + b) on (N, features) input.
+        W is (features, units), as in Keras; PyTorch's Linear keeps its transpose.
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("x", (None, 64))
@@ -198,6 +199,9 @@ class LayerMethods:
         (filters, C / groups, KH, KW).
 
         ``padding`` is "valid", "same", an int, (pad_h, pad_w) or (top, bottom, left, right).
+        "same" is Keras's: ceil(H / stride) outputs at any stride, and when the total
+        padding is odd the extra pixel goes after (bottom, right), as in TensorFlow
+        (PyTorch's "same", stride 1 only, places it the same way).
         ``groups`` splits the channels into that many independent convolutions
         (groups = C = filters is a depthwise convolution, see ``depthwise_conv2d``).
 
@@ -248,6 +252,7 @@ class LayerMethods:
                bias_init: str = "zeros"):
         """1-D convolution of (N, C, L) sequences; weight (filters, C, K). Runs as a
         2-D convolution of (N, C, 1, L) (the reshapes are views, free at run time).
+        ``padding`` is "valid", "same" (the odd pixel after, as for conv2d) or an int.
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("seq", (None, 4, 50))
@@ -277,10 +282,16 @@ class LayerMethods:
     def batch_norm(self, x, axis: int = 1, momentum: float = 0.99, eps: float = 1e-3, name=None):
         """Batch normalization (Ioffe and Szegedy, 2015) over the channel ``axis``
         (1: the features of (N, F), the channels of (N, C, H, W)). Training
-        normalizes with the batch's statistics and keeps running averages
-        (Keras's convention: running = momentum running + (1 - momentum) batch);
+        normalizes with the batch's statistics and keeps running averages;
         evaluation and prediction use the running averages, folded into the dense
         or convolution before the layer when there is one.
+
+        Keras's conventions, not PyTorch's: running = momentum running +
+        (1 - momentum) batch, with momentum 0.99 and eps 1e-3 by default (PyTorch's
+        momentum m is graphnn's 1 - m; its defaults are 0.1 and 1e-5), and the
+        running variance averages the biased batch variance (divided by the M
+        values of a channel, not M - 1 as PyTorch's). The normalization divides by
+        sqrt(var + eps) with the biased variance in both.
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("img", (None, 4, 6, 6))
@@ -368,8 +379,10 @@ class LayerMethods:
     def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
                    ceil_mode: bool = False, count_include_pad: bool = True):
         """Mean over windows of (N, C, H, W). Zero padding counts in the mean
-        (PyTorch's default) unless ``count_include_pad`` is False; ``ceil_mode``
-        keeps a last, partial window (its overhang never counts).
+        (PyTorch's default, also with padding="same"; Keras leaves it out) unless
+        ``count_include_pad`` is False; ``ceil_mode`` keeps a last, partial window
+        (its overhang never counts). "same" places the odd pixel of padding after,
+        as for conv2d.
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("img", (None, 3, 5, 5))
@@ -404,7 +417,14 @@ class LayerMethods:
 
     @layer
     def avg_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
-        """Mean over windows of (N, C, L) sequences."""
+        """Mean over windows of (N, C, L) sequences; zero padding counts in the mean
+        (PyTorch's default; Keras leaves it out), as for avg_pool2d.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("seq", (None, 3, 10))
+        >>> g.avg_pool1d(x, 3, strides=1, padding=1).shape
+        (None, 3, 10)
+        """
         return self._pool1d("avg_pool2d", x, pool_size, strides, padding, name)
 
     @layer
@@ -446,7 +466,8 @@ class LayerMethods:
 
     @layer
     def gelu(self, x, name=None):
-        """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+        """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's
+        approximate="tanh" (PyTorch and Keras default to the exact erf form)."""
         return self.op("gelu", [x], name=name)
 
     @layer
@@ -550,29 +571,75 @@ class LayerMethods:
     # ---------------------------------------------------------------- losses
     @layer
     def mse(self, pred, target, reduction: str = "mean", name=None):
-        """Mean squared error (the L2 / RMS loss)."""
+        """Mean squared error (the L2 / RMS loss): the mean (or sum) over every element.
+        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
+        multiplied by its weight and the mean still divides by the
+        number of elements, as Keras does (not by the sum of the weights).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); p, t = g.input("p", (None, 3)), g.input("t", (None, 3))
+        >>> g.mse(p, t).shape
+        ()
+        """
         return self.op("mse", [pred, target], name=name, reduction=reduction)
 
     @layer
     def l1(self, pred, target, reduction: str = "mean", name=None):
-        """Mean absolute error."""
+        """Mean absolute error over every element (or the sum).
+        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
+        multiplied by its weight and the mean still divides by the
+        number of elements (Keras's convention).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); p, t = g.input("p", (None, 3)), g.input("t", (None, 3))
+        >>> g.l1(p, t, reduction="sum").shape
+        ()
+        """
         return self.op("l1", [pred, target], name=name, reduction=reduction)
 
     @layer
     def softmax_cross_entropy(self, logits, labels, reduction: str = "mean", name=None):
-        """Cross-entropy of softmax(logits) against integer labels or one-hot rows."""
+        """Cross-entropy of softmax(logits) against integer labels, one-hot rows or
+        soft targets (PyTorch's cross_entropy), averaged (or summed) over rows.
+        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
+        multiplied by its weight and the mean still divides by the
+        number of rows, as Keras does; PyTorch's class ``weight`` divides by the
+        sum of the weights instead.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); z = g.input("logits", (None, 10))
+        >>> g.softmax_cross_entropy(z, g.input("y", (None,), dtype="int64")).shape
+        ()
+        """
         return self.op("softmax_cross_entropy", [logits, labels], name=name, reduction=reduction)
 
     @layer
     def cross_entropy(self, probs, labels, reduction: str = "mean", name=None):
         """Cross-entropy of probabilities (a softmax's output) against labels or
         one-hot rows. Compiled after a softmax, the pair becomes one stable
-        softmax_cross_entropy kernel."""
+        softmax_cross_entropy kernel. Otherwise probabilities are clipped to
+        [1e-7, 1] before the log (Keras's epsilon; PyTorch's nll of log p has no
+        clip). Sample weights average as in softmax_cross_entropy.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); z = g.input("logits", (None, 10))
+        >>> g.cross_entropy(g.softmax(z), g.input("y", (None,), dtype="int64")).shape
+        ()
+        """
         return self.op("cross_entropy", [probs, labels], name=name, reduction=reduction)
 
     @layer
     def kl_divergence(self, pred, target, reduction: str = "mean", name=None):
-        """sum_k target log(target / pred) per row, averaged over rows."""
+        """sum_k target log(target / pred) per row, averaged over rows (PyTorch's
+        reduction="batchmean") or summed. Both are clipped to [1e-7, 1] inside the
+        logs (Keras's epsilon), so a zero target adds nothing. Sample weights
+        average over the rows, as in softmax_cross_entropy.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); p, t = g.input("p", (None, 4)), g.input("t", (None, 4))
+        >>> g.kl_divergence(p, t).shape
+        ()
+        """
         return self.op("kl_divergence", [pred, target], name=name, reduction=reduction)
 
     @layer
@@ -607,6 +674,18 @@ class LayerMethods:
     @layer
     def binary_cross_entropy(self, pred, target, from_logits: bool = False,
                              reduction: str = "mean", name=None):
-        """Binary cross-entropy from probabilities (or, stably, from logits)."""
+        """Binary cross-entropy from probabilities (or, stably, from logits), the
+        mean over every element (or the sum). Probabilities are clipped to
+        [1e-7, 1 - 1e-7] before the logs, as Keras does (PyTorch clamps each log
+        at -100 instead).
+        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
+        multiplied by its weight and the mean still divides by the number of
+        elements: PyTorch's ``weight`` argument with one weight per row.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); z, t = g.input("z", (None, 1)), g.input("t", (None, 1))
+        >>> g.binary_cross_entropy(z, t, from_logits=True).shape
+        ()
+        """
         return self.op("binary_cross_entropy", [pred, target], name=name,
                         reduction=reduction, from_logits=from_logits)

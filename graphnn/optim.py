@@ -2,8 +2,12 @@
 (the rules are written out in compiler/ops/update.py).
 
 Every optimizer takes ``clip_norm`` (clip all gradients together to that global
-norm before updating), and ``lr`` may be a number or a schedule from
-graphnn.schedules.
+norm before updating: each is scaled by min(1, clip_norm / (norm + 1e-6)), as
+torch.nn.utils.clip_grad_norm_ does), and ``lr`` may be a number or a schedule
+from graphnn.schedules.
+
+The update rules and the defaults are PyTorch's (torch.optim), except RMSprop's
+defaults, which are Keras's; docs/conventions.md has the table.
 
 >>> Adam(lr=1e-3).spec()
 {'name': 'adam', 'lr': 0.001, 'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-08}
@@ -48,7 +52,10 @@ class Optimizer:
 
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum and
-    (coupled, L2-style) weight decay.
+    (coupled, L2-style) weight decay, in PyTorch's form: g += weight_decay p;
+    v = momentum v + g; p -= lr v, or lr (g + momentum v) with Nesterov. (Keras
+    keeps v' = momentum v' - lr g, the same steps at a constant rate, and decays
+    the weights apart from the gradient.)
 
     >>> SGD(0.1, momentum=0.9, nesterov=True).spec()["nesterov"]
     True
@@ -71,7 +78,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba, 2015) with bias correction.
+    """Adam (Kingma and Ba, 2015) with bias correction; eps is added to
+    sqrt(v_hat). Defaults are PyTorch's (eps 1e-8; Keras's is 1e-7).
 
     >>> Adam(beta1=0.5).beta1
     0.5
@@ -91,7 +99,12 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019)."""
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): p *= 1 - lr
+    weight_decay before the Adam step, as torch.optim.AdamW (and its default 0.01).
+
+    >>> AdamW(weight_decay=0.1).spec()["weight_decay"]
+    0.1
+    """
 
     name = "adamw"
 
@@ -137,7 +150,13 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad (Duchi et al., 2011): the step shrinks with the summed squared gradients."""
+    """Adagrad (Duchi et al., 2011): the step shrinks with the summed squared gradients,
+    lr g / (sqrt(sum) + eps). PyTorch's defaults (lr 0.01, eps 1e-10, the sum
+    starting at 0; Keras starts it at 0.1 with lr 1e-3).
+
+    >>> Adagrad().spec()
+    {'name': 'adagrad', 'lr': 0.01, 'eps': 1e-10}
+    """
 
     name = "adagrad"
 
@@ -151,7 +170,12 @@ class Adagrad(Optimizer):
 
 class Adadelta(Optimizer):
     """Adadelta (Zeiler, 2012): steps sized by running means of squared gradients
-    and squared updates; ``lr`` scales the result (1.0 is the paper's rule)."""
+    and squared updates; ``lr`` scales the result (1.0 is the paper's rule).
+    PyTorch's defaults (lr 1.0, rho 0.9, eps 1e-6; Keras's are 1e-3, 0.95, 1e-7).
+
+    >>> Adadelta().spec()
+    {'name': 'adadelta', 'lr': 1.0, 'rho': 0.9, 'eps': 1e-06}
+    """
 
     name = "adadelta"
 

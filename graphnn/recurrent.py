@@ -8,7 +8,10 @@ the steps' contributions. The input projection of all steps is a single
 See docs/architecture.md for why unrolling rather than a scan op.
 
 Gate layouts follow PyTorch: LSTM [input, forget, cell, output]; GRU [reset,
-update, new], with the reset gate applied after the recurrent product.
+update, new], with the reset gate applied after the recurrent product. W
+(features, gates * units) and U (units, gates * units) are PyTorch's weight_ih
+and weight_hh transposed; the LSTM's one bias b is PyTorch's bias_ih + bias_hh,
+the GRU's b and b_recurrent are bias_ih and bias_hh.
 
 >>> from graphnn import Graph
 >>> g = Graph(); x = g.input("rows", (None, 5, 3))
