@@ -139,7 +139,9 @@ class Model(VariableMethods):
         ``verbose``: 0 silent, 1 a progress bar per epoch on a terminal (one line
         per epoch when output is not a terminal), 2 one line per epoch.
         ``callbacks``: graphnn.callbacks objects (EarlyStopping, ModelCheckpoint, ...).
-        ``sample_weight``: one weight per sample, multiplying its share of the loss.
+        ``sample_weight``: one weight per sample, multiplying its share of the loss;
+        the mean still divides by the number of samples, not by the sum of the
+        weights (Keras's convention, see docs/conventions.md).
         ``distributed``: data-parallel under mpiexec, ``batch_size`` the global batch."""
         if distributed:                  # graphnn.distributed runs the loop across ranks
             from . import distributed as dist
