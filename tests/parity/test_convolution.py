@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 from math import ceil
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")

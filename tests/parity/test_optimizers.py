@@ -13,7 +13,6 @@ gradients). clip_norm is torch.nn.utils.clip_grad_norm_ on all gradients togethe
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
