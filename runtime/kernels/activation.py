@@ -65,11 +65,15 @@ def tanh_grad(ins, outs):                      # dx = dy * (1 - y^2)
 
 
 def _sigmoid_into(x, y):
-    # exp(-log(1 + exp(-x))): no overflow and full relative precision at both ends.
-    np.negative(x, out=y)
-    np.logaddexp(0.0, y, out=y)
-    np.negative(y, out=y)
-    np.exp(y, out=y)
+    # 1 / (1 + exp(-x)): full relative precision at both ends (exp(-x) is large and
+    # exact-ish where the result is tiny). Where exp(-x) overflows (x < -88 in
+    # float32) the result is 0 instead of a subnormal. An order of magnitude
+    # faster than exp(-logaddexp(0, -x)): logaddexp has no vectorized loop.
+    with np.errstate(over="ignore"):
+        np.negative(x, out=y)
+        np.exp(y, out=y)
+    np.add(y, 1.0, out=y)
+    np.reciprocal(y, out=y)
 
 
 def sigmoid(ins, outs):
