@@ -1,14 +1,19 @@
-"""`make bench`: training speed, memory and compile time, printed as tables of ratios.
+"""`make bench`: training and inference speed against PyTorch and plain NumPy,
+memory, and compile time, printed as Markdown tables of ratios.
 
-Every speed figure comes from one run in which the variants take turns:
-each round runs every variant for a few steps, and a ratio is the median of
-the per-round ratios, so load on the machine hits all variants alike.
+Every speed figure comes from one run in which the variants take turns: each
+round runs every variant for a few steps, and a ratio is the median of the
+per-round ratios (with the 25th-75th percentile spread), so load on the
+machine hits all variants alike. Each thread setting limits OpenBLAS (through
+threadpoolctl) and PyTorch (torch.set_num_threads) alike.
 
-    python benchmarks/run.py [--rounds 9] [--steps 5]
+    python benchmarks/run.py [--rounds 9] [--steps 5] [--threads 1,2]
+                             [--parts train,predict,memory,compile]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -17,20 +22,32 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from graphs import cnn, compiled, mlp, sized_graph  # noqa: E402
+from graphs import cnn, compiled, gru, lstm, mlp, sized_graph  # noqa: E402
 import numpy_reference  # noqa: E402
+import torch_models  # noqa: E402
 
 from graphnn import Model, optim  # noqa: E402
 from graphnn.runtime import Executor  # noqa: E402
 
+GRAPHS = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "gru": gru}
+LABELS = {"mlp": "MLP 784-512-256-10, batch 128",
+          "cnn": "CNN conv16-pool-conv32-pool-dense128-dense10, batch 64",
+          "lstm": "LSTM 128 units, 28 steps of 28, dense10, batch 64",
+          "gru": "GRU 128 units, 28 steps of 28, dense10, batch 64"}
 
-def graphnn_variant(graph_fn, fuse):
-    model, shape = compiled(graph_fn, fuse)
-    program = model.program("train", shape[0])
+
+def graphnn_variant(kind, fuse=True, purpose="train", batch=None):
+    """A closure running one step of the compiled graphnn program."""
+    model, shape = compiled(GRAPHS[kind], fuse)
+    shape = (batch or shape[0], *shape[1:])
+    program = model.program(purpose, shape[0])
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()})
     rng = np.random.default_rng(0)
-    ex.feed({"x": rng.random(shape, dtype=np.float32), "target": rng.integers(0, 10, shape[0])})
-    return ex.step, program
+    feeds = {"x": rng.random(shape, dtype=np.float32)}
+    if purpose == "train":
+        feeds["target"] = rng.integers(0, 10, shape[0])
+    ex.feed(feeds)
+    return ex.step, shape
 
 
 def numpy_variant(kind, shape):
@@ -40,30 +57,14 @@ def numpy_variant(kind, shape):
     return lambda: net.step(x, y)
 
 
-def torch_variant(kind, shape):
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        return None
-    torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count() or 1)
-    if kind == "mlp":
-        net = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                            nn.Linear(256, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = torch.rand(shape), torch.randint(0, 10, (shape[0],))
-
-    def step():
-        opt.zero_grad(set_to_none=False)
-        loss_fn(net(x), y).backward()
-        opt.step()
-    return step
+@contextlib.contextmanager
+def threads(n: int):
+    """OpenBLAS and PyTorch limited to ``n`` threads inside the block."""
+    from threadpoolctl import threadpool_limits
+    if torch_models.available():
+        torch_models.set_threads(n)
+    with threadpool_limits(limits=n):
+        yield
 
 
 PAUSE = 0.3    # seconds between variants: OpenBLAS and OpenMP workers stop busy-waiting
@@ -90,76 +91,118 @@ def interleaved(variants: dict, rounds: int, steps: int) -> dict:
     return times
 
 
-def speed(rounds, steps):
-    print("\n## Training steps per second (SGD with momentum, float32)\n")
-    torch_threads = None
-    try:
-        import torch
-        torch_threads = os.cpu_count()
-        print(f"PyTorch {torch.__version__}, {torch_threads} threads; NumPy {np.__version__}, "
-              f"BLAS threads: all {os.cpu_count()} cores unless OPENBLAS_NUM_THREADS is set "
-              f"({os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}).\n")
-    except ImportError:
-        print("PyTorch is not installed: its column is left out.\n")
-    print("| model | variant | steps/s | graphnn fused / variant |")
-    print("|---|---|---:|---:|")
-    for kind, graph_fn in (("mlp", mlp), ("cnn", cnn)):
-        fused, _ = graphnn_variant(graph_fn, True)
-        unfused, _ = graphnn_variant(graph_fn, False)
-        shape = graph_fn()[3]
-        variants = {"graphnn fused": fused, "graphnn unfused": unfused,
-                    "plain NumPy": numpy_variant(kind, shape)}
-        t = torch_variant(kind, shape)
-        if t is not None:
-            variants["PyTorch eager"] = t
-        times = interleaved(variants, rounds, steps)
-        label = {"mlp": "MLP 784-512-256-10, batch 128",
-                 "cnn": "CNN conv16-pool-conv32-pool-dense128-dense10, batch 64"}[kind]
-        for name, ts in times.items():
-            ratio = np.median(np.array(ts) / np.array(times["graphnn fused"]))
-            print(f"| {label} | {name} | {1 / np.median(ts):.1f} | {ratio:.2f} |")
+def ratio_cell(times: dict, name: str, base: str) -> str:
+    """Median of the per-round ratios (variant time / base time), and their spread."""
+    r = np.array(times[name]) / np.array(times[base])
+    lo, mid, hi = np.percentile(r, [25, 50, 75])
+    return f"{mid:.2f} ({lo:.2f}-{hi:.2f})"
+
+
+def table(title, rows_by_kind, thread_counts, rounds, steps):
+    print(f"\n## {title}\n")
+    print("Ratio = the variant's time per step / graphnn's (above 1: graphnn is faster); "
+          "median of the interleaved rounds, 25th-75th percentile in brackets.\n")
+    print("| model | threads | variant | steps/s | graphnn speed-up |")
+    print("|---|---:|---|---:|---:|")
+    for kind, make in rows_by_kind:
+        for n in thread_counts:
+            with threads(n):
+                variants = make(kind)
+                times = interleaved(variants, rounds, steps)
+            base = next(iter(variants))
+            for name, ts in times.items():
+                cell = "" if name == base else ratio_cell(times, name, base)
+                print(f"| {LABELS[kind]} | {n} | {name} | {1 / np.median(ts):.1f} | {cell} |",
+                      flush=True)
+
+
+def training_variants(kind):
+    fused, shape = graphnn_variant(kind)
+    variants = {"graphnn": fused}
+    if kind in ("mlp", "cnn"):
+        variants["graphnn unfused"] = graphnn_variant(kind, fuse=False)[0]
+        variants["plain NumPy"] = numpy_variant(kind, shape)
+    if torch_models.available():
+        variants["PyTorch eager"] = torch_models.train_step(kind, shape)
+    return variants
+
+
+def predict_variants(kind, batch=256):
+    step, shape = graphnn_variant(kind, purpose="predict", batch=batch)
+    variants = {"graphnn predict": step}
+    if torch_models.available():
+        variants["PyTorch no_grad"] = torch_models.predict_step(kind, shape)
+    return variants
 
 
 def memory():
     print("\n## Memory (bytes)\n")
     print("| model | program | naive | lower bound | planned | planned / lower bound |")
     print("|---|---|---:|---:|---:|---:|")
-    for label, graph_fn in (("MLP", mlp), ("CNN", cnn)):
+    for kind, graph_fn in GRAPHS.items():
         model, shape = compiled(graph_fn)
         for purpose in ("train", "predict"):
             m = model.program(purpose, shape[0]).memory
-            print(f"| {label} | {purpose} (batch {shape[0]}) | {m.naive_bytes:,} | "
+            print(f"| {kind.upper()} | {purpose} (batch {shape[0]}) | {m.naive_bytes:,} | "
                   f"{m.lower_bound_bytes:,} | {m.planned_bytes:,} | "
                   f"{m.planned_bytes / m.lower_bound_bytes:.3f} |")
         persistent = sum(v.nbytes for v in model.variables.values())
-        print(f"| {label} | weights + optimizer state | | | {persistent:,} | |")
+        print(f"| {kind.upper()} | weights + optimizer state | | | {persistent:,} | |")
 
 
-def compile_time(repeats=3):
-    print("\n## Compile time (graph -> training Program, batch 32)\n")
-    print("| declared nodes | compiled nodes | instructions | seconds (median of 3) |")
-    print("|---:|---:|---:|---:|")
-    for nodes in (100, 2000):
-        times = []
-        for _ in range(repeats):
-            g, x, out = sized_graph(nodes)
-            t = time.perf_counter()
-            model = Model(g, inputs=x, outputs=out)
-            model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.01, momentum=0.9))
-            program = model.program("train", 32)
-            times.append(time.perf_counter() - t)
-        built = next(iter(model._built.values()))["train"]
-        print(f"| {len(g)} | {len(built)} | {len(program.instructions)} | {np.median(times):.3f} |")
+def _compile_once(build, batch):
+    g, x, out = build()[:3]
+    t = time.perf_counter()
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.01, momentum=0.9))
+    program = model.program("train", batch)
+    return time.perf_counter() - t, g, program
+
+
+def compile_time(repeats=5):
+    print("\n## Compile time (declared graph -> training Program)\n")
+    print(f"Median of {repeats} compiles (min-max in brackets), from `Model(...)` to the Program.\n")
+    print("| graph | declared nodes | instructions | planned / lower bound | seconds |")
+    print("|---|---:|---:|---:|---:|")
+    cases = [("LSTM-128 x 28 steps, batch 64", lstm, 64), ("GRU-128 x 28 steps, batch 64", gru, 64),
+             ("residual MLP, 100 nodes, batch 32", lambda: sized_graph(100), 32),
+             ("residual MLP, 2,000 nodes, batch 32", lambda: sized_graph(2000), 32)]
+    for label, build, batch in cases:
+        runs = [_compile_once(build, batch) for _ in range(repeats)]
+        times = sorted(r[0] for r in runs)
+        _, g, program = runs[-1]
+        m = program.memory
+        print(f"| {label} | {len(g)} | {len(program.instructions)} | "
+              f"{m.planned_bytes / m.lower_bound_bytes:.3f} | "
+              f"{np.median(times):.3f} ({times[0]:.3f}-{times[-1]:.3f}) |", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--parts", default="train,predict,memory,compile")
+    parser.add_argument("--models", default="mlp,cnn,lstm,gru")
     args = parser.parse_args(argv)
-    speed(args.rounds, args.steps)
-    memory()
-    compile_time()
+    counts = [int(n) for n in args.threads.split(",")]
+    parts, kinds = args.parts.split(","), args.models.split(",")
+    import torch_models as tm
+    print(f"NumPy {np.__version__}; " + (f"PyTorch {__import__('torch').__version__}" if tm.available()
+                                         else "PyTorch not installed: its rows are left out")
+          + f"; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start.")
+    if "train" in parts:
+        table("Training steps (SGD with momentum, float32)",
+              [(k, training_variants) for k in kinds], counts, args.rounds, args.steps)
+    if "predict" in parts:
+        table("Inference (predict, batch 256, float32)",
+              [(k, predict_variants) for k in kinds if k in ("mlp", "cnn")], counts,
+              args.rounds, args.steps)
+    if "memory" in parts:
+        memory()
+    if "compile" in parts:
+        compile_time()
+    print(f"\nLoad average {os.getloadavg()[0]:.1f} at the end.")
 
 
 if __name__ == "__main__":
