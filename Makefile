@@ -28,6 +28,8 @@ parity: $(STAMP)
 	$(PY) -m pytest -q tests/parity
 
 bench: $(STAMP)
+	$(PY) -c 'import torch, threadpoolctl' 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) benchmarks/run.py
 
 # Needs the mpi extra (EXTRAS=dev,plot,mpi): K = 1 vs 2 ranks, docs/distributed.md

@@ -63,3 +63,18 @@ def test_softmax_cross_entropy_kernels_allocate_nothing_per_step():
     backward = KERNELS["softmax_cross_entropy_grad"]([np.array(1, np.float32), z, labels], [dz])
     # nothing the size of the logits (40 KB), nor of the labels' flat positions (8 KB)
     assert _allocated_bytes(forward) < 8192 and _allocated_bytes(backward) < 8192
+
+
+def test_sigmoid_keeps_full_relative_precision_and_raises_nothing():
+    x = np.concatenate([np.linspace(-30, 30, 601), [-700.0, -100.0, -45.0, 45.0, 700.0, 0.0]])
+    y = np.empty_like(x)
+    with np.errstate(all="raise"):               # no overflow warning escapes either
+        KERNELS["sigmoid"]([x], [y])()
+    # independent references: the tanh form where 1 + tanh does not cancel (x >= 0),
+    # exp(x) / (1 + exp(x)) for x < 0, and exp(x) itself far left (equal to 1e-19)
+    right, left = (x >= 0) & (x <= 30), (x < 0) & (x >= -30)
+    np.testing.assert_allclose(y[right], 0.5 * (1 + np.tanh(x[right] / 2)), rtol=1e-14)
+    np.testing.assert_allclose(y[left], np.exp(x[left]) / (1 + np.exp(x[left])), rtol=1e-14)
+    far_left = x <= -45
+    np.testing.assert_allclose(y[far_left], np.exp(x[far_left]), rtol=1e-15)
+    assert np.all(y[x >= 45] == 1.0)
