@@ -2,8 +2,14 @@
 
     check_graph      validate + infer_shapes   (once per model)
     training_graph   differentiate + append_updates + prune   (once per model)
-    build_program    lower, then emit_program: schedule + plan_memory + emit
+    build_program    fuse, lower, then emit_program: schedule + plan_memory + emit
                      (once per batch size)
+
+Each function takes ``trace``: a callable ``trace(pass_name, result)`` called
+after each pass (validate, infer, stabilize, autodiff, updates, inference, fuse,
+lower, schedule, plan) with the graph it produced (for ``schedule``, a copy
+whose nodes are in the scheduled order; for ``plan``, the Program).
+``compiler.printer.format_stage`` prints either.
 
 >>> from graphnn.compiler.ir import new_graph, add_op
 >>> g = new_graph()
@@ -26,11 +32,20 @@ from .ops import OPS
 from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .lower import lower
 from .rewrite import Rewriter
+from .schedule import schedule
 from .updates import append_updates
 from .validate import validate
 
 
-def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
+def _traced(trace, name, result):
+    """Report ``result`` of pass ``name`` to ``trace`` (if any); return it."""
+    if trace is not None:
+        trace(name, result)
+    return result
+
+
+def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True,
+                trace=None) -> nx.MultiDiGraph:
     """Validate the structure, then infer every shape; raise with all problems
     (structural ones, and the shape problems of the nodes they do not touch).
     ``copy=False`` annotates ``g`` itself (for a caller that owns it)."""
@@ -38,7 +53,9 @@ def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx
         checked = validate(g, outputs, copy)
     except GraphError as e:
         raise GraphError(e.problems + _shape_problems_beside(g, e.problems)) from None
-    return infer_shapes(checked, copy=False)
+    if trace is not None:          # infer annotates in place: show validate's own result
+        trace("validate", copy_graph(checked))
+    return _traced(trace, "infer", infer_shapes(checked, copy=False))
 
 
 def _shape_problems_beside(g, problems: list[Problem]) -> list[Problem]:
@@ -79,7 +96,7 @@ def declared_updates(g: nx.MultiDiGraph) -> list[str]:
 
 
 def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer: dict,
-                   params: list[str] | None = None, fuse: bool = True
+                   params: list[str] | None = None, fuse: bool = True, trace=None
                    ) -> tuple[nx.MultiDiGraph, list[str]]:
     """Append gradients of ``loss`` and one optimizer update per trainable param.
 
@@ -89,7 +106,7 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     declared = declared_updates(g)
     g = prune(g, [loss, *outputs, *declared])
     # The stable form is a correctness rewrite: it runs with fusion off too.
-    g = prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared])
+    g = _traced(trace, "stabilize", prune(fuse_softmax_cross_entropy(g), [loss, *outputs, *declared]))
     if params is None:
         params = [n for n, d in g.nodes(data=True)
                   if d["op"] == "param" and d.get("trainable", True)]
@@ -97,42 +114,53 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
         raise GraphError([Problem(loss, g.nodes[loss]["op"], "no trainable parameter reaches "
                                   "this loss; there is nothing to train")])
     g, grads = differentiate(g, loss, params)
+    if trace is not None:          # append_updates writes into g: show autodiff's own result
+        trace("autodiff", copy_graph(g))
     g, updates = append_updates(g, grads, optimizer, copy=False)   # g is ours already
-    return prune(g, [loss, *outputs, *updates, *declared]), updates + declared
+    return _traced(trace, "updates", prune(g, [loss, *outputs, *updates, *declared])), updates + declared
 
 
-def inference_graph(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
+def inference_graph(g: nx.MultiDiGraph, outputs: list[str], trace=None) -> nx.MultiDiGraph:
     """The graph for evaluation and prediction: each op whose record has an
     ``inference`` hook rewrites itself (x * dropout_mask(x) becomes x, gaussian
     noise becomes zero, batch norm uses its running statistics, folded into the
     layer before it where possible); then what the outputs do not need goes."""
     todo = [n for n, d in g.nodes(data=True) if OPS[d["op"]].inference is not None]
     if not todo:
-        return prune(g, outputs)
+        return _traced(trace, "inference", prune(g, outputs))
     g = copy_graph(g)
     rw = Rewriter(g)
     for node in todo:
         OPS[g.nodes[node]["op"]].inference(rw, node, operands(g, node), op_attrs(g, node))
-    return prune(g, outputs)
+    return _traced(trace, "inference", prune(g, outputs))
 
 
 def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
-                  guard: tuple[str, ...] = (), fuse: bool = True):
+                  guard: tuple[str, ...] = (), fuse: bool = True, trace=None):
     """Fuse, lower and emit a checked (and possibly differentiated) graph.
 
     ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
     g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])   # always
     if fuse:
         g = fuse_epilogues(g, outputs)
-    return emit_program(lower(g), outputs, batch_size, guard=guard, inplace=fuse)
+    g = _traced(trace, "lower", lower(_traced(trace, "fuse", g)))
+    if trace is not None:          # emit schedules again: the order is deterministic
+        order = schedule(g, outputs)         # the computing nodes; sources come first
+        scheduled = nx.MultiDiGraph()
+        scheduled.add_nodes_from((n, d) for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "source")
+        scheduled.add_nodes_from((n, g.nodes[n]) for n in order)
+        scheduled.add_edges_from(g.edges(keys=True, data=True))
+        trace("schedule", scheduled)
+    return _traced(trace, "plan", emit_program(g, outputs, batch_size, guard=guard, inplace=fuse))
 
 
 def compile_graph(g: nx.MultiDiGraph, outputs: list[str], batch_size: int, *,
-                  loss: str | None = None, optimizer: dict | None = None, fuse: bool = True):
+                  loss: str | None = None, optimizer: dict | None = None, fuse: bool = True,
+                  trace=None):
     """All passes at once: a Program computing ``outputs`` (and, with a loss and
-    an optimizer, one training step)."""
-    g = check_graph(g, [*outputs, *([loss] if loss else [])])
+    an optimizer, one training step). ``trace(pass_name, result)`` sees each pass."""
+    g = check_graph(g, [*outputs, *([loss] if loss else [])], trace=trace)
     if optimizer is not None:
-        g, _ = training_graph(g, loss, outputs, optimizer, fuse=fuse)
-        return build_program(g, [loss, *outputs], batch_size, guard=(loss,), fuse=fuse)
-    return build_program(prune(g, outputs), outputs, batch_size, fuse=fuse)
+        g, _ = training_graph(g, loss, outputs, optimizer, fuse=fuse, trace=trace)
+        return build_program(g, [loss, *outputs], batch_size, guard=(loss,), fuse=fuse, trace=trace)
+    return build_program(prune(g, outputs), outputs, batch_size, fuse=fuse, trace=trace)

@@ -32,7 +32,7 @@ from .errors import GraphError, OpShapeError, Problem, ShapeError
 from .infer import describe_operands, infer_node
 from .ir import add_op, ancestors_of, copy_graph
 from .ops import OPS, with_role
-from .pipeline import inference_graph, training_graph
+from .pipeline import build_program, check_graph, inference_graph, training_graph
 
 # The loss names a user may give, and the loss op each one means (from the op table).
 LOSSES = with_role("loss")
@@ -103,6 +103,21 @@ class TargetSpec(NamedTuple):
     shape: tuple | None
     dtype: str | None
     weighted: bool = False
+
+    def config(self) -> list:
+        """As plain data: ``[shape as a list or None, dtype, weighted]``."""
+        return [None if self.shape is None else list(self.shape), self.dtype, self.weighted]
+
+    @classmethod
+    def from_config(cls, config) -> "TargetSpec":
+        """The inverse of ``config()`` (files written before weights were saved
+        hold two items; an empty entry means a loss node's own targets).
+
+        >>> TargetSpec.from_config(TargetSpec((None,), "int64").config())
+        TargetSpec(shape=(None,), dtype='int64', weighted=False)
+        """
+        shape, dtype, weighted = (list(config) + [False])[:3] if config else (None, None, False)
+        return cls(None if shape is None else tuple(shape), dtype, bool(weighted))
 
 
 def target_spec(g: nx.MultiDiGraph, loss: LossSpec, outputs: list[str], y=None,
@@ -217,3 +232,37 @@ def build_training_graph(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec,
     loss_graph, name = add_loss(g, loss, target, outputs, penalties, weight_dtype)
     train, _ = training_graph(loss_graph, name, outputs, optimizer, fuse=fuse)
     return TrainingGraph(train, inference_graph(loss_graph, [name, *outputs]), name)
+
+
+def compile_for(purpose: str, g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
+                loss: LossSpec | None = None, target: TargetSpec | None = None,
+                optimizer: dict | None = None, *, weight_dtype: str = "float32",
+                fuse: bool = True, trace=None):
+    """One Program for 'predict', 'eval' or 'train' from the user's (unchecked)
+    graph, every pass run in turn and reported to ``trace(pass_name, result)``
+    (see ``pipeline``; ``loss`` reports the graph with the loss added). It gives
+    the same Program as the Model's cached path; ``graphnn inspect --passes``
+    and ``Model.program(trace=...)`` use it to show what each pass did.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "y", "relu", ["x"])
+    >>> seen = []
+    >>> _ = compile_for("predict", g, ["y"], 2, trace=lambda name, result: seen.append(name))
+    >>> seen
+    ['validate', 'infer', 'inference', 'fuse', 'lower', 'schedule', 'plan']
+    """
+    checked = check_graph(g, [*outputs, *graph_ends(g)], trace=trace)
+    if purpose == "predict":
+        graph = inference_graph(checked, outputs, trace=trace)
+        return build_program(graph, outputs, batch_size, fuse=fuse, trace=trace)
+    loss_graph, name = add_loss(checked, loss, target, outputs, weight_dtype=weight_dtype)
+    if trace is not None:
+        trace("loss", loss_graph)
+    if purpose == "train":
+        graph, _ = training_graph(loss_graph, name, outputs, optimizer, fuse=fuse, trace=trace)
+    else:
+        graph = inference_graph(loss_graph, [name, *outputs], trace=trace)
+    return build_program(graph, [name, *outputs], batch_size, fuse=fuse, trace=trace,
+                         guard=(name,) if purpose == "train" else ())

@@ -7,7 +7,7 @@
     graphnn predict MODEL --data digits [--out predictions.npy]
     graphnn summary SPEC|MODEL
     graphnn plot SPEC|MODEL -o net.svg [--view graph|training|compiled]
-    graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32] [--allreduce]
+    graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32] [--allreduce] [--passes]
 
 ``--data`` is ``digits`` (embedded), ``mnist:FOLDER`` (the IDX files; the first
 5,000 test images train, the last 5,000 test) or ``FILE.npz`` (arrays x and y,
@@ -168,6 +168,11 @@ def cmd_inspect(args):
             raise UsageError(f"{args.spec}: --allreduce needs a loss (the spec's model.loss)")
         print(training_program(model, args.batch_size))
         return
+    if args.passes:
+        from .compiler.printer import format_stage
+        model.program(args.purpose, args.batch_size,
+                      trace=lambda name, result: print(f"== after {name} ==\n{format_stage(result)}\n"))
+        return
     print(model.program(args.purpose, args.batch_size))
 
 
@@ -257,6 +262,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=positive_int, default=32)
     c.add_argument("--allreduce", action="store_true",
                    help="the distributed training step (gradient all-reduce) at this local batch")
+    c.add_argument("--passes", action="store_true",
+                   help="print the graph after each compiler pass (validate ... plan), one line per node")
     c.set_defaults(run=cmd_inspect)
 
     c = sub.add_parser("demo", help="train a small CNN on the embedded digits; write out/")

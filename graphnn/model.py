@@ -23,7 +23,8 @@ import numpy as np
 
 from .compiler import build_program, check_graph, inference_graph
 from .compiler.training import (LossSpec, TargetSpec, build_training_graph, check_model_io,
-                                graph_ends, target_inputs, target_spec as default_target)
+                                compile_for, graph_ends, target_inputs,
+                                target_spec as default_target)
 from .runtime import Executor
 
 from . import optim
@@ -31,7 +32,7 @@ from .base import Tensor
 from . import checks
 from .guard import StepGuard
 from .training import Batches, History, check_metrics
-from .variables import VariableMethods, add_state, initial_variables
+from .state import StateMethods, add_state, initial_variables
 
 
 def _names(items) -> list[str]:
@@ -39,7 +40,7 @@ def _names(items) -> list[str]:
     return [t.name if isinstance(t, Tensor) else str(t) for t in items]
 
 
-class Model(VariableMethods):
+class Model(StateMethods):
     """A graph with named inputs and outputs, ready to compile and train.
 
     ``seed`` fixes parameter initialization and, unless ``fit`` is given its
@@ -55,23 +56,25 @@ class Model(VariableMethods):
         self._loss: LossSpec | None = None
         self._fits = 0
         self._steps = 0                  # training steps taken (for learning-rate schedules)
-        self.fuse = True
+        self.fuse, self._trace = True, None
         self._built: dict = {}           # TargetSpec -> {"train", "eval", "loss"}
         self._executors: dict = {}       # (purpose, batch, TargetSpec, fuse) -> Executor
 
     # ------------------------------------------------------------------ compile
-    def compile(self, loss, optimizer="adam", metrics=None, fuse: bool = True) -> None:
+    def compile(self, loss, optimizer="adam", metrics=None, fuse: bool = True, trace=None) -> None:
         """Choose the loss (a name applied to the first output, a loss tensor of
         the graph, or a ``LossSpec``), the optimizer (name or ``graphnn.optim``
         instance) and metrics.
 
         ``fuse=False`` compiles one kernel per op, without in-place writes: slower,
-        for comparison and for finding the op behind a problem."""
+        for comparison and for finding the op behind a problem. ``trace(pass_name,
+        result)`` sees every compiler pass of each program compiled from now on."""
         metrics = checks.compile_arguments(metrics, fuse)
         loss = LossSpec.resolve(loss if isinstance(loss, (str, LossSpec)) else
                                 LossSpec(node=_names(loss)[0]), self._checked)
         optimizer, metrics = optim.get(optimizer), check_metrics(metrics)
-        self._loss, self.optimizer, self.metrics, self.fuse = loss, optimizer, metrics, bool(fuse)
+        self._loss, self.optimizer, self.metrics = loss, optimizer, metrics
+        self.fuse, self._trace = bool(fuse), trace
         self._targets = target_inputs(self._checked, loss, self.inputs)
         from_logits = loss.node is not None and self._checked.nodes[loss.node].get("from_logits")
         self._threshold = 0.0 if from_logits else 0.5      # accuracy of one output column
@@ -85,12 +88,15 @@ class Model(VariableMethods):
         """The training and evaluation graphs for one target layout (built once)."""
         target = TargetSpec(*target)
         if target not in self._built:
-            spec = {**self.optimizer.spec(), "lr": self.optimizer.lr}   # a schedule's first rate
-            built = build_training_graph(self._checked, self._loss, target, self.outputs, spec,
+            built = build_training_graph(self._checked, self._loss, target, self.outputs, self._optimizer_spec,
                                          weight_dtype=self.graph.dtype, fuse=self.fuse)
             add_state(self.variables, built.train)
             self._built[target] = built._asdict()
         return self._built[target]
+
+    @property
+    def _optimizer_spec(self) -> dict | None:            # with a schedule's first rate
+        return self._loss and {**self.optimizer.spec(), "lr": self.optimizer.lr}
 
     def _executor(self, purpose: str, batch: int, target=None, fuse=None) -> Executor:
         key = (purpose, batch, target, fuse)
@@ -99,17 +105,21 @@ class Model(VariableMethods):
         return self._executors[key]
 
     def program(self, purpose: str = "predict", batch_size: int = 1, target_spec=None,
-                fuse: bool | None = None):
+                fuse: bool | None = None, trace=None):
         """The compiled Program for 'train', 'eval' or 'predict' at one batch size
-        (fused as compiled, unless ``fuse`` says otherwise)."""
-        fuse = self.fuse if fuse is None else fuse
-        if purpose == "predict":
-            g = inference_graph(self._checked, self.outputs)       # prunes what prediction skips
-            return build_program(g, self.outputs, batch_size, fuse=fuse)
-        self._require_compiled()
-        built = self._build(target_spec or default_target(self._checked, self._loss, self.outputs))
-        outs = [built["loss"], *self.outputs]
-        return build_program(built[purpose], outs, batch_size, fuse=fuse,
+        (fused as compiled, unless ``fuse`` says otherwise). With ``trace`` (or one
+        given to ``compile``), every pass runs afresh and reports to it."""
+        fuse, trace, outs, built = self.fuse if fuse is None else fuse, trace or self._trace, self.outputs, None
+        if purpose != "predict":
+            self._require_compiled()
+            target_spec = TargetSpec(*(target_spec or default_target(self._checked, self._loss, outs)))
+            built = self._build(target_spec)        # also makes the optimizer's state variables
+        if trace is not None:
+            return compile_for(purpose, self.graph.nx, outs, batch_size, self._loss, target_spec,
+                               self._optimizer_spec, weight_dtype=self.graph.dtype, fuse=fuse, trace=trace)
+        if built is None:                            # prediction prunes what it does not need
+            return build_program(inference_graph(self._checked, outs), outs, batch_size, fuse=fuse)
+        return build_program(built[purpose], [built["loss"], *outs], batch_size, fuse=fuse,
                              guard=(built["loss"],) if purpose == "train" else ())
 
     # --------------------------------------------------------------------- data
@@ -233,22 +243,3 @@ class Model(VariableMethods):
         atomic: a failed save leaves an existing file as it was. See graphnn.io."""
         from .io import save_model
         save_model(self, path)
-
-    def compile_config(self) -> dict | None:
-        """How the model was compiled, as plain data (None if it was not)."""
-        if self._loss is None:
-            return None
-        return {"loss": self._loss.config(), "optimizer": self.optimizer.spec(),
-                "metrics": self.metrics, "fuse": self.fuse,
-                "targets": [[None if t[0] is None else list(t[0]), t[1], t[2]] for t in self._built]}
-
-    def compile_from_config(self, config: dict) -> None:
-        """Compile as ``compile_config()`` described, and build the same programs'
-        graphs, so that saved optimizer state has somewhere to go."""
-        self.compile(loss=LossSpec.from_config(config["loss"]),
-                     optimizer=optim.from_spec(config["optimizer"]),
-                     metrics=config.get("metrics"), fuse=config.get("fuse", True))
-        for target in config.get("targets", []):
-            shape, dtype, weighted = (target + [False])[:3] if target else (None, None, False)
-            self._build((None if shape is None else tuple(shape), dtype, weighted))
-

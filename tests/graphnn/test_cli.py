@@ -60,6 +60,23 @@ def test_summary_plot_and_inspect(trained):
     assert run.returncode == 0 and "program (batch 8)" in run.stdout and "adam_update" in run.stdout
 
 
+def test_inspect_passes_prints_the_graph_after_each_pass(tmp_path):
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump(SPEC))
+    run = graphnn("inspect", "net.yaml", "--purpose", "train", "--batch-size", "8", "--passes",
+                  cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    sections = run.stdout.split("== after ")[1:]
+    assert [s.split(" ==")[0] for s in sections] == [
+        "validate", "infer", "loss", "stabilize", "autodiff", "updates", "fuse", "lower",
+        "schedule", "plan"]
+    text = dict(s.split(" ==\n", 1) for s in sections)
+    assert "%hidden/matmul = matmul(%pixels, %hidden/W) : (N, 32) f32" in text["infer"]
+    assert "%loss = softmax_cross_entropy(%logits/bias_add, %target) : () f32" in text["loss"]
+    assert "adam_update" not in text["autodiff"] and "adam_update" in text["updates"]
+    assert "fused[matmul+bias_add+relu]" not in text["updates"] and "fused[matmul+bias_add+relu]" in text["fuse"]
+    assert text["plan"].startswith("# batch 8:")
+
+
 def test_help_lists_every_command(tmp_path):
     run = graphnn("--help", cwd=tmp_path)
     for command in ("train", "evaluate", "predict", "summary", "plot", "inspect", "demo"):

@@ -1,8 +1,9 @@
-"""A model's variables: weights and optimizer state, one array per name.
+"""A model's state: its variables (weights and optimizer state, one array per
+name) and how it was compiled, as plain data: what saving and loading move.
 
 Each parameter starts from ``default_rng([model seed, crc32(name)])``, so
 adding a layer does not change the others' initial values. ``Model`` gets
-its state-dict and weight verbs from ``VariableMethods``.
+its state-dict, weight and compile-config verbs from ``StateMethods``.
 
 >>> from graphnn.compiler import check_graph
 >>> from graphnn.compiler.ir import new_graph, add_op
@@ -17,8 +18,10 @@ import zlib
 
 import numpy as np
 
+from .compiler.training import LossSpec, TargetSpec
 from .compiler.updates import LR_NODE
 from .initializers import initialize
+from .optim import from_spec
 
 
 def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
@@ -52,10 +55,11 @@ def add_state(variables: dict, g) -> None:
             variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
 
 
-class VariableMethods:
-    """State dicts, weights and the learning rate, over ``self.variables`` (name
-    -> array), ``self._checked`` (the checked graph, which says what a parameter
-    is) and ``self.optimizer``."""
+class StateMethods:
+    """State dicts, weights, the learning rate and the compile config, over
+    ``self.variables`` (name -> array), ``self._checked`` (the checked graph,
+    which says what a parameter is), ``self.optimizer`` and the compiled loss
+    and target layouts."""
 
     variables: dict[str, np.ndarray]
 
@@ -107,3 +111,21 @@ class VariableMethods:
             if np.shape(v) != self.variables[k].shape:
                 raise ValueError(f"parameter {k!r} has shape {self.variables[k].shape}, got {np.shape(v)}")
             self.variables[k][...] = v
+
+    def compile_config(self) -> dict | None:
+        """How the model was compiled, as plain data (None if it was not)."""
+        if self._loss is None:
+            return None
+        return {"loss": self._loss.config(), "optimizer": self.optimizer.spec(),
+                "metrics": self.metrics, "fuse": self.fuse,
+                "targets": [TargetSpec(*t).config() for t in self._built]}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compile as ``compile_config()`` described, and build the same programs'
+        graphs, so that saved optimizer state has somewhere to go."""
+        self.compile(loss=LossSpec.from_config(config["loss"]),
+                     optimizer=from_spec(config["optimizer"]),
+                     metrics=config.get("metrics"), fuse=config.get("fuse", True))
+        for target in config.get("targets", []):
+            self._build(TargetSpec.from_config(target))
+
