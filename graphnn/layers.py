@@ -19,7 +19,8 @@ import zlib
 from contextlib import contextmanager
 
 from .compiler.errors import Problem, ShapeError
-from .compiler.ops import fmt_shape, with_role
+from .compiler.ops import OPS, fmt_shape, with_role
+from .compiler.ops.base import REQUIRED
 
 from .base import user_source
 
@@ -440,62 +441,6 @@ class LayerMethods:
         return self.op(kind, [x], name=name, **attrs)
 
     @layer
-    def linear(self, x, name=None):
-        """The identity activation."""
-        return self.op("linear", [x], name=name)
-
-    @layer
-    def relu(self, x, name=None):
-        """max(x, 0)."""
-        return self.op("relu", [x], name=name)
-
-    @layer
-    def leaky_relu(self, x, alpha: float = 0.01, name=None):
-        """x for x > 0, alpha * x otherwise."""
-        return self.op("leaky_relu", [x], name=name, alpha=alpha)
-
-    @layer
-    def elu(self, x, alpha: float = 1.0, name=None):
-        """x for x > 0, alpha (exp(x) - 1) otherwise."""
-        return self.op("elu", [x], name=name, alpha=alpha)
-
-    @layer
-    def swish(self, x, name=None):
-        """x sigmoid(x) (also called SiLU)."""
-        return self.op("swish", [x], name=name)
-
-    @layer
-    def gelu(self, x, name=None):
-        """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's
-        approximate="tanh" (PyTorch and Keras default to the exact erf form)."""
-        return self.op("gelu", [x], name=name)
-
-    @layer
-    def log_softmax(self, x, axis: int = -1, name=None):
-        """log(softmax(x)) along ``axis``, computed stably."""
-        return self.op("log_softmax", [x], name=name, axis=axis)
-
-    @layer
-    def tanh(self, x, name=None):
-        """Hyperbolic tangent."""
-        return self.op("tanh", [x], name=name)
-
-    @layer
-    def sigmoid(self, x, name=None):
-        """1 / (1 + exp(-x))."""
-        return self.op("sigmoid", [x], name=name)
-
-    @layer
-    def softplus(self, x, name=None):
-        """log(1 + exp(x))."""
-        return self.op("softplus", [x], name=name)
-
-    @layer
-    def softmax(self, x, axis: int = -1, name=None):
-        """exp(x) / sum(exp(x)) along ``axis``."""
-        return self.op("softmax", [x], name=name, axis=axis)
-
-    @layer
     def add(self, a, b, name=None):
         """a + b, with NumPy broadcasting (a residual connection, say).
 
@@ -689,3 +634,33 @@ class LayerMethods:
         """
         return self.op("binary_cross_entropy", [pred, target], name=name,
                         reduction=reduction, from_logits=from_logits)
+
+
+def _activation_method(op) -> None:
+    """Give LayerMethods a method named after activation ``op`` (from the op table):
+    ``g.<op>(x, <the op's attributes>, name=None)``, recorded as a layer, so the
+    builder and spec files know every activation the table holds."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD), P("x", P.POSITIONAL_OR_KEYWORD)]
+    for key, attr in op.attrs.items():
+        default = P.empty if attr.default is REQUIRED else attr.default
+        params.append(P(key, P.POSITIONAL_OR_KEYWORD, default=default))
+    params.append(P("name", P.POSITIONAL_OR_KEYWORD, default=None))
+    signature = inspect.Signature(params)
+
+    def method(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        attrs = {k: bound.arguments[k] for k in op.attrs}
+        return self.op(op.name, [bound.arguments["x"]], name=bound.arguments["name"], **attrs)
+
+    method.__name__ = method.__qualname__ = op.name
+    method.__signature__ = signature
+    method.__doc__ = (f"{op.doc}\n\n        >>> from graphnn import Graph\n"
+                      f"        >>> g = Graph(); g.{op.name}(g.input('x', (None, 4))).shape\n"
+                      f"        (None, 4)\n        ")
+    setattr(LayerMethods, op.name, layer(method))
+
+
+for _name in ACTIVATIONS:       # every activation of the op table, one method each
+    _activation_method(OPS[_name])

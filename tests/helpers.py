@@ -17,9 +17,15 @@ MNIST_DIR = os.path.join(SHARED_DATA, "mnist")
 
 def sample(kind: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
     """Operand values: 'normal', 'away0' (|x| >= 0.2, clear of kinks at 0),
+    'wide' (in [-5, 5], at least 0.1 from 0 and +-3, the kinks of hard activations),
     'prob' (in [0.1, 0.9]), 'labels:K' (ints in 0..K-1), 'onehot:K'."""
     if kind == "normal":
         return rng.normal(size=shape)
+    if kind == "wide":
+        x = rng.uniform(-5.0, 5.0, size=shape)
+        kink = np.round(x / 3.0) * 3.0                   # the nearest of -6, -3, 0, 3, 6
+        near = np.abs(x - kink) < 0.1
+        return np.where(near, kink + np.where(x >= kink, 0.2, -0.2), x)
     if kind == "away0":
         return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 2.0, size=shape)
     if kind == "prob":

@@ -55,7 +55,8 @@ _unary("swish", "swish_grad", "input", flops=5, scratch=scratch_like("out"),
        grad_scratch=("same", "same"), doc="x sigmoid(x) (SiLU)")
 _unary("gelu", "gelu_grad", "input", flops=9, scratch=scratch_like("out"),
        grad_scratch=("same", "same", "same"),
-       doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the tanh form of GELU")
+       doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the tanh form of GELU, "
+           "PyTorch's approximate='tanh' (PyTorch and Keras default to the exact erf form)")
 
 
 def _identity_vjp(ctx, ins, out, dy, attrs):
