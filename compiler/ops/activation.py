@@ -57,6 +57,8 @@ _unary("gelu", "gelu_grad", "input", flops=9, scratch=scratch_like("out"),
        grad_scratch=("same", "same", "same"),
        doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the tanh form of GELU, "
            "PyTorch's approximate='tanh' (PyTorch and Keras default to the exact erf form)")
+_unary("hardswish", "hardswish_grad", "input", flops=4, scratch=scratch_like("out"),
+       grad_scratch=("same", "bool"), doc="x relu6(x + 3) / 6 (MobileNetV3's hard swish)")
 
 
 def _identity_vjp(ctx, ins, out, dy, attrs):

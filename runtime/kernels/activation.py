@@ -211,6 +211,31 @@ def gelu_grad(ins, outs):       # dx = dy (0.5 (1 + th) + 0.5 x (1 - th^2) k (1 
     return run
 
 
+def hardswish(ins, outs):                      # x min(max(x + 3, 0), 6) / 6
+    (x,), (y, t) = ins, outs
+
+    def run():
+        np.add(x, 3.0, out=t)
+        np.clip(t, 0.0, 6.0, out=t)
+        np.multiply(t, 1.0 / 6.0, out=t)
+        np.multiply(x, t, out=y)
+    return run
+
+
+def hardswish_grad(ins, outs):                 # dx = dy * (0 if x < -3, 1 if x > 3, else (2x + 3) / 6)
+    (dy, x), (dx, t, outside) = ins, outs
+
+    def run():
+        np.multiply(x, 1.0 / 3.0, out=t)
+        np.add(t, 0.5, out=t)
+        np.less(x, -3.0, out=outside)
+        np.copyto(t, 0.0, where=outside)
+        np.greater(x, 3.0, out=outside)
+        np.copyto(t, 1.0, where=outside)
+        np.multiply(dy, t, out=dx)
+    return run
+
+
 def log_softmax(ins, outs, axis=-1):
     (x,), (y, t) = ins, outs
 
@@ -234,4 +259,5 @@ def log_softmax_grad(ins, outs, axis=-1):      # dx = dy - exp(y) sum(dy)
 KERNELS = {f.__name__: f for f in (relu, relu_grad, leaky_relu, leaky_relu_grad, tanh,
                                     tanh_grad, sigmoid, sigmoid_grad, softplus, softplus_grad,
                                     softmax, softmax_grad, elu, elu_grad, swish, swish_grad,
-                                    gelu, gelu_grad, log_softmax, log_softmax_grad)}
+                                    gelu, gelu_grad, hardswish, hardswish_grad, log_softmax,
+                                    log_softmax_grad)}

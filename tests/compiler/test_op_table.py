@@ -115,6 +115,7 @@ CASES = [
     ("swish", {}, [((None, 5), F, "normal")], lambda x: x / (1 + np.exp(-x)), (0,)),
     ("gelu", {}, [((None, 5), F, "normal")],
      lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))), (0,)),
+    ("hardswish", {}, [((None, 6), F, "wide")], lambda x: x * np.clip(x + 3, 0, 6) / 6, (0,)),
     ("log_softmax", {}, [((None, 6), F, "normal")], lambda x: np.log(_softmax(x)), (0,)),
     ("log_softmax", {"axis": 1}, [((None, 4, 3), F, "normal")], lambda x: np.log(_softmax(x, 1)), (0,)),
     ("softmax", {}, [((None, 6), F, "normal")], _softmax, (0,)),
