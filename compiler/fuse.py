@@ -80,11 +80,10 @@ def _absorbable(g, link, outputs):
 
 
 def _part(g, node):
-    """A fused kernel's description of one of its parts (plain data)."""
-    op, ins = OPS[g.nodes[node]["op"]], operands(g, node)
-    scratch = op.scratch_buffers([g.nodes[i]["shape"] for i in ins], g.nodes[node]["shape"],
-                                 op_attrs(g, node), g.nodes[node]["dtype"])
-    return {"op": op.name, "kernel": op.kernel, "attrs": op_attrs(g, node), "scratch": len(scratch)}
+    """A fused kernel's description of one of its parts (plain data; the kernel
+    finds how many scratch buffers the part takes in the part kernel's declaration)."""
+    op = OPS[g.nodes[node]["op"]]
+    return {"op": op.name, "kernel": op.kernel, "attrs": op_attrs(g, node)}
 
 
 def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:

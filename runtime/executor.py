@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import KERNELS
+from .kernels import KERNELS, bind
 from .program import Program
 
 ALIGN = 64
@@ -51,8 +51,8 @@ class Executor:
                 raise KeyError(f"instruction for node {ins.node!r}: unknown kernel {ins.kernel!r}")
             factory = KERNELS[ins.kernel]
             extra = {"comm": comm} if getattr(factory, "collective", False) else {}
-            self.calls.append(factory([self.views[i] for i in ins.inputs],
-                                      [self.views[o] for o in ins.outputs], **ins.attrs, **extra))
+            self.calls.append(bind(factory, [self.views[i] for i in ins.inputs],
+                                   [self.views[o] for o in ins.outputs], {**ins.attrs, **extra}))
 
     def _view(self, b):
         if b.value is not None:

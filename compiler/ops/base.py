@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from math import prod
 from typing import Any, Callable
 
+from ...runtime.kernels import KERNELS
 from ..errors import OpShapeError
 
 Shape = tuple  # of int, with None standing for the symbolic batch dimension
@@ -73,7 +74,7 @@ class OpDef:
     mutates: tuple[int, ...] = ()        # operand ports an update op writes in place
     inplace: bool = False                # the kernel may write its result over operand 0
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
-    scratch: Callable | None = None      # (in_shapes, out_shape, attrs, dtype) -> [(shape, dtype)]
+    scratch: Callable | None = None      # a composite's scratch (fused); else the kernel declares it
     lower: Callable | None = None        # see above
     lower_fused: Callable | None = None
     inference: Callable | None = None
@@ -94,8 +95,13 @@ class OpDef:
             self.user_names = (self.name,) if self.role else ()
 
     def scratch_buffers(self, in_shapes, out_shape, attrs, dtype) -> list:
-        """Temporary buffers the kernel needs for one call, planned in the arena."""
-        return list(self.scratch(in_shapes, out_shape, attrs, dtype)) if self.scratch else []
+        """Temporary buffers the kernel needs for one call, planned in the arena:
+        [(shape, dtype)] as the runtime kernel declares them (runtime.kernels.base)."""
+        if self.scratch is not None:
+            return list(self.scratch(in_shapes, out_shape, attrs, dtype))
+        if self.kernel is None:
+            return []
+        return KERNELS[self.kernel].scratch_buffers(in_shapes, out_shape, dtype)
 
     def check_attrs(self, attrs: dict) -> tuple[dict, list[str]]:
         """Fill defaults and check values; return (attrs, messages about bad ones)."""
@@ -133,6 +139,27 @@ def register(op: OpDef) -> OpDef:
         raise ValueError(f"op {op.name!r}: unknown role {op.role!r}; known: {ROLES}")
     OPS[op.name] = op
     return op
+
+
+def kernel_problems(ops: dict | None = None) -> list[str]:
+    """What disagrees between op records and the kernels they name: a kernel
+    missing from the runtime, or one that reads another number of operands
+    than the op has. Checked when the op table is imported.
+
+    >>> kernel_problems()
+    []
+    """
+    problems = []
+    for op in (OPS if ops is None else ops).values():
+        if op.kernel is None:
+            continue
+        fn = KERNELS.get(op.kernel)
+        if fn is None:
+            problems.append(f"op {op.name!r}: kernel {op.kernel!r} is not in the runtime")
+        elif fn.operands != op.arity:
+            problems.append(f"op {op.name!r} takes {op.arity or 'one or more'} operand(s), its kernel "
+                            f"declares {fn.operands or 'one or more'}")
+    return problems
 
 
 def with_role(role: str) -> dict[str, str]:
@@ -218,15 +245,6 @@ def like_input(port: int = 0):
 def elementwise_flops(per_element: int = 1):
     """FLOPs rule: ``per_element`` operations for each output element."""
     return lambda ins, out, attrs: per_element * prod(out)
-
-
-def scratch_like(*ports_or_out, dtypes=None):
-    """Scratch rule: one buffer shaped like each named operand port (or "out")."""
-    def rule(in_shapes, out_shape, attrs, dtype):
-        shapes = [out_shape if p == "out" else in_shapes[p] for p in ports_or_out]
-        kinds = dtypes or [dtype] * len(shapes)
-        return [(s, d if d != "same" else dtype) for s, d in zip(shapes, kinds)]
-    return rule
 
 
 def is_pos_int(v) -> bool:

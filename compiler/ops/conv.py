@@ -17,7 +17,7 @@ from __future__ import annotations
 from math import ceil, prod
 
 from ..errors import OpShapeError
-from .base import OPS, Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
+from .base import OPS, Attr, OpDef, fmt_shape, register, same_dtype
 
 
 def pair(v) -> tuple[int, int]:
@@ -258,7 +258,7 @@ def _lower_conv_fused(rw, node, ins, attrs):
         full = rw.g.nodes[e]["shape"] == (n, f, oh, ow)
         flat.append(rw.emit(f"{e}/matrix", "reshape", [e], shape=[n, f, oh * ow]) if full else e)
     matmul = OPS["matmul"]
-    anchor = {"op": "matmul", "kernel": matmul.kernel, "attrs": matmul.check_attrs({})[0], "scratch": 0}
+    anchor = {"op": "matmul", "kernel": matmul.kernel, "attrs": matmul.check_attrs({})[0]}
     gemm = rw.emit(f"{node}/gemm", "fused", [wm, cols, *flat], anchor=anchor, epilogue=attrs["epilogue"])
     rw.become(node, "reshape", [gemm], shape=[n, f, oh, ow])
 
@@ -569,13 +569,12 @@ register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque
 register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
                kind="gradient", lower=_lower_pool_grad(float("-inf")), attrs=_pool_attrs,
                flops=_pool_flops,
-               scratch=lambda ins, out, a, dt: [(ins[0], "bool"), (ins[0], dt), (ins[0], dt)],
                doc="Route each window's gradient to its first maximum."))
 register(OpDef("avg_pool2d_grad", 1,
                lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
                kind="gradient", lower=_lower_pool_grad(0.0), attrs={**_avg_attrs, "input_hw": _hw},
                flops=_pool_flops,
-               scratch=scratch_like(0), doc="Spread each window's gradient evenly over it."))
+               doc="Spread each window's gradient evenly over it."))
 
 
 def _gap_shape(shapes, dtypes, attrs):

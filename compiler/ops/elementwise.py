@@ -112,7 +112,6 @@ def _silence(rw, noise, ins, attrs):
 
 
 register(OpDef("dropout_mask", 1, _mask_shape, fusion="opaque", stateful=True, inference=_unmask,
-               scratch=lambda ins, out, a, dt: [(out, "float64")],
                vjp=lambda ctx, ins, out, dy, a: [None],
                attrs={"rate": Attr(check=lambda v: isinstance(v, (int, float)) and 0 <= v < 1,
                                    expect="a rate in [0, 1)"),
@@ -131,7 +130,6 @@ register(OpDef("exp", 1, like_input(0), fusion="elementwise", inplace=True,
 register(OpDef("gaussian_noise", 1, _mask_shape, fusion="opaque", stateful=True, inference=_silence,
                vjp=lambda ctx, ins, out, dy, a: [None],
                attrs={"seed": Attr(0, lambda v: isinstance(v, int), "an int seed")},
-               scratch=lambda ins, out, a, dt: [(out, "float64")],
                flops=lambda ins, out, a: prod(out),
                doc="Standard normal noise shaped like its operand, fresh at every step "
                    "(seeded); zero in evaluation and prediction."))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, register, same_dtype, scratch_like
+from .base import Attr, OpDef, fmt_shape, register, same_dtype
 
 _reduction = Attr("mean", lambda v: v in ("mean", "sum"), "'mean' or 'sum'")
 
@@ -60,8 +60,7 @@ def _weighted(rule):
     return check
 
 
-def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad_scratch=(),
-          user_names=None):
+def _loss(name, shape_rule, attrs=None, flops=3, doc="", user_names=None):
     attrs = {"reduction": _reduction, **(attrs or {})}
     grad = name + "_grad"
     shape_rule = _weighted(shape_rule)
@@ -77,10 +76,8 @@ def _loss(name, shape_rule, attrs=None, flops=3, doc="", scratch=("same",), grad
 
     register(OpDef(name, None, shape_rule, fusion="reduce", vjp=vjp, kind="loss", role="loss",
                    user_names=user_names,
-                   scratch=scratch_like(*[0] * len(scratch), dtypes=list(scratch)),
                    attrs=attrs, flops=lambda ins, out, a: flops * prod(ins[0]), doc=doc))
     register(OpDef(grad, None, grad_shape, fusion="opaque", kind="gradient",
-                   scratch=scratch_like(*["out"] * len(grad_scratch), dtypes=list(grad_scratch)),
                    attrs=attrs, flops=lambda ins, out, a: 3 * prod(out),
                    doc=f"Gradient of {name} with respect to the prediction."))
 
@@ -96,12 +93,11 @@ _loss("cross_entropy", _softmax_ce_shape, flops=3, user_names=("categorical_cros
       doc="Cross-entropy of probabilities (clipped to [1e-7, 1]) against class indices or "
           "one-hot rows. After a softmax, the fuse pass rewrites the pair into "
           "softmax_cross_entropy, which is stable at any logits.")
-_loss("kl_divergence", _pairwise_shape, flops=5, grad_scratch=("same",),
+_loss("kl_divergence", _pairwise_shape, flops=5,
       doc="sum_k t log(t / p) per row, rows averaged (or summed): the divergence of the "
           "predicted distribution p from the target t; both clipped to [1e-7, 1].")
-_loss("binary_cross_entropy", _pairwise_shape, flops=6, scratch=("same", "same"),
+_loss("binary_cross_entropy", _pairwise_shape, flops=6,
       user_names=("binary_cross_entropy", "bce"),
-      grad_scratch=("same",),
       attrs={"from_logits": Attr(False, lambda v: isinstance(v, bool), "True or False")},
       doc="-(t log p + (1 - t) log(1 - p)), from probabilities p (clipped to "
           "[1e-7, 1 - 1e-7]) or, stably, from logits.")

@@ -22,7 +22,7 @@ from math import prod
 
 from ..errors import OpShapeError
 from ..ir import op_attrs, operands
-from .base import OPS, Attr, OpDef, fmt_shape, is_number, register, same_dtype, scratch_like
+from .base import OPS, Attr, OpDef, fmt_shape, is_number, register, same_dtype
 
 
 def _axis(shape, axis):
@@ -72,12 +72,11 @@ register(OpDef(
 register(OpDef(
     "batch_var", 2, _var_shape, fusion="reduce", attrs={"axis": _axis_attr},
     vjp=lambda ctx, ins, out, dy, a: [ctx.emit("batch_var_grad", [dy, *ins], wrt=k, **a) for k in (0, 1)],
-    scratch=scratch_like(0), flops=lambda ins, out, a: 3 * prod(ins[0]),
+    flops=lambda ins, out, a: 3 * prod(ins[0]),
     doc="Mean of (x - mean)^2 over every axis but the channel axis (biased)."))
 register(OpDef(
     "batch_var_grad", 3, lambda s, d, a: ((s[1], s[2])[a["wrt"]], d[1]), kind="gradient",
     fusion="opaque", attrs={"axis": _axis_attr, "wrt": Attr(check=lambda v: v in (0, 1))},
-    scratch=lambda ins, out, a, dt: [(ins[1], dt)],
     doc="2 (x - mean) dy / M for x; -2 sum(x - mean) dy / M for the mean."))
 
 
@@ -131,7 +130,6 @@ _norm_attrs = {"axis": _axis_attr, "eps": _eps}
 register(OpDef(
     "normalize", 5, _normalize_shape, fusion="broadcast", vjp=_normalize_vjp,
     inference=_use_running_statistics, attrs=_norm_attrs,
-    scratch=lambda ins, out, a, dt: [((ins[1][0],), dt), ((ins[1][0],), dt)],
     flops=lambda ins, out, a: 2 * prod(out),
     doc="gamma (x - mean) / sqrt(var + eps) + beta, per channel (for inference, the "
         "running averages of mean and var)."))
@@ -139,7 +137,6 @@ register(OpDef(
     "normalize_grad", 5, lambda s, d, a: ((s[1], s[2], s[3], s[4], s[4])[a["wrt"]], d[1]),
     kind="gradient", fusion="opaque",
     attrs={**_norm_attrs, "wrt": Attr(check=lambda v: v in range(5))},
-    scratch=lambda ins, out, a, dt: [(ins[1], dt), ((ins[4][0],), dt)],
     doc="The gradient of normalize for operand ``wrt`` (x, mean, var, gamma, beta)."))
 
 register(OpDef(

@@ -25,7 +25,7 @@ its attributes are those optimizers' hyperparameters. Published rules:
 from __future__ import annotations
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, fmt_shape, is_number, register, scratch_like
+from .base import Attr, OpDef, fmt_shape, is_number, register
 
 
 def _update_shape(slots):
@@ -53,7 +53,6 @@ _eps = Attr(1e-8, lambda v: is_number(v) and v > 0, "a positive epsilon")
 register(OpDef(
     "sgd_update", None, _update_shape((3,)), kind="update", mutates=(0, 3),
     optimizers=("sgd",), slots=("momentum",),
-    scratch=scratch_like(0),
     attrs={"momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
            "nesterov": Attr(False, lambda v: isinstance(v, bool), "True or False"),
            "weight_decay": _decay},
@@ -63,7 +62,7 @@ register(OpDef(
 register(OpDef(
     "adam_update", 6, _update_shape((3, 4)), kind="update",
     optimizers=("adam", "adamw"), slots=("adam_m", "adam_v", "adam_t"),
-    mutates=(0, 3, 4, 5), scratch=scratch_like(0),
+    mutates=(0, 3, 4, 5),
     attrs={"beta1": Attr(0.9, _in_unit, "beta1 in [0, 1)"),
            "beta2": Attr(0.999, _in_unit, "beta2 in [0, 1)"),
            "eps": _eps, "weight_decay": _decay},
@@ -83,7 +82,7 @@ def _rmsprop_shape(shapes, dtypes, attrs):
 register(OpDef(
     "rmsprop_update", None, _rmsprop_shape, kind="update", optimizers=("rmsprop",),
     slots=("rms_v", "rms_mean_grad", "rms_momentum"),    # the last two only when asked for
-    mutates=(0, 3, 4, 5), scratch=scratch_like(0),
+    mutates=(0, 3, 4, 5),
     attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": _eps,
            "momentum": Attr(0.0, _in_unit, "a momentum in [0, 1)"),
            "centered": Attr(False, lambda v: isinstance(v, bool), "True or False")},
@@ -93,12 +92,12 @@ register(OpDef(
 register(OpDef(
     "adagrad_update", 4, _update_shape((3,)), kind="update", optimizers=("adagrad",),
     slots=("adagrad_sum",),
-    mutates=(0, 3), scratch=scratch_like(0), attrs={"eps": _eps},
+    mutates=(0, 3), attrs={"eps": _eps},
     flops=lambda ins, out, a: 5 * _n(ins[0]), doc="(param, grad, lr, sum of squares): Adagrad."))
 register(OpDef(
     "adadelta_update", 5, _update_shape((3, 4)), kind="update", optimizers=("adadelta",),
     slots=("adadelta_g2", "adadelta_dx2"),
-    mutates=(0, 3, 4), scratch=lambda ins, out, a, dt: [(ins[0], dt), (ins[0], dt)],
+    mutates=(0, 3, 4),
     attrs={"rho": Attr(0.9, _in_unit, "rho in [0, 1)"), "eps": Attr(1e-6, lambda v: is_number(v) and v > 0)},
     flops=lambda ins, out, a: 12 * _n(ins[0]), doc="(param, grad, lr, E[g^2], E[dx^2]): Adadelta."))
 

@@ -1,10 +1,10 @@
-"""All runtime kernels by name, one module per op family.
+"""All runtime kernels by name, one module per op family; each kernel declares
+what it needs (``base.kernel``) and is in the table from its declaration on.
 
 >>> "matmul" in KERNELS and "relu_grad" in KERNELS
 True
+>>> KERNELS["relu_grad"].operands, list(KERNELS["relu_grad"].scratch)
+(2, ['mask'])
 """
-from . import activation, collective, conv, elementwise, fused, linalg, loss, norm, shape, update
-
-KERNELS = {}
-for _family in (linalg, activation, elementwise, shape, conv, norm, loss, update, fused, collective):
-    KERNELS.update(_family.KERNELS)
+from .base import KERNELS, bind  # noqa: F401
+from . import activation, collective, conv, elementwise, fused, linalg, loss, norm, shape, update  # noqa: F401,E402

@@ -3,7 +3,7 @@
 Every kernel writes into its preallocated result and is safe when the result is
 the same buffer as operand 0 (the planner runs them in place): it reads
 operand 0 before overwriting it, or goes through a planned scratch buffer,
-which arrives after the result in ``outs``.
+which it declares (``@kernel(scratch=...)``) and receives by name.
 
 >>> import numpy as np
 >>> x, y = np.array([-1.0, 2.0]), np.empty(2)
@@ -16,13 +16,17 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
 
+
+@kernel(operands=1)
 def relu(ins, outs):
     return partial(np.maximum, ins[0], 0, out=outs[0])
 
 
-def relu_grad(ins, outs):                      # dx = dy * (y > 0)
-    (dy, y), (dx, mask) = ins, outs
+@kernel(operands=2, scratch={"mask": ("out", "bool")})
+def relu_grad(ins, outs, *, mask):                      # dx = dy * (y > 0)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.greater(y, 0, out=mask)              # a bool mask: the fastest form measured
@@ -30,8 +34,9 @@ def relu_grad(ins, outs):                      # dx = dy * (y > 0)
     return run
 
 
-def leaky_relu(ins, outs, alpha=0.01):         # y = max(x, alpha x), for 0 <= alpha < 1
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def leaky_relu(ins, outs, alpha=0.01, *, t):         # y = max(x, alpha x), for 0 <= alpha < 1
+    (x,), (y,) = ins, outs
 
     def run():
         np.multiply(x, alpha, out=t)
@@ -39,8 +44,9 @@ def leaky_relu(ins, outs, alpha=0.01):         # y = max(x, alpha x), for 0 <= a
     return run
 
 
-def leaky_relu_grad(ins, outs, alpha=0.01):    # dx = dy * (1 if y > 0 else alpha)
-    (dy, y), (dx, mask, t) = ins, outs
+@kernel(operands=2, scratch={"mask": ("out", "bool"), "t": ("out", "same")})
+def leaky_relu_grad(ins, outs, alpha=0.01, *, mask, t):    # dx = dy * (1 if y > 0 else alpha)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.greater(y, 0, out=mask)
@@ -50,12 +56,14 @@ def leaky_relu_grad(ins, outs, alpha=0.01):    # dx = dy * (1 if y > 0 else alph
     return run
 
 
+@kernel(operands=1)
 def tanh(ins, outs):
     return partial(np.tanh, ins[0], out=outs[0])
 
 
-def tanh_grad(ins, outs):                      # dx = dy * (1 - y^2)
-    (dy, y), (dx, t) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same")})
+def tanh_grad(ins, outs, *, t):                      # dx = dy * (1 - y^2)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.multiply(y, y, out=t)
@@ -76,12 +84,14 @@ def _sigmoid_into(x, y):
     np.reciprocal(y, out=y)
 
 
+@kernel(operands=1)
 def sigmoid(ins, outs):
     return partial(_sigmoid_into, ins[0], outs[0])
 
 
-def sigmoid_grad(ins, outs):                   # dx = dy * y * (1 - y)
-    (dy, y), (dx, t) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same")})
+def sigmoid_grad(ins, outs, *, t):                   # dx = dy * y * (1 - y)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.subtract(1.0, y, out=t)
@@ -90,12 +100,14 @@ def sigmoid_grad(ins, outs):                   # dx = dy * y * (1 - y)
     return run
 
 
+@kernel(operands=1)
 def softplus(ins, outs):                       # log(1 + e^x), stable
     return partial(np.logaddexp, 0.0, ins[0], out=outs[0])
 
 
-def softplus_grad(ins, outs):                  # dx = dy * sigmoid(x)
-    (dy, x), (dx, t) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same")})
+def softplus_grad(ins, outs, *, t):                  # dx = dy * sigmoid(x)
+    (dy, x), (dx,) = ins, outs
 
     def run():
         _sigmoid_into(x, t)
@@ -103,6 +115,7 @@ def softplus_grad(ins, outs):                  # dx = dy * sigmoid(x)
     return run
 
 
+@kernel(operands=1)
 def softmax(ins, outs, axis=-1):
     (x,), (y,) = ins, outs
 
@@ -113,8 +126,9 @@ def softmax(ins, outs, axis=-1):
     return run
 
 
-def softmax_grad(ins, outs, axis=-1):          # dx = y * (dy - sum(dy * y))
-    (dy, y), (dx, t) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same")})
+def softmax_grad(ins, outs, axis=-1, *, t):          # dx = y * (dy - sum(dy * y))
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.multiply(dy, y, out=t)
@@ -123,8 +137,9 @@ def softmax_grad(ins, outs, axis=-1):          # dx = y * (dy - sum(dy * y))
     return run
 
 
-def elu(ins, outs, alpha=1.0):                 # x if x > 0 else alpha (e^x - 1)
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def elu(ins, outs, alpha=1.0, *, t):                 # x if x > 0 else alpha (e^x - 1)
+    (x,), (y,) = ins, outs
 
     def run():
         np.minimum(x, 0.0, out=t)
@@ -135,8 +150,9 @@ def elu(ins, outs, alpha=1.0):                 # x if x > 0 else alpha (e^x - 1)
     return run
 
 
-def elu_grad(ins, outs, alpha=1.0):            # dx = dy * (1 if y > 0 else y + alpha)
-    (dy, y), (dx, positive, t) = ins, outs
+@kernel(operands=2, scratch={"positive": ("out", "bool"), "t": ("out", "same")})
+def elu_grad(ins, outs, alpha=1.0, *, positive, t):            # dx = dy * (1 if y > 0 else y + alpha)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.greater(y, 0, out=positive)
@@ -146,8 +162,9 @@ def elu_grad(ins, outs, alpha=1.0):            # dx = dy * (1 if y > 0 else y + 
     return run
 
 
-def swish(ins, outs):                          # x sigmoid(x)
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def swish(ins, outs, *, t):                          # x sigmoid(x)
+    (x,), (y,) = ins, outs
 
     def run():
         _sigmoid_into(x, t)
@@ -155,8 +172,9 @@ def swish(ins, outs):                          # x sigmoid(x)
     return run
 
 
-def swish_grad(ins, outs):                     # dx = dy * s (1 + x (1 - s)), s = sigmoid(x)
-    (dy, x), (dx, s, u) = ins, outs
+@kernel(operands=2, scratch={"s": ("out", "same"), "u": ("out", "same")})
+def swish_grad(ins, outs, *, s, u):                     # dx = dy * s (1 + x (1 - s)), s = sigmoid(x)
+    (dy, x), (dx,) = ins, outs
 
     def run():
         _sigmoid_into(x, s)
@@ -171,8 +189,9 @@ def swish_grad(ins, outs):                     # dx = dy * s (1 + x (1 - s)), s 
 GELU_K, GELU_C = float(np.sqrt(2.0 / np.pi)), 0.044715
 
 
-def gelu(ins, outs):                           # 0.5 x (1 + tanh(k (x + c x^3)))
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def gelu(ins, outs, *, t):                           # 0.5 x (1 + tanh(k (x + c x^3)))
+    (x,), (y,) = ins, outs
 
     def run():
         np.multiply(x, x, out=t)
@@ -187,8 +206,9 @@ def gelu(ins, outs):                           # 0.5 x (1 + tanh(k (x + c x^3)))
     return run
 
 
-def gelu_grad(ins, outs):       # dx = dy (0.5 (1 + th) + 0.5 x (1 - th^2) k (1 + 3 c x^2))
-    (dy, x), (dx, th, u, w) = ins, outs
+@kernel(operands=2, scratch={"th": ("out", "same"), "u": ("out", "same"), "w": ("out", "same")})
+def gelu_grad(ins, outs, *, th, u, w):       # dx = dy (0.5 (1 + th) + 0.5 x (1 - th^2) k (1 + 3 c x^2))
+    (dy, x), (dx,) = ins, outs
 
     def run():
         np.multiply(x, x, out=u)               # u = k x (1 + 3 c x^2)
@@ -211,8 +231,9 @@ def gelu_grad(ins, outs):       # dx = dy (0.5 (1 + th) + 0.5 x (1 - th^2) k (1 
     return run
 
 
-def hardswish(ins, outs):                      # x min(max(x + 3, 0), 6) / 6
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def hardswish(ins, outs, *, t):                      # x min(max(x + 3, 0), 6) / 6
+    (x,), (y,) = ins, outs
 
     def run():
         np.add(x, 3.0, out=t)
@@ -222,8 +243,9 @@ def hardswish(ins, outs):                      # x min(max(x + 3, 0), 6) / 6
     return run
 
 
-def hardswish_grad(ins, outs):                 # dx = dy * (0 if x < -3, 1 if x > 3, else (2x + 3) / 6)
-    (dy, x), (dx, t, outside) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same"), "outside": ("out", "bool")})
+def hardswish_grad(ins, outs, *, t, outside):                 # dx = dy * (0 if x < -3, 1 if x > 3, else (2x + 3) / 6)
+    (dy, x), (dx,) = ins, outs
 
     def run():
         np.multiply(x, 1.0 / 3.0, out=t)
@@ -236,8 +258,9 @@ def hardswish_grad(ins, outs):                 # dx = dy * (0 if x < -3, 1 if x 
     return run
 
 
-def log_softmax(ins, outs, axis=-1):
-    (x,), (y, t) = ins, outs
+@kernel(operands=1, scratch={"t": ("out", "same")})
+def log_softmax(ins, outs, axis=-1, *, t):
+    (x,), (y,) = ins, outs
 
     def run():
         np.subtract(x, x.max(axis=axis, keepdims=True), out=y)
@@ -246,18 +269,12 @@ def log_softmax(ins, outs, axis=-1):
     return run
 
 
-def log_softmax_grad(ins, outs, axis=-1):      # dx = dy - exp(y) sum(dy)
-    (dy, y), (dx, t) = ins, outs
+@kernel(operands=2, scratch={"t": ("out", "same")})
+def log_softmax_grad(ins, outs, axis=-1, *, t):      # dx = dy - exp(y) sum(dy)
+    (dy, y), (dx,) = ins, outs
 
     def run():
         np.exp(y, out=t)
         np.multiply(t, dy.sum(axis=axis, keepdims=True), out=t)
         np.subtract(dy, t, out=dx)
     return run
-
-
-KERNELS = {f.__name__: f for f in (relu, relu_grad, leaky_relu, leaky_relu_grad, tanh,
-                                    tanh_grad, sigmoid, sigmoid_grad, softplus, softplus_grad,
-                                    softmax, softmax_grad, elu, elu_grad, swish, swish_grad,
-                                    gelu, gelu_grad, hardswish, hardswish_grad, log_softmax,
-                                    log_softmax_grad)}

@@ -23,6 +23,8 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
+
 INSTALL_HINT = ("distributed training needs mpi4py and an MPI library: "
                 "pip install 'graphnn[mpi]' (or: pip install mpi4py mpich)")
 
@@ -36,6 +38,7 @@ def world():
     return MPI.COMM_WORLD
 
 
+@kernel(operands=None)
 def allreduce_bucket(ins, outs, comm=None):
     share, *grads = ins
     (bucket,) = outs
@@ -61,9 +64,8 @@ def allreduce_bucket(ins, outs, comm=None):
 allreduce_bucket.collective = True      # the Executor passes its communicator
 
 
+@kernel(operands=1)
 def bucket_slice(ins, outs, start, shape):
     (bucket,), (out,) = ins, outs
     return partial(np.copyto, out, bucket[start:start + out.size].reshape(out.shape))
 
-
-KERNELS = {"allreduce_bucket": allreduce_bucket, "bucket_slice": bucket_slice}

@@ -18,6 +18,8 @@ from functools import partial
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .base import kernel
+
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
@@ -36,6 +38,7 @@ def _pool_offsets(image, pool_size, strides, out_hw):
     return _offset_slices(image, _pair(pool_size), _pair(strides or pool_size), (1, 1), out_hw)
 
 
+@kernel(operands=1)
 def pad2d(ins, outs, pads, value=0.0):
     (x,), (y,) = ins, outs
     t, b, l, r = pads
@@ -50,12 +53,14 @@ def pad2d(ins, outs, pads, value=0.0):
     return run
 
 
+@kernel(operands=1)
 def crop2d(ins, outs, pads):
     (x,), (y,) = ins, outs
     t, _, l, _ = pads
     return partial(np.copyto, y, x[:, :, t:t + y.shape[2], l:l + y.shape[3]])
 
 
+@kernel(operands=1)
 def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1)):
     (x,), (cols,) = ins, outs
     (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(strides), _pair(dilation)
@@ -67,6 +72,7 @@ def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1)):
     return partial(np.copyto, cols.reshape(n, c, kh, kw, oh, ow), windows)
 
 
+@kernel(operands=1)
 def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=None, image_hw=None,
            wide=False):
     """Sum columns back into the image. ``wide`` columns (stride 1 only) hold a
@@ -95,6 +101,7 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
     return run
 
 
+@kernel(operands=1)
 def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", **_):
     (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
@@ -106,8 +113,9 @@ def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", **_):
     return run
 
 
-def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", **_):
-    (dy, x, y), (dx, hit, rest, part) = ins, outs
+@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")})
+def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", *, hit, rest, part, **_):
+    (dy, x, y), (dx,) = ins, outs
     k, st = _pair(pool_size), _pair(strides or pool_size)
     oh, ow = y.shape[2:]
     pairs = list(zip(_pool_offsets(x, pool_size, strides, (oh, ow)),
@@ -146,6 +154,7 @@ def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted):
     return 1.0 / np.maximum(counts[0, 0], 1.0)
 
 
+@kernel(operands=1)
 def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, **_):
     (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
@@ -159,9 +168,10 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=No
     return run
 
 
+@kernel(operands=1, scratch={"share": (0, "same")})
 def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
-                    uncounted=None, **_):
-    (dy,), (dx, share) = ins, outs
+                    uncounted=None, *, share, **_):
+    (dy,), (dx,) = ins, outs
     views = _pool_offsets(dx, pool_size, strides, dy.shape[2:])
     scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted)
 
@@ -173,6 +183,7 @@ def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_h
     return run
 
 
+@kernel(operands=1)
 def global_avg_pool(ins, outs):
     (x,), (y,) = ins, outs
     scale = 1.0 / (x.shape[2] * x.shape[3])
@@ -183,12 +194,14 @@ def global_avg_pool(ins, outs):
     return run
 
 
+@kernel(operands=1)
 def global_avg_pool_grad(ins, outs, input_hw=None):
     (dy,), (dx,) = ins, outs
     scale = 1.0 / (dx.shape[2] * dx.shape[3])
     return partial(np.multiply, dy[:, :, None, None], scale, out=dx)
 
 
+@kernel(operands=1)
 def upsample2d(ins, outs, factor=2):
     (x,), (y,) = ins, outs
     fh, fw = _pair(factor)
@@ -197,14 +210,9 @@ def upsample2d(ins, outs, factor=2):
     return partial(np.copyto, blocks, x[:, :, :, None, :, None])
 
 
+@kernel(operands=1)
 def upsample2d_grad(ins, outs, factor=2):
     (dy,), (dx,) = ins, outs
     fh, fw = _pair(factor)
     n, c, h, w = dx.shape
     return partial(np.sum, dy.reshape(n, c, h, fh, w, fw), axis=(3, 5), out=dx)
-
-
-KERNELS = {f.__name__: f for f in (upsample2d, upsample2d_grad,
-                                    pad2d, crop2d, im2col, col2im, max_pool2d, max_pool2d_grad,
-                                    avg_pool2d, avg_pool2d_grad, global_avg_pool,
-                                    global_avg_pool_grad)}

@@ -11,23 +11,30 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
 
+
+@kernel(operands=2)
 def add(ins, outs):
     return partial(np.add, ins[0], ins[1], out=outs[0])
 
 
+@kernel(operands=2)
 def multiply(ins, outs):
     return partial(np.multiply, ins[0], ins[1], out=outs[0])
 
 
+@kernel(operands=2)
 def subtract(ins, outs):
     return partial(np.subtract, ins[0], ins[1], out=outs[0])
 
 
+@kernel(operands=1)
 def scale(ins, outs, factor):
     return partial(np.multiply, ins[0], factor, out=outs[0])
 
 
+@kernel(operands=None)
 def add_n(ins, outs):
     (y,) = outs
     first, rest = ins[:2], ins[2:]
@@ -39,6 +46,7 @@ def add_n(ins, outs):
     return run
 
 
+@kernel(operands=1)
 def sum_to(ins, outs, shape):
     (x,), (y,) = ins, outs
     lead = x.ndim - y.ndim
@@ -48,9 +56,10 @@ def sum_to(ins, outs, shape):
     return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
 
 
-def dropout_mask(ins, outs, rate, seed=0):
+@kernel(operands=1, scratch={"bits": ("out", "float64")})
+def dropout_mask(ins, outs, rate, seed=0, *, bits):
     """Each call draws a new mask from a generator seeded once, at bind time."""
-    (mask, bits) = outs
+    (mask,) = outs
     rng = np.random.default_rng(seed)
     keep = 1.0 / (1.0 - rate)
 
@@ -61,12 +70,14 @@ def dropout_mask(ins, outs, rate, seed=0):
     return run
 
 
+@kernel(operands=1)
 def exp(ins, outs):
     return partial(np.exp, ins[0], out=outs[0])
 
 
-def gaussian_noise(ins, outs, seed=0):
-    (noise, draws) = outs
+@kernel(operands=1, scratch={"draws": ("out", "float64")})
+def gaussian_noise(ins, outs, seed=0, *, draws):
+    (noise,) = outs
     rng = np.random.default_rng(seed)
 
     def run():
@@ -75,6 +86,7 @@ def gaussian_noise(ins, outs, seed=0):
     return run
 
 
+@kernel(operands=1)
 def check_finite(ins, outs, what=""):
     """Raise FloatingPointError when the value (a loss) is NaN or infinite."""
     (x,) = ins
@@ -83,9 +95,3 @@ def check_finite(ins, outs, what=""):
         if not np.isfinite(x).all():
             raise FloatingPointError(f"{what or 'value'} is {x.item() if x.size == 1 else 'not finite'}")
     return run
-
-
-KERNELS = {"add": add, "multiply": multiply, "subtract": subtract, "scale": scale,
-           "add_n": add_n, "sum_to": sum_to,
-           "dropout_mask": dropout_mask, "exp": exp, "gaussian_noise": gaussian_noise,
-           "check_finite": check_finite}

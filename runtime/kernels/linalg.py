@@ -16,7 +16,10 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
 
+
+@kernel(operands=2)
 def matmul(ins, outs, transpose_a=False, transpose_b=False):
     a, b = ins
     a = a.swapaxes(-1, -2) if transpose_a else a
@@ -24,6 +27,7 @@ def matmul(ins, outs, transpose_a=False, transpose_b=False):
     return partial(np.matmul, a, b, out=outs[0])
 
 
+@kernel(operands=2)
 def bias_add(ins, outs, axis=-1):
     x, b = ins
     shape = [1] * x.ndim
@@ -31,12 +35,14 @@ def bias_add(ins, outs, axis=-1):
     return partial(np.add, x, b.reshape(shape), out=outs[0])
 
 
+@kernel(operands=1)
 def bias_grad(ins, outs, axis=-1):
     (dy,) = ins
     axes = tuple(i for i in range(dy.ndim) if i != axis % dy.ndim)
     return partial(np.sum, dy, axis=axes, out=outs[0])
 
 
+@kernel(operands=2)
 def embedding(ins, outs):
     ids, table = ins
     (y,) = outs
@@ -49,6 +55,7 @@ def embedding(ins, outs):
     return run
 
 
+@kernel(operands=2)
 def embedding_grad(ins, outs, vocabulary=None):
     dy, ids = ins
     (dtable,) = outs
@@ -58,7 +65,3 @@ def embedding_grad(ins, outs, vocabulary=None):
         dtable.fill(0)
         np.add.at(dtable, rows, flat)           # repeated ids accumulate
     return run
-
-
-KERNELS = {"matmul": matmul, "bias_add": bias_add, "bias_grad": bias_grad,
-           "embedding": embedding, "embedding_grad": embedding_grad}

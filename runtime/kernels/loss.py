@@ -1,16 +1,18 @@
 """Loss kernels (prediction, target -> scalar) and their gradients.
 
-Scratch arrays the size of the prediction are planned buffers that arrive after
-the result in ``outs``, so a training step allocates nothing of that size.
+Scratch arrays the size of the prediction are planned buffers that each kernel
+declares and receives by name, so a training step allocates nothing of that size.
 
 >>> import numpy as np
 >>> p, t, out = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.empty(())
->>> mse([p, t], [out, np.empty(2)])(); float(out)
+>>> mse([p, t], [out], d=np.empty(2))(); float(out)
 2.5
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .base import kernel, like
 
 EPS = 1e-7   # probabilities are clipped to [EPS, 1 - EPS] before taking logs
 
@@ -52,8 +54,9 @@ def _row_losses(kind, p, t, from_logits=False):
 
 def _weighted_loss(kind, unweighted):
     def factory(ins, outs, reduction="mean", **attrs):
+        scratch = {k: attrs.pop(k) for k in unweighted.scratch}
         if len(ins) == 2:
-            return unweighted(ins, outs, reduction=reduction, **attrs)
+            return unweighted(ins, outs, reduction=reduction, **scratch, **attrs)
         (p, t, w), (out, *_) = ins, outs
         per = {"mse": p.size, "l1": p.size, "binary_cross_entropy": p.size}.get(kind, p.shape[0])
         k = 1.0 / per if reduction == "mean" else 1.0
@@ -79,8 +82,9 @@ def _weighted_grad(unweighted):
     return factory
 
 
-def mse(ins, outs, reduction="mean"):
-    (p, t), (out, d) = ins, outs
+@kernel(operands=None, scratch={"d": (0, "same")}, register=False)
+def mse(ins, outs, reduction="mean", *, d):
+    (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
     def run():
@@ -89,6 +93,7 @@ def mse(ins, outs, reduction="mean"):
     return run
 
 
+@kernel(operands=None, register=False)
 def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
     (dl, p, t), (dx,) = ins, outs
     k = 2.0 * _scale(reduction, p.size)
@@ -99,8 +104,9 @@ def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
     return run
 
 
-def l1(ins, outs, reduction="mean"):
-    (p, t), (out, d) = ins, outs
+@kernel(operands=None, scratch={"d": (0, "same")}, register=False)
+def l1(ins, outs, reduction="mean", *, d):
+    (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
     def run():
@@ -110,6 +116,7 @@ def l1(ins, outs, reduction="mean"):
     return run
 
 
+@kernel(operands=None, register=False)
 def l1_grad(ins, outs, reduction="mean"):      # d/dp = sign(p - t) k
     (dl, p, t), (dx,) = ins, outs
     k = _scale(reduction, p.size)
@@ -153,9 +160,10 @@ class _RowWork:
         return self.picked
 
 
-def softmax_cross_entropy(ins, outs, reduction="mean"):
+@kernel(operands=None, scratch={"logp": (0, "same")}, register=False)
+def softmax_cross_entropy(ins, outs, reduction="mean", *, logp):
     """-mean over rows of log softmax(z)[label] (or of its dot with one-hot rows)."""
-    (z, labels), (out, logp) = ins, outs
+    (z, labels), (out,) = ins, outs
     neg_k = np.array(-_scale(reduction, z.shape[0]), out.dtype)
     work, flat = _RowWork(z, labels), logp.reshape(-1)
     exp = np.empty_like(logp)          # bound once: exp(z - max) before the log
@@ -174,6 +182,7 @@ def softmax_cross_entropy(ins, outs, reduction="mean"):
     return run
 
 
+@kernel(operands=None, register=False)
 def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - onehot
     """dz = dl * k * (softmax(z) - onehot(label)), softmax computed directly
     (exp of the shifted row over its sum), nothing allocated per step."""
@@ -196,8 +205,9 @@ def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - on
     return run
 
 
-def cross_entropy(ins, outs, reduction="mean"):
-    (p, labels), (out, logp) = ins, outs
+@kernel(operands=None, scratch={"logp": (0, "same")}, register=False)
+def cross_entropy(ins, outs, reduction="mean", *, logp):
+    (p, labels), (out,) = ins, outs
     k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
 
     def run():
@@ -208,6 +218,7 @@ def cross_entropy(ins, outs, reduction="mean"):
     return run
 
 
+@kernel(operands=None, register=False)
 def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
     (dl, p, labels), (dp,) = ins, outs
     k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
@@ -224,8 +235,9 @@ def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
     return run
 
 
-def kl_divergence(ins, outs, reduction="mean"):
-    (p, t), (out, a) = ins, outs
+@kernel(operands=None, scratch={"a": (0, "same")}, register=False)
+def kl_divergence(ins, outs, reduction="mean", *, a):
+    (p, t), (out,) = ins, outs
     k = _scale(reduction, p.shape[0])
 
     def run():
@@ -238,8 +250,9 @@ def kl_divergence(ins, outs, reduction="mean"):
     return run
 
 
-def kl_divergence_grad(ins, outs, reduction="mean"):        # -t / p
-    (dl, p, t), (dp, c) = ins, outs
+@kernel(operands=None, scratch={"c": ("out", "same")}, register=False)
+def kl_divergence_grad(ins, outs, reduction="mean", *, c):        # -t / p
+    (dl, p, t), (dp,) = ins, outs
     k = _scale(reduction, p.shape[0])
 
     def run():
@@ -249,6 +262,7 @@ def kl_divergence_grad(ins, outs, reduction="mean"):        # -t / p
     return run
 
 
+@kernel(operands=2)
 def gaussian_kl(ins, outs, scale=1.0):
     (mean, logvar), (out,) = ins, outs
     k = -0.5 * scale / mean.shape[0]
@@ -258,6 +272,7 @@ def gaussian_kl(ins, outs, scale=1.0):
     return run
 
 
+@kernel(operands=3)
 def gaussian_kl_grad(ins, outs, scale=1.0, wrt=0):
     (dl, mean, logvar), (d,) = ins, outs
     k = scale / mean.shape[0]
@@ -272,8 +287,9 @@ def gaussian_kl_grad(ins, outs, scale=1.0, wrt=0):
     return run
 
 
-def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
-    (p, t), (out, a, b) = ins, outs
+@kernel(operands=None, scratch={"a": (0, "same"), "b": (0, "same")}, register=False)
+def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False, *, a, b):
+    (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
     def run():
@@ -290,8 +306,9 @@ def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False):
     return run
 
 
-def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
-    (dl, p, t), (dx, c) = ins, outs
+@kernel(operands=None, scratch={"c": ("out", "same")}, register=False)
+def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False, *, c):
+    (dl, p, t), (dx,) = ins, outs
     k = _scale(reduction, p.size)
 
     def run():
@@ -311,6 +328,7 @@ def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False):
     return run
 
 
+@kernel(operands=1)
 def l2_penalty(ins, outs, scale):
     (w,), (out,) = ins, outs
     flat = w.reshape(-1)
@@ -320,6 +338,7 @@ def l2_penalty(ins, outs, scale):
     return run
 
 
+@kernel(operands=2)
 def l2_penalty_grad(ins, outs, scale):          # 2 scale w
     (dl, w), (dw,) = ins, outs
 
@@ -328,6 +347,7 @@ def l2_penalty_grad(ins, outs, scale):          # 2 scale w
     return run
 
 
+@kernel(operands=1)
 def l1_penalty(ins, outs, scale):
     (w,), (out,) = ins, outs
 
@@ -336,6 +356,7 @@ def l1_penalty(ins, outs, scale):
     return run
 
 
+@kernel(operands=2)
 def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
     (dl, w), (dw,) = ins, outs
 
@@ -345,8 +366,7 @@ def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
     return run
 
 
-KERNELS = {f.__name__: f for f in (l2_penalty, l2_penalty_grad, l1_penalty, l1_penalty_grad,
-                                    gaussian_kl, gaussian_kl_grad)}
 for _loss in (mse, l1, softmax_cross_entropy, cross_entropy, kl_divergence, binary_cross_entropy):
-    KERNELS[_loss.__name__] = _weighted_loss(_loss.__name__, _loss)
-    KERNELS[_loss.__name__ + "_grad"] = _weighted_grad(globals()[_loss.__name__ + "_grad"])
+    _grad = globals()[_loss.__name__ + "_grad"]
+    like(_loss, _loss.__name__)(_weighted_loss(_loss.__name__, _loss))
+    like(_grad, _grad.__name__)(_weighted_grad(_grad))

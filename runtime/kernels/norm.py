@@ -15,6 +15,8 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
+
 
 def _layout(x, axis):
     axis %= x.ndim
@@ -23,12 +25,14 @@ def _layout(x, axis):
     return axis, tuple(i for i in range(x.ndim) if i != axis), shape
 
 
+@kernel(operands=1)
 def batch_mean(ins, outs, axis=1):
     (x,), (mean,) = ins, outs
     axis, others, shape = _layout(x, axis)
     return partial(np.mean, x, axis=others, out=mean)
 
 
+@kernel(operands=1)
 def batch_mean_grad(ins, outs, axis=1, shape=None):
     (dmean,), (dx,) = ins, outs
     axis, others, layout = _layout(dx, axis)
@@ -36,8 +40,9 @@ def batch_mean_grad(ins, outs, axis=1, shape=None):
     return partial(np.multiply, dmean.reshape(layout), 1.0 / count, out=dx)
 
 
-def batch_var(ins, outs, axis=1):
-    (x, mean), (var, centred) = ins, outs
+@kernel(operands=2, scratch={"centred": (0, "same")})
+def batch_var(ins, outs, axis=1, *, centred):
+    (x, mean), (var,) = ins, outs
     axis, others, shape = _layout(x, axis)
     m = mean.reshape(shape)
 
@@ -48,8 +53,9 @@ def batch_var(ins, outs, axis=1):
     return run
 
 
-def batch_var_grad(ins, outs, axis=1, wrt=0):
-    (dvar, x, mean), (d, centred) = ins, outs
+@kernel(operands=3, scratch={"centred": (1, "same")})
+def batch_var_grad(ins, outs, axis=1, wrt=0, *, centred):
+    (dvar, x, mean), (d,) = ins, outs
     axis, others, shape = _layout(x, axis)
     count = x.size // x.shape[axis]
     m, dv = mean.reshape(shape), dvar.reshape(shape)
@@ -66,8 +72,9 @@ def batch_var_grad(ins, outs, axis=1, wrt=0):
     return run
 
 
-def normalize(ins, outs, axis=1, eps=1e-3):
-    (x, mean, var, gamma, beta), (y, scale, shift) = ins, outs
+@kernel(operands=5, scratch={"scale": (1, "same"), "shift": (1, "same")})
+def normalize(ins, outs, axis=1, eps=1e-3, *, scale, shift):
+    (x, mean, var, gamma, beta), (y,) = ins, outs
     axis, others, shape = _layout(x, axis)
     s, t = scale.reshape(shape), shift.reshape(shape)
 
@@ -82,8 +89,9 @@ def normalize(ins, outs, axis=1, eps=1e-3):
     return run
 
 
-def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0):
-    (dy, x, mean, var, gamma), (d, work, inv) = ins, outs
+@kernel(operands=5, scratch={"work": (1, "same"), "inv": (4, "same")})
+def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0, *, work, inv):
+    (dy, x, mean, var, gamma), (d,) = ins, outs
     axis, others, shape = _layout(x, axis)
     m, g, i = mean.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
 
@@ -116,6 +124,7 @@ def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0):
     return run
 
 
+@kernel(operands=2)
 def moving_average(ins, outs, momentum=0.99):
     running, value = ins
 
@@ -125,6 +134,7 @@ def moving_average(ins, outs, momentum=0.99):
     return run
 
 
+@kernel(operands=2)
 def bn_fold_scale(ins, outs, eps=1e-3):
     (gamma, running_var), (scale,) = ins, outs
 
@@ -135,6 +145,7 @@ def bn_fold_scale(ins, outs, eps=1e-3):
     return run
 
 
+@kernel(operands=4)
 def bn_fold_shift(ins, outs):
     (b, running_mean, scale, beta), (shift,) = ins, outs
 
@@ -143,8 +154,3 @@ def bn_fold_shift(ins, outs):
         np.multiply(shift, scale, out=shift)
         np.add(shift, beta, out=shift)
     return run
-
-
-KERNELS = {f.__name__: f for f in (batch_mean, batch_mean_grad, batch_var, batch_var_grad,
-                                    normalize, normalize_grad, moving_average, bn_fold_scale,
-                                    bn_fold_shift)}

@@ -12,6 +12,8 @@ from functools import partial
 
 import numpy as np
 
+from .base import kernel
+
 
 def _index(ndim, axis, start, stop):
     index = [slice(None)] * ndim
@@ -19,15 +21,18 @@ def _index(ndim, axis, start, stop):
     return tuple(index)
 
 
+@kernel(operands=None)
 def concat(ins, outs, axis=-1):
     return partial(np.concatenate, list(ins), axis=axis, out=outs[0])
 
 
+@kernel(operands=1, name="slice")
 def take_slice(ins, outs, axis=-1, start=0, stop=None):
     (x,), (y,) = ins, outs
     return partial(np.copyto, y, x[_index(x.ndim, axis, start, stop)])
 
 
+@kernel(operands=1)
 def slice_grad(ins, outs, axis=-1, start=0, stop=None, size=None):
     (dy,), (dx,) = ins, outs
     part = dx[_index(dx.ndim, axis, start, stop)]
@@ -38,6 +43,7 @@ def slice_grad(ins, outs, axis=-1, start=0, stop=None, size=None):
     return run
 
 
+@kernel(operands=None)
 def slices_grad(ins, outs, axis=-1, size=None, starts=(), stops=()):
     (dx,) = outs
     targets = [dx[_index(dx.ndim, axis, a, b)] for a, b in zip(starts, stops)]
@@ -54,9 +60,6 @@ def slices_grad(ins, outs, axis=-1, size=None, starts=(), stops=()):
     return run
 
 
+@kernel(operands=1)
 def transpose(ins, outs, perm):
     return partial(np.copyto, outs[0], ins[0].transpose(perm))
-
-
-KERNELS = {"concat": concat, "slice": take_slice, "slice_grad": slice_grad, "slices_grad": slices_grad,
-           "transpose": transpose}

@@ -1,15 +1,13 @@
 """Optimizer update kernels: they write the parameter and its slots in place.
 
 Operands arrive in the op's port order (param, grad, lr, slots...); ``outs``
-holds the buffers written in place, then one planned scratch buffer shaped like
-the parameter. The learning rate is a 0-d array read at every call, so a
+holds the buffers written in place; the planned scratch buffers shaped like the
+parameter that each kernel declares arrive by name. The learning rate is a 0-d array read at every call, so a
 schedule can change it without recompiling.
 
->>> from math import sqrt
-
-import numpy as np
+>>> import numpy as np
 >>> p, g, lr = np.ones(2), np.full(2, 0.5), np.array(0.1)
->>> sgd_update([p, g, lr], [p, np.empty(2)])(); p
+>>> sgd_update([p, g, lr], [p], step=np.empty(2))(); p
 array([0.95, 0.95])
 """
 from __future__ import annotations
@@ -18,11 +16,13 @@ from math import sqrt
 
 import numpy as np
 
+from .base import kernel
 
-def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0):
+
+@kernel(operands=None, scratch={"step": (0, "same")})
+def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0, *, step):
     p, g, lr = ins[:3]
     v = ins[3] if len(ins) > 3 else None
-    step = outs[-1]
     if weight_decay:                               # g + wd p, in the scratch buffer
         raw = g
         g = step
@@ -48,9 +48,9 @@ def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0):
     return run
 
 
-def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+@kernel(operands=6, scratch={"s": (0, "same")})
+def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *, s):
     p, g, lr, m, v, t = ins
-    s = outs[-1]
 
     def run():
         if weight_decay:                           # AdamW: decoupled decay first
@@ -73,11 +73,11 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     return run
 
 
-def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False):
+@kernel(operands=None, scratch={"s": (0, "same")})
+def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False, *, s):
     p, g, lr, v = ins[:4]
     a = ins[4] if centered else None               # running mean of the gradients
     b = ins[-1] if momentum else None              # momentum buffer
-    s = outs[-1]
 
     def run():
         np.multiply(v, rho, out=v)                 # v = rho v + (1 - rho) g^2
@@ -105,9 +105,9 @@ def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False):
     return run
 
 
-def adagrad_update(ins, outs, eps=1e-8):
+@kernel(operands=4, scratch={"s": (0, "same")})
+def adagrad_update(ins, outs, eps=1e-8, *, s):
     p, g, lr, acc = ins
-    s = outs[-1]
 
     def run():
         np.multiply(g, g, out=s)                   # acc += g^2
@@ -120,9 +120,9 @@ def adagrad_update(ins, outs, eps=1e-8):
     return run
 
 
-def adadelta_update(ins, outs, rho=0.9, eps=1e-6):
+@kernel(operands=5, scratch={"s": (0, "same"), "d": (0, "same")})
+def adadelta_update(ins, outs, rho=0.9, eps=1e-6, *, s, d):
     p, g, lr, eg2, edx2 = ins
-    s, d = outs[-2:]
 
     def run():
         np.multiply(eg2, rho, out=eg2)             # E[g^2] = rho E[g^2] + (1 - rho) g^2
@@ -144,6 +144,7 @@ def adadelta_update(ins, outs, rho=0.9, eps=1e-6):
     return run
 
 
+@kernel(operands=None)
 def clip_scale(ins, outs, max_norm):
     (out,) = outs
     flat = [g.reshape(-1) for g in ins]
@@ -153,6 +154,3 @@ def clip_scale(ins, outs, max_norm):
         out[...] = min(1.0, max_norm / (norm + 1e-6))
     return run
 
-
-KERNELS = {f.__name__: f for f in (sgd_update, adam_update, rmsprop_update, adagrad_update,
-                                    adadelta_update, clip_scale)}

@@ -248,3 +248,23 @@ def test_every_op_runs_as_a_kernel_a_view_or_through_lowering():
             assert op.kernel == name, f"{name}: runs no kernel, is no view and has no lower hook"
         if op.kernel is not None:
             assert op.kernel in KERNELS, f"{name}: kernel {op.kernel!r} missing from the runtime"
+
+
+def test_every_op_agrees_with_the_kernel_it_names():
+    """Checked when the op table is imported (compiler/ops/__init__.py); here it
+    is shown to catch a record whose operand count its kernel does not read."""
+    from graphnn.compiler.ops import OpDef, kernel_problems
+    assert kernel_problems() == []
+    wrong = OpDef("relu", 2, lambda s, d, a: (s[0], d[0]))
+    missing = OpDef("no_such_op", 1, lambda s, d, a: (s[0], d[0]))
+    assert kernel_problems({"relu": wrong, "no_such_op": missing}) == [
+        "op 'relu' takes 2 operand(s), its kernel declares 1",
+        "op 'no_such_op': kernel 'no_such_op' is not in the runtime"]
+
+
+def test_a_kernel_that_does_not_take_the_scratch_it_declares_fails_at_import():
+    from graphnn.runtime.kernels.base import kernel
+    with pytest.raises(TypeError, match="declares scratch \\['t'\\] but takes keyword-only parameters \\[\\]"):
+        @kernel(operands=1, scratch={"t": ("out", "same")}, register=False)
+        def positional(ins, outs):      # would unpack (y, t) = outs by position
+            return lambda: None

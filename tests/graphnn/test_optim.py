@@ -189,7 +189,7 @@ def test_sgd_nesterov_with_weight_decay_by_hand():
     # step = g' + mu v = 1.14, so p = -0.14 (the bug gave 2 lr mu v = 1.08: -0.08).
     from graphnn.runtime.kernels.update import sgd_update
     p, g, v = np.ones(1), np.full(1, 0.5), np.zeros(1)
-    sgd_update([p, g, np.array(1.0), v], [p, v, np.empty(1)],
+    sgd_update([p, g, np.array(1.0), v], [p, v], step=np.empty(1),
                momentum=0.9, nesterov=True, weight_decay=0.1)()
     np.testing.assert_allclose(p, [-0.14], rtol=1e-15)
     np.testing.assert_allclose(v, [0.6], rtol=1e-15)

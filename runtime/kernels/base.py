@@ -1,0 +1,86 @@
+"""What a kernel needs, declared on the kernel itself.
+
+A kernel is a factory ``kernel(ins, outs, **scratch, **attrs) -> run``: it binds
+its operand and result arrays once and returns the function a step calls.
+``@kernel(...)`` declares, beside its code,
+
+- ``operands``: how many inputs it reads (an int, or ``None`` for one or more);
+- ``scratch``: the temporary buffers it writes, each by name, with the shape
+  (``"out"``: the result's; an int: that operand's) and dtype (``"same"``: the
+  result's; or a dtype name) it needs. The compiler plans them in the arena
+  from this declaration; the executor hands each one to the kernel as the
+  keyword argument of that name, after the results.
+
+The declaration is checked against the function when the module is imported:
+every scratch name must be a keyword-only parameter of the kernel, and the
+kernel may take no other keyword-only parameter.
+
+>>> import numpy as np
+>>> @kernel(operands=1, scratch={"t": ("out", "same")})
+... def double(ins, outs, *, t):
+...     (x,), (y,) = ins, outs
+...     def run():
+...         np.add(x, x, out=t)
+...         np.copyto(y, t)
+...     return run
+>>> double.scratch_buffers([(2,)], (2,), "float64")
+[((2,), 'float64')]
+>>> x, y = np.array([1.0, 2.0]), np.empty(2)
+>>> bind(double, [x], [y, np.empty(2)], {})(); y
+array([2., 4.])
+"""
+from __future__ import annotations
+
+import inspect
+
+KERNELS: dict = {}       # every declared kernel, by name (the runtime's table)
+
+
+def kernel(operands: int | None, scratch: dict | None = None, name: str | None = None,
+           register: bool = True):
+    """Declare a kernel's operands and scratch buffers, and add it to KERNELS
+    (under ``name``, by default the function's; not at all with ``register=False``,
+    for a kernel that a wrapper registers)."""
+    scratch = dict(scratch or {})
+
+    def declare(fn):
+        own = [p.name for p in inspect.signature(fn).parameters.values()
+               if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        if own != list(scratch):
+            raise TypeError(f"kernel {fn.__name__}: declares scratch {list(scratch)} but takes "
+                            f"keyword-only parameters {own} (they must be the same, in order)")
+        for key, (shape, dtype) in scratch.items():
+            if not (shape == "out" or (isinstance(shape, int) and shape >= 0)) or not isinstance(dtype, str):
+                raise TypeError(f"kernel {fn.__name__}: scratch {key!r} needs a shape ('out' or an "
+                                f"operand index) and a dtype ('same' or a name), got {(shape, dtype)}")
+        return _declared(fn, operands, scratch, (name or fn.__name__) if register else None)
+    return declare
+
+
+def _declared(fn, operands, scratch, name):
+    fn.operands = operands
+    fn.scratch = scratch
+    fn.scratch_buffers = lambda in_shapes, out_shape, dtype: [
+        (out_shape if shape == "out" else in_shapes[shape], dtype if kind == "same" else kind)
+        for shape, kind in scratch.values()]
+    if name is not None:
+        if name in KERNELS:
+            raise KeyError(f"kernel {name!r} is declared twice")
+        KERNELS[name] = fn
+    return fn
+
+
+def like(inner, name: str):
+    """Register ``inner``'s declaration for a wrapper of it (the weighted losses)."""
+    def wrap(fn):
+        fn.__name__ = name
+        return _declared(fn, inner.operands, inner.scratch, name)
+    return wrap
+
+
+def bind(factory, ins: list, outs: list, attrs: dict):
+    """Call a kernel factory: ``outs`` holds its results, then its scratch
+    buffers in declaration order, which it receives by name."""
+    k = len(factory.scratch)
+    results, extra = (outs[:-k], outs[-k:]) if k else (outs, [])
+    return factory(ins, results, **dict(zip(factory.scratch, extra)), **attrs)
