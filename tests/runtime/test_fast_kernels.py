@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from graphnn.runtime.executor import UFUNC_BUFFER
-from graphnn.runtime.kernels import KERNELS
+from graphnn.runtime.kernels import KERNELS, bind
 
 
 def _allocated_bytes(run, calls=5) -> int:
@@ -40,7 +40,7 @@ def test_softmax_cross_entropy_and_its_gradient_match_the_formula(reduction, spa
     z = rng.normal(size=(7, 5)) * 30           # large logits: the shift must keep it finite
     labels = np.empty(7, np.int64) if sparse else np.empty((7, 5))
     out, logp, dz, dl = np.empty(()), np.empty((7, 5)), np.empty((7, 5)), np.array(0.5)
-    forward = KERNELS["softmax_cross_entropy"]([z, labels], [out, logp], reduction=reduction)
+    forward = bind(KERNELS["softmax_cross_entropy"], [z, labels], [out, logp], {"reduction": reduction})
     backward = KERNELS["softmax_cross_entropy_grad"]([dl, z, labels], [dz], reduction=reduction)
     k = 1 / 7 if reduction == "mean" else 1.0
     for _ in range(3):                          # labels change between steps, as fed batches do
@@ -59,7 +59,7 @@ def test_softmax_cross_entropy_kernels_allocate_nothing_per_step():
     rng = np.random.default_rng(0)
     z, labels = rng.normal(size=(1024, 10)).astype(np.float32), rng.integers(0, 10, 1024)
     out, logp, dz = np.empty((), np.float32), np.empty_like(z), np.empty_like(z)
-    forward = KERNELS["softmax_cross_entropy"]([z, labels], [out, logp])
+    forward = bind(KERNELS["softmax_cross_entropy"], [z, labels], [out, logp], {})
     backward = KERNELS["softmax_cross_entropy_grad"]([np.array(1, np.float32), z, labels], [dz])
     # nothing the size of the logits (40 KB), nor of the labels' flat positions (8 KB)
     assert _allocated_bytes(forward) < 8192 and _allocated_bytes(backward) < 8192
