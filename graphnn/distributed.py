@@ -50,9 +50,10 @@ from .compiler.training import target_spec as default_target
 from .runtime import Executor
 from .runtime.kernels.collective import INSTALL_HINT, world
 
-# Environment variables that MPI launchers set for each process they start.
-SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE",
-                  "SLURM_NTASKS")
+# Environment variables that MPI launchers (MPICH's and Intel's hydra, Open MPI,
+# MVAPICH) set for each process they start. Not SLURM_NTASKS: a batch script has it
+# even where it starts one plain process.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 __all__ = ["INSTALL_HINT", "Ranks", "fit", "launched_ranks", "shares", "training_program"]
 
