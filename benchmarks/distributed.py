@@ -83,15 +83,20 @@ def measure(name, graph_fn, ranks, rounds, steps):
                        for i in dist.program.instructions if i.kernel == "allreduce_bucket")
     buckets = sum(i.kernel == "allreduce_bucket" for i in dist.program.instructions)
     plain_buf = np.ones(bucket_bytes // 4, np.float32)
-    single = None
+    single = alone_with_op = None
     if ranks.root:
         single = Executor(model.program("train", batch), {k: v.copy() for k, v in model.variables.items()})
         single.feed(feeds)
+        # the same step with the all-reduce op on a communicator of one: its copies, no MPI
+        alone_with_op = Executor(training_program(model, batch),
+                                 {k: v.copy() for k, v in model.variables.items()}, comm=MPI.COMM_SELF)
+        alone_with_op.feed({**feeds, SHARE: 1.0})
         for _ in range(3):
             single.step()
+            alone_with_op.step()
     for _ in range(3):
         dist.step()
-    one, two, reduce_time, alone, plain = [], [], [], [], []
+    one, one_op, two, reduce_time, alone, plain = [], [], [], [], [], []
     for _ in range(rounds):
         comm.Barrier()
         time.sleep(PAUSE)
@@ -100,6 +105,9 @@ def measure(name, graph_fn, ranks, rounds, steps):
             for _ in range(steps):
                 single.step()
             one.append((time.perf_counter() - t) / steps)
+            time.sleep(PAUSE)
+            one_op.append(sum(seconds for _, kernel, seconds in alone_with_op.profile({**feeds, SHARE: 1.0}, steps)
+                              if kernel in ("allreduce_bucket", "bucket_slice")))
             comm.Ibarrier().Wait()
         else:
             idle_until_released(comm)
@@ -122,7 +130,8 @@ def measure(name, graph_fn, ranks, rounds, steps):
         for _ in range(steps):
             comm.Allreduce(MPI.IN_PLACE, plain_buf, op=MPI.SUM)
         plain.append((time.perf_counter() - t) / steps)
-    return dict(name=name, batch=batch, one=np.array(one or [np.nan]), two=np.array(two),
+    return dict(name=name, batch=batch, one=np.array(one or [np.nan]),
+                one_op=np.array(one_op or [np.nan]), two=np.array(two),
                 reduce=np.array(reduce_time), alone=np.array(alone), plain=np.array(plain), bytes=bucket_bytes,
                 buckets=buckets)
 
@@ -179,6 +188,12 @@ def main(argv=None):
         print(f"| {r['name']} | {r['batch']} | {spread(r['one'] * 1e3)} | {spread(r['two'] * 1e3)} | "
               f"{spread(r['one'] / r['two'])} | {spread(r['reduce'] * 1e3)} | "
               f"{spread(r['reduce'] / r['two'])} |")
+    print("\nThe op's own copies (packing share * g, the slices), timed per instruction on one "
+          "rank, where MPI is not called:\n")
+    print("| model | copies ms | of the K = 1 step |")
+    print("|---|---:|---:|")
+    for r in results:
+        print(f"| {r['name']} | {spread(r['one_op'] * 1e3)} | {spread(r['one_op'] / r['one'])} |")
     print("\nThe all-reduce in the step includes waiting for the slower rank. Alone (after a "
           "barrier), against a plain mpi4py Allreduce of the same bytes:\n")
     print("| model | buckets | bytes | op alone ms | plain Allreduce ms | op / plain | op GB/s |")
