@@ -183,13 +183,14 @@ def _local_batches(model, ranks, feeds, target, batch_size, order):
 
 def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed, verbose,
          callbacks, sample_weight):
+    from . import checks
     from .callbacks import CallbackList, Progress
-    from .training import Batches, History, explain_non_finite, feeds_for
-    model._require_compiled()
-    if not (isinstance(batch_size, int) and batch_size > 0):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    feeds, target = feeds_for(model, x, y, sample_weight)
-    n = len(next(iter(feeds.values())))
+    from .guard import StepGuard
+    from .training import Batches, History
+    feeds, target = checks.fit_arguments(
+        model, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
+        validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
+    n, guard = len(next(iter(feeds.values()))), StepGuard(model.variables)
     ranks.agree("number of samples, batch size, epochs, shuffle, seed and fit count",
                 (n, batch_size, epochs, bool(shuffle), seed, model._fits))
     rng = np.random.default_rng([model.seed if seed is None else seed, model._fits])
@@ -210,12 +211,9 @@ def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
             if model.optimizer.schedule is not None:
                 model.learning_rate = model.optimizer.schedule(model._steps)
             model._steps += 1
-            try:
-                ex.step()
-            except FloatingPointError as e:
-                raise explain_non_finite(ex, model._executor("eval", ex.program.batch_size, target,
-                                                             fuse=False),
-                                         f"epoch {epoch + 1}, batch {b + 1}", e) from None
+            # a NaN or inf stops this rank (which then stops all) with the node at fault
+            guard.step(model, ex, lambda n=ex.program.batch_size: model._executor(
+                "eval", n, target, fuse=False), f"epoch {epoch + 1}, batch {b + 1}")
             here = Batches(model.metrics)
             if len(mine):
                 model._tally(here, ex, loss, len(mine))
