@@ -1,6 +1,8 @@
 """The all-reduce as graph nodes, checked in one process (no MPI needed): where the
 pass puts the buckets, what the planned Program shows, and that a step with the
-all-reduce inserted computes the single-process step scaled by this rank's share."""
+all-reduce inserted computes the single-process step scaled by this rank's share;
+and graphnn.distributed.fit on a stand-in communicator of one process, so that a
+change to Model's internals breaks a test even where MPI is not installed."""
 from __future__ import annotations
 
 import sys
@@ -122,3 +124,38 @@ def test_distributed_view_draws_the_all_reduce_in_its_own_colour():
     bucket_node = dot[dot.index(": allreduce_bucket"):].split("]")[0]     # its attributes
     assert COLORS["allreduce"] in bucket_node
     assert "allreduce_bucket" not in plot_model(model, view="compiled", batch_size=4).source
+
+
+class SelfComm(OneRank):
+    """Enough of an MPI communicator of one process for graphnn.distributed.fit."""
+
+    def Get_rank(self):
+        return 0
+
+    def allgather(self, value):
+        return [value]
+
+    def Bcast(self, buf, root=0):
+        pass
+
+    def Allreduce(self, send, recv, op=None):
+        np.copyto(recv, send)
+
+    def Abort(self, code=1):
+        raise AssertionError("Abort is not called with one rank")
+
+
+def test_distributed_fit_on_one_rank_is_fit():
+    """The whole distributed loop (shares, the all-reduce op, metric sums, rank 0's
+    callbacks) without MPI: on one rank it must train what fit trains."""
+    from graphnn import distributed
+    from graphnn.callbacks import EarlyStopping
+    x, y = batch(53)
+    plain, dist = mlp(optim.Adam(1e-2)), mlp(optim.Adam(1e-2))
+    want = plain.fit(x, y, epochs=3, batch_size=10, verbose=0, callbacks=[EarlyStopping("loss")])
+    got = distributed.fit(dist, x, y, epochs=3, batch_size=10, verbose=0, comm=SelfComm(),
+                          callbacks=[EarlyStopping("loss")])
+    assert got.history.keys() == want.history.keys()
+    np.testing.assert_allclose(got.history["loss"], want.history["loss"], rtol=1e-6)
+    for k, w in plain.get_weights().items():
+        np.testing.assert_allclose(dist.variables[k], w, rtol=1e-6, atol=1e-7, err_msg=k)
