@@ -114,8 +114,8 @@ def format_program(program) -> str:
         return f"%{name}" if b.offset is None else f"%{name}@{b.offset}"
 
     m = program.memory
-    lines = [f"# batch {program.batch_size}: {len(program.instructions)} instructions, arena "
-             f"{m.planned_bytes} B (lower bound {m.lower_bound_bytes} B, naive {m.naive_bytes} B)"]
+    lines = [(f"# batch {program.batch_size}: {len(program.instructions)} instructions, arena "
+              f"{m.planned_bytes} B (lower bound {m.lower_bound_bytes} B, naive {m.naive_bytes} B)")]
     for name in program.inputs:
         b = program.buffers[name]
         lines.append(f"{place(name)} = input : {b.shape} {short_dtype(b.dtype)}")

@@ -61,7 +61,7 @@ class LossSpec:
             raise ValueError(f"{self.op!r} is not a loss op")
 
     @classmethod
-    def resolve(cls, loss, g: nx.MultiDiGraph) -> "LossSpec":
+    def resolve(cls, loss, g: nx.MultiDiGraph) -> LossSpec:
         """A LossSpec from a loss name or a LossSpec, checked against ``g``."""
         spec = loss if isinstance(loss, cls) else cls.named(loss)
         if spec.node is not None and (spec.node not in g or OPS[g.nodes[spec.node]["op"]].kind != "loss"):
@@ -69,7 +69,7 @@ class LossSpec:
         return spec
 
     @classmethod
-    def named(cls, name: str) -> "LossSpec":
+    def named(cls, name: str) -> LossSpec:
         """The loss a user names (``"mse"``, ``"l2"``, ``"cross_entropy"``, ...)."""
         if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)} "
@@ -85,7 +85,7 @@ class LossSpec:
         return ["name", self.op] if self.op else ["node", self.node]
 
     @classmethod
-    def from_config(cls, config) -> "LossSpec":
+    def from_config(cls, config) -> LossSpec:
         """The inverse of ``config()``.
 
         >>> LossSpec.from_config(LossSpec.named("categorical_cross_entropy").config()).op
@@ -109,7 +109,7 @@ class TargetSpec(NamedTuple):
         return [None if self.shape is None else list(self.shape), self.dtype, self.weighted]
 
     @classmethod
-    def from_config(cls, config) -> "TargetSpec":
+    def from_config(cls, config) -> TargetSpec:
         """The inverse of ``config()`` (files written before weights were saved
         hold two items; an empty entry means a loss node's own targets).
 

@@ -19,7 +19,7 @@ import networkx as nx
 
 from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
 from .compiler.infer import describe_operands, infer_node
-from .compiler.ir import add_op
+from .compiler.ir import add_op, op_attrs, operands
 from .compiler.ops import OPS
 
 from .base import Tensor, plain as _plain, user_source as _user_source
@@ -27,6 +27,8 @@ from .base import Tensor, plain as _plain, user_source as _user_source
 from .layers import LayerMethods, layer
 from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
+
+SPEC_FORMAT = 1     # the version of the spec format (docs/spec.md) that to_spec writes
 
 
 class Graph(LayerMethods, RecurrentMethods, BlockMethods):
@@ -185,8 +187,21 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         >>> [layer["type"] for layer in g.to_spec()["layers"]]
         ['input', 'dense']
         """
-        from .spec import to_spec
-        return to_spec(self, outputs)
+        if self.layers:
+            layers = [{k: v for k, v in rec.items() if k != "output" and not (k == "inputs" and not v)}
+                      for rec in self.layers]
+        else:                            # a graph made op by op (or in networkx): its ops
+            layers = []
+            for node in nx.topological_sort(self.nx):
+                d, attrs = self.nx.nodes[node], _plain(op_attrs(self.nx, node))
+                if d["op"] == "param":
+                    attrs.pop("dtype", None)           # params take the graph's dtype
+                if d["op"] in ("input", "param"):
+                    layers.append({"type": d["op"], "name": node, **attrs})
+                else:
+                    layers.append({"type": "op", "op": d["op"], "name": node,
+                                   "inputs": operands(self.nx, node), **attrs})
+        return {"graphnn_spec": SPEC_FORMAT, "dtype": self.dtype, "layers": layers}
 
     def check(self, outputs: list) -> nx.MultiDiGraph:
         """Validate and infer the whole graph for these outputs (all errors at once)."""

@@ -241,5 +241,5 @@ class Model(StateMethods):
     def save(self, path: str) -> None:
         """Write the model (graph, weights, optimizer state, settings) to one file;
         atomic: a failed save leaves an existing file as it was. See graphnn.io."""
-        from .io import save_model
+        from .archive import save_model
         save_model(self, path)

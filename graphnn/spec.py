@@ -26,10 +26,9 @@ import re
 
 import yaml
 
-from .graph import Graph, Tensor
+from .graph import SPEC_FORMAT as FORMAT, Graph, Tensor
 from .layers import LAYER_TYPES
 
-FORMAT = 1
 LINE = "__line__"
 CALLER = re.compile(r"\s+\[(called|created) at [^\]]*\]")
 
@@ -185,37 +184,12 @@ def _build(g, kind, tensors, entry, where):
 
 
 def to_spec(graph: Graph, outputs: list | None = None, model: dict | None = None) -> dict:
-    """The spec of ``graph`` (its builder records, or its ops one by one)."""
-    if graph.layers:
-        layers = [{k: v for k, v in rec.items() if k != "output" and not (k == "inputs" and not v)}
-                  for rec in graph.layers]
-    else:
-        layers = _op_entries(graph)
-    spec = {"graphnn_spec": FORMAT, "dtype": graph.dtype, "layers": layers}
+    """The spec of ``graph`` (its builder records, or its ops one by one: see
+    ``Graph.to_spec``), with the ``model`` section if given."""
+    spec = graph.to_spec(outputs)
     if model:
         spec["model"] = model
     return spec
-
-
-def _op_entries(graph):
-    import networkx as nx
-    from .compiler.ir import op_attrs, operands
-    entries = []
-    for node in nx.topological_sort(graph.nx):
-        d = graph.nx.nodes[node]
-        attrs = {k: _listed(v) for k, v in op_attrs(graph.nx, node).items()}
-        if d["op"] == "param":
-            attrs.pop("dtype", None)           # params take the graph's dtype
-        if d["op"] in ("input", "param"):
-            entries.append({"type": d["op"], "name": node, **attrs})
-        else:
-            entries.append({"type": "op", "op": d["op"], "name": node,
-                            "inputs": operands(graph.nx, node), **attrs})
-    return entries
-
-
-def _listed(v):
-    return [_listed(x) for x in v] if isinstance(v, (tuple, list)) else v
 
 
 def save_spec(graph: Graph, path: str, model: dict | None = None) -> None:

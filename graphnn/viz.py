@@ -51,11 +51,11 @@ class _Ids:
 
 
 def _graph_and_model(obj):
-    from .graph import Graph
-    from .model import Model
-    if isinstance(obj, Model):
+    # Views take a Model or a Graph by what it holds, importing neither: the
+    # builder and the Model both show themselves through this module.
+    if hasattr(obj, "graph") and hasattr(obj, "program") and hasattr(obj.graph, "nx"):
         return obj.graph, obj
-    if isinstance(obj, Graph):
+    if hasattr(obj, "nx") and hasattr(obj, "layers"):
         return obj, None
     raise TypeError(f"plot_model takes a Model or a Graph, got {type(obj).__name__}")
 

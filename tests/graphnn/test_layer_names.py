@@ -50,8 +50,8 @@ def test_names_follow_the_rule_through_blocks_explicit_names_and_failures():
                     assert h.name == f"stage{step}/{want}/bias_add"
             continue
         want = expected_layer_name(g, kind)
-        h = {"dense": lambda: g.dense(h, 4), "dropout": lambda: g.dropout(h, 0.1),
-             "batch_norm": lambda: g.batch_norm(h)}[kind]()
+        h = {"dense": lambda t: g.dense(t, 4), "dropout": lambda t: g.dropout(t, 0.1),
+             "batch_norm": g.batch_norm}[kind](h)
         assert g.nx.nodes[h.name]["group"] == want
         seen.append(want)
     assert len(set(seen)) == len(seen) and "dense_9" in seen
@@ -91,12 +91,10 @@ def test_names_freed_by_a_failure_inside_a_block_are_given_again():
     h = g.input("x", (None, 4))
     bad = g.input("bad", (None, 5))
     h = g.dense(h, 4)
-    with pytest.raises(ShapeError):
-        with g.block("dense_1"):               # the block fails: its nodes go
-            g.op("tanh", [h])
-            g.op("add", [h, bad])
+    with pytest.raises(ShapeError), g.block("dense_1"):     # the block fails: its nodes go
+        g.op("tanh", [h])
+        g.op("add", [h, bad])
     assert g.dense(h, 4).name == "dense_1/bias_add"
-    with g.block("dense_2"):                   # an op fails, caught inside its block
-        with pytest.raises(ShapeError):
-            g.op("add", [h, bad])
+    with g.block("dense_2"), pytest.raises(ShapeError):    # an op fails, caught in its block
+        g.op("add", [h, bad])
     assert g.dense(h, 4).name == "dense_2/bias_add"
