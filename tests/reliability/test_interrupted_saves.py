@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-import graphnn.io
+import graphnn.archive
 from graphnn import load_model
 
 from .common import X, Y, assert_same, small_model, snapshot
@@ -42,20 +42,20 @@ def _fail_on_call(monkeypatch, owner, name, nth=1, error=Boom, after=False):
 
 
 STEPS = {
-    "savez": lambda mp: _fail_on_call(mp, graphnn.io.np, "savez"),
-    "json-meta": lambda mp: _fail_on_call(mp, graphnn.io.json, "dumps", 1),
-    "json-graph": lambda mp: _fail_on_call(mp, graphnn.io.json, "dumps", 2),
-    "json-layers": lambda mp: _fail_on_call(mp, graphnn.io.json, "dumps", 3),
-    "open-temp": lambda mp: _fail_on_call(mp, graphnn.io.os, "open", error=OSError),
-    "fdopen": lambda mp: _fail_on_call(mp, graphnn.io.os, "fdopen", error=OSError),
+    "savez": lambda mp: _fail_on_call(mp, graphnn.archive.np, "savez"),
+    "json-meta": lambda mp: _fail_on_call(mp, graphnn.archive.json, "dumps", 1),
+    "json-graph": lambda mp: _fail_on_call(mp, graphnn.archive.json, "dumps", 2),
+    "json-layers": lambda mp: _fail_on_call(mp, graphnn.archive.json, "dumps", 3),
+    "open-temp": lambda mp: _fail_on_call(mp, graphnn.archive.os, "open", error=OSError),
+    "fdopen": lambda mp: _fail_on_call(mp, graphnn.archive.os, "fdopen", error=OSError),
     "write-meta": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "writestr", 1),
     "write-graph": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "writestr", 2),
     "write-layers": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "writestr", 3),
     "write-variables": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "writestr", 4),
     "write-interrupted": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "writestr", 4, KeyboardInterrupt),
     "zip-close": lambda mp: _fail_on_call(mp, zipfile.ZipFile, "close", error=OSError, after=True),
-    "fsync": lambda mp: _fail_on_call(mp, graphnn.io.os, "fsync", error=OSError),
-    "replace": lambda mp: _fail_on_call(mp, graphnn.io.os, "replace", error=OSError),
+    "fsync": lambda mp: _fail_on_call(mp, graphnn.archive.os, "fsync", error=OSError),
+    "replace": lambda mp: _fail_on_call(mp, graphnn.archive.os, "replace", error=OSError),
 }
 
 
@@ -82,14 +82,14 @@ import os, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 from tests.reliability.common import small_model
-import graphnn.io
+import graphnn.archive
 model = small_model()
 real = os.fsync
 def stall(fd):
     real(fd)
     print("writing", flush=True)
     time.sleep(60)
-graphnn.io.os.fsync = stall
+graphnn.archive.os.fsync = stall
 model.fit(np.ones((12, 4), "float32"), np.zeros(12, int), epochs=1, verbose=0)
 model.save({path!r})
 """
@@ -140,5 +140,5 @@ def test_saved_file_mode_follows_the_umask(tmp_path, umask):
 def test_saved_meta_is_plain_json(tmp_path):
     small_model().save(tmp_path / "m.gnn")
     with zipfile.ZipFile(tmp_path / "m.gnn") as z:
-        assert sorted(z.namelist()) == sorted(graphnn.io.MEMBERS)
+        assert sorted(z.namelist()) == sorted(graphnn.archive.MEMBERS)
         assert json.loads(z.read("meta.json"))["inputs"] == ["x"]
