@@ -185,6 +185,14 @@ CASES = [
      lambda p, t: np.mean(_bce(p, t)), (0,)),
     ("binary_cross_entropy", {"from_logits": True}, [((None, 3), F, "normal"), ((None, 3), F, "prob")],
      lambda z, t: np.mean(_bce(1 / (1 + np.exp(-z)), t)), (0,)),
+    ("reduce_sum", {"axes": [1, -1]}, [((None, 3, 2, 4), F, "normal")],
+     lambda x: x.sum(axis=(1, 3), keepdims=True), (0,)),
+    ("reduce_sum", {"axes": None, "keepdims": False}, [((None, 3), F, "normal")], np.sum, (0,)),
+    ("reduce_max", {"axes": [2], "keepdims": False}, [((None, 2, 5), F, "normal")],
+     lambda x: x.max(axis=2), (0,)),
+    ("reduce_max", {"axes": [0, 1]}, [((None, 4), F, "normal")], lambda x: x.max(keepdims=True), (0,)),
+    ("divide", {}, [((None, 2, 3), F, "normal"), ((3,), F, "prob")], np.divide, (0, 1)),
+    ("log", {}, [((None, 4), F, "prob")], np.log, (0,)),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 
