@@ -8,6 +8,10 @@
     graphnn summary SPEC|MODEL
     graphnn plot SPEC|MODEL -o net.svg [--view graph|training|compiled]
     graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32] [--allreduce] [--passes]
+    graphnn export MODEL -o model.onnx [--opset 21]
+
+Wherever a MODEL or SPEC is read, an ONNX file (.onnx) works too (with the
+onnx extra: pip install graphnn[onnx]).
 
 ``--data`` is ``digits`` (embedded), ``mnist:FOLDER`` (the IDX files; the first
 5,000 test images train, the last 5,000 test) or ``FILE.npz`` (arrays x and y,
@@ -81,13 +85,16 @@ def fit_to_input(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 # ----------------------------------------------------------------- models
 
 def open_model(path: str):
-    """A Model from a saved .gnn file or from a spec (YAML/JSON)."""
+    """A Model from a saved .gnn file, an ONNX file or a spec (YAML/JSON)."""
     from .io import load_model
     from .spec import model_from_spec
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file")
     if path.endswith(".gnn"):
         return load_model(path)
+    if path.endswith(".onnx"):
+        from .onnx import load
+        return load(path)
     return model_from_spec(path)
 
 
@@ -174,6 +181,14 @@ def cmd_inspect(args):
                       trace=lambda name, result: print(f"== after {name} ==\n{format_stage(result)}\n"))
         return
     print(model.program(args.purpose, args.batch_size))
+
+
+def cmd_export(args):
+    from .onnx import export, require_onnx
+    require_onnx()                         # before reading the model: say what is missing first
+    model = open_model(args.model)
+    proto = export(model, args.output, opset=args.opset)
+    print(f"wrote {args.output}: {len(proto.graph.node)} ONNX nodes, opset {args.opset}")
 
 
 def cmd_demo(args):
@@ -265,6 +280,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--passes", action="store_true",
                    help="print the graph after each compiler pass (validate ... plan), one line per node")
     c.set_defaults(run=cmd_inspect)
+
+    c = sub.add_parser("export", help="write a model's inference graph as ONNX")
+    c.add_argument("model", help=".gnn file or spec")
+    c.add_argument("-o", "--output", default="model.onnx")
+    c.add_argument("--opset", type=int, default=21)
+    c.set_defaults(run=cmd_export)
 
     c = sub.add_parser("demo", help="train a small CNN on the embedded digits; write out/")
     c.add_argument("--out", default="out")

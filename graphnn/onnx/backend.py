@@ -1,0 +1,134 @@
+"""graphnn as an ONNX backend (``onnx.backend.base.Backend``), so that ONNX's
+own test runner (``onnx.backend.test.BackendTest``) can judge it.
+
+``prepare`` imports the model with every input dimension as written (the
+conformance tests feed fixed shapes), and the returned ``GraphnnRep`` compiles
+the inference program once and runs it for each set of inputs.
+
+>>> import numpy as np
+>>> from onnx import helper, TensorProto
+>>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+>>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+>>> model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+>>> prepare(model).run([np.array([[-1, 0, 2]] * 2, dtype=np.float32)])[0][0]
+array([0., 0., 2.], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx.backend.base import Backend, BackendRep
+
+from ..compiler.pipeline import build_program, inference_graph
+from ..runtime import Executor
+from .importer import load_model
+
+
+# Inputs that graphnn needs as constants (its shapes are static): when a model
+# feeds them at run time, the backend freezes the values it is given.
+SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Resize": (1, 2, 3), "Upsample": (1,),
+                "Unsqueeze": (1,), "Squeeze": (1,), "Dropout": (1, 2), "LSTM": (4,), "GRU": (4,)}
+
+
+def shape_inputs(proto) -> list[str]:
+    """Graph inputs that feed a shape-like operand (see SHAPE_INPUTS)."""
+    fed = {v.name for v in proto.graph.input} - {t.name for t in proto.graph.initializer}
+    names = []
+    for node in proto.graph.node:
+        for port in SHAPE_INPUTS.get(node.op_type, ()):
+            if port < len(node.input) and node.input[port] in fed and node.input[port] not in names:
+                names.append(node.input[port])
+    return names
+
+
+def freeze(proto, values: dict):
+    """A copy of ``proto`` in which the named inputs are initializers holding ``values``."""
+    frozen = onnx.ModelProto()
+    frozen.CopyFrom(proto)
+    kept = [v for v in frozen.graph.input if v.name not in values]
+    del frozen.graph.input[:]
+    frozen.graph.input.extend(kept)
+    frozen.graph.initializer.extend(onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in values.items())
+    return frozen
+
+
+class GraphnnRep(BackendRep):
+    """A prepared model: compiled once per batch size, then run."""
+
+    def __init__(self, model, input_names=None):
+        self.model = model
+        self.input_names = list(input_names or model.inputs)     # the ONNX graph's, in order
+        self._graph = inference_graph(model._checked, model.outputs)
+        self._executors: dict = {}
+
+    def _executor(self, batch: int) -> Executor:
+        if batch not in self._executors:
+            program = build_program(self._graph, self.model.outputs, batch)
+            self._executors[batch] = Executor(program, self.model.variables)
+        return self._executors[batch]
+
+    def run(self, inputs, **kwargs):
+        """Outputs (a tuple, in the model's output order) for inputs given as a
+        list (in input order) or a dict by name."""
+        names = self.model.inputs
+        if not isinstance(inputs, dict):
+            inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+            inputs = dict(zip(self.input_names, inputs))
+        feeds = {k: np.asarray(v) for k, v in inputs.items() if k in names}   # unused ones dropped
+        batch = 1
+        for n in names:
+            if self.model._checked.nodes[n]["shape"][:1] == (None,):
+                batch = len(feeds[n])
+                break
+        results = self._executor(batch).run(feeds)
+        return tuple(np.array(results[o]) for o in self.model.outputs)
+
+
+class FrozenShapesRep(BackendRep):
+    """For models that feed shape-like inputs: imported when the first inputs
+    arrive, with those inputs frozen to their values (re-imported if they change)."""
+
+    def __init__(self, proto, frozen: list[str]):
+        self.proto, self.frozen = proto, frozen
+        initializers = {t.name for t in proto.graph.initializer}
+        self.input_names = [v.name for v in proto.graph.input if v.name not in initializers]
+        self._reps: dict = {}
+
+    def run(self, inputs, **kwargs):
+        if not isinstance(inputs, dict):
+            inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+            inputs = dict(zip(self.input_names, inputs))
+        values = {k: np.asarray(inputs[k]) for k in self.frozen}
+        key = tuple((k, v.dtype.str, v.shape, v.tobytes()) for k, v in values.items())
+        if key not in self._reps:
+            model = load_model(freeze(self.proto, values), batch_symbolic=False)
+            self._reps[key] = GraphnnRep(model)
+        return self._reps[key].run({k: v for k, v in inputs.items() if k not in values})
+
+
+class GraphnnBackend(Backend):
+    """Runs ONNX models with graphnn's compiler and NumPy runtime, on the CPU."""
+
+    @classmethod
+    def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> GraphnnRep:
+        super().prepare(model, device, **kwargs)
+        frozen = shape_inputs(model)
+        if frozen:
+            return FrozenShapesRep(model, frozen)
+        initializers = {t.name for t in model.graph.initializer}
+        names = [v.name for v in model.graph.input if v.name not in initializers]
+        return GraphnnRep(load_model(model, batch_symbolic=False), names)
+
+    @classmethod
+    def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return device.upper().startswith("CPU")
+
+
+prepare = GraphnnBackend.prepare
+run_model = GraphnnBackend.run_model
+run_node = GraphnnBackend.run_node
+supports_device = GraphnnBackend.supports_device

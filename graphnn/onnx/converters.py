@@ -1,0 +1,409 @@
+"""The converter table: one entry per ONNX op type, each adding graphnn ops.
+
+A converter is ``convert(ctx, node, ins, attrs) -> [value per output]``: ``ins``
+holds, per ONNX input, a graph Tensor, a NumPy constant or None (an omitted
+optional input); ``attrs`` the node's attributes. It raises ``Unsupported``
+with a sentence saying what is supported. This module holds the table and the
+elementwise, activation, shape and matrix ops; ``convert_nn`` adds
+convolution, pooling, normalization and resizing, ``convert_rnn`` LSTM and GRU,
+``convert_loss`` the two losses.
+
+>>> sorted(CONVERTERS)[:4]
+['Add', 'AveragePool', 'BatchNormalization', 'Concat']
+"""
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from .fold import BATCH
+
+CONVERTERS: dict = {}
+
+
+class Unsupported(Exception):
+    """An op, attribute value or dtype the importer cannot take (the message says
+    what it can)."""
+
+
+def converter(*op_types):
+    """Register a function as the converter of these ONNX op types."""
+    def register(fn):
+        for op_type in op_types:
+            CONVERTERS[op_type] = fn
+        return fn
+    return register
+
+
+# ------------------------------------------------------------------ helpers
+
+def is_const(v) -> bool:
+    return isinstance(v, np.ndarray)
+
+
+def shape_of(v) -> tuple:
+    return tuple(v.shape)
+
+
+def dtype_of(v) -> str:
+    return str(v.dtype)
+
+
+def need_floats(*values, what="this op"):
+    for v in values:
+        if v is not None and not dtype_of(v).startswith("float"):
+            raise Unsupported(f"{what} on {dtype_of(v)}: graphnn computes it on float32/float64 "
+                              "tensors only")
+
+
+def const(v, what: str) -> np.ndarray:
+    """``v`` must be known when the model loads (an initializer or folded)."""
+    if not is_const(v):
+        raise Unsupported(f"{what} must be a constant (an initializer or computable at load time)")
+    return v
+
+
+def out(node, i: int = 0) -> str:
+    return node.output[i]
+
+
+def reshape(ctx, x, shape, name):
+    """A reshape that keeps the batch symbol where the input has it."""
+    shape = tuple(shape)
+    if shape_of(x) == shape:
+        return x
+    if is_const(x) and id(x) not in ctx.names:       # a value of no name: reshape it here
+        return x.reshape(shape)
+    return ctx.op("reshape", [x], name, shape=shape)   # a weight stays one (trainable) param
+
+
+def _axis(a, rank, default):
+    axis = a.get("axis", default)
+    if not -rank <= axis < rank:
+        raise Unsupported(f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+# ------------------------------------------------------------------ elementwise
+
+def _binary(op):
+    def convert(ctx, node, ins, a):
+        need_floats(*ins, what=node.op_type)
+        return [ctx.op(op, ins, out(node))]
+    return convert
+
+
+converter("Add")(_binary("add"))
+converter("Mul")(_binary("multiply"))
+converter("Sub")(_binary("subtract"))
+converter("Div")(_binary("divide"))
+
+
+@converter("Max")
+def _max(ctx, node, ins, a):
+    """max(x, 0) is relu; graphnn has no general elementwise maximum."""
+    tensors = [v for v in ins if not is_const(v)]
+    zeros = [v for v in ins if is_const(v) and v.size == 1 and float(v.reshape(-1)[0]) == 0.0]
+    if len(tensors) != 1 or len(zeros) != len(ins) - 1:
+        raise Unsupported("Max of anything but a tensor and 0 (which is relu)")
+    need_floats(tensors[0], what="Max")
+    return [ctx.op("relu", tensors, out(node))]
+
+
+@converter("Pow")
+def _pow(ctx, node, ins, a):
+    """x ** k for a constant whole k from 1 to 4, as products."""
+    x, k = ins
+    need_floats(x, what="Pow")
+    k = const(k, "Pow's exponent")
+    if k.size != 1 or float(k.reshape(-1)[0]) not in (1.0, 2.0, 3.0, 4.0):
+        raise Unsupported(f"exponent {k.reshape(-1).tolist()}; supported: constant 1, 2, 3 or 4")
+    k, name = int(k.reshape(-1)[0]), out(node)
+    if k == 1:
+        return [ctx.op("linear", [x], name)]
+    square = ctx.op("multiply", [x, x], name if k == 2 else f"{name}/square")
+    if k == 2:
+        return [square]
+    return [ctx.op("multiply", [square, x if k == 3 else square], name)]
+
+
+@converter("Neg")
+def _neg(ctx, node, ins, a):
+    need_floats(ins[0], what="Neg")
+    return [ctx.op("scale", [ins[0]], out(node), factor=-1.0)]
+
+
+@converter("ReduceSum", "ReduceMax", "ReduceMean")
+def _reduce(ctx, node, ins, a):
+    x = ins[0]
+    need_floats(x, what=node.op_type)
+    from_input = node.op_type == "ReduceSum" and ctx.opset >= 13 or ctx.opset >= 18
+    axes = (const(ins[1], "axes") if len(ins) > 1 and ins[1] is not None else None) if from_input \
+        else a.get("axes")
+    if axes is not None and len(axes) == 0:
+        axes = None
+    if axes is None and a.get("noop_with_empty_axes", 0):
+        return [ctx.op("linear", [x], out(node))]
+    axes = None if axes is None else [int(v) for v in axes]
+    keep = bool(a.get("keepdims", 1))
+    if node.op_type == "ReduceMax":
+        return [ctx.op("reduce_max", [x], out(node), axes=axes, keepdims=keep)]
+    if node.op_type == "ReduceSum":
+        return [ctx.op("reduce_sum", [x], out(node), axes=axes, keepdims=keep)]
+    s = shape_of(x)
+    picked = range(len(s)) if axes is None else [v % len(s) for v in axes]
+    if any(s[i] is None for i in picked):
+        raise Unsupported("a mean over the batch axis (its size is not known when loading)")
+    total = ctx.op("reduce_sum", [x], f"{out(node)}/sum", axes=axes, keepdims=keep)
+    return [ctx.op("scale", [total], out(node), factor=1.0 / prod(s[i] for i in picked))]
+
+
+@converter("Sum")
+def _sum(ctx, node, ins, a):
+    need_floats(*ins, what="Sum")
+    if len(ins) == 1:
+        return [ctx.op("linear", ins, out(node))]
+    if len({shape_of(v) for v in ins}) == 1:
+        return [ctx.op("add_n", ins, out(node))]
+    total = ins[0]                      # broadcasting operands: a chain of adds
+    for i, v in enumerate(ins[1:], 1):
+        total = ctx.op("add", [total, v], out(node) if i == len(ins) - 1 else f"{out(node)}/add{i}")
+    return [total]
+
+
+def _unary(op, **defaults):
+    def convert(ctx, node, ins, a):
+        need_floats(ins[0], what=node.op_type)
+        attrs = {k: float(a.get(onnx_name, value)) for k, (onnx_name, value) in defaults.items()}
+        return [ctx.op(op, [ins[0]], out(node), **attrs)]
+    return convert
+
+
+for _onnx, _graphnn in (("Relu", "relu"), ("Tanh", "tanh"), ("Sigmoid", "sigmoid"),
+                        ("Softplus", "softplus"), ("Exp", "exp"), ("Log", "log"), ("Identity", "linear")):
+    converter(_onnx)(_unary(_graphnn))
+converter("LeakyRelu")(_unary("leaky_relu", alpha=("alpha", 0.01)))
+converter("Elu")(_unary("elu", alpha=("alpha", 1.0)))
+
+
+@converter("Gelu")
+def _gelu(ctx, node, ins, a):
+    if a.get("approximate", b"none") not in (b"tanh", "tanh"):
+        raise Unsupported("approximate='none' (the erf form); graphnn's gelu is the tanh form "
+                          "(approximate='tanh')")
+    need_floats(ins[0], what="Gelu")
+    return [ctx.op("gelu", [ins[0]], out(node))]
+
+
+@converter("Softmax", "LogSoftmax")
+def _softmax(ctx, node, ins, a):
+    x = ins[0]
+    need_floats(x, what=node.op_type)
+    rank = len(shape_of(x))
+    if ctx.opset < 13:            # the old form: softmax of x flattened from axis on
+        axis = _axis(a, rank, 1)
+        if axis != rank - 1:
+            raise Unsupported(f"opset {ctx.opset} {node.op_type} over axes {axis}.. (flattened); "
+                              "graphnn takes one axis (the last, before opset 13)")
+    else:
+        axis = _axis(a, rank, -1)
+    op = "softmax" if node.op_type == "Softmax" else "log_softmax"
+    return [ctx.op(op, [x], out(node), axis=axis)]
+
+
+@converter("Dropout")
+def _dropout(ctx, node, ins, a):
+    training = ins[2] if len(ins) > 2 else None
+    if training is not None and (not is_const(training) or bool(training)):
+        raise Unsupported("training_mode=True (a random mask); graphnn imports inference graphs, "
+                          "where Dropout passes its input through")
+    if len(node.output) > 1 and node.output[1]:
+        raise Unsupported("the mask output (a bool tensor); graphnn has no bool tensors")
+    return [ctx.op("linear", [ins[0]], out(node))]
+
+
+# ------------------------------------------------------------------ shapes
+
+@converter("Concat")
+def _concat(ctx, node, ins, a):
+    rank = len(shape_of(ins[0]))
+    return [ctx.op("concat", ins, out(node), axis=_axis(a, rank, 0))]
+
+
+@converter("Transpose")
+def _transpose(ctx, node, ins, a):
+    rank = len(shape_of(ins[0]))
+    perm = list(a.get("perm", range(rank - 1, -1, -1)))
+    return [ctx.op("transpose", [ins[0]], out(node), perm=perm)]
+
+
+def reshape_target(in_shape, spec, allowzero=False) -> tuple:
+    """ONNX Reshape's target (0 copies, -1 infers, BATCH is the batch) as a
+    graphnn shape (None for the batch)."""
+    target, infer = [], None
+    for i, d in enumerate(int(v) for v in spec):
+        if d == BATCH:
+            target.append(None)
+        elif d == 0 and not allowzero:
+            target.append(in_shape[i])
+        elif d == -1:
+            infer = i
+            target.append(-1)
+        elif d > 0:
+            target.append(d)
+        else:
+            raise Unsupported(f"target shape {list(spec)}: dimension {d}")
+    known_in = prod(d for d in in_shape if d is not None)
+    known_out = prod(d for d in target if d not in (None, -1))
+    if infer is not None:
+        if None in in_shape and None not in target:
+            target[infer] = None              # -1 stands for the batch
+            if known_in != known_out:
+                raise Unsupported(f"cannot reshape {in_shape} into {list(spec)}")
+        else:
+            if known_out == 0 or known_in % known_out:
+                raise Unsupported(f"cannot reshape {in_shape} into {list(spec)}")
+            target[infer] = known_in // known_out
+    return tuple(target)
+
+
+@converter("Reshape")
+def _reshape(ctx, node, ins, a):
+    x, spec = ins[0], const(ins[1], "Reshape's shape")
+    return [reshape(ctx, x, reshape_target(shape_of(x), spec, a.get("allowzero", 0)), out(node))]
+
+
+@converter("Flatten")
+def _flatten(ctx, node, ins, a):
+    x = ins[0]
+    s = shape_of(x)
+    axis = a.get("axis", 1)
+    axis = axis + len(s) if axis < 0 else axis
+    if axis == 1 and s[0] is None:
+        return [ctx.op("flatten", [x], out(node)) if len(s) > 2 else reshape(ctx, x, s, out(node))]
+    if None in s:
+        raise Unsupported(f"Flatten at axis {axis} of {s}: it would merge the batch with other axes")
+    return [reshape(ctx, x, (prod(s[:axis]), prod(s[axis:])), out(node))]
+
+
+def _raw_axes(ins, a):
+    """Squeeze's and Unsqueeze's axes: an attribute before opset 13, an input after."""
+    if "axes" in a:
+        return [int(v) for v in a["axes"]]
+    if len(ins) > 1 and ins[1] is not None:
+        return [int(v) for v in const(ins[1], "axes")]
+    return None
+
+
+@converter("Unsqueeze")
+def _unsqueeze(ctx, node, ins, a):
+    s = list(shape_of(ins[0]))
+    raw = _raw_axes(ins, a) or []
+    for ax in sorted(v % (len(s) + len(raw)) for v in raw):
+        s.insert(ax, 1)
+    return [reshape(ctx, ins[0], s, out(node))]
+
+
+@converter("Squeeze")
+def _squeeze(ctx, node, ins, a):
+    s = shape_of(ins[0])
+    raw = _raw_axes(ins, a)
+    axes = [i for i, d in enumerate(s) if d == 1] if raw is None else [v % len(s) for v in raw]
+    return [reshape(ctx, ins[0], [d for i, d in enumerate(s) if i not in axes], out(node))]
+
+
+@converter("Slice")
+def _slice(ctx, node, ins, a):
+    x = ins[0]
+    s = shape_of(x)
+    if ctx.opset < 10:
+        starts, ends, axes, steps = a["starts"], a["ends"], a.get("axes"), None
+    else:
+        starts, ends = const(ins[1], "starts"), const(ins[2], "ends")
+        axes = const(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
+        steps = const(ins[4], "steps") if len(ins) > 4 and ins[4] is not None else None
+    axes = list(range(len(starts))) if axes is None else [int(v) % len(s) for v in axes]
+    if steps is not None and any(int(v) != 1 for v in steps):
+        raise Unsupported(f"steps {list(steps)}; graphnn's slice takes step 1")
+    y = x
+    for k, (axis, start, end) in enumerate(zip(axes, starts, ends)):
+        size = s[axis]
+        if size is None:
+            raise Unsupported("slicing the batch axis")
+        start, end = (int(v) + size if int(v) < 0 else int(v) for v in (start, end))
+        start, end = min(max(start, 0), size), min(max(end, 0), size)
+        if start >= end:
+            raise Unsupported(f"an empty slice [{start}:{end}] of axis {axis}")
+        if (start, end) != (0, size):
+            last = k == len(axes) - 1
+            y = ctx.op("slice", [y], out(node) if last else f"{out(node)}/axis{axis}",
+                       axis=axis, start=start, stop=end)
+    return [y if y is not x else ctx.op("linear", [x], out(node))]
+
+
+# ------------------------------------------------------------------ matrices
+
+@converter("MatMul")
+def _matmul(ctx, node, ins, a):
+    need_floats(*ins, what="MatMul")
+    if min(len(shape_of(v)) for v in ins) < 2:
+        raise Unsupported("1-D operands; graphnn's matmul takes matrices or stacks of them")
+    return [ctx.op("matmul", ins, out(node))]
+
+
+@converter("Gemm")
+def _gemm(ctx, node, ins, a):
+    x, w = ins[:2]
+    bias = ins[2] if len(ins) > 2 else None
+    need_floats(x, w, bias, what="Gemm")
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    name = out(node)
+    has_bias = bias is not None
+    y = ctx.op("matmul", [x, w], f"{name}/matmul" if has_bias or alpha != 1 else name,
+               transpose_a=bool(a.get("transA", 0)), transpose_b=bool(a.get("transB", 0)))
+    if alpha != 1:
+        y = ctx.op("scale", [y], f"{name}/alpha" if has_bias else name, factor=alpha)
+    if not has_bias:
+        return [y]
+    if beta != 1:
+        bias = bias * np.asarray(beta, bias.dtype) if is_const(bias) else \
+            ctx.op("scale", [bias], f"{name}/beta", factor=beta)
+    units = shape_of(y)[-1]
+    if shape_of(bias) in ((units,), (1, units)) and is_const(bias) or shape_of(bias) == (units,):
+        bias = reshape(ctx, bias, (units,), f"{name}/bias")
+        return [ctx.op("bias_add", [y, bias], name, axis=-1)]
+    return [ctx.op("add", [y, bias], name)]
+
+
+@converter("Gather")
+def _gather(ctx, node, ins, a):
+    data, idx = ins
+    s = shape_of(data)
+    axis = _axis(a, len(s), 0)
+    if not dtype_of(idx).startswith("int"):
+        raise Unsupported(f"indices of dtype {dtype_of(idx)}")
+    if is_const(idx):
+        idx = np.where(idx < 0, idx + s[axis], idx)
+        if (idx < 0).any() or (idx >= s[axis]).any():
+            raise Unsupported(f"indices out of range for axis {axis} of size {s[axis]}")
+    elif not is_const(data) and s[axis] is None:
+        raise Unsupported("gathering along the batch axis")
+    need_floats(data, what="Gather")
+    name = out(node)
+    # rows of a table: move the axis first, flatten the rest, look up, restore
+    rest = [i for i in range(len(s)) if i != axis]
+    table = data if axis == 0 else ctx.op("transpose", [data], f"{name}/axis_first", perm=[axis, *rest])
+    inner = [s[i] for i in rest]
+    table = reshape(ctx, table, (s[axis], prod(inner)), f"{name}/table")
+    rows = ctx.op("embedding", [idx, table], f"{name}/rows" if inner != [prod(inner)] or axis else name)
+    ishape = shape_of(idx)
+    rows = reshape(ctx, rows, (*ishape, *inner), f"{name}/rows_shaped" if axis else name)
+    if axis == 0:
+        return [rows]
+    k = len(ishape)          # rows: idx dims, then the other axes; put idx dims at `axis`
+    perm = [*range(k, k + axis), *range(k), *range(k + axis, k + len(inner))]
+    return [ctx.op("transpose", [rows], name, perm=perm)]
+
+
+from . import convert_loss, convert_nn, convert_rnn  # noqa: E402,F401  (they fill the table)

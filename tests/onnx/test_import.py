@@ -1,0 +1,114 @@
+"""Import: ONNX files become graphnn Models that predict as onnxruntime does,
+and that can be summarized, plotted, compiled, evaluated and fine-tuned."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="import needs the onnx extra: pip install graphnn[onnx]")
+ort = pytest.importorskip("onnxruntime", reason="imported models are checked against onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import graphnn.onnx as gx  # noqa: E402
+from graphnn import GraphError, plot_model  # noqa: E402
+from tests.onnx.test_export import MODELS  # noqa: E402
+
+
+def _onnxruntime(proto, x):
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {proto.graph.input[0].name: x})[0]
+
+
+def pytorch_style_cnn(seed=0):
+    """What torch.onnx writes for conv -> relu -> x.view(x.size(0), -1) -> linear:
+    the reshape's target comes from a Shape/Gather/Unsqueeze/Concat subgraph."""
+    rng = np.random.default_rng(seed)
+    init = lambda name, *shape: numpy_helper.from_array(rng.normal(size=shape).astype(np.float32) * 0.3, name)
+    ints = lambda name, values: numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+    nodes = [
+        helper.make_node("Conv", ["input", "conv.weight", "conv.bias"], ["c"], kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1], name="/conv/Conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="/pool/MaxPool"),
+        helper.make_node("Shape", ["p"], ["shape"], name="/Shape"),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0, name="/Gather"),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"], name="/Unsqueeze"),
+        helper.make_node("Concat", ["batch1", "minus_one"], ["target"], axis=0, name="/Concat"),
+        helper.make_node("Reshape", ["p", "target"], ["flat"], name="/Reshape"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], transB=1, name="/fc/Gemm"),
+    ]
+    graph = helper.make_graph(
+        nodes, "torch_jit",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 2, 6, 6])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch_size", 5])],
+        initializer=[init("conv.weight", 4, 2, 3, 3), init("conv.bias", 4), init("fc.weight", 5, 36),
+                     init("fc.bias", 5), ints("zero", 0), ints("axes0", [0]), ints("minus_one", [-1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_shape_subgraphs_fold_and_predictions_match_onnxruntime():
+    proto = pytorch_style_cnn()
+    model = gx.load(proto)
+    assert model.graph["flat"].shape == (None, 36)                      # static, batch symbolic
+    assert not any(n in model.graph.nx for n in ("shape", "batch", "target"))   # folded away
+    for batch in (1, 7):
+        x = np.random.default_rng(batch).normal(size=(batch, 2, 6, 6)).astype(np.float32)
+        np.testing.assert_allclose(model.predict(x), _onnxruntime(proto, x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["cnn", "inception", "gru", "batch_norm", "conv_attributes"])
+def test_exported_models_load_back_and_predict_the_same(name, tmp_path):
+    original = MODELS[name]()
+    path = str(tmp_path / "m.onnx")
+    gx.export(original, path)
+    loaded = gx.load(path)
+    shape = original._checked.nodes[original.inputs[0]]["shape"][1:]
+    x = np.random.default_rng(3).normal(size=(7, *shape)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x), original.predict(x), atol=1e-5, rtol=0)
+
+
+def test_an_imported_model_is_summarized_plotted_compiled_evaluated_and_fine_tuned(tmp_path):
+    model = gx.load(pytorch_style_cnn())
+    assert "/conv/Conv" in model.summary() or "c" in model.summary()
+    for view in ("graph", "training", "compiled"):
+        if view == "training":
+            model.compile(loss="softmax_cross_entropy", optimizer="adam")
+        assert "digraph" in plot_model(model, view=view).source
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2, 6, 6)).astype(np.float32)
+    y = (x[:, 0].mean(axis=(1, 2)) > 0).astype(np.int64) + 2 * (x[:, 1].mean(axis=(1, 2)) > 0)
+    before = model.evaluate(x, y)["loss"]
+    weights = model.get_weights()
+    assert {"conv.weight", "conv.bias", "fc.weight", "fc.bias"} <= set(weights)   # trainable
+    model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+    assert model.evaluate(x, y)["loss"] < 0.7 * before
+    assert not np.allclose(model.get_weights()["fc.weight"], weights["fc.weight"])
+
+
+def test_every_unsupported_node_is_reported_at_once():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Erf", ["x"], ["e"], name="my_erf"),
+             helper.make_node("Gelu", ["x"], ["g"], name="exact_gelu"),
+             helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], dilations=[2, 2], name="dilated"),
+             helper.make_node("Sum", ["e", "g", "p"], ["y"], name="total")]
+    proto = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 20)])
+    with pytest.raises(GraphError) as caught:
+        gx.load(proto)
+    text = str(caught.value)
+    assert caught.value.nodes == ["my_erf", "exact_gelu", "dilated"]
+    assert "(Erf)" in text and "supported ops:" in text
+    assert "(Gelu)" in text and "tanh form" in text
+    assert "(MaxPool)" in text and "dilation" in text
+
+
+def test_graphnn_without_onnx_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)          # import onnx now fails
+    with pytest.raises(ImportError, match=r"pip install graphnn\[onnx\]"):
+        gx.load("model.onnx")
