@@ -80,3 +80,35 @@ def _backend_test():
 
 
 globals().update(_backend_test().test_cases)
+
+
+def per_op_counts():
+    """{op type: [passed, failed, excluded]} over every loaded test, and the seconds taken."""
+    import collections
+    import re
+    import time
+    import unittest
+    start = time.perf_counter()
+    cases = {c.name: c for c in _load_our_cases(kind="node")}
+    suite = unittest.TestSuite()
+    for cls in _backend_test().test_cases.values():
+        suite.addTests(unittest.defaultTestLoader.loadTestsFromTestCase(cls))
+    result = unittest.TestResult()
+    suite.run(result)
+    failed = {t.id().split(".")[-1] for t, _ in result.failures + result.errors}
+    skipped = {t.id().split(".")[-1] for t, _ in result.skipped}
+    counts = collections.defaultdict(lambda: [0, 0, 0])
+    for name, case in cases.items():
+        base = cases.get(re.sub(r"_expanded(_ver\d+)?$", "", name), case)     # an expansion counts for its op
+        op = "+".join(sorted({n.op_type for n in base.model.graph.node}))
+        counts[op][2 if name + "_cpu" in skipped else 1 if name + "_cpu" in failed else 0] += 1
+    return dict(counts), time.perf_counter() - start
+
+
+if __name__ == "__main__":       # the table of docs/onnx.md: python -m tests.onnx.test_conformance
+    counts, seconds = per_op_counts()
+    print(f"{'op':28s} pass fail excluded")
+    for op, (p, f, e) in sorted(counts.items()):
+        print(f"{op:28s} {p:4d} {f:4d} {e:8d}")
+    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
+    print(f"{'total':28s} {totals[0]:4d} {totals[1]:4d} {totals[2]:8d}   ({seconds:.1f} s)")

@@ -128,3 +128,11 @@ def test_an_op_without_an_onnx_form_is_named():
     model = Model(g, x, g.op("l2_penalty", [g.dense(y, 2, name="fc")], scale=0.1))
     with pytest.raises(ValueError, match="l2_penalty"):
         export(model)
+
+
+if __name__ == "__main__":        # the agreement figures of docs/onnx.md: python -m tests.onnx.test_export
+    for name in sorted(MODELS):
+        model = MODELS[name]()
+        proto = export(model)
+        print(f"{name:16s} batch 1: {agreement(model, proto, 1):.1e}  batch 7: "
+              f"{agreement(model, proto, 7):.1e}  ({len(proto.graph.node)} ONNX nodes)")
