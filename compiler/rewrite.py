@@ -9,7 +9,8 @@ passes do:
   from a node it stands for) carried over;
 - ``become``: turn a node into another op in place, keeping its name, its
   metadata and its readers (``replace``: the same, the node moving last);
-- ``rewire``: make a node read another value at one operand port;
+- ``rewire``: make a node read another value at one operand port
+  (``move_readers``: make every reader of a node read another);
 - ``remove``: drop nodes nothing reads any more.
 
 >>> from graphnn.compiler.ir import new_graph, add_op
@@ -115,6 +116,13 @@ class Rewriter:
             if data["port"] == port:
                 g.remove_edge(u, node, key)
         g.add_edge(src, node, port=port)
+
+    def move_readers(self, node: str, to: str) -> None:
+        """Make every reader of ``node`` read ``to`` instead (same ports)."""
+        g = self.g
+        for _, dst, key, data in list(g.out_edges(node, keys=True, data=True)):
+            g.remove_edge(node, dst, key)
+            g.add_edge(to, dst, **data)
 
     def remove(self, nodes) -> None:
         """Drop ``nodes`` (and their edges)."""

@@ -103,6 +103,10 @@ def _use_running_statistics(rw, norm, ins, attrs):
         return                  # no running averages kept: the batch's statistics it is
     rw.rewire(norm, 1, running_mean)
     rw.rewire(norm, 2, running_var)
+    for stat in (var, mean):    # the batch's statistics: now read by their moving averages only
+        readers = list(g.successors(stat))
+        if all(g.nodes[r]["op"] == "moving_average" for r in readers):
+            rw.remove([*readers, stat])     # (inference runs no update) so x may have one reader
     if g.nodes[x]["op"] != "bias_add" or g.out_degree(x) != 1:
         return
     layer, bias = operands(g, x)
@@ -123,7 +127,8 @@ def _use_running_statistics(rw, norm, ins, attrs):
         per_channel = rw.emit(f"{norm}/fold_scale_{len(w_shape)}d", "reshape", [scale], shape=spread)
     rw.rewire(layer, 1, rw.emit(f"{norm}/folded_W", "multiply", [weight, per_channel]))
     rw.rewire(x, 1, rw.emit(f"{norm}/folded_b", "bn_fold_shift", [bias, running_mean, scale, beta]))
-    rw.become(norm, "linear", [x])
+    rw.become(norm, "linear", [x])     # (kept only if it is an output)
+    rw.move_readers(norm, x)           # its readers may now fuse into the layer's epilogue
 
 
 _norm_attrs = {"axis": _axis_attr, "eps": _eps}

@@ -69,8 +69,11 @@ def test_inference_uses_running_statistics_folded_into_the_layer(layer):
     w.update({"bn/gamma": rng.uniform(0.5, 2, 3), "bn/beta": rng.normal(size=3),
               "bn/running_mean": rng.normal(size=3), "bn/running_var": rng.uniform(0.5, 2, 3)})
     model.set_weights(w)
-    kernels = [i.kernel for i in model.program("predict", 7).instructions]
+    kernels = []                # every kernel, those in fused epilogues too
+    for i in model.program("predict", 7).instructions:
+        kernels += [i.kernel] + [p["kernel"] for p in i.attrs.get("epilogue", [])]
     assert "normalize" not in kernels and "batch_mean" not in kernels   # folded away
+    assert "bn_fold_scale" in kernels
     if layer == "dense":
         h_ref = data @ w["fc/W"] + w["fc/b"]
         shape = (1, 3)
