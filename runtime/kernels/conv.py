@@ -123,21 +123,36 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", *, hit,
     # Windows that tile the input exactly (stride = pool size) write each input
     # pixel once: assign instead of clearing and adding.
     tiles = st == k and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
+    if tiles:
+        (x0, dx0), *middle, (_, dx_last) = pairs
+
+    def run_tiles():
+        # The first maximum of each window takes dy; "rest" is the gradient of the
+        # windows whose maximum is not found yet. The last offset needs no test:
+        # a window with gradient left has its (first) maximum there.
+        # The arithmetic runs on contiguous (N, C, OH, OW) arrays; the strided
+        # windows of x and dx are touched once each (a strided operand makes a
+        # NumPy loop several times slower here: rows of OW elements).
+        np.equal(x0, y, out=hit)
+        np.multiply(hit, dy, out=part)
+        np.subtract(dy, part, out=rest)
+        np.copyto(dx0, part)
+        for xs, dxs in middle:
+            np.equal(xs, y, out=hit)
+            np.multiply(hit, rest, out=part)
+            np.subtract(rest, part, out=rest)
+            np.copyto(dxs, part)
+        np.copyto(dx_last, rest)
 
     def run():
         np.copyto(rest, dy)                     # gradient not yet routed, per window
-        if not tiles:
-            dx.fill(0)
+        dx.fill(0)
         for xs, dxs in pairs:                   # the first maximum of each window wins
             np.equal(xs, y, out=hit)
-            if tiles:
-                np.multiply(hit, rest, out=dxs)
-                np.subtract(rest, dxs, out=rest)
-            else:
-                np.multiply(hit, rest, out=part)
-                np.add(dxs, part, out=dxs)
-                np.subtract(rest, part, out=rest)
-    return run
+            np.multiply(hit, rest, out=part)
+            np.add(dxs, part, out=dxs)
+            np.subtract(rest, part, out=rest)
+    return run_tiles if tiles and len(pairs) > 1 else run
 
 
 def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted):

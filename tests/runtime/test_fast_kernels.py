@@ -78,3 +78,30 @@ def test_sigmoid_keeps_full_relative_precision_and_raises_nothing():
     far_left = x <= -45
     np.testing.assert_allclose(y[far_left], np.exp(x[far_left]), rtol=1e-15)
     assert np.all(y[x >= 45] == 1.0)
+
+
+def _max_pool_grad_by_loops(dy, x, k, s):
+    """Each window's gradient to its first maximum (row-major), window by window."""
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(dy.shape):
+        window = x[n, c, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]]
+        a, b = np.unravel_index(np.argmax(window), window.shape)     # argmax: the first
+        dx[n, c, i * s[0] + a, j * s[1] + b] += dy[n, c, i, j]
+    return dx
+
+
+@pytest.mark.parametrize("size, k, s", [((2, 3, 8, 6), (2, 2), (2, 2)),     # tiles: the fast path
+                                        ((2, 3, 9, 6), (3, 3), (3, 3)),
+                                        ((2, 3, 7, 7), (3, 3), (2, 2)),     # overlapping windows
+                                        ((2, 3, 7, 6), (2, 2), (2, 2))])    # a row left over
+def test_max_pool_gradient_goes_to_the_first_maximum_of_each_window(size, k, s):
+    rng = np.random.default_rng(2)
+    x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)   # many ties, as after relu
+    oh, ow = (size[2] - k[0]) // s[0] + 1, (size[3] - k[1]) // s[1] + 1
+    y, dy = np.empty((size[0], size[1], oh, ow)), rng.normal(size=(size[0], size[1], oh, ow))
+    KERNELS["max_pool2d"]([x], [y], pool_size=list(k), strides=list(s))()
+    dx = np.full_like(x, np.nan)
+    scratch = [np.empty(y.shape, bool), np.empty_like(y), np.empty_like(y)]
+    for _ in range(2):                        # a second step finds no state left by the first
+        KERNELS["max_pool2d_grad"]([dy, x, y], [dx, *scratch], pool_size=list(k), strides=list(s))()
+        np.testing.assert_allclose(dx, _max_pool_grad_by_loops(dy, x, k, s), rtol=1e-15, atol=1e-15)
