@@ -101,7 +101,7 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_each_window(size, k, s):
     y, dy = np.empty((size[0], size[1], oh, ow)), rng.normal(size=(size[0], size[1], oh, ow))
     KERNELS["max_pool2d"]([x], [y], pool_size=list(k), strides=list(s))()
     dx = np.full_like(x, np.nan)
-    scratch = [np.empty(y.shape, bool), np.empty_like(y), np.empty_like(y)]
+    scratch = {"hit": np.empty(y.shape, bool), "rest": np.empty_like(y), "part": np.empty_like(y)}
     for _ in range(2):                        # a second step finds no state left by the first
-        KERNELS["max_pool2d_grad"]([dy, x, y], [dx, *scratch], pool_size=list(k), strides=list(s))()
+        KERNELS["max_pool2d_grad"]([dy, x, y], [dx], pool_size=list(k), strides=list(s), **scratch)()
         np.testing.assert_allclose(dx, _max_pool_grad_by_loops(dy, x, k, s), rtol=1e-15, atol=1e-15)
