@@ -58,12 +58,18 @@ def fit_arguments(model, x, y, sample_weight, *, epochs, batch_size, validation_
         raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
     _callbacks(callbacks)
     if y is None and model._targets:
-        raise ValueError(f"y is missing: the loss reads targets {model._targets}")
+        raise ValueError(_missing_y(model))
     feeds, target = feeds_for(model, x, y, sample_weight)
     samples(feeds)
     if validation_data is not None:
         _validation(model, validation_data)
     return feeds, target
+
+
+def _missing_y(model) -> str:
+    if model._loss.op is not None:
+        return "y is missing: the loss compares the output with targets y"
+    return f"y is missing: the loss reads the target inputs {model._targets}"
 
 
 def _callbacks(callbacks) -> None:
@@ -95,7 +101,7 @@ def evaluate_arguments(model, x, y, sample_weight, *, batch_size, verbose):
     positive_int(batch_size, "batch_size")
     choice(verbose, (0, 1, 2), "verbose")
     if y is None and model._targets:
-        raise ValueError(f"y is missing: the loss reads targets {model._targets}")
+        raise ValueError(_missing_y(model))
     feeds, target = feeds_for(model, x, y, sample_weight)
     samples(feeds)
     return feeds, target

@@ -91,7 +91,7 @@ def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]
             targets[WEIGHTS] = weights
         check_targets(loss.op_in(g), targets, g.nodes[model.outputs[0]]["shape"] if model.outputs else None)
         feeds.update(targets)
-    sizes = {k: len(v) for k, v in feeds.items()}
+    sizes = {("y" if k == TARGET else k): len(v) for k, v in feeds.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"inputs have different numbers of samples: {sizes}")
     return feeds, target

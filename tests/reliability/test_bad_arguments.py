@@ -63,8 +63,9 @@ def test_fit_rejects_before_any_weight_changes(case):
     model = small_model()
     kwargs, error, names = FIT[case]
     args = {"x": X, "y": Y, "verbose": 0, **kwargs}
-    with rejected(model, error, *names):
+    with rejected(model, error, *names) as info:
         model.fit(**args)
+    assert "'target'" not in str(info.value)       # an input the user never made
 
 
 EVALUATE = {
@@ -83,8 +84,9 @@ EVALUATE = {
 def test_evaluate_rejects_bad_arguments(case):
     model = small_model()
     kwargs, error, names = EVALUATE[case]
-    with rejected(model, error, *names):
+    with rejected(model, error, *names) as info:
         model.evaluate(**{"x": X, "y": Y, **kwargs})
+    assert "'target'" not in str(info.value)
 
 
 PREDICT = {
