@@ -29,6 +29,9 @@ import numpy as np
 from . import modelfile as mf
 from .archive import FORMAT, MEMBERS, VERSION, graph_from_json, graph_to_json, save_model  # noqa: F401
 
+STATE_FACTOR = 8      # bytes of variables.npz per byte of weights, at most (slots, headers)
+
+
 def _read(path: str, max_bytes: int) -> dict:
     """Every member, checked (graphnn.modelfile) before anything is allocated."""
     parts, npz_size = mf.open_members(path, path)
@@ -40,8 +43,16 @@ def _read(path: str, max_bytes: int) -> dict:
     mf.check_layers(layers, path)
     shapes = mf.declared_shapes(graph, path)
     itemsize = np.dtype(meta.get("dtype", "float32")).itemsize
-    mf.check_total(sum(prod(s) for s in shapes.values()) * itemsize, path, max_bytes)
+    weights = sum(prod(s) for s in shapes.values()) * itemsize
+    mf.check_total(weights, path, max_bytes)
     mf.check_total(npz_size, path, max_bytes)
+    # Weights and optimizer state (a few slots per weight) bound the archive, so a
+    # small file cannot make load_model inflate gigabytes the graph has no use for.
+    most = STATE_FACTOR * weights + (1 << 20) + 1024 * len(graph["nodes"])
+    if npz_size > most:
+        raise mf.ModelFileError(f"{path}: member 'variables.npz' declares {npz_size:,} bytes, "
+                                f"more than the graph's weights and optimizer state take "
+                                f"(at most {most:,})")
     blob = mf.read_member(path, path, "variables.npz")
     headers = mf.array_headers(blob, path)
     mf.check_sizes(shapes, headers, path, max_bytes)
