@@ -3,94 +3,129 @@
 A step can go non-finite in two places: the forward pass (the loss guard of
 the program stops it before the updates) or an update itself (a learning rate
 so large that ``p - lr * g`` overflows, say), which no loss check can see
-before it is written. ``StepGuard`` copies the variables (weights and optimizer
-state) before each step, checks them after it, and on a NaN or inf puts the
-copy back, so the model is exactly as it was before the step; then it replays
-the step one instruction at a time to name the node that produced the value,
-and undoes that replay too.
+before it is written. ``StepGuard`` wraps every instruction of a training
+program that writes variables (weights, optimizer state, running averages):
+it copies what the instruction is about to overwrite, runs it, and checks what
+it wrote while it is still in cache. On a NaN or inf it puts back everything
+the step has written so far, so the model is exactly as it was before the
+step, and the error names the update at fault.
 
 >>> import numpy as np
+>>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+>>> p = Program(buffers={"w": Buffer("w", (2,), "float64", persistent=True),
+...                      "g": Buffer("g", (2,), "float64", offset=0)},
+...             instructions=[Instruction("exp", ["g"], ["w"], node="w/update")],
+...             inputs=["g"], outputs=[], batch_size=1, memory=MemoryReport(16, 16, 16))
+>>> from graphnn.runtime import Executor
 >>> variables = {"w": np.ones(2)}
->>> guard = StepGuard(variables)
->>> guard.save(); variables["w"][0] = np.inf
->>> guard.bad_variable()
-'w'
->>> guard.restore(); variables["w"]
-array([1., 1.])
+>>> ex = Executor(p, variables)
+>>> ex.views["g"][:] = [0.0, 1000.0]                  # exp(1000) overflows
+>>> try:
+...     StepGuard().run(ex)
+... except NonFiniteUpdate as e:
+...     print(e.node, e.variable, variables["w"])
+w/update w [1. 1.]
 """
 from __future__ import annotations
 
 import numpy as np
 
 
+class NonFiniteUpdate(FloatingPointError):
+    """An instruction wrote a NaN or inf into a variable (and was undone)."""
+
+    def __init__(self, node: str, kernel: str, variable: str):
+        self.node, self.kernel, self.variable = node, kernel, variable
+        super().__init__(f"node {node!r} ({kernel}) wrote a NaN or inf into {variable!r}")
+
+
+def finite(a: np.ndarray) -> bool:
+    """Whether ``a`` holds no NaN or inf: one BLAS pass (a sum of squares is NaN
+    or inf if any element is), a closer look only when it overflows.
+
+    >>> finite(np.array([1.0, 2.0])), finite(np.array([1.0, np.nan])), finite(np.array([1e300]))
+    (True, False, True)
+    """
+    if a.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(np.vdot(a, a))) or bool(np.isfinite(a).all())
+
+
 class StepGuard:
-    """The variables as they were before the running step, and the check after it."""
+    """Undo for the instructions of a step that write variables."""
 
-    def __init__(self, variables: dict[str, np.ndarray]):
-        self.variables = variables
-        self.saved: dict[str, np.ndarray] = {}
+    def __init__(self):
+        self.saved: dict[str, np.ndarray] = {}     # variable -> its value before the step
+        self.written: list[str] = []               # variables this step has written, in order
+        self._seen: set[str] = set()
 
-    def save(self) -> None:
-        """Remember every variable's current value (copied into buffers kept
-        from step to step, so a step allocates nothing)."""
-        for name, value in self.variables.items():
-            kept = self.saved.get(name)
-            if kept is None or kept.shape != value.shape or kept.dtype != value.dtype:
-                self.saved[name] = value.copy()
-            else:
-                np.copyto(kept, value)
+    def _wrap(self, ex, ins, call):
+        names = [o for o in ins.outputs if ex.program.buffers[o].persistent]
+        views = [ex.views[o] for o in names]
+        for name, view in zip(names, views):
+            if name not in self.saved or self.saved[name].shape != view.shape:
+                self.saved[name] = np.empty_like(view)
+        saved = [self.saved[n] for n in names]
 
-    def restore(self) -> None:
-        """Put back what ``save`` remembered."""
-        for name, kept in self.saved.items():
-            if name in self.variables:
-                np.copyto(self.variables[name], kept)
+        def guarded():
+            for name, view, keep in zip(names, views, saved):
+                if name not in self._seen:             # the first write of this step
+                    np.copyto(keep, view)
+                    self._seen.add(name)
+                    self.written.append(name)
+            call()
+            for name, view in zip(names, views):
+                if not finite(view):
+                    raise NonFiniteUpdate(ins.node, ins.kernel, name)
+        return guarded
 
-    def bad_variable(self) -> str | None:
-        """The first variable holding a NaN or inf, or None."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            for name, value in self.variables.items():
-                if value.dtype.kind != "f":
-                    continue
-                # A sum is one pass with no temporary; only if it is not finite (NaN,
-                # inf, or finite values summing past the float range) look closer.
-                if not np.isfinite(np.add.reduce(value, axis=None)) and not np.isfinite(value).all():
-                    return name
-        return None
+    def attach(self, ex) -> None:
+        """Wrap the variable-writing instructions of executor ``ex`` (once; a
+        guard attached before is replaced)."""
+        if getattr(ex, "_step_guard", None) is self:
+            return
+        plain = getattr(ex, "_unguarded_calls", None) or ex.calls
+        ex.calls = [self._wrap(ex, ins, call) if any(ex.program.buffers[o].persistent
+                                                     for o in ins.outputs) else call
+                    for ins, call in zip(ex.program.instructions, plain)]
+        ex._unguarded_calls, ex._step_guard = plain, self
+
+    def run(self, ex) -> None:
+        """One step of ``ex``; on any error, what it wrote to variables is put back."""
+        self.attach(ex)
+        self.written, self._seen = [], set()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):   # checked, and named, here
+                ex.step()
+        except BaseException:
+            for name in self.written:
+                np.copyto(ex.views[name], self.saved[name])
+            raise
 
     def step(self, model, ex, forward, where: str) -> None:
-        """Run one training step of executor ``ex``; on a NaN or inf, undo it and
-        raise FloatingPointError naming the node at fault. ``forward()`` gives
-        an unfused forward program for diagnosing a non-finite loss."""
-        self.save()
+        """One training step; on a NaN or inf, undone, and a FloatingPointError
+        naming the node at fault. ``forward()`` gives an unfused forward program
+        for finding the first non-finite node when the loss is NaN or inf."""
         try:
-            with np.errstate(over="ignore", invalid="ignore"):   # caught below, and named
-                ex.step()
+            self.run(ex)
+        except NonFiniteUpdate as e:
+            model._steps -= 1
+            raise FloatingPointError(f"training stopped at {where}: {_culprit(ex, e)}. {UNDONE}") from None
         except FloatingPointError as e:             # the loss guard: before the updates
-            self.restore()
             model._steps -= 1
             raise _forward_error(ex, forward(), where, e) from None
-        bad = self.bad_variable()
-        if bad is None:
-            return
-        self.restore()
-        found = ex.first_non_finite({k: ex.views[k] for k in ex.program.inputs})
-        self.restore()                              # the replay ran updates too
-        model._steps -= 1
-        raise FloatingPointError(f"training stopped at {where}: {_culprit(ex, found, bad)}. The "
-                                 "step was undone: weights and optimizer state are as they were "
-                                 "before it.")
 
 
-def _culprit(ex, found, bad: str) -> str:
-    if found is None:
-        return f"variable {bad!r} became NaN or inf"
-    node, kernel = found
-    ins = next((i for i in ex.program.instructions if i.node == node), None)
-    if ins is not None and kernel.endswith("_update"):
-        return (f"the update of parameter {ins.inputs[0]!r} (node {node!r}, {kernel}) produced "
-                f"a NaN or inf; lower the learning rate or clip the gradients (clip_norm)")
-    return f"node {node!r} ({kernel}) produced a NaN or inf, reaching variable {bad!r}"
+UNDONE = "The step was undone: weights and optimizer state are as they were before it."
+
+
+def _culprit(ex, e: NonFiniteUpdate) -> str:
+    ins = next((i for i in ex.program.instructions if i.node == e.node), None)
+    if ins is not None and e.kernel.endswith("_update"):
+        return (f"the update of parameter {ins.inputs[0]!r} (node {e.node!r}, {e.kernel}) wrote "
+                f"a NaN or inf into {e.variable!r}; lower the learning rate or clip the "
+                "gradients (clip_norm)")
+    return str(e)
 
 
 def _forward_error(train_ex, forward_ex, where: str, error) -> FloatingPointError:
@@ -100,5 +135,4 @@ def _forward_error(train_ex, forward_ex, where: str, error) -> FloatingPointErro
                                          if k in train_ex.views})
     culprit = f"first non-finite value at node {found[0]!r} ({found[1]})" if found else \
         "no non-finite value found when re-running the forward pass"
-    return FloatingPointError(f"training stopped at {where}: {error}; {culprit}. The step was "
-                              "undone: weights and optimizer state are as they were before it.")
+    return FloatingPointError(f"training stopped at {where}: {error}; {culprit}. {UNDONE}")

@@ -161,7 +161,7 @@ class Model(StateMethods):
         feeds, target = checks.fit_arguments(
             self, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
             validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
-        n, guard = len(next(iter(feeds.values()))), StepGuard(self.variables)
+        n, guard = len(next(iter(feeds.values()))), StepGuard()
         rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
         loss = self._build(target)["loss"]
