@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .runtime.executor import UFUNC_BUFFER
+
 
 class NonFiniteUpdate(FloatingPointError):
     """An instruction wrote a NaN or inf into a variable (and was undone)."""
@@ -79,28 +81,32 @@ class StepGuard:
                     raise NonFiniteUpdate(ins.node, ins.kernel, name)
         return guarded
 
-    def attach(self, ex) -> None:
-        """Wrap the variable-writing instructions of executor ``ex`` (once; a
-        guard attached before is replaced)."""
-        if getattr(ex, "_step_guard", None) is self:
-            return
-        plain = getattr(ex, "_unguarded_calls", None) or ex.calls
-        ex.calls = [self._wrap(ex, ins, call) if any(ex.program.buffers[o].persistent
-                                                     for o in ins.outputs) else call
-                    for ins, call in zip(ex.program.instructions, plain)]
-        ex._unguarded_calls, ex._step_guard = plain, self
+    def calls(self, ex) -> list:
+        """The instructions of executor ``ex``, those that write variables wrapped
+        (made once per executor; ``ex.calls`` itself is left as it is)."""
+        made = getattr(ex, "_guarded_calls", None)
+        if made is None or made[0] is not self:
+            made = (self, [self._wrap(ex, ins, call) if any(ex.program.buffers[o].persistent
+                                                            for o in ins.outputs) else call
+                           for ins, call in zip(ex.program.instructions, ex.calls)])
+            ex._guarded_calls = made
+        return made[1]
 
     def run(self, ex) -> None:
         """One step of ``ex``; on any error, what it wrote to variables is put back."""
-        self.attach(ex)
+        calls = self.calls(ex)
         self.written, self._seen = [], set()
+        previous = np.setbufsize(UFUNC_BUFFER)          # as Executor.step runs
         try:
             with np.errstate(over="ignore", invalid="ignore"):   # checked, and named, here
-                ex.step()
+                for call in calls:
+                    call()
         except BaseException:
             for name in self.written:
                 np.copyto(ex.views[name], self.saved[name])
             raise
+        finally:
+            np.setbufsize(previous)
 
     def step(self, model, ex, forward, where: str) -> None:
         """One training step; on a NaN or inf, undone, and a FloatingPointError
