@@ -90,10 +90,7 @@ class StateMethods:
             raise KeyError(f"{where}state does not match the model: missing {missing}, "
                            f"unexpected {unexpected}")
         for k in sorted(set(state) & set(self.variables)):
-            value, own = np.asarray(state[k]), self.variables[k]
-            if value.shape != own.shape:
-                raise ValueError(f"{where}variable {k!r} has shape {value.shape}, the model's "
-                                 f"is {own.shape}")
+            _check_value(k, state[k], self.variables[k], f"{where}variable")
         for k in sorted(set(state) & set(self.variables)):
             self.variables[k][...] = state[k]
         return missing, unexpected
@@ -104,12 +101,15 @@ class StateMethods:
                 if self._checked.has_node(k) and self._checked.nodes[k]["op"] == "param"}
 
     def set_weights(self, weights: dict) -> None:
-        """Overwrite parameters in place (shapes must match)."""
+        """Overwrite parameters in place (shapes must match; finite real numbers).
+        All are checked before any is written."""
+        if not isinstance(weights, dict):
+            raise TypeError(f"set_weights takes a dict of arrays by name, got {type(weights).__name__}")
         for k, v in weights.items():
             if k not in self.variables:
                 raise KeyError(f"no parameter named {k!r}")
-            if np.shape(v) != self.variables[k].shape:
-                raise ValueError(f"parameter {k!r} has shape {self.variables[k].shape}, got {np.shape(v)}")
+            _check_value(k, v, self.variables[k], "parameter")
+        for k, v in weights.items():
             self.variables[k][...] = v
 
     def compile_config(self) -> dict | None:
@@ -129,3 +129,15 @@ class StateMethods:
         for target in config.get("targets", []):
             self._build(TargetSpec.from_config(target))
 
+def _check_value(name: str, value, own: np.ndarray, what: str) -> None:
+    """``value`` may replace variable ``own``: same shape, real numbers, finite."""
+    try:
+        value = np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what} {name!r}: not an array of numbers ({e})") from None
+    if value.shape != own.shape:
+        raise ValueError(f"{what} {name!r} has shape {own.shape}, got {value.shape}")
+    if value.dtype.kind not in "biuf":
+        raise ValueError(f"{what} {name!r}: expected real numbers, got dtype {value.dtype}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{what} {name!r} contains NaN or inf")

@@ -167,3 +167,26 @@ def test_save_to_a_path_that_is_no_path(tmp_path):
 def test_load_model_path_argument(path, error, name):
     with pytest.raises(error, match=name):
         load_model(path)
+
+
+WEIGHTS = {
+    "unknown-name": (lambda m: m.set_weights({"hidden/W": np.zeros((4, 5)), "ghost": 1.0}), KeyError, ["ghost"]),
+    "second-has-wrong-shape": (lambda m: m.set_weights({"hidden/W": np.zeros((4, 5)), "logits/W": np.zeros(3)}),
+                               ValueError, ["logits/W", "(5, 3)"]),
+    "nan": (lambda m: m.set_weights({"hidden/b": np.full(5, np.nan)}), ValueError, ["hidden/b", "NaN"]),
+    "complex": (lambda m: m.set_weights({"hidden/b": np.ones(5, complex)}), ValueError, ["hidden/b", "complex"]),
+    "not-a-dict": (lambda m: m.set_weights([np.zeros((4, 5))]), TypeError, ["dict"]),
+    "state-missing-key": (lambda m: m.load_state_dict({"hidden/W": np.zeros((4, 5))}), KeyError, ["missing"]),
+    "state-inf": (lambda m: m.load_state_dict({**m.state_dict(), "logits/b": np.full(3, np.inf)}),
+                  ValueError, ["logits/b", "inf"]),
+    "state-wrong-shape": (lambda m: m.load_state_dict({**m.state_dict(), "logits/b": np.zeros(4)}),
+                          ValueError, ["logits/b", "(4,)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WEIGHTS), ids=str)
+def test_weights_are_checked_before_any_is_written(case):
+    model = small_model()
+    call, error, names = WEIGHTS[case]
+    with rejected(model, error, *names):
+        call(model)
