@@ -190,7 +190,7 @@ def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
     feeds, target = checks.fit_arguments(
         model, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
         validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
-    n, guard = len(next(iter(feeds.values()))), StepGuard(model.variables)
+    n, guard = len(next(iter(feeds.values()))), StepGuard()
     ranks.agree("number of samples, batch size, epochs, shuffle, seed and fit count",
                 (n, batch_size, epochs, bool(shuffle), seed, model._fits))
     rng = np.random.default_rng([model.seed if seed is None else seed, model._fits])
