@@ -19,7 +19,7 @@ _EXPORTS = {
     "Graph": "graph", "Tensor": "graph", "Model": "model", "History": "training",
     "GraphError": "compiler.errors", "ShapeError": "compiler.errors",
     "SpecError": "spec", "load_spec": "spec", "save_spec": "spec", "model_from_spec": "spec",
-    "load_model": "io", "plot_model": "viz",
+    "load_model": "io", "plot_model": "viz", "plot_memory": "plots",
     "optim": None, "schedules": None, "regularizers": None, "callbacks": None,
     "datasets": None, "initializers": None, "compiler": None, "runtime": None,
 }

@@ -27,11 +27,12 @@ from .base import Tensor, plain as _plain, user_source as _user_source
 from .layers import LayerMethods, layer
 from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
+from .reuse import ReuseMethods
 
 SPEC_FORMAT = 1     # the version of the spec format (docs/spec.md) that to_spec writes
 
 
-class Graph(LayerMethods, RecurrentMethods, BlockMethods):
+class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods):
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by
@@ -44,6 +45,8 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         self._depth = 0                  # builder calls in progress (see layers.layer)
         self.layers: list[dict] = []     # one record per top-level builder call
         self._layer_of: dict[str, str] = {}   # tensor name -> layer that made it
+        self.nested_layers: list[dict] = []   # layers called inside blocks (see _record_nested)
+        self._share_stack: list[dict] = []    # parameter sharing in progress (graphnn.reuse)
 
     def _record(self, kind: str, bound, out: "Tensor") -> None:
         """Remember one builder call: {"type", "name", "inputs", "output", args...}."""
@@ -70,6 +73,14 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
             name = bound.arguments["name"]
         self._layer_of[out.name] = name
         self.layers.append({"type": kind, "name": name, "inputs": inputs, "output": out.name, **args})
+
+    def _record_nested(self, kind: str, out: "Tensor") -> None:
+        """Remember a layer called inside a block (an inception's convolutions, a
+        sequential's dense layers) when it opened a block of its own: the rows of
+        ``summary(expand_nested=True)``."""
+        group = self.nx.nodes[out.name].get("group")
+        if group and group != self._groups[-1] and group.startswith(self._groups[-1] + "/"):
+            self.nested_layers.append({"type": kind, "name": group, "output": out.name})
 
     # ------------------------------------------------------------------ core
     @layer
@@ -163,6 +174,10 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         """
         from .initializers import check_initializer
         check_initializer(init)
+        full = f"{self._groups[-1]}/{name}" if self._groups and "/" not in name else name
+        shared = self._shared_param(full, tuple(shape))
+        if shared is not None:           # layer reuse: the weight of the layer shared
+            return Tensor(self, shared)
         return self.op("param", [], name=name, shape=tuple(shape), dtype=self.dtype,
                         init=init, trainable=trainable)
 
@@ -187,10 +202,10 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods):
         >>> [layer["type"] for layer in g.to_spec()["layers"]]
         ['input', 'dense']
         """
-        if self.layers:
+        if self.layers and not any(r["type"] == "model" for r in self.layers):
             layers = [{k: v for k, v in rec.items() if k != "output" and not (k == "inputs" and not v)}
                       for rec in self.layers]
-        else:                            # a graph made op by op (or in networkx): its ops
+        else:                            # made op by op, in networkx, or with apply(model): its ops
             layers = []
             for node in nx.topological_sort(self.nx):
                 d, attrs = self.nx.nodes[node], _plain(op_attrs(self.nx, node))

@@ -35,16 +35,24 @@ def layer(method):
     LAYER_TYPES[method.__name__] = signature
 
     @functools.wraps(method)
-    def call(self, *args, **kwargs):
+    def call(self, *args, share: str | None = None, **kwargs):
         self._depth += 1
         try:
-            out = method(self, *args, **kwargs)
+            if share is None:
+                out = method(self, *args, **kwargs)
+            else:                        # graphnn.reuse: the weights of layer ``share``
+                with self._sharing(method.__name__, share):
+                    out = method(self, *args, **kwargs)
         except (ValueError, TypeError) as e:
             raise _naming_the_layer(self, method.__name__, signature, args, kwargs, e) from None
         finally:
             self._depth -= 1
         if self._depth == 0:
             self._record(method.__name__, signature.bind(self, *args, **kwargs), out)
+            if share is not None:
+                self.layers[-1]["share"] = share
+        elif self._groups and hasattr(out, "name"):
+            self._record_nested(method.__name__, out)
         return out
     return call
 

@@ -227,13 +227,14 @@ class Model(StateMethods):
         from .viz import mimebundle
         return mimebundle(self, include, exclude)
 
-    def summary(self, print_fn=None, batch_size: int = 32, memory: bool = True) -> str:
+    def summary(self, print_fn=None, batch_size: int = 32, memory: bool = True,
+                expand_nested: bool = False) -> str:
         """The model as a table: layer, output shape, parameters, FLOPs per sample,
         inputs; then totals and the memory plan at ``batch_size``. Returned as a
         string (which shows as the table at a prompt); also passed to ``print_fn``."""
         from .summary import summarize
         checks.summary_arguments(print_fn, batch_size, memory)
-        text = summarize(self, batch_size, memory)
+        text = summarize(self, batch_size, memory, expand_nested)
         if print_fn is not None:
             print_fn(text)
         return text

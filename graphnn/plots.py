@@ -1,5 +1,6 @@
 """Plots (matplotlib, the ``plot`` extra): training curves, the decision boundary
-of a 2-D classifier, and the loss landscape around trained weights. Each saves a
+of a 2-D classifier, the loss landscape around trained weights, and the memory
+plan of a compiled Program (``plot_memory``). Each saves a
 PNG when given ``to_file`` and returns the matplotlib Figure.
 
 >>> from graphnn.training import History
@@ -116,4 +117,108 @@ def plot_loss_landscape(model, x, y, to_file: str | None = None, steps: int = 21
     ax.set_xlabel("direction 1")
     ax.set_ylabel("direction 2")
     ax.set_title("loss landscape around the trained weights")
+    return _save(fig, to_file)
+
+
+MEMORY_COLORS = {"input": "#d9d9d9", "forward": "#fee391", "backward": "#6baed6",
+                 "update": "#fd8d3c"}
+
+
+def arena_storages(program) -> list[dict]:
+    """Each storage of the arena (a buffer with its views and the in-place results
+    written over it) with its place and lifetime, from the Program alone:
+    ``{"name", "buffers", "offset", "nbytes", "start", "end", "role"}``. ``start``
+    is the instruction that first writes it (-1 for a fed input), ``end`` the last
+    that reads or writes it (the instruction count for the program's outputs)."""
+    from .viz_program import instruction_role
+    arena = {n: b for n, b in program.buffers.items() if b.offset is not None}
+    owner = {n: n for n in arena}
+
+    def find(n):
+        while owner[n] != n:
+            n = owner[n]
+        return n
+    for n, b in arena.items():
+        if b.view_of in arena:
+            owner[find(n)] = find(b.view_of)
+    for ins in program.instructions:
+        for src in ins.inplace:
+            if src in arena and ins.outputs[0] in arena:
+                owner[find(ins.outputs[0])] = find(src)
+    groups: dict = {}
+    for n in arena:
+        groups.setdefault(find(n), []).append(n)
+    first_write, last_use, role = {}, {}, {}
+    for i, ins in enumerate(program.instructions):
+        for n in ins.outputs:
+            if n in arena:
+                g = find(n)
+                if g not in first_write:
+                    first_write[g], role[g] = i, instruction_role(ins)
+                last_use[g] = i
+        for n in ins.inputs:
+            if n in arena:
+                last_use[find(n)] = i
+    end_of_program = len(program.instructions)
+    fed = {find(n) for n in program.inputs if n in arena}
+    kept = {find(n) for n in program.outputs if n in arena}
+    storages = []
+    for g, members in groups.items():
+        start = -1 if g in fed else first_write.get(g, -1)
+        end = end_of_program if g in fed or g in kept else last_use.get(g, start)
+        # the name a reader knows: the first buffer written, not a view's name
+        first = min(members, key=lambda m: (arena[m].view_of is not None, m != g))
+        storages.append({"name": first, "buffers": sorted(members), "offset": arena[g].offset,
+                         "nbytes": max(arena[m].nbytes for m in members), "start": start,
+                         "end": end, "role": "input" if g in fed else role.get(g, "forward")})
+    return sorted(storages, key=lambda s: (s["start"], s["offset"]))
+
+
+def plot_memory(program, to_file: str | None = None, title: str | None = None):
+    """The memory plan as a picture: the arena (bytes, upwards) over the schedule
+    (instruction index, across). Each storage is a rectangle from the instruction
+    that writes it to the last that reads it, at its offset, as tall as its
+    bytes, coloured by what writes it (forward, backward, update, or a fed input)
+    and labelled with its node where the label fits. Dashed: the lower bound (the
+    peak of bytes alive at once); dotted: the naive size (every buffer apart).
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, inputs=x, outputs=g.dense(x, 2))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> fig = plot_memory(m.program("train", 8))
+    >>> len([p for p in fig.axes[0].patches if p.get_gid()]) == len(arena_storages(m.program("train", 8)))
+    True
+    """
+    plt = _pyplot()
+    from matplotlib.patches import Patch, Rectangle
+    storages = arena_storages(program)
+    n = len(program.instructions)
+    m = program.memory
+    top = max([m.naive_bytes, m.planned_bytes, 1])
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    for s in storages:
+        width = s["end"] - s["start"] + 1
+        rect = Rectangle((s["start"], s["offset"]), width, s["nbytes"], gid=s["name"],
+                         facecolor=MEMORY_COLORS[s["role"]], edgecolor="#333333", linewidth=0.4)
+        ax.add_patch(rect)
+        if width >= 0.06 * (n + 1) and s["nbytes"] >= 0.035 * top:
+            ax.text(s["start"] + width / 2, s["offset"] + s["nbytes"] / 2, s["name"], ha="center",
+                    va="center", fontsize=7, clip_on=True)
+    ax.axhline(m.lower_bound_bytes, color="black", linestyle="--", linewidth=1)
+    ax.axhline(m.naive_bytes, color="#b2182b", linestyle=":", linewidth=1.5)
+    ax.axhline(m.planned_bytes, color="black", linewidth=0.8)
+    ax.set_xlim(-1.5, n + 1.5)
+    ax.set_ylim(0, top * 1.06)
+    ax.set_xlabel("instruction (schedule order; -1: fed before the first)")
+    ax.set_ylabel("arena offset")
+    from .summary import fmt_bytes
+    ax.yaxis.set_major_formatter(lambda v, _: fmt_bytes(int(v)))
+    ax.set_title(title or f"memory plan, batch {program.batch_size}: arena {m.planned_bytes:,} B")
+    handles = [Patch(facecolor=c, edgecolor="#333333", label=r) for r, c in MEMORY_COLORS.items()
+               if any(s["role"] == r for s in storages)]
+    handles += [plt.Line2D([], [], color="black", linestyle="--", label=f"lower bound {m.lower_bound_bytes:,} B"),
+                plt.Line2D([], [], color="#b2182b", linestyle=":", label=f"naive {m.naive_bytes:,} B"),
+                plt.Line2D([], [], color="black", linewidth=0.8, label=f"planned {m.planned_bytes:,} B")]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    fig.tight_layout()
     return _save(fig, to_file)

@@ -167,7 +167,7 @@ def _build(g, kind, tensors, entry, where):
     signature = LAYER_TYPES[kind]
     params = list(signature.parameters.values())[1:]
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
-    names = {p.name for p in params}
+    names = {p.name for p in params} | {"share"}      # any layer may share another's weights
     bad = sorted(k for k in entry if k not in names and not takes_kwargs)
     if bad:
         allowed = sorted(names - {"x", "a", "b", "pred", "target", "logits", "labels", "probs", "inputs"})

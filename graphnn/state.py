@@ -44,6 +44,9 @@ def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
         if d["op"] == "param":
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
+    for name, value in g.graph.get("initial_values", {}).items():   # graphnn.reuse.apply
+        if name in variables:
+            variables[name][...] = value
     return variables
 
 

@@ -1,15 +1,21 @@
 """model.summary(): one row per layer, parameter and FLOP counts, the memory plan.
 
 Rows come from the builder's layer records (a graph made in networkx gets one
-row per op). A parameter read by several layers is counted once, in the first
-row that reads it, and marked "shared" in the others. FLOPs are per sample
-(forward pass, batch 1).
+row per op); ``expand_nested=True`` adds an indented row for each layer inside a
+block (an inception's convolutions, a sequential's layers). A parameter read by
+several layers is counted once, in the first row that reads it, and marked
+"shared" in the others. FLOPs are per sample (forward pass, batch 1).
+
+For a compiled model three more columns say where each layer's memory goes in a
+training step at ``batch_size``: activations kept for the backward pass (arena
+buffers written going forward and read going backward), its weights, and its
+optimizer state (Adam's moments, momentum, ...).
 
 >>> from graphnn import Graph, Model
 >>> g = Graph(); x = g.input("x", (None, 4))
 >>> m = Model(g, inputs=x, outputs=g.dense(x, 3, name="fc"))
 >>> print(m.summary(memory=False).splitlines()[4])
-fc (dense)    (N, 3)        15       27     x
+fc (dense)    (N, 3)        15       yes        27     x
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from math import prod
 
 from .compiler.ir import op_attrs, operands
 from .compiler.ops import OPS, concrete, fmt_shape
+from .viz_fold import layer_of
+from .viz_program import instruction_role
 
 
 class Summary(str):
@@ -26,20 +34,30 @@ class Summary(str):
         return str(self)
 
 
-def _rows(model):
-    """[(name, type, output node, nodes of the layer, connected-to names)]."""
+def _members(g, name):
+    return {n for n, d in g.nodes(data=True)
+            if d.get("group") == name or str(d.get("group", "")).startswith(name + "/")}
+
+
+def _rows(model, expand_nested=False):
+    """[(name, type, output node, nodes of the layer, connected-to names, depth)]."""
     g, graph = model._checked, model.graph
-    if graph.layers:
-        rows = []
-        for rec in graph.layers:
-            if rec["name"] not in g and rec["output"] not in g:
-                continue
-            nodes = {n for n, d in g.nodes(data=True)
-                     if d.get("group") == rec["name"] or str(d.get("group", "")).startswith(rec["name"] + "/")}
-            nodes.add(rec["output"])
-            rows.append((rec["name"], rec["type"], rec["output"], nodes, rec.get("inputs", [])))
-        return rows
-    return [(n, d["op"], n, {n}, operands(g, n)) for n, d in g.nodes(data=True) if d["op"] != "param"]
+    if not graph.layers:
+        return [(n, d["op"], n, {n}, operands(g, n), 0) for n, d in g.nodes(data=True) if d["op"] != "param"]
+    nested = getattr(graph, "nested_layers", [])
+    rows = []
+    for rec in graph.layers:
+        if rec["name"] not in g and rec["output"] not in g:
+            continue
+        rows.append((rec["name"], rec["type"], rec["output"], _members(g, rec["name"]) | {rec["output"]},
+                     rec.get("inputs", []), 0))
+        if expand_nested:
+            for sub in nested:
+                if sub["name"].startswith(rec["name"] + "/") and sub["output"] in g:
+                    depth = sub["name"].count("/")
+                    rows.append((sub["name"].split("/", 1)[1], sub["type"], sub["output"],
+                                 _members(g, sub["name"]) | {sub["output"]}, [], depth))
+    return rows
 
 
 def _flops(g, nodes) -> int:
@@ -53,23 +71,97 @@ def _flops(g, nodes) -> int:
     return total
 
 
-def summarize(model, batch_size: int = 32, memory: bool = True) -> Summary:
+def fmt_bytes(n: int) -> str:
+    """Bytes for people: 0, 512 B, 12.5 KiB, 3.1 MiB.
+
+    >>> fmt_bytes(0), fmt_bytes(512), fmt_bytes(12800), fmt_bytes(3 * 2**20)
+    ('0', '512 B', '12.5 KiB', '3.0 MiB')
+    """
+    if n == 0:
+        return "0"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def layer_memory(program) -> dict:
+    """{buffer name: (what, bytes, node)} for a training Program. ``what`` is
+    "kept" for arena buffers that a forward instruction writes and a backward one
+    reads, "weights" for parameters, "optimizer" for the other state an update
+    writes. ``node`` is the graph node the buffer is charged to: the writer when its
+    own gradient reads it (a relu's output), else the first backward reader (a
+    convolution's im2col columns, named after the convolution's input)."""
+    root = {n: (b.view_of or n) for n, b in program.buffers.items()}
+    writer, readers = {}, {}
+    for ins in program.instructions:
+        role = instruction_role(ins)
+        for o in ins.outputs:
+            writer.setdefault(root[o], (role, ins.node))
+        if role == "backward":
+            for i in ins.inputs:
+                readers.setdefault(root[i], []).append(ins.node)
+    found = {}
+    for ins in program.instructions:
+        if ins.kernel.endswith("_update"):
+            param, *state = [o for o in ins.outputs if program.buffers[o].offset is None]
+            found[param] = ("weights", program.buffers[param].nbytes, param)
+            for s in state:
+                found[s] = ("optimizer", program.buffers[s].nbytes, param)
+    for name, b in program.buffers.items():
+        role, node = writer.get(name, (None, None))
+        if b.offset is not None and not b.view_of and role == "forward" and name in readers:
+            mine = [r for r in readers[name] if r.startswith(node + "/")]     # its own gradient
+            found[name] = ("kept", b.nbytes, node if mine else readers[name][0])
+    return found
+
+
+def _memory_by_layer(program, names):
+    """{row name: {kept, weights, optimizer}}: a buffer counts in every row whose
+    name is a prefix of the node it is charged to (a block and its nested layer)."""
+    totals = {n: {"kept": 0, "weights": 0, "optimizer": 0} for n in names}
+    for what, size, node in layer_memory(program).values():
+        for n in names:
+            if node == n or node.startswith(n + "/"):
+                totals[n][what] += size
+    return totals
+
+
+def summarize(model, batch_size: int = 32, memory: bool = True, expand_nested: bool = False) -> Summary:
     g = model._checked
     counted: set[str] = set()
+    rows = _rows(model, expand_nested)
+    train = model.program("train", batch_size) if memory and model._loss is not None else None
+    full, top = [], None
+    for name, _, _, _, _, depth in rows:             # nested rows carry their block's prefix
+        top = name if depth == 0 else top
+        full.append(name if depth == 0 else f"{top}/{name}")
+    per_layer = _memory_by_layer(train, full) if train is not None else None
     table = []
-    for name, kind, out, nodes, inputs in _rows(model):
+    for (name, kind, out, nodes, inputs, depth), long_name in zip(rows, full):
         reads = {p for n in nodes for p in ([n] if g.nodes[n]["op"] == "param" else operands(g, n))
                  if g.nodes[p]["op"] == "param"}
-        own = reads - counted
+        own = reads - counted if not depth else set()
         counted |= own
-        params = sum(prod(g.nodes[p]["shape"]) for p in own)
-        shared = " (shared)" if reads - own else ""
-        table.append((f"{name} ({kind})", fmt_shape(g.nodes[out]["shape"]),
-                      f"{params:,}{shared}", f"{_flops(g, nodes):,}", ", ".join(inputs)))
-    head = ("Layer (type)", "Output shape", "Param #", "FLOPs", "Connected to")
-    widths = [max(len(r[i]) for r in [head, *table]) + 2 for i in range(4)]
-    line = lambda r: "".join(c.ljust(w) for c, w in zip(r[:4], widths)) + r[4]
-    rule = "=" * (sum(widths) + max(len(r[4]) for r in [head, *table]))
+        shown = reads if depth else own
+        params = sum(prod(g.nodes[p]["shape"]) for p in shown)
+        shared = " (shared)" if not depth and reads - own else ""
+        flags = {bool(g.nodes[p].get("trainable", True)) for p in reads}
+        trainable = "" if not flags else "yes" if flags == {True} else "no" if flags == {False} else "partly"
+        row = ["  " * depth + f"{name} ({kind})", fmt_shape(g.nodes[out]["shape"]),
+               f"{params:,}{shared}", trainable, f"{_flops(g, nodes):,}"]
+        if per_layer is not None:
+            m = per_layer.get(long_name, {"kept": 0, "weights": 0, "optimizer": 0})
+            row += [fmt_bytes(m["kept"]), fmt_bytes(m["weights"]), fmt_bytes(m["optimizer"])]
+        table.append((*row, ", ".join(inputs)))
+    head = ["Layer (type)", "Output shape", "Param #", "Trainable", "FLOPs"]
+    if per_layer is not None:
+        head += ["Kept for bwd", "Weights", "Opt. state"]
+    head = (*head, "Connected to")
+    cols = len(head) - 1
+    widths = [max(len(r[i]) for r in [head, *table]) + 2 for i in range(cols)]
+    line = lambda r: "".join(c.ljust(w) for c, w in zip(r[:cols], widths)) + r[cols]
+    rule = "=" * (sum(widths) + max(len(r[cols]) for r in [head, *table]))
     text = [rule, line(head), "=" * len(rule), *[line(r) for r in table], rule]
     params = [n for n, d in g.nodes(data=True) if d["op"] == "param"]
     trainable = sum(prod(g.nodes[p]["shape"]) for p in params if g.nodes[p].get("trainable", True))
@@ -78,10 +170,14 @@ def summarize(model, batch_size: int = 32, memory: bool = True) -> Summary:
                 f"non-trainable {frozen:,})")
     if memory:
         plans = [("inference", model.program("predict", batch_size))]
-        if model._loss is not None:
-            plans.append(("training step", model.program("train", batch_size)))
+        if train is not None:
+            plans.append(("training step", train))
         for label, program in plans:
             m = program.memory
             text.append(f"Memory, {label} at batch {batch_size}: arena {m.planned_bytes:,} B "
                         f"(naive {m.naive_bytes:,} B, lower bound {m.lower_bound_bytes:,} B)")
+        if train is not None:
+            text.append(f"Per layer (training step at batch {batch_size}): 'Kept for bwd' is what "
+                        "the backward pass reads of the forward pass's activations")
     return Summary("\n".join(text))
+

@@ -89,7 +89,7 @@ def test_without_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monke
 
     def missing(*args, **kwargs):
         raise graphviz.ExecutableNotFound(["dot"])
-    monkeypatch.setattr(graphviz.Digraph, "render", missing)
+    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
     plot_model(model, str(tmp_path / "net.svg"))
     assert (tmp_path / "net.dot").read_text().startswith("digraph")
     err = capsys.readouterr().err.strip().splitlines()
@@ -99,7 +99,7 @@ def test_without_dot_writes_the_dot_file_and_says_how_to_install(tmp_path, monke
 def test_dot_suffix_needs_no_program(tmp_path):
     g, _ = small_cnn()
     plot_model(g, str(tmp_path / "net.dot"))
-    assert "conv (conv2d)" in (tmp_path / "net.dot").read_text()
+    assert "conv (conv2d + relu)" in (tmp_path / "net.dot").read_text()
 
 
 def test_jupyter_display_and_bad_view():
