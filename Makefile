@@ -12,9 +12,12 @@ EXTRAS ?= dev,plot
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) (a virtual environment for graphnn)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
-	echo '$(EXTRAS)' > $(STAMP)
+	@echo "==> installing graphnn and its dependencies with extras [$(EXTRAS)] into $(VENV);"
+	@echo "    the first time this downloads numpy, networkx, graphviz, matplotlib, pytest, ..."
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[$(EXTRAS)]'
+	@echo '$(EXTRAS)' > $(STAMP) && echo "==> installed; $(PY) is ready"
 
 demo: $(STAMP)
 	$(VENV)/bin/graphnn demo

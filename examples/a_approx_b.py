@@ -21,15 +21,19 @@ def make_data(n: int, seed: int):
     return ab, (np.abs(ab[:, 0] - ab[:, 1]) < EPS).astype(np.float32)[:, None]
 
 
+def build(hidden: int | None = 16, seed: int = 0) -> Model:
+    """A logistic unit on (a, b), after ``hidden`` tanh units (None: none)."""
+    g = Graph()
+    ab = g.input("ab", (None, 2))
+    h = ab if hidden is None else g.dense(ab, hidden, activation="tanh", name="hidden")
+    return Model(g, inputs=ab, outputs=g.dense(h, 1, activation="sigmoid", name="decide"), seed=seed)
+
+
 def train(hidden: int | None, epochs: int = 150, seed: int = 0) -> dict:
     """Train with no hidden layer (hidden=None) or one of ``hidden`` tanh units."""
     x_train, y_train = make_data(2000, seed)
     x_test, y_test = make_data(2000, seed + 1)
-    g = Graph()
-    ab = g.input("ab", (None, 2))
-    h = ab if hidden is None else g.dense(ab, hidden, activation="tanh", name="hidden")
-    p = g.dense(h, 1, activation="sigmoid", name="decide")
-    model = Model(g, inputs=ab, outputs=p, seed=seed)
+    model = build(hidden, seed)
     model.compile(loss="binary_cross_entropy", optimizer=optim.Adam(0.02), metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, seed=seed, verbose=0)
     return {"test_accuracy": model.evaluate(x_test, y_test)["accuracy"],

@@ -17,14 +17,18 @@ def make_data(n: int, seed: int):
     return ab, (ab[:, 0] > ab[:, 1]).astype(np.float32)[:, None]
 
 
+def build(seed: int = 0) -> Model:
+    """One logistic unit on (a, b): no hidden layer."""
+    g = Graph()
+    ab = g.input("ab", (None, 2))
+    return Model(g, inputs=ab, outputs=g.dense(ab, 1, activation="sigmoid", name="decide"), seed=seed)
+
+
 def run(epochs: int = 40, seed: int = 0, verbose: int = 0) -> dict:
     """Train on 4,000 pairs, test on 1,000 others; return both accuracies."""
     x_train, y_train = make_data(4000, seed)
     x_test, y_test = make_data(1000, seed + 1)
-    g = Graph()
-    ab = g.input("ab", (None, 2))
-    p = g.dense(ab, 1, activation="sigmoid", name="decide")
-    model = Model(g, inputs=ab, outputs=p, seed=seed)
+    model = build(seed)
     model.compile(loss="binary_cross_entropy", optimizer=optim.Adam(0.01), metrics=["accuracy"])
     hist = model.fit(x_train, y_train, epochs=epochs, batch_size=32, seed=seed, verbose=verbose)
     test = model.evaluate(x_test, y_test)

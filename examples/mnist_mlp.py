@@ -15,15 +15,18 @@ from graphnn import Graph, Model, datasets, optim
 DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist")
 
 
-def run(path: str = DEFAULT, epochs: int = 15, seed: int = 0, verbose: int = 1) -> dict:
-    (x_train, y_train), (x_test, y_test) = datasets.mnist_split(path)
-    x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
+def build(seed: int = 0) -> Model:
     g = Graph()
     pixels = g.input("pixels", (None, 784))
     h = g.dense(pixels, 512, activation="relu", name="hidden1")
     h = g.dense(h, 256, activation="relu", name="hidden2")
-    logits = g.dense(h, 10, name="logits")
-    model = Model(g, inputs=pixels, outputs=logits, seed=seed)
+    return Model(g, inputs=pixels, outputs=g.dense(h, 10, name="logits"), seed=seed)
+
+
+def run(path: str = DEFAULT, epochs: int = 15, seed: int = 0, verbose: int = 1) -> dict:
+    (x_train, y_train), (x_test, y_test) = datasets.mnist_split(path)
+    x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
+    model = build(seed)
     model.compile(loss="softmax_cross_entropy", optimizer=optim.Adam(5e-4), metrics=["accuracy"])
     hist = model.fit(x_train, y_train, epochs=epochs, batch_size=64, seed=seed, verbose=verbose)
     test = model.evaluate(x_test, y_test)

@@ -8,6 +8,7 @@
     graphnn summary SPEC|MODEL
     graphnn plot SPEC|MODEL -o net.svg [--view graph|training|compiled]
     graphnn inspect SPEC|MODEL [--purpose train|predict] [--batch-size 32] [--allreduce] [--passes]
+                               [--memory-plot FILE]
     graphnn export MODEL -o model.onnx [--opset 21]
 
 Wherever a MODEL or SPEC is read, an ONNX file (.onnx) works too (with the
@@ -154,15 +155,16 @@ def cmd_predict(args):
 
 
 def cmd_summary(args):
-    print(open_model(args.spec).summary(batch_size=args.batch_size))
+    print(open_model(args.spec).summary(batch_size=args.batch_size, expand_nested=args.expand))
 
 
 def cmd_plot(args):
-    from .viz import plot_model
+    from .viz import plot_model, write
     model = open_model(args.spec)
-    plot_model(model, args.output, view=args.view, expand_nested=args.expand,
-               rankdir=args.rankdir, batch_size=args.batch_size)
-    print(f"wrote {args.output}")
+    dot = plot_model(model, view=args.view, expand_nested=args.expand, rankdir=args.rankdir,
+                     batch_size=args.batch_size, focus=args.focus, depth=args.depth,
+                     expand_repeats=args.expand_repeats)
+    print(f"wrote {write(dot, args.output)}")
 
 
 def cmd_inspect(args):
@@ -173,14 +175,19 @@ def cmd_inspect(args):
         from .distributed import training_program
         if model.compile_config() is None:
             raise UsageError(f"{args.spec}: --allreduce needs a loss (the spec's model.loss)")
-        print(training_program(model, args.batch_size))
-        return
-    if args.passes:
+        program = training_program(model, args.batch_size)
+    elif args.passes:
         from .compiler.printer import format_stage
         model.program(args.purpose, args.batch_size,
                       trace=lambda name, result: print(f"== after {name} ==\n{format_stage(result)}\n"))
         return
-    print(model.program(args.purpose, args.batch_size))
+    else:
+        program = model.program(args.purpose, args.batch_size)
+    print(program)
+    if args.memory_plot:
+        from .plots import plot_memory
+        plot_memory(program, args.memory_plot)
+        print(f"wrote {args.memory_plot}")
 
 
 def cmd_export(args):
@@ -260,6 +267,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("summary", help="the layer table, parameter counts and memory plan")
     c.add_argument("spec")
     c.add_argument("--batch-size", type=positive_int, default=32)
+    c.add_argument("--expand", action="store_true", help="a row for each layer inside a block")
     c.set_defaults(run=cmd_summary)
 
     c = sub.add_parser("plot", help="draw the model with graphviz")
@@ -269,6 +277,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--expand", action="store_true", help="show the ops inside each layer")
     c.add_argument("--rankdir", choices=["TB", "LR"], default="TB")
     c.add_argument("--batch-size", type=positive_int, default=32)
+    c.add_argument("--focus", help="training/compiled views: draw only this layer or block")
+    c.add_argument("--depth", type=positive_int,
+                   help="training/compiled views: 1 = one box per layer and role")
+    c.add_argument("--expand-repeats", action="store_true",
+                   help="draw every layer of a chain of identical ones and every recurrent step")
     c.set_defaults(run=cmd_plot)
 
     c = sub.add_parser("inspect", help="print the compiled program and its memory plan")
@@ -279,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the distributed training step (gradient all-reduce) at this local batch")
     c.add_argument("--passes", action="store_true",
                    help="print the graph after each compiler pass (validate ... plan), one line per node")
+    c.add_argument("--memory-plot", metavar="FILE", help="also draw the memory plan (a PNG)")
     c.set_defaults(run=cmd_inspect)
 
     c = sub.add_parser("export", help="write a model's inference graph as ONNX")

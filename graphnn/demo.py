@@ -1,15 +1,15 @@
 """The main job (``make demo``): a small CNN on the embedded UCI digits.
 
 Trains with a progress bar, prints the test accuracy, and writes into ``out``:
-``net.svg`` (the compiled training program), ``curves.png`` (loss and accuracy
-per epoch) and ``model.gnn`` (the trained model).
+``net.svg`` (the compiled training program), ``memory.png`` (its memory plan),
+``curves.png`` (loss and accuracy per epoch) and ``model.gnn`` (the trained model).
 """
 from __future__ import annotations
 
 import os
 
 from . import Graph, Model, datasets, optim
-from .viz import plot_model
+from .viz import plot_model, write
 
 
 def digits_cnn(seed: int = 0) -> Model:
@@ -34,16 +34,17 @@ def run_demo(out: str = "out", epochs: int = 15, seed: int = 0, verbose: int = 1
                         validation_data=(x_test, y_test), seed=seed, verbose=verbose)
     result = model.evaluate(x_test, y_test)
     os.makedirs(out, exist_ok=True)
-    written = [plot_model(model, os.path.join(out, "net.svg"), view="compiled") and
-               os.path.join(out, "net.svg")]
+    # each file is reported as it was written (without graphviz's dot: net.dot, not net.svg)
+    written = [write(plot_model(model, view="compiled"), os.path.join(out, "net.svg"))]
     model.save(os.path.join(out, "model.gnn"))
     written.append(os.path.join(out, "model.gnn"))
     try:
-        from .plots import plot_history
+        from .plots import plot_history, plot_memory
         plot_history(history, os.path.join(out, "curves.png"))
-        written.append(os.path.join(out, "curves.png"))
+        plot_memory(model.program("train", 32), os.path.join(out, "memory.png"))
+        written += [os.path.join(out, "curves.png"), os.path.join(out, "memory.png")]
     except ImportError as e:
-        print(f"note: {e}; curves.png not written")
+        print(f"note: {e}; curves.png and memory.png not written")
     if verbose:
         print(f"\ntest accuracy: {result['accuracy']:.4f}  (test loss {result['loss']:.4f})")
         print("wrote " + ", ".join(written))

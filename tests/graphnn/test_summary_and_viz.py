@@ -110,3 +110,24 @@ def test_jupyter_display_and_bad_view():
         plot_model(g, view="fancy")
     with pytest.raises(ValueError, match="compiled Model"):
         plot_model(model, view="training")
+
+
+def test_without_dot_the_demo_reports_the_dot_file_and_leaves_no_gv(tmp_path, monkeypatch, capsys):
+    from graphnn.demo import run_demo
+
+    def missing(*args, **kwargs):
+        raise graphviz.ExecutableNotFound(["dot"])
+    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
+    result = run_demo(out=str(tmp_path), epochs=1, verbose=1)
+    out = capsys.readouterr().out
+    reported = out.strip().splitlines()[-1].removeprefix("wrote ").split(", ")
+    assert all(os.path.exists(p) for p in reported) and reported == result["files"]
+    assert str(tmp_path / "net.dot") in reported and not (tmp_path / "net.svg").exists()
+    assert not list(tmp_path.glob("*.gv")) and not list(tmp_path.glob("*.gv.*"))
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+def test_rendering_leaves_only_the_file_asked_for(tmp_path):
+    _, model = small_cnn()
+    plot_model(model, str(tmp_path / "net.png"), view="compiled")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.png"]
