@@ -60,7 +60,6 @@ def test_summary_plot_and_inspect(trained):
     assert run.returncode == 0 and "program (batch 8)" in run.stdout and "adam_update" in run.stdout
 
 
-<<<<<<< HEAD
 def test_inspect_passes_prints_the_graph_after_each_pass(tmp_path):
     (tmp_path / "net.yaml").write_text(yaml.safe_dump(SPEC))
     run = graphnn("inspect", "net.yaml", "--purpose", "train", "--batch-size", "8", "--passes",
@@ -76,7 +75,8 @@ def test_inspect_passes_prints_the_graph_after_each_pass(tmp_path):
     assert "adam_update" not in text["autodiff"] and "adam_update" in text["updates"]
     assert "fused[matmul+bias_add+relu]" not in text["updates"] and "fused[matmul+bias_add+relu]" in text["fuse"]
     assert text["plan"].startswith("# batch 8:")
-=======
+
+
 def test_plot_focus_and_memory_plot(trained):
     pytest.importorskip("matplotlib")
     folder, _ = trained
@@ -87,7 +87,6 @@ def test_plot_focus_and_memory_plot(trained):
     run = graphnn("inspect", "model.gnn", "--purpose", "train", "--memory-plot", "memory.png", cwd=folder)
     assert run.returncode == 0 and run.stdout.strip().endswith("wrote memory.png")
     assert (folder / "memory.png").read_bytes()[:4] == b"\x89PNG"
->>>>>>> bf65ae1 (CLI plot --focus/--depth/--expand-repeats, inspect --memory-plot, summary --expand; demo writes memory.png and reports only files written (no .gv: render through a pipe); Makefile install says what it does; docs/spec.md reference tables generated from the layer methods and op table (test); README: real ShapeError text, optimizers once, legible pictures; benchmarks/views.py times every view; build() in three examples)
 
 
 def test_help_lists_every_command(tmp_path):
