@@ -77,23 +77,25 @@ def measure(model, kwargs, limit=60):
 
 
 def images(folder):
-    """The README's pictures, from the demo's model after a short training run."""
-    from graphnn import datasets
-    from graphnn.plots import plot_memory
-    x, y = datasets.digits()
+    """The README's pictures: net.svg, memory.png and curves.png as ``make demo``
+    writes them (copied from a demo run), the layer view and one layer of the
+    compiled step of the same model, and the LSTM example's layer view."""
+    import shutil
+    import tempfile
+    from graphnn.demo import run_demo
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory() as out:
+        run_demo(out=out, verbose=0)
+        for name in ("net.svg", "memory.png", "curves.png"):
+            shutil.copy(os.path.join(out, name), os.path.join(folder, name))
     model = digits_cnn()
     model.compile(loss="softmax_cross_entropy", optimizer=optim.Adam(3e-3), metrics=["accuracy"])
-    model.fit(x[:, None], y, epochs=1, verbose=0)
-    os.makedirs(folder, exist_ok=True)
     plot_model(model, os.path.join(folder, "layers.svg"))
-    plot_model(model, os.path.join(folder, "compiled_conv2.svg"), view="compiled", focus="conv2")
-    plot_model(model, os.path.join(folder, "net.svg"), view="compiled")
-    plot_memory(model.program("train", 32), os.path.join(folder, "memory.png"),
-                title="the demo's training step, batch 32: one arena")
+    plot_model(model, os.path.join(folder, "compiled_hidden.svg"), view="compiled", focus="hidden")
     lstm = example("mnist_lstm").build("lstm")
     lstm.compile(loss="softmax_cross_entropy", optimizer="adam")
     plot_model(lstm, os.path.join(folder, "lstm_layers.svg"), expand_nested=True)
-    made = ["layers.svg", "compiled_conv2.svg", "net.svg", "memory.png", "lstm_layers.svg"]
+    made = ["net.svg", "memory.png", "curves.png", "layers.svg", "compiled_hidden.svg", "lstm_layers.svg"]
     return [os.path.join(folder, m) for m in made]
 
 

@@ -41,7 +41,8 @@ def run_demo(out: str = "out", epochs: int = 15, seed: int = 0, verbose: int = 1
     try:
         from .plots import plot_history, plot_memory
         plot_history(history, os.path.join(out, "curves.png"))
-        plot_memory(model.program("train", 32), os.path.join(out, "memory.png"))
+        plot_memory(model.program("train", 32), os.path.join(out, "memory.png"),
+                    title="the demo's training step, batch 32: every buffer in one arena")
         written += [os.path.join(out, "curves.png"), os.path.join(out, "memory.png")]
     except ImportError as e:
         print(f"note: {e}; curves.png and memory.png not written")

@@ -195,7 +195,7 @@ def plot_memory(program, to_file: str | None = None, title: str | None = None):
     n = len(program.instructions)
     m = program.memory
     top = max([m.naive_bytes, m.planned_bytes, 1])
-    fig, ax = plt.subplots(figsize=(11, 5.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
     for s in storages:
         width = s["end"] - s["start"] + 1
         rect = Rectangle((s["start"], s["offset"]), width, s["nbytes"], gid=s["name"],
@@ -208,17 +208,19 @@ def plot_memory(program, to_file: str | None = None, title: str | None = None):
     ax.axhline(m.naive_bytes, color="#b2182b", linestyle=":", linewidth=1.5)
     ax.axhline(m.planned_bytes, color="black", linewidth=0.8)
     ax.set_xlim(-1.5, n + 1.5)
-    ax.set_ylim(0, top * 1.06)
+    ax.set_ylim(0, top * 1.3)                 # room for the legend above the naive line
     ax.set_xlabel("instruction (schedule order; -1: fed before the first)")
     ax.set_ylabel("arena offset")
     from .summary import fmt_bytes
-    ax.yaxis.set_major_formatter(lambda v, _: fmt_bytes(int(v)))
+    from matplotlib.ticker import MultipleLocator
+    ax.yaxis.set_major_locator(MultipleLocator(2 ** int(np.ceil(np.log2(max(top * 1.3 / 6, 1))))))
+    ax.yaxis.set_major_formatter(lambda v, _: fmt_bytes(int(v)))       # round powers of two
     ax.set_title(title or f"memory plan, batch {program.batch_size}: arena {m.planned_bytes:,} B")
     handles = [Patch(facecolor=c, edgecolor="#333333", label=r) for r, c in MEMORY_COLORS.items()
                if any(s["role"] == r for s in storages)]
     handles += [plt.Line2D([], [], color="black", linestyle="--", label=f"lower bound {m.lower_bound_bytes:,} B"),
                 plt.Line2D([], [], color="#b2182b", linestyle=":", label=f"naive {m.naive_bytes:,} B"),
                 plt.Line2D([], [], color="black", linewidth=0.8, label=f"planned {m.planned_bytes:,} B")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.legend(handles=handles, loc="upper right", fontsize=8, ncol=2, framealpha=0.95)
     fig.tight_layout()
     return _save(fig, to_file)

@@ -48,9 +48,10 @@ def focused(items: dict, edges: list, focus: str | None) -> dict:
     if focus is None:
         return items
     inside = {k: v for k, v in items.items() if in_focus(v[1]["node"], focus)}
+    core = set(inside)
     for u, v, _ in edges:
         for here, there in ((u, v), (v, u)):
-            if here in inside and there in items and there not in inside:
+            if here in core and there in items and there not in inside:
                 layer = layer_of(items[there][1]["node"])
                 inside[there] = (("context", layer, ""), {**items[there][1], "role": "context"})
     return inside
@@ -133,6 +134,7 @@ def training_view(model, dot, show_shapes=True, show_params=True, depth=None, fo
     items, edges = training_items(model, show_shapes, show_params, fold_, depth)
     check_focus([i[1]["node"] for i in items.values()], focus)
     nodes, merged = fold(focused(items, edges, focus), edges)
+    merged = {k: v for k, v in merged.items() if not k[0][0] == k[1][0] == "context"}
     ids = Ids()
 
     def label(where, key, infos, clustered):
@@ -215,6 +217,7 @@ def compiled_view(model, dot, batch_size=32, show_params=True, depth=None, focus
     items, edges = compiled_items(program, fold_, depth)
     check_focus([i[1]["node"] for i in items.values()], focus)
     nodes, merged = fold(focused(items, edges, focus), edges)
+    merged = {k: v for k, v in merged.items() if not k[0][0] == k[1][0] == "context"}
     ids, ends = Ids(), {}
 
     def label(where, key, infos, clustered):
@@ -254,7 +257,8 @@ def compiled_view(model, dot, batch_size=32, show_params=True, depth=None, focus
                 for k, p in enumerate(parts):
                     sub.node(f"{node}_{k}", p["kernel"], shape="box", style="rounded,filled", fillcolor="white")
                     if k:
-                        sub.edge(f"{node}_{k - 1}", f"{node}_{k}", style="dashed", label="in place")
+                        sub.edge(f"{node}_{k - 1}", f"{node}_{k}", style="dashed", label="in place",
+                                 fontsize="8")
             ends[key] = (f"{node}_0", f"{node}_{len(parts) - 1}")
         else:
             where.node(node, f"{head}: {ins.kernel}{count_label(n)}\n{name}{reads}", shape="box",
