@@ -25,6 +25,7 @@ from .compiler.ops import OPS
 from .base import Tensor, plain as _plain, user_source as _user_source
 
 from .layers import LayerMethods, layer
+from .naming import NamingMethods
 from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
 from .reuse import ReuseMethods
@@ -32,7 +33,7 @@ from .reuse import ReuseMethods
 SPEC_FORMAT = 1     # the version of the spec format (docs/spec.md) that to_spec writes
 
 
-class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods):
+class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods, NamingMethods):
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by
@@ -127,19 +128,6 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods):
             self.nx.remove_node(node)
             raise ShapeError([Problem(node, op, message, source, kind="shape")]) from None
         return Tensor(self, node)
-
-    def _free_node_name(self, base: str) -> str:
-        """``base`` if unused, else the first free ``base_1``, ``base_2``, ... (as
-        ``unique_name``), starting from where the last search for ``base`` ended:
-        a name once taken stays taken unless nodes are removed (which resets it)."""
-        if base not in self.nx:
-            return base
-        hints = self._name_state()[2]
-        i = hints.get(("node", base), 1)
-        while f"{base}_{i}" in self.nx:
-            i += 1
-        hints[("node", base)] = i
-        return f"{base}_{i}"
 
     def _tensor(self, t) -> Tensor:
         if isinstance(t, Tensor):

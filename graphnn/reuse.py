@@ -65,8 +65,8 @@ class ReuseMethods:
         """A layer to apply to several inputs with one set of weights: ``kind`` is a
         builder method's name ("dense", "conv2d", "lstm", ...) with its arguments,
         or a built Model."""
-        from .model import Model
-        if isinstance(kind, Model):
+        if hasattr(kind, "graph") and hasattr(kind, "outputs") and hasattr(kind, "program"):
+            # a Model, known by what it holds: the builder imports nothing above it
             return SharedLayer(self, "model", (kind,), kwargs)
         if not isinstance(kind, str) or kind.startswith("_") or not callable(getattr(self, kind, None)):
             raise ValueError(f"layer: unknown layer type {kind!r}")

@@ -69,7 +69,7 @@ ROWS = [
     ["cli", "demo"],
     ["io", "spec"],
     ["model", "state"],
-    ["graph", "layers", "blocks", "recurrent"],
+    ["graph", "layers", "blocks", "recurrent", "naming", "reuse"],
     ["archive", "viz", "summary", "plots"],
     ["checks", "training", "distributed", "callbacks", "guard", "optim", "schedules",
      "modelfile", "initializers", "regularizers", "datasets", "base", "__init__"],
