@@ -38,7 +38,12 @@ def choice(value, allowed: tuple, what: str):
 
 
 def samples(feeds: dict, what: str = "x") -> int:
-    """The number of samples fed (at least one)."""
+    """The number of samples fed (at least one).
+
+    >>> import numpy as np
+    >>> samples({"x": np.zeros((3, 2))})
+    3
+    """
     n = len(next(iter(feeds.values())))
     if n == 0:
         raise ValueError(f"{what} holds no samples: nothing to run on")
@@ -47,7 +52,18 @@ def samples(feeds: dict, what: str = "x") -> int:
 
 def fit_arguments(model, x, y, sample_weight, *, epochs, batch_size, validation_data,
                   shuffle, seed, verbose, callbacks) -> tuple[dict, tuple | None]:
-    """Every argument of ``fit``; returns (feeds, target layout) for the training data."""
+    """Every argument of ``fit``; returns (feeds, target layout) for the training data.
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2))
+    >>> m = Model(g, inputs=x, outputs=g.dense(x, 3)); m.compile("softmax_cross_entropy")
+    >>> fit_arguments(m, np.zeros((4, 2)), [0, 1, 2, 3], None, epochs=1, batch_size=2,
+    ...               validation_data=None, shuffle=True, seed=None, verbose=0, callbacks=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: y: label 3 at row 3 is out of range: the output has 3 classes, so labels must be 0..2
+    """
     model._require_compiled()
     positive_int(epochs, "epochs")
     positive_int(batch_size, "batch_size")
@@ -96,7 +112,7 @@ def _validation(model, data) -> None:
 
 
 def evaluate_arguments(model, x, y, sample_weight, *, batch_size, verbose):
-    """Every argument of ``evaluate``; returns (feeds, target layout)."""
+    """Every argument of ``evaluate``; returns (feeds, target layout) (see fit_arguments)."""
     model._require_compiled()
     positive_int(batch_size, "batch_size")
     choice(verbose, (0, 1, 2), "verbose")
@@ -108,7 +124,14 @@ def evaluate_arguments(model, x, y, sample_weight, *, batch_size, verbose):
 
 
 def predict_arguments(model, x, *, batch_size) -> dict:
-    """Every argument of ``predict``; returns the feeds."""
+    """Every argument of ``predict``; returns the feeds.
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.relu(x))
+    >>> predict_arguments(m, np.ones((5, 2)), batch_size=8)["x"].shape
+    (5, 2)
+    """
     positive_int(batch_size, "batch_size")
     feeds, _ = feeds_for(model, x, None)
     samples(feeds)
@@ -117,7 +140,11 @@ def predict_arguments(model, x, *, batch_size) -> dict:
 
 def compile_arguments(metrics, fuse) -> list:
     """``metrics`` as a list (a single name is taken as one metric) and ``fuse``
-    a bool; the loss and optimizer are checked where they are resolved."""
+    a bool; the loss and optimizer are checked where they are resolved.
+
+    >>> compile_arguments("accuracy", True)
+    ['accuracy']
+    """
     choice(fuse, (True, False), "fuse")
     if isinstance(metrics, str):
         metrics = [metrics]
@@ -127,7 +154,13 @@ def compile_arguments(metrics, fuse) -> list:
 
 
 def summary_arguments(print_fn, batch_size, memory) -> None:
-    """The arguments of ``Model.summary``."""
+    """The arguments of ``Model.summary``.
+
+    >>> summary_arguments(print, 0, True)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a positive int, got 0
+    """
     if print_fn is not None and not callable(print_fn):
         raise ValueError(f"print_fn must be callable (print, say), got {print_fn!r}")
     positive_int(batch_size, "batch_size")
@@ -135,7 +168,10 @@ def summary_arguments(print_fn, batch_size, memory) -> None:
 
 
 def plot_arguments(to_file, rankdir, batch_size) -> None:
-    """The arguments of ``plot_model`` that its drawing does not check itself."""
+    """The arguments of ``plot_model`` that its drawing does not check itself.
+
+    >>> plot_arguments("net.svg", "LR", 32)
+    """
     if to_file is not None:
         path_argument(to_file, "to_file")
     choice(rankdir, ("TB", "LR", "BT", "RL"), "rankdir")
@@ -143,7 +179,12 @@ def plot_arguments(to_file, rankdir, batch_size) -> None:
 
 
 def path_argument(path, what: str = "path") -> str:
-    """``path`` as a str, if it is one (or an os.PathLike)."""
+    """``path`` as a str, if it is one (or an os.PathLike).
+
+    >>> import pathlib
+    >>> path_argument(pathlib.Path("m.gnn"))
+    'm.gnn'
+    """
     import os
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{what} must be a str or os.PathLike, got {type(path).__name__} {path!r}")

@@ -221,7 +221,11 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a finite float > 0."""
+    """An argparse type: a finite float > 0.
+
+    >>> positive_float("3e-3")
+    0.003
+    """
     try:
         value = float(text)
     except ValueError:

@@ -82,7 +82,14 @@ def open_members(source, path: str) -> tuple[dict[str, bytes], int]:
 
 
 def read_member(source, path: str, member: str) -> bytes:
-    """One member's bytes (its size already checked by the caller)."""
+    """One member's bytes (its size already checked by the caller).
+
+    >>> buffer = io.BytesIO()
+    >>> with zipfile.ZipFile(buffer, "w") as z:
+    ...     z.writestr("a.txt", b"hello")
+    >>> read_member(buffer, "m.zip", "a.txt")
+    b'hello'
+    """
     with _zip(source, path) as z:
         return _guarded(lambda: z.read(member), path, member)
 
@@ -107,7 +114,13 @@ def _guarded(read, path, member):
 
 
 def parse_json(parts: dict, member: str, path: str, kind: type):
-    """Member ``member`` as JSON, which must be a ``kind`` (dict or list)."""
+    """Member ``member`` as JSON, which must be a ``kind`` (dict or list).
+
+    >>> parse_json({"meta.json": b"[1]"}, "meta.json", "m.gnn", dict)
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: member 'meta.json' must hold a JSON object, got list
+    """
     try:
         value = json.loads(parts[member])
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
@@ -127,7 +140,13 @@ def _is_names(v) -> bool:
 
 
 def check_meta(meta: dict, path: str, fmt: str, version: int) -> None:
-    """Every key of meta.json that load_model reads, with its type."""
+    """Every key of meta.json that load_model reads, with its type.
+
+    >>> check_meta({"format": "f", "version": "1"}, "m.gnn", "f", 1)
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: member 'meta.json': 'version' must be an int >= 1, got '1'
+    """
     where = f"{path}: member 'meta.json'"
     if meta.get("format") != fmt:
         raise ModelFileError(f"{path}: not a graphnn model file (format {meta.get('format')!r})")
@@ -174,7 +193,13 @@ def _check_compile(c: dict, where: str) -> None:
 
 
 def check_graph_json(graph: dict, path: str) -> None:
-    """graph.json: nodes (objects with a str name and op) and edges [src, dst, port]."""
+    """graph.json: nodes (objects with a str name and op) and edges [src, dst, port].
+
+    >>> check_graph_json({"nodes": [{"name": "x", "op": "input"}], "edges": [["x", "y", 0]]}, "m.gnn")
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: member 'graph.json': edges[0] must be [source, target, port] between listed nodes, got ['x', 'y', 0]
+    """
     where = f"{path}: member 'graph.json'"
     nodes, edges = graph.get("nodes"), graph.get("edges")
     if not isinstance(nodes, list) or not isinstance(edges, list):
@@ -196,7 +221,10 @@ def check_graph_json(graph: dict, path: str) -> None:
 
 
 def check_layers(layers: list, path: str) -> None:
-    """layers.json: one object per builder call, with str type, name and output."""
+    """layers.json: one object per builder call, with str type, name and output.
+
+    >>> check_layers([{"type": "dense", "name": "fc", "output": "fc/bias_add"}], "m.gnn")
+    """
     for i, rec in enumerate(layers):
         if not (isinstance(rec, dict) and all(isinstance(rec.get(k), str)
                                               for k in ("type", "name", "output"))
@@ -206,7 +234,11 @@ def check_layers(layers: list, path: str) -> None:
 
 
 def declared_shapes(graph: dict, path: str) -> dict[str, tuple]:
-    """The shape of every param node, checked to be a list of ints >= 0."""
+    """The shape of every param node, checked to be a list of ints >= 0.
+
+    >>> declared_shapes({"nodes": [{"name": "w", "op": "param", "shape": [3, 2]}]}, "m.gnn")
+    {'w': (3, 2)}
+    """
     shapes = {}
     for node in graph["nodes"]:
         if node["op"] != "param":
@@ -222,7 +254,12 @@ def declared_shapes(graph: dict, path: str) -> dict[str, tuple]:
 def array_headers(blob: bytes, path: str) -> dict[str, tuple[tuple, np.dtype]]:
     """{name: (shape, dtype)} from the .npy headers of an npz, reading no data.
     Rejects pickled (object) arrays, non-real dtypes, and headers whose data
-    would not fit in the member's bytes."""
+    would not fit in the member's bytes.
+
+    >>> buffer = io.BytesIO(); np.savez(buffer, w=np.zeros((2, 3), "float32"))
+    >>> array_headers(buffer.getvalue(), "m.gnn")
+    {'w': ((2, 3), dtype('float32'))}
+    """
     where = f"{path}: member 'variables.npz'"
     headers = {}
     try:
@@ -263,7 +300,13 @@ def array_headers(blob: bytes, path: str) -> dict[str, tuple[tuple, np.dtype]]:
 
 
 def check_sizes(shapes: dict, headers: dict, path: str, limit: int) -> None:
-    """Every parameter has an array of its declared shape; all arrays fit ``limit``."""
+    """Every parameter has an array of its declared shape; all arrays fit ``limit``.
+
+    >>> check_sizes({"w": (2, 3)}, {"w": ((3, 2), np.dtype("float32"))}, "m.gnn", 1 << 20)
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: member 'variables.npz': array 'w' has shape (3, 2), but graph.json declares (2, 3)
+    """
     where = f"{path}: member 'variables.npz'"
     for name, shape in shapes.items():
         if name not in headers:
@@ -275,14 +318,25 @@ def check_sizes(shapes: dict, headers: dict, path: str, limit: int) -> None:
 
 
 def check_total(total: int, path: str, limit: int) -> None:
-    """Refuse a file whose weights would need more than ``limit`` bytes."""
+    """Refuse a file whose weights would need more than ``limit`` bytes.
+
+    >>> check_total(10 ** 18, "m.gnn", 1 << 30)
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: the file declares 1,000,000,000,000,000,000 bytes of weights, more than the limit of 1,073,741,824 bytes (load_model's max_bytes)
+    """
     if total > limit:
         raise ModelFileError(f"{path}: the file declares {total:,} bytes of weights, more than "
                              f"the limit of {limit:,} bytes (load_model's max_bytes)")
 
 
 def read_arrays(blob: bytes, path: str) -> dict[str, np.ndarray]:
-    """The arrays themselves (headers already checked), never unpickling."""
+    """The arrays themselves (headers already checked), never unpickling.
+
+    >>> buffer = io.BytesIO(); np.savez(buffer, w=np.ones(2))
+    >>> read_arrays(buffer.getvalue(), "m.gnn")["w"]
+    array([1., 1.])
+    """
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
