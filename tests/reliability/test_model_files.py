@@ -140,6 +140,11 @@ MEMBERS = {
     "layers-an-object": (lambda s: {**s[1], "layers.json": "{}"}, ["layers.json", "array"]),
     "layers-entry-no-output": (lambda s: {**s[1], "layers.json": json.dumps([{"type": "dense", "name": "d"}])},
                                ["layers.json", "layers[0]"]),
+    "meta-deeply-nested": (lambda s: {**s[1], "meta.json": "[" * 100000 + "]" * 100000}, ["meta.json"]),
+    "graph-cycle": (lambda s: _graph(s, lambda g: g["edges"].append(["logits/bias_add", "hidden/matmul", 2])),
+                    ["does not build", "cycle"]),
+    "layers-inputs-number": (lambda s: {**s[1], "layers.json": json.dumps(
+        [{"type": "dense", "name": "d", "output": "d", "inputs": 3}])}, ["layers.json", "layers[0]"]),
     "member-missing": (lambda s: {k: v for k, v in s[1].items() if k != "layers.json"}, ["missing layers.json"]),
     "npz-garbage": (lambda s: {**s[1], "variables.npz": b"not an npz"}, ["variables.npz"]),
     "npz-missing-weight": (lambda s: {**s[1], "variables.npz": npz(**{"logits/W": np.zeros((5, 3), "float32")})},
