@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from math import ceil
 
-import numpy as np
-
 from .converters import (Unsupported, const, converter, is_const, need_floats, out, reshape,
                          shape_of)
 
@@ -197,65 +195,3 @@ def _batch_norm(ctx, node, ins, a):
             ctx.weights[f"{layer}/{key}"] = value
         return [y]
     return [ctx.op("normalize", [x, mean, var, gamma, beta], name, axis=1, eps=eps)]
-
-
-def _nearest_factors(a, x_shape, scales, sizes, axes):
-    """Integer upsampling factors (fh, fw) if this nearest resize repeats pixels."""
-    rank = len(x_shape)
-    axes = list(range(rank)) if axes is None else [int(v) % rank for v in axes]
-    full = [1.0] * rank
-    if scales is not None and scales.size:
-        for ax, s in zip(axes, scales):
-            full[ax] = float(s)
-    elif sizes is not None and sizes.size:
-        for ax, s in zip(axes, sizes):
-            full[ax] = int(s) / x_shape[ax]
-        policy = _text(a.get("keep_aspect_ratio_policy"), "stretch")
-        picked = [full[ax] for ax in axes if x_shape[ax] is not None]
-        if policy != "stretch" and len(set(picked)) > 1:
-            raise Unsupported(f"keep_aspect_ratio_policy={policy!r} with unequal ratios")
-    else:
-        raise Unsupported("neither scales nor sizes is given")
-    if rank != 4 or full[0] != 1 or full[1] != 1:
-        raise Unsupported(f"scales {full}; graphnn resizes the two spatial axes of (N, C, H, W)")
-    factors = full[2:]
-    if any(f < 1 or f != int(f) for f in factors):
-        raise Unsupported(f"scale factors {factors}; graphnn's upsampling repeats pixels by "
-                          "whole factors (downsampling and fractional scales are not supported)")
-    return tuple(int(f) for f in factors)
-
-
-@converter("Resize")
-def _resize(ctx, node, ins, a):
-    x = ins[0]
-    need_floats(x, what="Resize")
-    mode = _text(a.get("mode"), "nearest")
-    if mode != "nearest":
-        raise Unsupported(f"mode={mode!r}; graphnn resizes by nearest neighbour only")
-    coord = _text(a.get("coordinate_transformation_mode"), "half_pixel")
-    rounding = _text(a.get("nearest_mode"), "round_prefer_floor")
-    get = lambda i: const(ins[i], "Resize's scales and sizes") if len(ins) > i and ins[i] is not None else None
-    factors = _nearest_factors(a, shape_of(x), get(2), get(3), a.get("axes"))
-    repeats = (coord in ("asymmetric", "tf_half_pixel_for_nn") and rounding == "floor") or (
-        coord in ("half_pixel", "pytorch_half_pixel") and rounding.startswith("round_prefer"))
-    if factors != (1, 1) and not repeats:
-        raise Unsupported(f"coordinate_transformation_mode={coord!r} with nearest_mode={rounding!r}: "
-                          "that does not repeat each pixel; supported: asymmetric + floor, "
-                          "half_pixel + round_prefer_floor/ceil")
-    return [_upsample(ctx, x, factors, out(node))]
-
-
-@converter("Upsample")
-def _upsample_op(ctx, node, ins, a):
-    x = ins[0]
-    need_floats(x, what="Upsample")
-    if _text(a.get("mode"), "nearest") != "nearest":
-        raise Unsupported("a mode other than nearest")
-    scales = np.asarray(a["scales"]) if "scales" in a else const(ins[1], "Upsample's scales")
-    return [_upsample(ctx, x, _nearest_factors(a, shape_of(x), scales, None, None), out(node))]
-
-
-def _upsample(ctx, x, factors, name):
-    if factors == (1, 1):
-        return ctx.op("linear", [x], name)
-    return ctx.op("upsample2d", [x], name, factor=factors)

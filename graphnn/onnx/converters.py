@@ -347,9 +347,21 @@ def _slice(ctx, node, ins, a):
 @converter("MatMul")
 def _matmul(ctx, node, ins, a):
     need_floats(*ins, what="MatMul")
-    if min(len(shape_of(v)) for v in ins) < 2:
-        raise Unsupported("1-D operands; graphnn's matmul takes matrices or stacks of them")
-    return [ctx.op("matmul", ins, out(node))]
+    a_, b_ = ins
+    sa, sb = shape_of(a_), shape_of(b_)
+    if len(sa) > 1 and len(sb) > 1:
+        return [ctx.op("matmul", ins, out(node))]
+    # NumPy's rule for vectors: a row on the left, a column on the right, then dropped
+    name = out(node)
+    a2 = reshape(ctx, a_, (1, *sa), f"{name}/row") if len(sa) == 1 else a_
+    b2 = reshape(ctx, b_, (*sb, 1), f"{name}/column") if len(sb) == 1 else b_
+    y = ctx.op("matmul", [a2, b2], f"{name}/matrix")
+    s = list(shape_of(y))
+    if len(sb) == 1:
+        s.pop(-1)
+    if len(sa) == 1:
+        s.pop(-2 if len(sb) > 1 else -1)
+    return [reshape(ctx, y, tuple(s), name)]
 
 
 @converter("Gemm")
@@ -406,4 +418,4 @@ def _gather(ctx, node, ins, a):
     return [ctx.op("transpose", [rows], name, perm=perm)]
 
 
-from . import convert_loss, convert_nn, convert_rnn  # noqa: E402,F401  (they fill the table)
+from . import convert_loss, convert_nn, convert_resize, convert_rnn  # noqa: E402,F401  (they fill the table)

@@ -40,10 +40,10 @@ def fold_node(node, ins: list, opset: int):
         return [ins[0].astype(ins[1].dtype)]      # the target dtype is known statically
     if node.op_type in NOT_FOLDED or not all(v is None or isinstance(v, np.ndarray) for v in ins):
         return None
-    return _evaluate(node, ins, opset)
+    return evaluate(node, ins, opset)
 
 
-def _evaluate(node, ins, opset):
+def evaluate(node, ins, opset):
     """Run one node with ONNX's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
     feeds, inputs = {}, []

@@ -61,7 +61,8 @@ def test_shape_subgraphs_fold_and_predictions_match_onnxruntime():
         np.testing.assert_allclose(model.predict(x), _onnxruntime(proto, x), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["cnn", "inception", "gru", "batch_norm", "conv_attributes"])
+@pytest.mark.parametrize("name", ["cnn", "inception", "gru", "lstm", "batch_norm", "conv_attributes",
+                                  "autoencoder"])
 def test_exported_models_load_back_and_predict_the_same(name, tmp_path):
     original = MODELS[name]()
     path = str(tmp_path / "m.onnx")
@@ -92,17 +93,20 @@ def test_an_imported_model_is_summarized_plotted_compiled_evaluated_and_fine_tun
 
 def test_every_unsupported_node_is_reported_at_once():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    k = helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     nodes = [helper.make_node("Erf", ["x"], ["e"], name="my_erf"),
              helper.make_node("Gelu", ["x"], ["g"], name="exact_gelu"),
              helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], dilations=[2, 2], name="dilated"),
+             helper.make_node("Add", ["k", "k"], ["kk"], name="integer_add"),
              helper.make_node("Sum", ["e", "g", "p"], ["y"], name="total")]
-    proto = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+    proto = helper.make_model(helper.make_graph(nodes, "g", [x, k], [y]),
                               opset_imports=[helper.make_opsetid("", 20)])
     with pytest.raises(GraphError) as caught:
         gx.load(proto)
     text = str(caught.value)
-    assert caught.value.nodes == ["my_erf", "exact_gelu", "dilated"]
+    assert caught.value.nodes == ["my_erf", "exact_gelu", "dilated", "integer_add"]
+    assert "(Add): Add on int64: graphnn computes it on float32/float64" in text
     assert "(Erf)" in text and "supported ops:" in text
     assert "(Gelu)" in text and "tanh form" in text
     assert "(MaxPool)" in text and "dilation" in text
@@ -112,3 +116,16 @@ def test_graphnn_without_onnx_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)          # import onnx now fails
     with pytest.raises(ImportError, match=r"pip install graphnn\[onnx\]"):
         gx.load("model.onnx")
+
+
+def test_a_linear_resize_runs_as_the_map_onnxruntime_computes():
+    """Bilinear upsampling by 1.5 (no whole factor): imported as a fixed pixel map."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 6, 9])
+    scales = numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    proto = helper.make_model(helper.make_graph([node], "g", [x], [y], initializer=[scales]),
+                              opset_imports=[helper.make_opsetid("", 19)])
+    model = gx.load(proto)
+    data = np.random.default_rng(0).normal(size=(3, 2, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(data), _onnxruntime(proto, data), atol=1e-5, rtol=0)
