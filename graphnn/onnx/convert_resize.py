@@ -10,7 +10,7 @@ zero image), and runs the map as one matrix product per image. The map has
 
 >>> from onnx import helper
 >>> node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear")
->>> m, c = resize_map(node, [None, None, np.array([1, 1, 2, 1], np.float32)], (2, 1), "float32", 19)
+>>> m, c = resize_map(node, [None, np.array([1, 1, 2, 1], np.float32)], (2, 1), "float32", 19)
 >>> m.round(3).tolist(), bool(c.any())
 ([[1.0, 0.75, 0.25, 0.0], [0.0, 0.25, 0.75, 1.0]], False)
 """
