@@ -187,20 +187,21 @@ def _value_info(name, shape, dtype):
 
 
 def _constants(g, variables):
-    """Values computed from parameters alone (no input reaches them): computed
-    once with graphnn's own runtime and written as initializers."""
+    """(values, nodes): the values computed from parameters alone (no input
+    reaches them) that varying nodes read, computed once with graphnn's own
+    runtime and written as initializers; and every such constant node."""
     fed = {n for n, d in g.nodes(data=True) if d["op"] == "input"}
     varying = set()
     for n in fed:
         varying |= {m for m in _descendants(g, n)}
-    wanted = [n for n, d in g.nodes(data=True) if d["op"] != "param" and n not in varying
-              and any(s in varying for s in g.successors(n))]
+    constant = {n for n, d in g.nodes(data=True) if d["op"] not in ("param", "input") and n not in varying}
+    wanted = [n for n in constant if any(s in varying for s in g.successors(n))]
     if not wanted:
-        return {}
+        return {}, constant
     sub = g.subgraph(ancestors_of(g, wanted)).copy()
     executor = Executor(build_program(sub, wanted, 1, fuse=False),
                         {k: v for k, v in variables.items() if k in sub})
-    return {k: np.array(v) for k, v in executor.run({}).items()}
+    return {k: np.array(v) for k, v in executor.run({}).items()}, constant
 
 
 def _descendants(g, node):
@@ -217,7 +218,7 @@ def export_model(model, path=None, opset: int = 21) -> onnx.ModelProto:
     """The ONNX ModelProto of ``model``'s inference graph, checked by
     ``onnx.checker`` (full check); written to ``path`` when given."""
     g = inference_graph(model._checked, model.outputs)
-    computed = _constants(g, model.variables)
+    computed, constant = _constants(g, model.variables)
     w = _Writer(g)
     problems, used = [], set()
     for node in _order(g):
@@ -225,8 +226,8 @@ def export_model(model, path=None, opset: int = 21) -> onnx.ModelProto:
         if node in computed:
             w.const(node, computed[node].astype(d["dtype"]))
             continue
-        if d["op"] in ("input", "param"):
-            continue
+        if d["op"] in ("input", "param") or node in constant:
+            continue            # constants that only feed other constants are folded into them
         if d["op"] not in EXPORTERS:
             problems.append(Problem(node, d["op"], f"no ONNX form for op {d['op']!r}; exportable "
                                     f"ops: {', '.join(sorted(EXPORTERS))}"))

@@ -109,16 +109,22 @@ def test_names_batch_symbol_and_initializers_follow_the_graph():
 
 
 def test_batch_norm_exports_in_inference_form():
-    """Each batch norm reads its running statistics (initializers), nothing of the batch."""
+    """A batch norm after a convolution or dense layer is folded into its weights
+    (W * gamma / sqrt(running_var + eps)); one after pooling is a BatchNormalization
+    reading the running statistics. Nothing reads the batch's statistics."""
     model = MODELS["batch_norm"]()
     proto = export(model)
+    v = model.variables
     norms = [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
-    assert [n.name for n in norms] == ["bn_conv/normalize", "bn_pooled/normalize", "bn_fc/normalize"]
+    assert [(n.name, list(n.input[1:])) for n in norms] == [
+        ("bn_pooled/normalize", [f"bn_pooled/{k}" for k in ("gamma", "beta", "running_mean", "running_var")])]
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
-    for n in norms:
-        layer = n.name.split("/")[0]
-        assert list(n.input[1:]) == [f"{layer}/{k}" for k in ("gamma", "beta", "running_mean", "running_var")]
-        np.testing.assert_array_equal(inits[f"{layer}/running_var"], model.variables[f"{layer}/running_var"])
+    np.testing.assert_array_equal(inits["bn_pooled/running_var"], v["bn_pooled/running_var"])
+    for layer, weight, shape in (("bn_conv", "conv/W", (-1, 1, 1, 1)), ("bn_fc", "fc/W", (1, -1))):
+        scale = v[f"{layer}/gamma"] / np.sqrt(v[f"{layer}/running_var"] + 1e-3)     # eps: the layer's default
+        np.testing.assert_allclose(inits[f"{layer}/normalize/folded_W"], v[weight] * scale.reshape(shape),
+                                   rtol=1e-6)
+    assert not any(n.op_type.startswith("Reduce") for n in proto.graph.node)
 
 
 def test_an_op_without_an_onnx_form_is_named():
