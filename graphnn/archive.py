@@ -124,6 +124,7 @@ def save_model(model, path) -> None:
     meta = {"format": FORMAT, "version": VERSION, "graphnn": __version__,
             "inputs": model.inputs, "outputs": model.outputs, "seed": model.seed,
             "dtype": model.graph.dtype, "fits": model._fits, "steps": model._steps,
+            "epoch": getattr(model, "epoch", 0),
             "compile": model.compile_config()}
     _remove_stale_temps(path)
     buffer = io.BytesIO()

@@ -146,9 +146,45 @@ class CSVLogger(Callback):
             writer.writerow([epoch + 1, *(f"{v:.6g}" for v in logs.values())])
 
 
+SHORT_NAMES = {"accuracy": "acc", "val_accuracy": "val_acc"}
+
+
+def format_logs(logs: dict) -> list[str]:
+    """Each metric as "name: value", short names and four significant digits.
+
+    >>> format_logs({"loss": 0.20741, "accuracy": 0.93121, "val_loss": 12.3456})
+    ['loss: 0.2074', 'acc: 0.9312', 'val_loss: 12.35']
+    """
+    return [f"{SHORT_NAMES.get(k, k)}: {v:.4g}" for k, v in logs.items()]
+
+
+def epoch_lines(head: str, logs: dict, width: int = 80) -> list[str]:
+    """``head - metric - metric ...`` in lines of at most ``width`` characters,
+    broken between metrics (continuation lines indented), so every metric of an
+    epoch's end, the validation ones included, is shown whole.
+
+    >>> epoch_lines("Epoch 100/100", {"loss": 0.2, "accuracy": 0.9, "val_loss": 0.3,
+    ...             "val_accuracy": 0.8, "lr": 0.001}, width=60)
+    ['Epoch 100/100 - loss: 0.2 - acc: 0.9 - val_loss: 0.3', '    val_acc: 0.8 - lr: 0.001']
+    """
+    lines, line = [], head
+    for part in format_logs(logs):
+        if len(line) + 3 + len(part) > width and line.strip():
+            lines.append(line)
+            line = "    " + part
+        else:
+            line = f"{line} - {part}" if line.strip() else line + part
+    return lines + [line]
+
+
 class Progress(Callback):
-    """What ``fit`` prints: a tqdm bar per epoch on a terminal (verbose=1), one
-    plain line per epoch otherwise (verbose=2, or output not a terminal)."""
+    """What ``fit`` prints: on a terminal (verbose=1) a bar per epoch that fits the
+    terminal's width (80 columns included), replaced at the epoch's end by the
+    epoch's line; one line per epoch otherwise (verbose=2, or not a terminal).
+    The epoch's line holds every metric, validation ones included, wrapped if it
+    would be wider than the terminal."""
+
+    BAR = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
 
     def __init__(self, epochs, steps, verbose=1, stream=None):
         self.epochs, self.steps, self.verbose = epochs, steps, verbose
@@ -158,27 +194,34 @@ class Progress(Callback):
     def _terminal(self):
         return self.verbose == 1 and hasattr(self.stream, "isatty") and self.stream.isatty()
 
+    def _width(self):
+        # shutil falls back to 80x24 where a terminal reports size 0 (tqdm would
+        # then hide the bar)
+        return shutil.get_terminal_size()
+
     def on_epoch_begin(self, epoch, logs=None):
         if self._terminal():
             from tqdm import tqdm
-            # shutil falls back to 80x24 where a terminal reports size 0 (tqdm would
-            # then hide the bar)
-            size = shutil.get_terminal_size()
+            size = self._width()
             self.bar = tqdm(total=self.steps, desc=f"Epoch {epoch + 1}/{self.epochs}",
-                            unit="step", file=self.stream, leave=True, ncols=size.columns,
-                            nrows=size.lines)
+                            file=self.stream, leave=False, ncols=size.columns, nrows=size.lines,
+                            bar_format=self.BAR)
 
     def on_batch_end(self, batch, logs=None):
         if self.bar is not None:
             self.bar.update(1)
             if batch % 10 == 0 or batch == self.steps - 1:
-                self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+                # what is left of the line once the bar has its minimum of 10 columns
+                room = self.bar.ncols - len(self.bar.desc) - 2 * len(str(self.steps)) - 20
+                text = " " + " - ".join(format_logs(logs))
+                self.bar.set_postfix_str(text[:max(room, 0)], refresh=batch == self.steps - 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        text = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+        head = f"Epoch {epoch + 1}/{self.epochs}"
+        width = 10**6
         if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=True)
             self.bar.close()
             self.bar = None
-        elif self.verbose:
-            print(f"Epoch {epoch + 1}/{self.epochs} - {text}", file=self.stream, flush=True)
+            width = self._width().columns
+        if self.verbose:
+            print("\n".join(epoch_lines(head, logs, width)), file=self.stream, flush=True)

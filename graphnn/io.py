@@ -99,6 +99,7 @@ def load_model(path, max_bytes: int | None = None):
     except (GraphError, KeyError, TypeError, ValueError) as e:
         raise mf.ModelFileError(f"{path}: the saved model does not build: {e}") from None
     model._fits, model._steps = meta.get("fits", 0), meta.get("steps", 0)
+    model.epoch = meta.get("epoch", 0)           # fit(initial_epoch=model.epoch) resumes
     missing = sorted(set(model.variables) - set(data["headers"]))
     unexpected = sorted(set(data["headers"]) - set(model.variables))
     if missing or unexpected:

@@ -31,7 +31,8 @@ from . import optim
 from .base import Tensor
 from . import checks
 from .guard import StepGuard
-from .training import Batches, History, check_metrics
+from .training import (Batches, History, as_list, check_metrics, epoch_order, epoch_range,
+                       split_validation)
 from .state import StateMethods, add_state, initial_variables
 
 
@@ -54,8 +55,7 @@ class Model(StateMethods):
         check_model_io(self._checked, self.inputs, self.outputs)
         self.variables = initial_variables(self._checked, self.seed)
         self._loss: LossSpec | None = None
-        self._fits = 0
-        self._steps = 0                  # training steps taken (for learning-rate schedules)
+        self._fits = self.epoch = self._steps = 0   # fits run, epochs done, steps taken (saved)
         self.fuse, self._trace = True, None
         self._built: dict = {}           # TargetSpec -> {"train", "eval", "loss"}
         self._executors: dict = {}       # (purpose, batch, TargetSpec, fuse) -> Executor
@@ -141,8 +141,8 @@ class Model(StateMethods):
 
     # ------------------------------------------------------------------ train
     def fit(self, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
-            shuffle: bool = True, seed: int | None = None, verbose: int = 1,
-            callbacks=None, sample_weight=None, distributed: bool = False) -> History:
+            shuffle: bool = True, seed: int | None = None, verbose: int = 1, callbacks=None,
+            sample_weight=None, distributed=False, validation_split=0.0, initial_epoch=0) -> History:
         """Train for ``epochs`` passes over the data (every sample, the last partial
         batch included); return the History of per-epoch loss and metrics.
 
@@ -152,7 +152,11 @@ class Model(StateMethods):
         ``sample_weight``: one weight per sample, multiplying its share of the loss;
         the mean still divides by the number of samples, not by the sum of the
         weights (Keras's convention, see docs/conventions.md).
-        ``distributed``: data-parallel under mpiexec, ``batch_size`` the global batch."""
+        ``distributed``: data-parallel under mpiexec, ``batch_size`` the global batch.
+        ``validation_split``, ``initial_epoch``: as Keras; epoch e shuffles by (seed, e), so a
+        saved model resumed at ``initial_epoch`` (``self.epoch``) trains bit for bit as before."""
+        x, y, sample_weight, validation_data = split_validation(
+            self, x, y, sample_weight, validation_split, validation_data)
         if distributed:                  # graphnn.distributed runs the loop across ranks
             from . import distributed as dist
             return dist.fit(self, x, y, epochs, batch_size, validation_data, shuffle, seed,
@@ -162,17 +166,16 @@ class Model(StateMethods):
             self, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
             validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
         n, guard = len(next(iter(feeds.values()))), StepGuard()
-        rng = np.random.default_rng([self.seed if seed is None else seed, self._fits])
         self._fits += 1
         loss = self._build(target)["loss"]
         progress = [Progress(epochs, -(-n // batch_size), verbose)] if verbose else []
         hooks = CallbackList([*(callbacks or []), *progress], self)
         hooks.on_train_begin({})
         history, self.stop_training = History(), False
-        for epoch in range(epochs):
+        for epoch in epoch_range(initial_epoch, epochs):
             hooks.on_epoch_begin(epoch, {})
             totals = Batches(self.metrics)
-            order = rng.permutation(n) if shuffle else None
+            order = epoch_order(self.seed if seed is None else seed, epoch, n, shuffle)
             for b, idx, ex in self._batches("train", feeds, target, batch_size, order):
                 if self.optimizer.schedule is not None:
                     self.learning_rate = self.optimizer.schedule(self._steps)
@@ -187,6 +190,7 @@ class Model(StateMethods):
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             history.append(epoch, logs)
+            self.epoch = epoch + 1
             hooks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -194,8 +198,8 @@ class Model(StateMethods):
         return history
 
     def evaluate(self, x, y=None, batch_size: int = 256, verbose: int = 0,
-                 sample_weight=None) -> dict:
-        """The mean loss and metrics over (x, y), in batches."""
+                 sample_weight=None, return_dict: bool = True):
+        """The mean loss and metrics over (x, y), in batches (``return_dict=False``: a list)."""
         feeds, target = checks.evaluate_arguments(self, x, y, sample_weight,
                                                   batch_size=batch_size, verbose=verbose)
         loss = self._build(target)["loss"]
@@ -208,7 +212,7 @@ class Model(StateMethods):
             raise FloatingPointError(f"evaluation loss is {result['loss']}")
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
-        return result
+        return result if return_dict else as_list(result)
 
     def predict(self, x, batch_size: int = 256):
         """The model's outputs for ``x`` (one array, or a list for several outputs)."""

@@ -162,6 +162,7 @@ def check_meta(meta: dict, path: str, fmt: str, version: int) -> None:
               "dtype": (lambda d: d in FLOAT_DTYPES, f"one of {list(FLOAT_DTYPES)}"),
               "fits": (lambda n: _is_int(n) and n >= 0, "an int >= 0"),
               "steps": (lambda n: _is_int(n) and n >= 0, "an int >= 0"),
+              "epoch": (lambda n: _is_int(n) and n >= 0, "an int >= 0"),
               "compile": (lambda c: c is None or isinstance(c, dict), "null or an object")}
     required = ("inputs", "outputs", "seed")
     for key, (ok, expect) in checks.items():

@@ -164,3 +164,71 @@ def accuracy_hits(pred: np.ndarray, target: np.ndarray, threshold: float = 0.5) 
         labels = target.argmax(-1) if target.ndim == pred.ndim else target
         return pred.argmax(-1) == labels
     return (pred > threshold) == (target > 0.5)
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool):
+    """The order of the samples in epoch ``epoch`` (counted from 0 over the model's
+    life): a permutation drawn from (seed, epoch) alone, so training resumed at
+    any epoch shuffles exactly as an uninterrupted run; None without shuffling.
+
+    >>> (epoch_order(0, 3, 5, True) == epoch_order(0, 3, 5, True)).all()
+    True
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
+
+
+def epoch_range(initial_epoch: int, epochs: int) -> range:
+    """The epochs ``fit`` runs: ``initial_epoch`` up to ``epochs`` (the index of
+    the last epoch plus one, as Keras counts).
+
+    >>> list(epoch_range(2, 4))
+    [2, 3]
+    """
+    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
+            or not 0 <= initial_epoch < epochs:
+        raise ValueError(f"initial_epoch must be an int from 0 to epochs - 1 = {epochs - 1}, "
+                         f"got {initial_epoch!r}")
+    return range(int(initial_epoch), epochs)
+
+
+def _rows(data, sl, several: bool):
+    """``data`` cut to the samples ``sl``: an array, a dict of arrays by input name,
+    or (``several`` inputs) a list of arrays in input order."""
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        return {k: np.asarray(v)[sl] for k, v in data.items()}
+    if several and isinstance(data, (list, tuple)):
+        return [np.asarray(v)[sl] for v in data]
+    return np.asarray(data)[sl]
+
+
+def split_validation(model, x, y, sample_weight, fraction, validation_data):
+    """(x, y, sample_weight, validation_data) with the last ``fraction`` of the
+    samples held out for validation (Keras's ``validation_split``: taken before
+    any shuffling, the same samples every epoch)."""
+    if not fraction:
+        return x, y, sample_weight, validation_data
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"validation_split must be a fraction in (0, 1), got {fraction!r}")
+    if validation_data is not None:
+        raise ValueError("pass validation_data or validation_split, not both")
+    several_x, several_y = len(model.inputs) > 1, len(model._targets) > 1
+    n = len(_rows(x, slice(None), several_x)[0] if several_x and not isinstance(x, dict) else
+            next(iter(x.values())) if isinstance(x, dict) else x)
+    held = int(round(n * fraction))
+    if held < 1 or held >= n:
+        raise ValueError(f"validation_split={fraction} of {n} samples leaves {n - held} to train "
+                         f"on and {held} to validate on; both need at least one")
+    fit, val = slice(0, n - held), slice(n - held, n)
+    validation = (_rows(x, val, several_x), _rows(y, val, several_y))
+    if sample_weight is not None:
+        validation += (_rows(sample_weight, val, False),)
+    return (_rows(x, fit, several_x), _rows(y, fit, several_y), _rows(sample_weight, fit, False),
+            validation)
+
+
+def as_list(result: dict):
+    """``evaluate(return_dict=False)``: the loss alone, or [loss, metrics...] in order."""
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values

@@ -91,3 +91,16 @@ def test_mnist_autoencoder_reconstructs(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
 def test_mnist_inception_reaches_97_percent():
     assert example("mnist_inception").run(MNIST_DIR, verbose=0)["test_accuracy"] >= 0.97
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="../shared/data/mnist is absent")
+def test_mnist_siamese_shares_one_encoder_and_tells_pairs_apart():
+    module = example("mnist_siamese")
+    result = module.run(MNIST_DIR, epochs=3, verbose=0)
+    assert result["test_accuracy"] >= 0.88
+    model = result["model"]
+    encoder = module.build_encoder()
+    mine = sum(w.size for w in encoder.get_weights().values())
+    # the encoder's weights once, plus the logistic unit's 32 + 1
+    assert sum(w.size for w in model.get_weights().values()) == mine + 33
+    assert f"Total params: {mine + 33:,}" in model.summary(memory=False)
