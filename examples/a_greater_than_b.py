@@ -24,7 +24,7 @@ def build(seed: int = 0) -> Model:
     return Model(g, inputs=ab, outputs=g.dense(ab, 1, activation="sigmoid", name="decide"), seed=seed)
 
 
-def run(epochs: int = 40, seed: int = 0, verbose: int = 0) -> dict:
+def run(epochs: int = 60, seed: int = 0, verbose: int = 0) -> dict:
     """Train on 4,000 pairs, test on 1,000 others; return both accuracies."""
     x_train, y_train = make_data(4000, seed)
     x_test, y_test = make_data(1000, seed + 1)

@@ -153,14 +153,14 @@ class Ranks:
 
 def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data=None,
         shuffle: bool = True, seed: int | None = None, verbose: int = 1, callbacks=None,
-        sample_weight=None, comm=None, bucket_bytes: int = BUCKET_BYTES):
+        sample_weight=None, comm=None, bucket_bytes: int = BUCKET_BYTES, initial_epoch: int = 0):
     """``model.fit(..., distributed=True)``: training over the ranks of ``comm``
     (default: every process mpiexec started); the arguments mean what they mean
     there, ``batch_size`` being the global batch. Every rank returns the same History."""
     ranks = Ranks(comm, bucket_bytes)
     with ranks.abort_on_failure():   # every rank stops if one fails, even in argument checks
         return _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
-                    verbose, callbacks, sample_weight)
+                    verbose, callbacks, sample_weight, initial_epoch)
 
 
 def _local_batches(model, ranks, feeds, target, batch_size, order):
@@ -182,18 +182,17 @@ def _local_batches(model, ranks, feeds, target, batch_size, order):
 
 
 def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed, verbose,
-         callbacks, sample_weight):
+         callbacks, sample_weight, initial_epoch=0):
     from . import checks
     from .callbacks import CallbackList, Progress
     from .guard import StepGuard
-    from .training import Batches, History
+    from .training import Batches, History, epoch_order, epoch_range
     feeds, target = checks.fit_arguments(
         model, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
         validation_data=validation_data, shuffle=shuffle, seed=seed, callbacks=callbacks)
     n, guard = len(next(iter(feeds.values()))), StepGuard()
     ranks.agree("number of samples, batch size, epochs, shuffle, seed and fit count",
                 (n, batch_size, epochs, bool(shuffle), seed, model._fits))
-    rng = np.random.default_rng([model.seed if seed is None else seed, model._fits])
     model._fits += 1
     loss = model._build(target)["loss"]
     ranks.broadcast(model.variables)
@@ -202,11 +201,12 @@ def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
     hooks = CallbackList([*(callbacks or []), *progress] if ranks.root else [], model)
     hooks.on_train_begin({})
     history, model.stop_training = History(), False
-    for epoch in range(epochs):
+    for epoch in epoch_range(initial_epoch, epochs):     # shuffled by (seed, epoch): resumable
         hooks.on_epoch_begin(epoch, {})
         ranks.follow_root(model)
         totals = Batches(model.metrics)
-        order = rng.permutation(n) if shuffle else np.arange(n)
+        order = epoch_order(model.seed if seed is None else seed, epoch, n, shuffle)
+        order = np.arange(n) if order is None else order
         for b, mine, ex in _local_batches(model, ranks, feeds, target, batch_size, order):
             if model.optimizer.schedule is not None:
                 model.learning_rate = model.optimizer.schedule(model._steps)
@@ -230,6 +230,7 @@ def _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
             val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0)
             logs.update({f"val_{k}": v for k, v in val.items()})
         history.append(epoch, logs)
+        model.epoch = epoch + 1
         hooks.on_epoch_end(epoch, logs)
         ranks.follow_root(model)
         if model.stop_training:

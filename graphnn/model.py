@@ -160,7 +160,7 @@ class Model(StateMethods):
         if distributed:                  # graphnn.distributed runs the loop across ranks
             from . import distributed as dist
             return dist.fit(self, x, y, epochs, batch_size, validation_data, shuffle, seed,
-                            verbose, callbacks, sample_weight)
+                            verbose, callbacks, sample_weight, initial_epoch=initial_epoch)
         from .callbacks import CallbackList, Progress
         feeds, target = checks.fit_arguments(
             self, x, y, sample_weight, epochs=epochs, batch_size=batch_size, verbose=verbose,
