@@ -1,11 +1,12 @@
-"""Convolution and pooling on channels-first images (N, C, H, W).
+"""Convolution on channels-first images (N, C, H, W).
 
 ``conv2d`` and its two gradients are high-level ops: shape inference and
-autodiff see them whole, and the ``lower`` pass rewrites them into
+autodiff see them whole, and their ``lower`` hooks (below) rewrite them into
 ``pad2d`` + ``im2col`` + batched ``matmul`` (+ ``col2im`` + ``crop2d`` for the
-input gradient). Pooling runs directly on strided windows, after a ``pad2d``
-when padded. One-dimensional versions are builder macros over these (a
-sequence (N, C, L) is an image (N, C, 1, L)).
+input gradient); ``conv_transpose2d`` lowers as conv2d's input gradient.
+Pooling is in ``pool.py``, the window geometry and ops in ``window.py``.
+One-dimensional versions are builder macros over these (a sequence (N, C, L)
+is an image (N, C, 1, L)).
 
 >>> from graphnn.compiler.ops import OPS
 >>> attrs = {"strides": (1, 1), "padding": "same", "dilation": (1, 1), "groups": 1}
@@ -14,76 +15,24 @@ sequence (N, C, L) is an image (N, C, 1, L)).
 """
 from __future__ import annotations
 
-from math import ceil, prod
+from math import prod
 
 from ..errors import OpShapeError
 from .base import OPS, Attr, OpDef, fmt_shape, register, same_dtype
+from .window import (
+    _dilation,
+    _hw,
+    _image,
+    _is_padding,
+    _is_pair,
+    _padded,
+    _padding,
+    _strides,
+    pair,
+    resolve_padding,
+    window_output,
+)
 
-
-def pair(v) -> tuple[int, int]:
-    """2 -> (2, 2); (1, 2) -> (1, 2)."""
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _is_pair(v):
-    return (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
-        isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(d, int) and d > 0 for d in v))
-
-
-def _is_padding(v):
-    if v in ("valid", "same"):
-        return True
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v >= 0
-    return isinstance(v, (tuple, list)) and len(v) in (2, 4) and all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)
-
-
-def resolve_padding(padding, size, kernel, strides, dilation) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) padding. 'same' gives ceil(size / stride)
-    outputs, the odd pixel of padding going to the bottom/right (as TensorFlow).
-
-    >>> resolve_padding("same", (28, 28), (3, 3), (1, 1), (1, 1))
-    (1, 1, 1, 1)
-    >>> resolve_padding((1, 2), (8, 8), (3, 3), (1, 1), (1, 1))
-    (1, 1, 2, 2)
-    """
-    if padding == "valid":
-        return (0, 0, 0, 0)
-    if padding == "same":
-        pads = []
-        for n, k, s, d in zip(size, kernel, strides, dilation):
-            total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    if isinstance(padding, int):
-        return (padding,) * 4
-    if len(padding) == 2:
-        return (padding[0], padding[0], padding[1], padding[1])
-    return tuple(padding)
-
-
-def window_output(size, kernel, strides, dilation, pads) -> tuple[int, int]:
-    """Output height and width of a sliding window; an error if it is empty."""
-    out = []
-    for n, k, s, d, p in zip(size, kernel, strides, dilation, (pads[0] + pads[1], pads[2] + pads[3])):
-        span = d * (k - 1) + 1
-        if n + p < span:
-            raise OpShapeError(f"the window ({k} wide, dilation {d}) is larger than the padded "
-                               f"input ({n} + {p} padding)")
-        out.append((n + p - span) // s + 1)
-    return tuple(out)
-
-
-def _image(shape, what="input"):
-    if len(shape) != 4:
-        raise OpShapeError(f"expected a 4-D {what} (N, C, H, W), got {fmt_shape(shape)}")
-
-
-_strides = Attr((1, 1), _is_pair, "a positive int or a pair of them")
-_dilation = Attr((1, 1), _is_pair, "a positive int or a pair of them")
-_padding = Attr("valid", _is_padding, "'valid', 'same', an int, (pad_h, pad_w) or "
-                                     "(top, bottom, left, right)")
 _groups = Attr(1, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                "a positive int dividing the input and output channels")
 CONV_ATTRS = {"strides": _strides, "padding": _padding, "dilation": _dilation, "groups": _groups}
@@ -198,20 +147,12 @@ def _conv_grad_weight_shape(shapes, dtypes, attrs):
     return (dy[1], x[1] // attrs["groups"], *attrs["kernel_size"]), same_dtype(dtypes, 0, 1)
 
 
-_hw = Attr(check=_is_pair, expect="a (height, width) pair")
-
-
 # ---------------------------------------------------------------- lowering
 # The hooks below rewrite a convolution into pad2d + im2col + a batched matmul
 # (+ col2im + crop2d for the input gradient). A rewritten node keeps its name,
 # so everything that read it still does; the reshapes are views and cost
 # nothing. The columns of an input are built once (the rewriter shares equal
 # nodes) and read by the forward GEMM and the weight gradient's GEMM.
-
-def _padded(rw, x, pads, value=0.0):
-    return rw.emit(f"{x}/pad", "pad2d", [x], pads=list(pads), value=value) if any(pads) else x
-
-
 def _columns(rw, x, w_shape, attrs):
     pads, _ = conv_geometry(rw.g.nodes[x]["shape"], w_shape, attrs)
     return rw.emit(f"{x}/im2col", "im2col", [_padded(rw, x, pads)], kernel_size=list(w_shape[2:]),
@@ -380,214 +321,3 @@ register(OpDef("upsample2d_grad", 1,
                                  s[0][3] // pair(a["factor"])[1]), d[0]),
                kind="gradient", fusion="reduce",
                attrs={"factor": Attr(2, _is_pair)}, doc="Sum of each factor x factor block."))
-
-
-# ---------------------------------------------------------------- lowered ops
-
-def _pads(v):
-    return isinstance(v, (tuple, list)) and len(v) == 4 and all(isinstance(p, int) and p >= 0 for p in v)
-
-
-_pad_attrs = {"pads": Attr(check=_pads, expect="(top, bottom, left, right)"),
-              "value": Attr(0.0, lambda v: isinstance(v, (int, float)), "a number")}
-
-
-def _pad_shape(shapes, dtypes, attrs):
-    (x,), (t, b, l, r) = shapes, attrs["pads"]
-    _image(x)
-    return (x[0], x[1], x[2] + t + b, x[3] + l + r), dtypes[0]
-
-
-def _crop_shape(shapes, dtypes, attrs):
-    (x,), (t, b, l, r) = shapes, attrs["pads"]
-    _image(x)
-    return (x[0], x[1], x[2] - t - b, x[3] - l - r), dtypes[0]
-
-
-register(OpDef("pad2d", 1, _pad_shape, fusion="injective", attrs=_pad_attrs,
-               kind="lowered",
-               doc="Pad H and W with a constant (0 for convolution, -inf for max pooling)."))
-register(OpDef("crop2d", 1, _crop_shape, fusion="injective", kind="lowered",
-               attrs={"pads": _pad_attrs["pads"]}, doc="Remove padding: the inverse of pad2d."))
-
-_window_attrs = {"kernel_size": _hw, "strides": _strides, "dilation": _dilation}
-
-
-def _im2col_shape(shapes, dtypes, attrs):
-    (x,) = shapes
-    _image(x)
-    k = pair(attrs["kernel_size"])
-    oh, ow = window_output(x[2:], k, pair(attrs["strides"]), pair(attrs["dilation"]), (0,) * 4)
-    return (x[0], x[1] * k[0] * k[1], oh * ow), dtypes[0]
-
-
-def _col2im_shape(shapes, dtypes, attrs):
-    (cols,) = shapes
-    c, (h, w) = attrs["channels"], attrs["image_hw"]
-    k, s, d = pair(attrs["kernel_size"]), pair(attrs["strides"]), pair(attrs["dilation"])
-    oh, ow = window_output((h, w), k, s, d, (0,) * 4)
-    expected = c * k[0] * k[1], oh * (w if attrs["wide"] else ow)
-    if tuple(cols[1:]) != expected:
-        raise OpShapeError(f"columns {fmt_shape(cols)} do not fit a {c}-channel {h}x{w} image "
-                           f"and a {k[0]}x{k[1]} kernel: expected (N, {expected[0]}, {expected[1]})")
-    if attrs["wide"] and s != (1, 1):
-        raise OpShapeError("wide columns need stride 1")
-    return (cols[0], c, h, w), dtypes[0]
-
-
-register(OpDef("im2col", 1, _im2col_shape, fusion="injective", kind="lowered",
-               attrs=_window_attrs, flops=lambda ins, out, a: 0,
-               doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
-                   "through a zero-copy strided view."))
-register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
-               attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
-                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
-               flops=lambda ins, out, a: prod(ins[0]),
-               doc="Sum columns back into an image: one vectorized add per kernel offset."))
-
-
-# ---------------------------------------------------------------- pooling
-
-_flag = lambda default: Attr(default, lambda v: isinstance(v, bool), "True or False")
-_pool_attrs = {"pool_size": Attr(check=_is_pair, expect="a positive int or pair"),
-               "strides": Attr(None, lambda v: v is None or _is_pair(v),
-                               "None (the pool size), a positive int or a pair"),
-               "padding": _padding, "ceil_mode": _flag(False)}
-_avg_attrs = {**_pool_attrs, "count_include_pad": _flag(True),
-              # Margins (top, bottom, left, right) of the input that are padding and
-              # do not count in a window's mean; lowering sets it when it pads.
-              "uncounted": Attr((0, 0, 0, 0), _pads, "(top, bottom, left, right)")}
-
-
-def ceil_extra(size, kernel, strides, pads) -> tuple[int, int]:
-    """Rows and columns ceil_mode adds at the bottom and right: as many as make
-    one more window, as long as that window starts inside the input or its
-    top/left padding (PyTorch's and ONNX's rule).
-
-    >>> ceil_extra((5, 5), (2, 2), (2, 2), (0, 0, 0, 0))
-    (1, 1)
-    """
-    extra = []
-    for i, (n, k, s) in enumerate(zip(size, kernel, strides)):
-        begin, end = pads[2 * i], pads[2 * i + 1]
-        full = n + begin + end
-        out = -(-(full - k) // s) + 1
-        if (out - 1) * s >= n + begin:
-            out -= 1
-        extra.append(max((out - 1) * s + k - full, 0))
-    return tuple(extra)
-
-
-def pool_geometry(x, attrs):
-    """(kernel, strides, pads, (OH, OW)) of a pooling node; pads include the
-    rows and columns ceil_mode adds at the bottom and right."""
-    k = pair(attrs["pool_size"])
-    s = pair(attrs["strides"] or attrs["pool_size"])
-    pads = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
-    if attrs.get("ceil_mode"):
-        eh, ew = ceil_extra(x[2:], k, s, pads)
-        pads = (pads[0], pads[1] + eh, pads[2], pads[3] + ew)
-    return k, s, pads, window_output(x[2:], k, s, (1, 1), pads)
-
-
-def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
-    """The padding an average pool leaves out of its means: all of it without
-    count_include_pad, else only what ceil_mode added (as PyTorch)."""
-    _, _, pads, _ = pool_geometry(x, attrs)
-    if not attrs.get("count_include_pad", True):
-        return tuple(pads)
-    k, s = pair(attrs["pool_size"]), pair(attrs["strides"] or attrs["pool_size"])
-    user = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
-    return tuple(p - u for p, u in zip(pads, user))
-
-
-def _pool_shape(shapes, dtypes, attrs):
-    (x,) = shapes
-    _image(x)
-    *_, (oh, ow) = pool_geometry(x, attrs)
-    return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
-
-
-def _uncounted(x_shape, attrs):
-    if "count_include_pad" not in attrs:            # max pooling
-        return {}
-    return {"uncounted": list(uncounted_margins(x_shape, attrs))}
-
-
-def _lower_pool(fill):
-    """Padded pooling -> pool(pad2d(x)), the padding filled with ``fill``."""
-    def lower(rw, node, ins, attrs):
-        x_shape = rw.g.nodes[ins[0]]["shape"]
-        k, s, pads, _ = pool_geometry(x_shape, attrs)
-        if any(pads):
-            xp = _padded(rw, ins[0], pads, fill)
-            rw.become(node, rw.g.nodes[node]["op"], [xp], pool_size=list(k), strides=list(s),
-                      padding="valid", **_uncounted(x_shape, attrs))
-    return lower
-
-
-def _lower_pool_grad(fill):
-    """The gradient of padded pooling -> crop2d(the gradient of pool(pad2d(x)))."""
-    def lower(rw, node, ins, attrs):
-        x_shape = rw.g.nodes[node]["shape"]
-        k, s, pads, _ = pool_geometry(x_shape, attrs)
-        if not any(pads):
-            return
-        op = rw.g.nodes[node]["op"]
-        valid = dict(pool_size=list(k), strides=list(s), padding="valid")
-        if op == "max_pool2d_grad":          # (dy, x, y): pad x as the forward did
-            dy, x, y = ins
-            inputs, extra = [dy, _padded(rw, x, pads, fill), y], {}
-        else:
-            inputs = ins
-            extra = {"input_hw": [x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3]],
-                     **_uncounted(x_shape, attrs)}
-        grad = rw.emit(f"{node}/padded", op, inputs, **valid, **extra)
-        rw.become(node, "crop2d", [grad], pads=list(pads))
-    return lower
-
-
-def _max_pool_vjp(ctx, ins, out, dy, attrs):
-    return [ctx.emit("max_pool2d_grad", [dy, ins[0], out], **attrs)]
-
-
-def _avg_pool_vjp(ctx, ins, out, dy, attrs):
-    return [ctx.emit("avg_pool2d_grad", [dy], input_hw=ctx.shape(ins[0])[2:], **attrs)]
-
-
-def _pool_flops(ins, out, a):
-    return prod(out) * prod(pair(a["pool_size"]))
-
-
-register(OpDef("max_pool2d", 1, _pool_shape, kernel="max_pool2d", fusion="opaque",
-               vjp=_max_pool_vjp, lower=_lower_pool(float("-inf")), attrs=_pool_attrs, flops=_pool_flops,
-               doc="Maximum over each window (padding counts as -inf)."))
-register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque",
-               vjp=_avg_pool_vjp, lower=_lower_pool(0.0), attrs=_avg_attrs, flops=_pool_flops,
-               doc="Mean over each window (padding counts as 0, as PyTorch's default; "
-                   "count_include_pad=False leaves it out of the count)."))
-register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
-               kind="gradient", lower=_lower_pool_grad(float("-inf")), attrs=_pool_attrs,
-               flops=_pool_flops,
-               doc="Route each window's gradient to its first maximum."))
-register(OpDef("avg_pool2d_grad", 1,
-               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
-               kind="gradient", lower=_lower_pool_grad(0.0), attrs={**_avg_attrs, "input_hw": _hw},
-               flops=_pool_flops,
-               doc="Spread each window's gradient evenly over it."))
-
-
-def _gap_shape(shapes, dtypes, attrs):
-    (x,) = shapes
-    _image(x)
-    return (x[0], x[1]), same_dtype(dtypes, 0)
-
-
-register(OpDef("global_avg_pool", 1, _gap_shape, fusion="reduce",
-               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("global_avg_pool_grad", [dy],
-                                                          input_hw=ctx.shape(ins[0])[2:])],
-               flops=lambda ins, out, a: prod(ins[0]), doc="Mean over H and W: (N, C, H, W) -> (N, C)."))
-register(OpDef("global_avg_pool_grad", 1,
-               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]),
-               kind="gradient", attrs={"input_hw": _hw},
-               flops=lambda ins, out, a: prod(out), doc="dy / (H W), spread over each map."))

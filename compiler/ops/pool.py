@@ -1,0 +1,168 @@
+"""Pooling on channels-first images (N, C, H, W): max and average over windows
+(after a ``pad2d`` when padded: their ``lower`` hooks), and the global average.
+
+>>> from graphnn.compiler.ops import OPS
+>>> OPS["max_pool2d"].infer([(None, 3, 5, 5)], ["float32"], OPS["max_pool2d"].check_attrs(
+...     {"pool_size": 2, "ceil_mode": True})[0])
+((None, 3, 3, 3), 'float32')
+"""
+from __future__ import annotations
+
+from math import prod
+
+from .base import Attr, OpDef, register, same_dtype
+from .window import (
+    _hw,
+    _image,
+    _is_pair,
+    _padded,
+    _padding,
+    _pads,
+    pair,
+    resolve_padding,
+    window_output,
+)
+
+_flag = lambda default: Attr(default, lambda v: isinstance(v, bool), "True or False")
+_pool_attrs = {"pool_size": Attr(check=_is_pair, expect="a positive int or pair"),
+               "strides": Attr(None, lambda v: v is None or _is_pair(v),
+                               "None (the pool size), a positive int or a pair"),
+               "padding": _padding, "ceil_mode": _flag(False)}
+_avg_attrs = {**_pool_attrs, "count_include_pad": _flag(True),
+              # Margins (top, bottom, left, right) of the input that are padding and
+              # do not count in a window's mean; lowering sets it when it pads.
+              "uncounted": Attr((0, 0, 0, 0), _pads, "(top, bottom, left, right)")}
+
+
+def ceil_extra(size, kernel, strides, pads) -> tuple[int, int]:
+    """Rows and columns ceil_mode adds at the bottom and right: as many as make
+    one more window, as long as that window starts inside the input or its
+    top/left padding (PyTorch's and ONNX's rule).
+
+    >>> ceil_extra((5, 5), (2, 2), (2, 2), (0, 0, 0, 0))
+    (1, 1)
+    """
+    extra = []
+    for i, (n, k, s) in enumerate(zip(size, kernel, strides)):
+        begin, end = pads[2 * i], pads[2 * i + 1]
+        full = n + begin + end
+        out = -(-(full - k) // s) + 1
+        if (out - 1) * s >= n + begin:
+            out -= 1
+        extra.append(max((out - 1) * s + k - full, 0))
+    return tuple(extra)
+
+
+def pool_geometry(x, attrs):
+    """(kernel, strides, pads, (OH, OW)) of a pooling node; pads include the
+    rows and columns ceil_mode adds at the bottom and right."""
+    k = pair(attrs["pool_size"])
+    s = pair(attrs["strides"] or attrs["pool_size"])
+    pads = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    if attrs.get("ceil_mode"):
+        eh, ew = ceil_extra(x[2:], k, s, pads)
+        pads = (pads[0], pads[1] + eh, pads[2], pads[3] + ew)
+    return k, s, pads, window_output(x[2:], k, s, (1, 1), pads)
+
+
+def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
+    """The padding an average pool leaves out of its means: all of it without
+    count_include_pad, else only what ceil_mode added (as PyTorch)."""
+    _, _, pads, _ = pool_geometry(x, attrs)
+    if not attrs.get("count_include_pad", True):
+        return tuple(pads)
+    k, s = pair(attrs["pool_size"]), pair(attrs["strides"] or attrs["pool_size"])
+    user = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    return tuple(p - u for p, u in zip(pads, user))
+
+
+def _pool_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    *_, (oh, ow) = pool_geometry(x, attrs)
+    return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
+
+
+def _uncounted(x_shape, attrs):
+    if "count_include_pad" not in attrs:            # max pooling
+        return {}
+    return {"uncounted": list(uncounted_margins(x_shape, attrs))}
+
+
+def _lower_pool(fill):
+    """Padded pooling -> pool(pad2d(x)), the padding filled with ``fill``."""
+    def lower(rw, node, ins, attrs):
+        x_shape = rw.g.nodes[ins[0]]["shape"]
+        k, s, pads, _ = pool_geometry(x_shape, attrs)
+        if any(pads):
+            xp = _padded(rw, ins[0], pads, fill)
+            rw.become(node, rw.g.nodes[node]["op"], [xp], pool_size=list(k), strides=list(s),
+                      padding="valid", **_uncounted(x_shape, attrs))
+    return lower
+
+
+def _lower_pool_grad(fill):
+    """The gradient of padded pooling -> crop2d(the gradient of pool(pad2d(x)))."""
+    def lower(rw, node, ins, attrs):
+        x_shape = rw.g.nodes[node]["shape"]
+        k, s, pads, _ = pool_geometry(x_shape, attrs)
+        if not any(pads):
+            return
+        op = rw.g.nodes[node]["op"]
+        valid = dict(pool_size=list(k), strides=list(s), padding="valid")
+        if op == "max_pool2d_grad":          # (dy, x, y): pad x as the forward did
+            dy, x, y = ins
+            inputs, extra = [dy, _padded(rw, x, pads, fill), y], {}
+        else:
+            inputs = ins
+            extra = {"input_hw": [x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3]],
+                     **_uncounted(x_shape, attrs)}
+        grad = rw.emit(f"{node}/padded", op, inputs, **valid, **extra)
+        rw.become(node, "crop2d", [grad], pads=list(pads))
+    return lower
+
+
+def _max_pool_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("max_pool2d_grad", [dy, ins[0], out], **attrs)]
+
+
+def _avg_pool_vjp(ctx, ins, out, dy, attrs):
+    return [ctx.emit("avg_pool2d_grad", [dy], input_hw=ctx.shape(ins[0])[2:], **attrs)]
+
+
+def _pool_flops(ins, out, a):
+    return prod(out) * prod(pair(a["pool_size"]))
+
+
+register(OpDef("max_pool2d", 1, _pool_shape, kernel="max_pool2d", fusion="opaque",
+               vjp=_max_pool_vjp, lower=_lower_pool(float("-inf")), attrs=_pool_attrs, flops=_pool_flops,
+               doc="Maximum over each window (padding counts as -inf)."))
+register(OpDef("avg_pool2d", 1, _pool_shape, kernel="avg_pool2d", fusion="opaque",
+               vjp=_avg_pool_vjp, lower=_lower_pool(0.0), attrs=_avg_attrs, flops=_pool_flops,
+               doc="Mean over each window (padding counts as 0, as PyTorch's default; "
+                   "count_include_pad=False leaves it out of the count)."))
+register(OpDef("max_pool2d_grad", 3, lambda s, d, a: (s[1], d[1]), kernel="max_pool2d_grad",
+               kind="gradient", lower=_lower_pool_grad(float("-inf")), attrs=_pool_attrs,
+               flops=_pool_flops,
+               doc="Route each window's gradient to its first maximum."))
+register(OpDef("avg_pool2d_grad", 1,
+               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]), kernel="avg_pool2d_grad",
+               kind="gradient", lower=_lower_pool_grad(0.0), attrs={**_avg_attrs, "input_hw": _hw},
+               flops=_pool_flops,
+               doc="Spread each window's gradient evenly over it."))
+
+
+def _gap_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    return (x[0], x[1]), same_dtype(dtypes, 0)
+
+
+register(OpDef("global_avg_pool", 1, _gap_shape, fusion="reduce",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("global_avg_pool_grad", [dy],
+                                                          input_hw=ctx.shape(ins[0])[2:])],
+               flops=lambda ins, out, a: prod(ins[0]), doc="Mean over H and W: (N, C, H, W) -> (N, C)."))
+register(OpDef("global_avg_pool_grad", 1,
+               lambda s, d, a: ((s[0][0], s[0][1], *a["input_hw"]), d[0]),
+               kind="gradient", attrs={"input_hw": _hw},
+               flops=lambda ins, out, a: prod(out), doc="dy / (H W), spread over each map."))

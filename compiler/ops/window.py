@@ -1,0 +1,150 @@
+"""Windows over channels-first images (N, C, H, W): the geometry convolution and
+pooling share (pairs, padding, output sizes) and the ops their lowering emits:
+``pad2d`` and ``crop2d``, ``im2col`` (every window copied into columns through a
+zero-copy strided view) and ``col2im`` (columns summed back into an image).
+
+>>> resolve_padding("same", (5, 5), (3, 3), (2, 2), (1, 1))
+(1, 1, 1, 1)
+"""
+from __future__ import annotations
+
+from math import ceil, prod
+
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, register
+
+
+def pair(v) -> tuple[int, int]:
+    """2 -> (2, 2); (1, 2) -> (1, 2)."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _is_pair(v):
+    return (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (
+        isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(d, int) and d > 0 for d in v))
+
+
+def _is_padding(v):
+    if v in ("valid", "same"):
+        return True
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v >= 0
+    return isinstance(v, (tuple, list)) and len(v) in (2, 4) and all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)
+
+
+def resolve_padding(padding, size, kernel, strides, dilation) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) padding. 'same' gives ceil(size / stride)
+    outputs, the odd pixel of padding going to the bottom/right (as TensorFlow).
+
+    >>> resolve_padding("same", (28, 28), (3, 3), (1, 1), (1, 1))
+    (1, 1, 1, 1)
+    >>> resolve_padding((1, 2), (8, 8), (3, 3), (1, 1), (1, 1))
+    (1, 1, 2, 2)
+    """
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(size, kernel, strides, dilation):
+            total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)
+    if isinstance(padding, int):
+        return (padding,) * 4
+    if len(padding) == 2:
+        return (padding[0], padding[0], padding[1], padding[1])
+    return tuple(padding)
+
+
+def window_output(size, kernel, strides, dilation, pads) -> tuple[int, int]:
+    """Output height and width of a sliding window; an error if it is empty."""
+    out = []
+    for n, k, s, d, p in zip(size, kernel, strides, dilation, (pads[0] + pads[1], pads[2] + pads[3])):
+        span = d * (k - 1) + 1
+        if n + p < span:
+            raise OpShapeError(f"the window ({k} wide, dilation {d}) is larger than the padded "
+                               f"input ({n} + {p} padding)")
+        out.append((n + p - span) // s + 1)
+    return tuple(out)
+
+
+def _image(shape, what="input"):
+    if len(shape) != 4:
+        raise OpShapeError(f"expected a 4-D {what} (N, C, H, W), got {fmt_shape(shape)}")
+
+
+_strides = Attr((1, 1), _is_pair, "a positive int or a pair of them")
+_dilation = Attr((1, 1), _is_pair, "a positive int or a pair of them")
+_padding = Attr("valid", _is_padding, "'valid', 'same', an int, (pad_h, pad_w) or "
+                                     "(top, bottom, left, right)")
+
+_hw = Attr(check=_is_pair, expect="a (height, width) pair")
+
+
+def _padded(rw, x, pads, value=0.0):
+    return rw.emit(f"{x}/pad", "pad2d", [x], pads=list(pads), value=value) if any(pads) else x
+
+
+# ---------------------------------------------------------------- lowered ops
+
+def _pads(v):
+    return isinstance(v, (tuple, list)) and len(v) == 4 and all(isinstance(p, int) and p >= 0 for p in v)
+
+
+_pad_attrs = {"pads": Attr(check=_pads, expect="(top, bottom, left, right)"),
+              "value": Attr(0.0, lambda v: isinstance(v, (int, float)), "a number")}
+
+
+def _pad_shape(shapes, dtypes, attrs):
+    (x,), (t, b, l, r) = shapes, attrs["pads"]
+    _image(x)
+    return (x[0], x[1], x[2] + t + b, x[3] + l + r), dtypes[0]
+
+
+def _crop_shape(shapes, dtypes, attrs):
+    (x,), (t, b, l, r) = shapes, attrs["pads"]
+    _image(x)
+    return (x[0], x[1], x[2] - t - b, x[3] - l - r), dtypes[0]
+
+
+register(OpDef("pad2d", 1, _pad_shape, fusion="injective", attrs=_pad_attrs,
+               kind="lowered",
+               doc="Pad H and W with a constant (0 for convolution, -inf for max pooling)."))
+register(OpDef("crop2d", 1, _crop_shape, fusion="injective", kind="lowered",
+               attrs={"pads": _pad_attrs["pads"]}, doc="Remove padding: the inverse of pad2d."))
+
+_window_attrs = {"kernel_size": _hw, "strides": _strides, "dilation": _dilation}
+
+
+def _im2col_shape(shapes, dtypes, attrs):
+    (x,) = shapes
+    _image(x)
+    k = pair(attrs["kernel_size"])
+    oh, ow = window_output(x[2:], k, pair(attrs["strides"]), pair(attrs["dilation"]), (0,) * 4)
+    return (x[0], x[1] * k[0] * k[1], oh * ow), dtypes[0]
+
+
+def _col2im_shape(shapes, dtypes, attrs):
+    (cols,) = shapes
+    c, (h, w) = attrs["channels"], attrs["image_hw"]
+    k, s, d = pair(attrs["kernel_size"]), pair(attrs["strides"]), pair(attrs["dilation"])
+    oh, ow = window_output((h, w), k, s, d, (0,) * 4)
+    expected = c * k[0] * k[1], oh * (w if attrs["wide"] else ow)
+    if tuple(cols[1:]) != expected:
+        raise OpShapeError(f"columns {fmt_shape(cols)} do not fit a {c}-channel {h}x{w} image "
+                           f"and a {k[0]}x{k[1]} kernel: expected (N, {expected[0]}, {expected[1]})")
+    if attrs["wide"] and s != (1, 1):
+        raise OpShapeError("wide columns need stride 1")
+    return (cols[0], c, h, w), dtypes[0]
+
+
+register(OpDef("im2col", 1, _im2col_shape, fusion="injective", kind="lowered",
+               attrs=_window_attrs, flops=lambda ins, out, a: 0,
+               doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
+                   "through a zero-copy strided view."))
+register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
+               attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
+                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
+               flops=lambda ins, out, a: prod(ins[0]),
+               doc="Sum columns back into an image: one vectorized add per kernel offset."))
