@@ -31,10 +31,14 @@ from .ops import OPS
 from .rewrite import OPERAND_ROLE, Rewriter
 
 
+def _needs_lowering(op, data) -> bool:
+    return op.lower is not None and (op.lowers is None or op.lowers(data))
+
+
 def lower(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """Return a copy of ``g`` in which every op has a runtime kernel (or is a view).
     (``g`` itself when no op needs lowering.)"""
-    todo = [n for n, d in g.nodes(data=True) if OPS[d["op"]].lower is not None]
+    todo = [n for n, d in g.nodes(data=True) if _needs_lowering(OPS[d["op"]], d)]
     if not todo:
         return g
     g = copy_graph(g)

@@ -131,7 +131,7 @@ class Rewriter:
     def _checked(self, node, op, attrs) -> dict:
         record = OPS[op]
         filled, bad = record.check_attrs(attrs)
-        unknown = set(attrs) - set(record.attrs)
+        unknown = attrs.keys() - record.attrs.keys()
         if unknown:
             bad.append(f"unknown attribute(s) {sorted(unknown)}")
         if bad:     # a pass asked for something its op cannot do: a compiler bug

@@ -51,7 +51,9 @@ class OpDef:
     and the node, its operands and its attributes:
 
     - ``lower(rw, node, ins, attrs)`` rewrites the node into ops that have a
-      runtime kernel (a convolution into im2col + GEMM);
+      runtime kernel (a convolution into im2col + GEMM); ``lowers(attrs)``, when
+      given, says whether a node needs it at all (the lower pass skips the
+      graph copy when none does);
     - ``lower_fused(rw, node, ins, attrs)``, on an anchor op without a kernel,
       lowers a ``fused`` node anchored on it (so the fuse pass may use it);
     - ``inference(rw, node, ins, attrs)`` rewrites the node for evaluation and
@@ -76,6 +78,7 @@ class OpDef:
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
     scratch: Callable | None = None      # a composite's scratch (fused); else the kernel declares it
     lower: Callable | None = None        # see above
+    lowers: Callable | None = None       # (attrs) -> whether a node needs `lower` (default: yes)
     lower_fused: Callable | None = None
     inference: Callable | None = None
     fold_axes: Callable | None = None

@@ -56,6 +56,7 @@ def _lower(rw, node, ins, attrs):
 
 
 register(OpDef("fused", None, _shape, kernel="fused", fusion="opaque", kind="lowered", lower=_lower,
+               lowers=lambda attrs: OPS[attrs["anchor"]["op"]].lower_fused is not None,
                attrs={"anchor": Attr(check=lambda v: isinstance(v, dict)),
                       "epilogue": Attr(check=lambda v: isinstance(v, list))},
                scratch=_scratch, flops=_flops,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from graphnn import Graph, Model, optim
 from graphnn.compiler.fuse import EPILOGUE_KINDS
 from graphnn.compiler.ops import OPS, with_role
+
+from graphnn import Graph, Model, optim
 from graphnn.spec import load_spec
 from tests.helpers import sample
 
