@@ -56,7 +56,7 @@ def _gather_slices(ctx: VJPContext, parts: list[str]) -> str | None:
     pieces = [operands(g, p)[0] for p in parts]
     gathered = ctx.emit("slices_grad", pieces, axis=attrs[0]["axis"], size=attrs[0]["size"],
                         starts=[a["start"] for a in attrs], stops=[a["stop"] for a in attrs])
-    g.remove_nodes_from(p for p in parts if g.out_degree(p) == 0)    # the padded copies
+    ctx.rw.remove(p for p in parts if g.out_degree(p) == 0)    # the padded copies
     return gathered
 
 

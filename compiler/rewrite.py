@@ -50,10 +50,12 @@ class Rewriter:
         self.memo: dict | None = {} if share else None
 
     def emit(self, base: str, op: str, inputs: list, *, like: str | None = None,
-             role: str | None = None, **attrs) -> str:
+             role: str | None = None, checked: bool = False, **attrs) -> str:
         """Add ``op(*inputs)`` named ``base`` (or ``base_1``, ...); return its name.
 
-        Metadata comes from ``like`` (the node it stands for), then ``role``."""
+        Metadata comes from ``like`` (the node it stands for), then ``role``.
+        ``checked=True``: ``attrs`` are complete and were checked already (a pass
+        emitting many nodes with one set of attributes checks it once)."""
         if self.memo is not None:
             key = (op, tuple(inputs), repr(sorted(attrs.items())))
             if key in self.memo:
@@ -69,7 +71,7 @@ class Rewriter:
             role = g._node[inputs[0]].get("role", "forward")
         if role is not None:
             meta["role"] = role
-        g.add_node(name, op=op, **meta, **self._checked(name, op, attrs))
+        g.add_node(name, op=op, **meta, **(attrs if checked else self._checked(name, op, attrs)))
         for port, src in enumerate(inputs):
             g.add_edge(src, name, port=port)
         infer_node(g, name)

@@ -35,13 +35,17 @@ def slots_for(spec: dict, param: str) -> list[str]:
     """The state nodes an optimizer keeps for ``param`` (a slot ending in _t is a
     scalar step count; SGD keeps its velocity only with momentum, RMSprop its mean
     gradient only when centered and its buffer only with momentum)."""
-    slots = update_op(spec).slots
+    return [f"{param}/{s}" for s in _slots(spec, update_op(spec))]
+
+
+def _slots(spec, op) -> list[str]:
+    slots = list(op.slots)
     if spec["name"] == "sgd" and not spec.get("momentum", 0.0) > 0:
-        slots = ()
+        slots = []
     if spec["name"] == "rmsprop":       # the mean gradient and the momentum buffer are optional
         slots = [s for s in slots if (s != "rms_mean_grad" or spec.get("centered"))
                  and (s != "rms_momentum" or spec.get("momentum", 0.0) > 0)]
-    return [f"{param}/{s}" for s in slots]
+    return slots
 
 
 def _clipped(g, grads: dict, max_norm: float) -> dict:
@@ -69,12 +73,14 @@ def append_updates(g: nx.MultiDiGraph, grads: dict[str, str], spec: dict, copy: 
         raise GraphError(f"optimizer {spec['name']}: " + "; ".join(bad))
     if spec.get("clip_norm"):
         grads = _clipped(g, grads, spec["clip_norm"])
-    updates = []
-    for param, grad in grads.items():
+    updates, kinds = [], _slots(spec, op)
+    for param, grad in grads.items():       # (attributes made and checked here: checked=True)
         slots = []
-        for slot in slots_for(spec, param):
-            scalar = slot.endswith("_t")
-            slots.append(rw.emit(slot, "state", [], shape=() if scalar else g.nodes[param]["shape"],
+        for kind in kinds:
+            scalar = kind.endswith("_t")
+            slots.append(rw.emit(f"{param}/{kind}", "state", [], checked=True,
+                                 shape=() if scalar else g.nodes[param]["shape"],
                                  dtype="float64" if scalar else g.nodes[param]["dtype"], init=0.0))
-        updates.append(rw.emit(f"{param}/update", op.name, [param, grad, LR_NODE, *slots], **filled))
+        updates.append(rw.emit(f"{param}/update", op.name, [param, grad, LR_NODE, *slots],
+                               checked=True, **filled))
     return g, updates
