@@ -72,8 +72,9 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES), ids=str)
 def test_cli_error_is_one_clear_line(folder, capsys, case):
     argv, names = CASES[case]
+    before = sorted(os.listdir(folder))
     try:
-        status = main(argv)
+        status = main([*argv, *(["--out", "out.gnn"] if argv[0] == "train" else [])])
     except SystemExit as e:                          # argparse's own usage errors
         status = e.code
     out, err = capsys.readouterr()
@@ -83,6 +84,7 @@ def test_cli_error_is_one_clear_line(folder, capsys, case):
     assert len(line) == 1, err
     for name in names:
         assert name in line[0], f"{name!r} not in {line[0]}"
+    assert sorted(os.listdir(folder)) == before          # nothing written, out.gnn included
 
 
 def test_closed_pipe_is_not_an_error(folder):
