@@ -94,9 +94,25 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
         pairs = [(dst, per_offset[:, :, i])
                  for i, dst in enumerate(_offset_slices(image, k, s, d, (oh, ow)))]
 
+    # The first offset's run is assigned, not added; only what it does not cover
+    # is cleared (one pass over the image saved of the KH * KW + 1).
+    if wide:
+        uncovered = [flat[:, :, length:]]
+    elif s == (1, 1):
+        uncovered = [image[:, :, oh:], image[:, :, :oh, ow:]]
+    else:
+        uncovered = None
+    (first_dst, first_src), rest = pairs[0], pairs[1:]
+
     def run():
-        image.fill(0)
-        for dst, src in pairs:
+        if uncovered is None:
+            image.fill(0)
+            np.add(first_dst, first_src, out=first_dst)
+        else:
+            for part in uncovered:
+                part.fill(0)
+            np.copyto(first_dst, first_src)
+        for dst, src in rest:
             np.add(dst, src, out=dst)
     return run
 

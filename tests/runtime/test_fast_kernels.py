@@ -105,3 +105,34 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_each_window(size, k, s):
     for _ in range(2):                        # a second step finds no state left by the first
         KERNELS["max_pool2d_grad"]([dy, x, y], [dx], pool_size=list(k), strides=list(s), **scratch)()
         np.testing.assert_allclose(dx, _max_pool_grad_by_loops(dy, x, k, s), rtol=1e-15, atol=1e-15)
+
+
+def _col2im_by_loops(cols, image_shape, k, s, d, wide):
+    """Scatter-add every column entry to its pixel, one entry at a time."""
+    n, c, h, w = image_shape
+    oh, ow = (h - d[0] * (k[0] - 1) - 1) // s[0] + 1, (w - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    grid = cols.reshape(n, c, k[0], k[1], oh, w if wide else ow)
+    image = np.zeros(image_shape)
+    for a, b, i, j, p, q in np.ndindex(n, c, k[0], k[1], oh, ow):
+        image[a, b, p * s[0] + i * d[0], q * s[1] + j * d[1]] += grid[a, b, i, j, p, q]
+    return image
+
+
+@pytest.mark.parametrize("k, s, d, wide", [((3, 3), (1, 1), (1, 1), True),
+                                           ((3, 3), (1, 1), (1, 1), False),
+                                           ((3, 2), (1, 1), (2, 1), True),
+                                           ((3, 3), (2, 2), (1, 1), False),
+                                           ((2, 3), (2, 1), (1, 2), False)])
+def test_col2im_sums_every_column_entry_into_its_pixel(k, s, d, wide):
+    rng = np.random.default_rng(4)
+    shape = (2, 3, 7, 8)
+    oh, ow = (7 - d[0] * (k[0] - 1) - 1) // s[0] + 1, (8 - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    cols = rng.normal(size=(2, 3 * k[0] * k[1], oh * (8 if wide else ow)))
+    if wide:                                  # the positions past OW in each row are zero
+        cols.reshape(2, 3, k[0], k[1], oh, 8)[..., ow:] = 0
+    image = np.full(shape, np.nan)
+    run = KERNELS["col2im"]([cols], [image], kernel_size=list(k), strides=list(s),
+                            dilation=list(d), wide=wide)
+    for _ in range(2):                        # the second call starts from the first's image
+        run()
+        np.testing.assert_allclose(image, _col2im_by_loops(cols, shape, k, s, d, wide), rtol=1e-14)
