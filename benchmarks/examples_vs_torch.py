@@ -22,8 +22,9 @@ EXAMPLES = os.path.join(HERE, "..", "examples")
 sys.path.insert(0, HERE)
 sys.path.insert(0, EXAMPLES)
 
-from graphnn import datasets  # noqa: E402
-import torch_models  # noqa: E402
+import torch_models
+
+from graphnn import datasets
 
 SETTINGS = {"mlp": ("mnist_mlp", 15, 5e-4), "cnn": ("mnist_cnn", 12, 1e-3),
             "lstm": ("mnist_lstm", 14, 2e-3)}
@@ -99,8 +100,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
     torch_models.set_threads(args.threads)
-    print(f"| example | epochs | graphnn s | PyTorch s | PyTorch s / graphnn s | graphnn test acc. "
-          f"| PyTorch test acc. |\n|---|---:|---:|---:|---:|---:|---:|")
+    print("| example | epochs | graphnn s | PyTorch s | PyTorch s / graphnn s | graphnn test acc. "
+          "| PyTorch test acc. |\n|---|---:|---:|---:|---:|---:|---:|")
     with threadpool_limits(limits=args.threads):
         for kind in args.only.split(","):
             epochs = args.epochs or SETTINGS[kind][1]

@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from graphs import cnn, compiled  # noqa: E402
+from graphnn.runtime import Executor
+from graphs import cnn, compiled
 
-from graphnn import Graph, Model, optim  # noqa: E402
-from graphnn.runtime import Executor  # noqa: E402
+from graphnn import Graph, Model, optim
 
 
 def cpu_seconds(fn, repeats):

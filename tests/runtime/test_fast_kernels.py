@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from graphnn.runtime.executor import UFUNC_BUFFER
 from graphnn.runtime.kernels import KERNELS, bind
 
