@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphError, Problem
-from .ir import copy_graph, operands
+from .ir import copy_graph, operands, topological_order
 from .ops import OPS, numel
 from .rewrite import Rewriter
 
@@ -76,7 +76,7 @@ def buckets_of(g: nx.MultiDiGraph, grads: dict[str, str], bucket_bytes: int) -> 
     """Parameters grouped into buckets: in the order their gradients appear in a
     topological order of ``g`` (the backward pass reaches the last layer first),
     one dtype per bucket, each closed once it holds ``bucket_bytes`` or more."""
-    position = {n: i for i, n in enumerate(nx.topological_sort(g))}
+    position = {n: i for i, n in enumerate(topological_order(g))}
     buckets, size, dtype = [], 0, None
     for param in sorted(grads, key=lambda p: (position[grads[p]], p)):
         d = g.nodes[grads[param]]

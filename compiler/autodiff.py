@@ -24,7 +24,7 @@ from collections import defaultdict
 import networkx as nx
 
 from .errors import GraphError, Problem
-from .ir import ancestors_of, copy_graph, descendants_of, op_attrs, operands
+from .ir import ancestors_of, copy_graph, descendants_of, op_attrs, operands, topological_order
 from .ops import OPS
 from .rewrite import Rewriter
 
@@ -77,7 +77,7 @@ def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
     contributions: dict[str, list[str]] = defaultdict(list)
     contributions[loss].append(seed)
     grads: dict[str, str] = {}
-    order = [n for n in nx.topological_sort(g) if n in needs]
+    order = [n for n in topological_order(g) if n in needs]
     for node in reversed(order):
         parts = contributions.pop(node, [])
         if not parts:

@@ -25,7 +25,7 @@ import networkx as nx
 
 from ..runtime.program import Buffer, Instruction, Program
 
-from .ir import op_attrs, operands
+from .ir import op_attrs, operands, topological_order
 from .ops import OPS, concrete
 from .plan import plan_memory
 from .schedule import schedule
@@ -63,7 +63,7 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
             root[node] = node
 
     # Views first: they are fixed by the graph, whatever the schedule.
-    for node in nx.topological_sort(g):
+    for node in topological_order(g):
         if OPS[g.nodes[node]["op"]].view:
             src = root[operands(g, node)[0]]
             root[node] = src

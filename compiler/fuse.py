@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .ir import consumers, copy_graph, op_attrs, operands
+from .ir import consumers, copy_graph, op_attrs, operands, topological_order
 from .ops import OPS
 from .rewrite import Rewriter
 
@@ -91,7 +91,7 @@ def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
     chain's last node, so its readers are unchanged)."""
     g = copy_graph(g)
     rw = Rewriter(g)
-    for anchor in list(nx.topological_sort(g)):
+    for anchor in topological_order(g):
         if anchor not in g:
             continue
         d = g.nodes[anchor]

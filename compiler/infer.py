@@ -16,7 +16,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .errors import OpShapeError, Problem, raise_problems
-from .ir import copy_graph, op_attrs, operands
+from .ir import copy_graph, op_attrs, operands, topological_order
 from .ops import OPS, fmt_shape
 
 
@@ -44,7 +44,7 @@ def infer_shapes(g: nx.MultiDiGraph, copy: bool = True) -> nx.MultiDiGraph:
     g = copy_graph(g) if copy else g
     failed: set[str] = set()
     problems: list[Problem] = []
-    for node in nx.topological_sort(g):
+    for node in topological_order(g):
         if any(i in failed for i in operands(g, node)):
             failed.add(node)
             continue

@@ -78,6 +78,42 @@ def copy_graph(g: nx.MultiDiGraph, keep: set | None = None) -> nx.MultiDiGraph:
     return h
 
 
+def topological_order(g: nx.MultiDiGraph) -> list:
+    """The nodes in ``nx.topological_sort``'s order (generation by generation, each
+    in discovery order), computed on networkx's dicts directly: several times faster
+    on large graphs, where the passes' sorts were a fifth of compile time.
+    Raises ``nx.NetworkXUnfeasible`` on a cycle, as networkx does.
+
+    >>> g = nx.MultiDiGraph([("a", "c"), ("b", "c"), ("a", "c"), ("c", "d")])
+    >>> topological_order(g) == list(nx.topological_sort(g))
+    True
+    """
+    pred, succ = g._pred, g._succ
+    waiting = {}
+    ready = []
+    for v in g._node:
+        d = sum(len(keyed) for keyed in pred[v].values())
+        if d:
+            waiting[v] = d
+        else:
+            ready.append(v)
+    order = []
+    while ready:
+        order.extend(ready)
+        generation, ready = ready, []
+        for node in generation:
+            for child, keyed in succ[node].items():
+                left = waiting[child] - len(keyed)
+                if left:
+                    waiting[child] = left
+                else:
+                    del waiting[child]
+                    ready.append(child)
+    if waiting:
+        raise nx.NetworkXUnfeasible("Graph contains a cycle or graph changed during iteration")
+    return order
+
+
 def consumers(g: nx.MultiDiGraph, node: str) -> list[str]:
     """The nodes that read ``node`` (each once)."""
     return list(dict.fromkeys(dst for _, dst in g.out_edges(node)))

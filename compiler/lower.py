@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .ir import copy_graph, op_attrs, operands
+from .ir import copy_graph, op_attrs, operands, topological_order
 from .ops import OPS
 from .rewrite import OPERAND_ROLE, Rewriter
 
@@ -44,7 +44,7 @@ def lower(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     g = copy_graph(g)
     rw = Rewriter(g, role=OPERAND_ROLE, share=True)
     todo = set(todo)
-    for node in list(nx.topological_sort(g)):
+    for node in topological_order(g):
         if node in todo:
             OPS[g.nodes[node]["op"]].lower(rw, node, operands(g, node), op_attrs(g, node))
     return g
