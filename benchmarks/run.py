@@ -101,7 +101,7 @@ def ratio_cell(times: dict, name: str, base: str) -> str:
     return f"{mid:.2f} ({lo:.2f}-{hi:.2f})"
 
 
-def table(title, rows_by_kind, thread_counts, rounds, steps):
+def table(title, rows_by_kind, thread_counts, rounds, steps, batch=None):
     print(f"\n## {title}\n")
     print("Ratio = the variant's time per step / graphnn's (above 1: graphnn is faster); "
           "median of the interleaved rounds, 25th-75th percentile in brackets.\n")
@@ -113,10 +113,10 @@ def table(title, rows_by_kind, thread_counts, rounds, steps):
                 variants = make(kind)
                 times = interleaved(variants, rounds, steps)
             base = next(iter(variants))
+            label = LABELS[kind] if batch is None else f"{LABELS[kind].rsplit(', batch', 1)[0]}, batch {batch}"
             for name, ts in times.items():
                 cell = "" if name == base else ratio_cell(times, name, base)
-                print(f"| {LABELS[kind]} | {n} | {name} | {1 / np.median(ts):.1f} | {cell} |",
-                      flush=True)
+                print(f"| {label} | {n} | {name} | {1 / np.median(ts):.1f} | {cell} |", flush=True)
 
 
 def training_variants(kind):
@@ -214,7 +214,7 @@ def main(argv=None):
     if "predict" in parts:
         table("Inference (predict, batch 256, float32)",
               [(k, predict_variants) for k in kinds if k in ("mlp", "cnn")], counts,
-              args.rounds, args.steps)
+              args.rounds, args.steps, batch=256)
     if "memory" in parts:
         memory()
     if "compile" in parts:
