@@ -319,9 +319,10 @@ class LayerMethods:
 
     @layer
     def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
-                   ceil_mode: bool = False):
+                   ceil_mode: bool = False, dilation=1):
         """Maximum over windows of (N, C, H, W); strides default to the pool size.
-        ``ceil_mode`` keeps a last, partial window at the bottom and right.
+        ``ceil_mode`` keeps a last, partial window at the bottom and right;
+        ``dilation`` spaces the window's taps (PyTorch's MaxPool2d dilation).
 
         >>> from graphnn import Graph
         >>> g = Graph(); x = g.input("img", (None, 3, 27, 27))
@@ -329,7 +330,7 @@ class LayerMethods:
         ((None, 3, 13, 13), (None, 3, 14, 14))
         """
         return self.op("max_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
-                       padding=padding, ceil_mode=ceil_mode)
+                       padding=padding, ceil_mode=ceil_mode, dilation=dilation)
 
     @layer
     def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,

@@ -12,6 +12,7 @@ from math import prod
 
 from .base import Attr, OpDef, register, same_dtype
 from .window import (
+    _dilation,
     _hw,
     _image,
     _is_pair,
@@ -27,7 +28,7 @@ _flag = lambda default: Attr(default, lambda v: isinstance(v, bool), "True or Fa
 _pool_attrs = {"pool_size": Attr(check=_is_pair, expect="a positive int or pair"),
                "strides": Attr(None, lambda v: v is None or _is_pair(v),
                                "None (the pool size), a positive int or a pair"),
-               "padding": _padding, "ceil_mode": _flag(False)}
+               "padding": _padding, "ceil_mode": _flag(False), "dilation": _dilation}
 _avg_attrs = {**_pool_attrs, "count_include_pad": _flag(True),
               # Margins (top, bottom, left, right) of the input that are padding and
               # do not count in a window's mean; lowering sets it when it pads.
@@ -58,11 +59,13 @@ def pool_geometry(x, attrs):
     rows and columns ceil_mode adds at the bottom and right."""
     k = pair(attrs["pool_size"])
     s = pair(attrs["strides"] or attrs["pool_size"])
-    pads = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    d = pair(attrs.get("dilation", 1))
+    pads = resolve_padding(attrs["padding"], x[2:], k, s, d)
     if attrs.get("ceil_mode"):
-        eh, ew = ceil_extra(x[2:], k, s, pads)
+        spans = tuple(di * (ki - 1) + 1 for ki, di in zip(k, d))
+        eh, ew = ceil_extra(x[2:], spans, s, pads)
         pads = (pads[0], pads[1] + eh, pads[2], pads[3] + ew)
-    return k, s, pads, window_output(x[2:], k, s, (1, 1), pads)
+    return k, s, pads, window_output(x[2:], k, s, d, pads)
 
 
 def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
@@ -72,7 +75,7 @@ def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
     if not attrs.get("count_include_pad", True):
         return tuple(pads)
     k, s = pair(attrs["pool_size"]), pair(attrs["strides"] or attrs["pool_size"])
-    user = resolve_padding(attrs["padding"], x[2:], k, s, (1, 1))
+    user = resolve_padding(attrs["padding"], x[2:], k, s, pair(attrs.get("dilation", 1)))
     return tuple(p - u for p, u in zip(pads, user))
 
 
@@ -97,7 +100,7 @@ def _lower_pool(fill):
         if any(pads):
             xp = _padded(rw, ins[0], pads, fill)
             rw.become(node, rw.g.nodes[node]["op"], [xp], pool_size=list(k), strides=list(s),
-                      padding="valid", **_uncounted(x_shape, attrs))
+                      padding="valid", dilation=list(pair(attrs["dilation"])), **_uncounted(x_shape, attrs))
     return lower
 
 
@@ -109,7 +112,7 @@ def _lower_pool_grad(fill):
         if not any(pads):
             return
         op = rw.g.nodes[node]["op"]
-        valid = dict(pool_size=list(k), strides=list(s), padding="valid")
+        valid = dict(pool_size=list(k), strides=list(s), padding="valid", dilation=list(pair(attrs["dilation"])))
         if op == "max_pool2d_grad":          # (dy, x, y): pad x as the forward did
             dy, x, y = ins
             inputs, extra = [dy, _padded(rw, x, pads, fill), y], {}

@@ -147,16 +147,14 @@ def _pool(ctx, node, ins, a):
     need_floats(x, what=node.op_type)
     if len(node.output) > 1 and node.output[1]:
         raise Unsupported("the Indices output; graphnn's max pooling returns values only")
-    if any(d != 1 for d in a.get("dilations", [])):
-        raise Unsupported(f"dilations {list(a['dilations'])}; graphnn pools without dilation")
     name = out(node)
     img, one_d = _as_image(ctx, x, name, "pooling")
     k = list(a["kernel_shape"])
-    strides, _, begin, end = _window(a, shape_of(x)[2:], k, "pooling")
-    k, strides = _two_d(k, one_d, 1), _two_d(strides, one_d, 1)
+    strides, dil, begin, end = _window(a, shape_of(x)[2:], k, "pooling")
+    k, strides, dil = _two_d(k, one_d, 1), _two_d(strides, one_d, 1), _two_d(dil, one_d, 1)
     begin, end = _two_d(begin, one_d, 0), _two_d(end, one_d, 0)
     attrs = dict(pool_size=tuple(k), strides=tuple(strides), ceil_mode=bool(a.get("ceil_mode", 0)),
-                 padding=(begin[0], end[0], begin[1], end[1]))
+                 padding=(begin[0], end[0], begin[1], end[1]), dilation=tuple(dil))
     if node.op_type == "AveragePool":
         attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
     op = "max_pool2d" if node.op_type == "MaxPool" else "avg_pool2d"

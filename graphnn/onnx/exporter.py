@@ -126,8 +126,11 @@ def _pool(op_type):
     def write(w, node, ins, a):
         k = pair(a["pool_size"])
         s = pair(a["strides"] or a["pool_size"])
-        pads = resolve_padding(a["padding"], w.shape(ins[0])[2:], k, s, (1, 1))
+        d = pair(a["dilation"])
+        pads = resolve_padding(a["padding"], w.shape(ins[0])[2:], k, s, d)
         extra = {"count_include_pad": int(a["count_include_pad"])} if op_type == "AveragePool" else {}
+        if d != (1, 1):
+            extra["dilations"] = list(d)
         return w.node(op_type, ins, node, kernel_shape=list(k), strides=list(s), pads=_pads_onnx(pads),
                       ceil_mode=int(a["ceil_mode"]), **extra)
     return write

@@ -33,9 +33,9 @@ def _offset_slices(image, kernel, strides, dilation, out_hw):
             for i in range(kh) for j in range(kw)]
 
 
-def _pool_offsets(image, pool_size, strides, out_hw):
-    """_offset_slices for a pooling window (no dilation; strides default to the size)."""
-    return _offset_slices(image, _pair(pool_size), _pair(strides or pool_size), (1, 1), out_hw)
+def _pool_offsets(image, pool_size, strides, out_hw, dilation=1):
+    """_offset_slices for a pooling window (strides default to the size)."""
+    return _offset_slices(image, _pair(pool_size), _pair(strides or pool_size), _pair(dilation), out_hw)
 
 
 @kernel(operands=1)
@@ -118,9 +118,9 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
 
 
 @kernel(operands=1)
-def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", **_):
+def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, **_):
     (x,), (y,) = ins, outs
-    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
+    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
 
     def run():
         np.copyto(y, first)
@@ -130,15 +130,16 @@ def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", **_):
 
 
 @kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")})
-def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", *, hit, rest, part, **_):
+def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, hit, rest,
+                    part, **_):
     (dy, x, y), (dx,) = ins, outs
     k, st = _pair(pool_size), _pair(strides or pool_size)
     oh, ow = y.shape[2:]
-    pairs = list(zip(_pool_offsets(x, pool_size, strides, (oh, ow)),
-                     _pool_offsets(dx, pool_size, strides, (oh, ow))))
+    pairs = list(zip(_pool_offsets(x, pool_size, strides, (oh, ow), dilation),
+                     _pool_offsets(dx, pool_size, strides, (oh, ow), dilation)))
     # Windows that tile the input exactly (stride = pool size) write each input
     # pixel once: assign instead of clearing and adding.
-    tiles = st == k and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
+    tiles = st == k and _pair(dilation) == (1, 1) and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
     if tiles:
         (x0, dx0), *middle, (_, dx_last) = pairs
 
@@ -171,7 +172,7 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", *, hit,
     return run_tiles if tiles and len(pairs) > 1 else run
 
 
-def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted):
+def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):
     """1 / (the number of counted pixels) per window: a scalar when every pixel
     counts, else an (OH, OW) map, made once by pooling a mask of counted pixels."""
     k = _pair(pool_size)
@@ -181,15 +182,15 @@ def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted):
     h, w = image_hw
     mask = np.zeros((1, 1, h, w))
     mask[:, :, t:h - b, l:w - r] = 1.0
-    counts = sum(_pool_offsets(mask, pool_size, strides, out_hw))
+    counts = sum(_pool_offsets(mask, pool_size, strides, out_hw, dilation))
     return 1.0 / np.maximum(counts[0, 0], 1.0)
 
 
 @kernel(operands=1)
-def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, **_):
+def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, dilation=1, **_):
     (x,), (y,) = ins, outs
-    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:])
-    scale = _mean_scale(x.shape[2:], pool_size, strides, y.shape[2:], uncounted)
+    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
+    scale = _mean_scale(x.shape[2:], pool_size, strides, y.shape[2:], uncounted, dilation)
 
     def run():
         np.copyto(y, first)
@@ -201,10 +202,10 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=No
 
 @kernel(operands=1, scratch={"share": (0, "same")})
 def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
-                    uncounted=None, *, share, **_):
+                    uncounted=None, dilation=1, *, share, **_):
     (dy,), (dx,) = ins, outs
-    views = _pool_offsets(dx, pool_size, strides, dy.shape[2:])
-    scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted)
+    views = _pool_offsets(dx, pool_size, strides, dy.shape[2:], dilation)
+    scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted, dilation)
 
     def run():
         np.multiply(dy, scale, out=share)

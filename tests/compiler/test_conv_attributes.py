@@ -56,13 +56,14 @@ def conv_transpose_ref(x, w, strides=(1, 1), pads=(0, 0, 0, 0), groups=1):
     return full[:, :, t:full.shape[2] - b, l:full.shape[3] - r]
 
 
-def pool_ref(x, kind, k, s, pads=(0, 0, 0, 0), ceil_mode=False, count_include_pad=True):
-    """PyTorch's definition, written out: window [start, start + k) clipped to the
-    padded input for the divisor (count_include_pad) and to the input for the values."""
+def pool_ref(x, kind, k, s, pads=(0, 0, 0, 0), ceil_mode=False, count_include_pad=True, d=(1, 1)):
+    """PyTorch's definition, written out tap by tap: window taps start + i * dilation;
+    those in the padded input count in the divisor (count_include_pad), those in
+    the input give the values."""
     n, c, h, w = x.shape
     size = []
-    for dim, (kk, ss, pb, pe) in enumerate(zip(k, s, pads[0::2], pads[1::2])):
-        full = (h, w)[dim] + pb + pe - kk
+    for dim, (kk, ss, dd, pb, pe) in enumerate(zip(k, s, d, pads[0::2], pads[1::2])):
+        full = (h, w)[dim] + pb + pe - dd * (kk - 1) - 1
         out = (-(-full // ss) if ceil_mode else full // ss) + 1
         if ceil_mode and (out - 1) * ss >= (h, w)[dim] + pb:
             out -= 1
@@ -70,16 +71,14 @@ def pool_ref(x, kind, k, s, pads=(0, 0, 0, 0), ceil_mode=False, count_include_pa
     out = np.zeros((n, c, *size))
     for i in range(size[0]):
         for j in range(size[1]):
-            h0, w0 = i * s[0] - pads[0], j * s[1] - pads[2]
-            h1, w1 = min(h0 + k[0], h + pads[1]), min(w0 + k[1], w + pads[3])
-            count = (h1 - h0) * (w1 - w0)
-            h0c, w0c, h1c, w1c = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
-            win = x[:, :, h0c:h1c, w0c:w1c]
+            rows = [i * s[0] - pads[0] + a * d[0] for a in range(k[0])]
+            cols = [j * s[1] - pads[2] + b * d[1] for b in range(k[1])]
+            padded = sum(1 for r in rows for q in cols if -pads[0] <= r < h + pads[1] and -pads[2] <= q < w + pads[3])
+            taps = [x[:, :, r, q] for r in rows for q in cols if 0 <= r < h and 0 <= q < w]
             if kind == "max":
-                out[:, :, i, j] = win.max(axis=(2, 3))
+                out[:, :, i, j] = np.max(taps, axis=0)
             else:
-                divisor = count if count_include_pad else (h1c - h0c) * (w1c - w0c)
-                out[:, :, i, j] = win.sum(axis=(2, 3)) / divisor
+                out[:, :, i, j] = np.sum(taps, axis=0) / (padded if count_include_pad else len(taps))
     return out
 
 
@@ -113,6 +112,15 @@ CASES = [
     ("avg_pool2d", {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True,
                     "count_include_pad": False},
      [(None, 2, 6, 6)], lambda x: pool_ref(x, "avg", (3, 3), (2, 2), (1, 1, 1, 1), True, False)),
+    ("max_pool2d", {"pool_size": 2, "strides": 1, "dilation": 2}, [(None, 2, 5, 6)],
+     lambda x: pool_ref(x, "max", (2, 2), (1, 1), d=(2, 2))),
+    ("max_pool2d", {"pool_size": (2, 3), "strides": 2, "dilation": (2, 1), "padding": 1, "ceil_mode": True},
+     [(None, 1, 7, 6)], lambda x: pool_ref(x, "max", (2, 3), (2, 2), (1, 1, 1, 1), True, d=(2, 1))),
+    ("avg_pool2d", {"pool_size": 2, "strides": 1, "dilation": 2, "padding": (1, 0, 0, 1),
+                    "count_include_pad": False},
+     [(None, 2, 5, 5)], lambda x: pool_ref(x, "avg", (2, 2), (1, 1), (1, 0, 0, 1), False, False, (2, 2))),
+    ("avg_pool2d", {"pool_size": 3, "strides": 2, "dilation": 2, "padding": 1}, [(None, 1, 7, 7)],
+     lambda x: pool_ref(x, "avg", (3, 3), (2, 2), (1, 1, 1, 1), d=(2, 2))),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 

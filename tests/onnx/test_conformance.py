@@ -34,7 +34,6 @@ CASE_MODULES = (
 EXCLUDED = {
     r"_(int8|int16|uint8|uint16|uint32|uint64)_": "integer arithmetic: graphnn computes on floats",
     r"^test_(averagepool|maxpool)_3d|^test_convtranspose_3d": "3-D pooling and convolution: graphnn's are 1-D and 2-D",
-    r"^test_(averagepool|maxpool)_(2d|3d)_dilations": "dilated pooling: graphnn pools without dilation",
     r"^test_maxpool_with_argmax": "MaxPool's Indices output: graphnn returns values only",
 
     r"^test_gelu_default": "erf GELU (approximate='none'): graphnn's gelu is the tanh form",

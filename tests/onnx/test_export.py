@@ -56,7 +56,7 @@ def _attributes():
     x = g.input("img", (None, 4, 9, 9))
     h = g.conv2d(x, 6, 3, groups=2, dilation=2, padding=(1, 0, 2, 1), name="grouped")
     h = g.depthwise_conv2d(h, 3, padding="same", name="depthwise")
-    h = g.max_pool2d(h, 2, ceil_mode=True)
+    h = g.max_pool2d(h, 2, ceil_mode=True, dilation=(1, 2))
     h = g.avg_pool2d(h, 3, strides=2, padding=1, count_include_pad=False)
     h = g.conv_transpose2d(h, 4, 3, strides=2, groups=2, name="up")
     return Model(g, x, g.flatten(h))
