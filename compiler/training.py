@@ -30,8 +30,9 @@ import networkx as nx
 
 from .errors import GraphError, OpShapeError, Problem, ShapeError
 from .infer import describe_operands, infer_node
-from .ir import add_op, ancestors_of, copy_graph
+from .ir import ancestors_of, copy_graph
 from .ops import OPS, with_role
+from .rewrite import Rewriter
 from .pipeline import build_program, check_graph, inference_graph, training_graph
 
 # The loss names a user may give, and the loss op each one means (from the op table).
@@ -174,10 +175,12 @@ class LossGraph(NamedTuple):
 
 
 def _add_checked(g, name, op, inputs, **attrs) -> str:
-    """Add one node and infer its shape; a misfit raises ShapeError naming it."""
-    add_op(g, name, op, inputs, **OPS[op].check_attrs(attrs)[0])
+    """Add node ``name`` (the rewrite toolkit's emit, under exactly that name) and
+    infer its shape; a misfit raises ShapeError naming it."""
+    if name in g:
+        raise KeyError(f"a node named {name!r} already exists")
     try:
-        infer_node(g, name)
+        Rewriter(g).emit(name, op, inputs, **attrs)
     except OpShapeError as e:
         raise ShapeError([Problem(name, op, f"{e} (operands: {describe_operands(g, name)})",
                                   kind="shape")]) from None
