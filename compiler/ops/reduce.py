@@ -1,11 +1,13 @@
-"""Reductions over axes, division and the logarithm.
+"""Reductions over axes, division, the logarithm and one-hot rows.
 
 What ONNX's expanded softmax, log-softmax and softplus are written with, and
 what a weighted mean needs: ``reduce_sum`` and ``reduce_max`` over any axes
 (``keepdims`` as in ONNX), ``divide`` with NumPy broadcasting and ``log``.
 Their gradients: a sum spreads dy back over what it summed (``broadcast_like``),
 a maximum routes dy to the elements equal to it, shared evenly among ties
-(``reduce_max_grad``), d(a/b) = (dy/b, -dy a/b^2), d log x = dy/x.
+(``reduce_max_grad``), d(a/b) = (dy/b, -dy a/b^2), d log x = dy/x. ``one_hot``
+turns integer labels into rows of 0 and 1 (a label outside 0..classes-1 gives a
+row of zeros: how a loss leaves out an ignored label); labels get no gradient.
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["reduce_sum"].infer([(None, 3, 4)], ["float32"], {"axes": [2], "keepdims": True})
@@ -16,7 +18,16 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import OpShapeError
-from .base import Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape, like_input, register, same_dtype
+from .base import (
+    Attr,
+    OpDef,
+    broadcast_shapes,
+    elementwise_flops,
+    fmt_shape,
+    like_input,
+    register,
+    same_dtype,
+)
 
 _axes_attr = Attr(None, lambda v: v is None or (isinstance(v, (list, tuple)) and all(
     isinstance(a, int) and not isinstance(a, bool) for a in v)), "None (every axis) or a list of ints")
@@ -105,3 +116,19 @@ register(OpDef("divide", 2, lambda s, d, a: (broadcast_shapes(*s), same_dtype(d,
 register(OpDef("log", 1, like_input(0), fusion="elementwise", inplace=True,
                vjp=lambda ctx, ins, out, dy, a: [ctx.emit("divide", [dy, ins[0]])],
                flops=elementwise_flops(1), doc="The natural logarithm."))
+
+
+def _one_hot_shape(shapes, dtypes, attrs):
+    (ids,) = shapes
+    if not dtypes[0].startswith("int"):
+        raise OpShapeError(f"labels must be integers, got {dtypes[0]}")
+    return (*ids, attrs["classes"]), attrs["dtype"]
+
+
+register(OpDef("one_hot", 1, _one_hot_shape, fusion="injective",
+               vjp=lambda ctx, ins, out, dy, a: [None],
+               attrs={"classes": Attr(check=lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                                      expect="a positive int"),
+                      "dtype": Attr("float32", lambda v: v in ("float32", "float64"), "float32 or float64")},
+               doc="Integer labels (N, ...) -> rows (N, ..., classes) of 0 and 1; a label out of "
+                   "range gives zeros."))

@@ -23,7 +23,6 @@ from ..compiler.pipeline import build_program, inference_graph
 from ..runtime import Executor
 from .importer import load_model
 
-
 # Inputs that graphnn needs as constants (its shapes are static): when a model
 # feeds them at run time, the backend freezes the values it is given.
 SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Resize": (1, 2, 3), "Upsample": (1,),

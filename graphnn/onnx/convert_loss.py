@@ -4,10 +4,9 @@ ONNX's (N, C, d1, d2, ...) form is the loss over N * d1 * d2 ... rows, so the
 scores are moved to channels-last and flattened into rows first. Plain means
 and sums become graphnn's softmax_cross_entropy; reduction 'none', per-class
 weights and ignore_index are built from ordinary ops: the label of each row
-picks its score through a one-hot row (an embedding of the labels in the
-identity matrix) and its weight through an embedding of the weights, where
-the ignored class weighs zero. A weighted mean divides by the weights' sum,
-as ONNX defines it.
+picks its score and its class weight through a one-hot row (``one_hot``: an
+ignored label outside 0..C-1 gives a row of zeros; one inside weighs zero). A
+weighted mean divides by the weights' sum, as ONNX defines it.
 """
 from __future__ import annotations
 
@@ -15,7 +14,15 @@ from math import prod
 
 import numpy as np
 
-from .converters import Unsupported, converter, dtype_of, need_floats, out, reshape, shape_of
+from .converters import (
+    Unsupported,
+    converter,
+    dtype_of,
+    need_floats,
+    out,
+    reshape,
+    shape_of,
+)
 
 
 def _rows(ctx, scores, labels, name):
@@ -33,9 +40,6 @@ def _rows(ctx, scores, labels, name):
 
 def _check(node, ins, a):
     ignore = a.get("ignore_index")
-    if ignore is not None and ignore < 0:
-        raise Unsupported(f"ignore_index={ignore} (negative): labels index an embedding, so the "
-                          "ignored class must be a non-negative id")
     reduction = a.get("reduction", b"mean")
     reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
     if reduction not in ("mean", "sum", "none"):
@@ -52,26 +56,22 @@ def _picked(ctx, log_probs, labels, reduction, name, weights=None, ignore=None):
     rows, ids = _rows(ctx, log_probs, labels, name)
     m, c = shape_of(rows)
     dtype = dtype_of(log_probs)
-    ids_span = max(c, ignore + 1) if ignore is not None else c      # an ignored id may lie past C
-    eye = np.zeros((ids_span, c), dtype=dtype)
-    eye[np.arange(c), np.arange(c)] = 1
-    onehot = ctx.op("embedding", [ids, eye], f"{name}/onehot")
+    onehot = ctx.op("one_hot", [ids], f"{name}/onehot", classes=c, dtype=dtype)
     picked = ctx.op("multiply", [rows, onehot], f"{name}/picked")
     per_row = ctx.op("matmul", [picked, np.ones((c, 1), dtype=dtype)], f"{name}/per_row")
     row_weight = None
-    if weights is not None or ignore is not None:
-        keep = np.ones((ids_span, 1), dtype=dtype)
-        if ignore is not None:
-            keep[ignore] = 0
+    if weights is not None or (ignore is not None and 0 <= ignore < c):
+        keep = np.ones((c, 1), dtype=dtype)
+        if ignore is not None and 0 <= ignore < c:
+            keep[ignore] = 0                 # outside 0..C-1 the one-hot row is zero already
         table = keep
         if weights is not None:
             w = reshape(ctx, weights, (c, 1), f"{name}/weight_column")
-            if ids_span > c:
-                w = ctx.op("concat", [w, np.zeros((ids_span - c, 1), dtype=dtype)], f"{name}/weight_rows",
-                           axis=0)
-            table = ctx.op("multiply", [w, keep], f"{name}/weight_table") if ignore is not None else w
-        row_weight = ctx.op("embedding", [ids, table], f"{name}/row_weight")      # (M, 1, 1)
-        row_weight = reshape(ctx, row_weight, (m, 1), f"{name}/row_weight_column")
+            table = ctx.op("multiply", [w, keep], f"{name}/weight_table") if not keep.all() else w
+        row_weight = ctx.op("matmul", [onehot, table], f"{name}/row_weight")          # (M, 1)
+    elif ignore is not None:                 # an ignored label out of range: count the others
+        row_weight = ctx.op("matmul", [onehot, np.ones((c, 1), dtype=dtype)], f"{name}/row_weight")
+    if row_weight is not None:
         per_row = ctx.op("multiply", [per_row, row_weight], f"{name}/weighted")
     if reduction == "none":
         per_item = reshape(ctx, per_row, (s[0], *s[2:]), f"{name}/per_item")

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from math import ceil
 
-from .converters import (Unsupported, const, converter, is_const, need_floats, out, reshape,
-                         shape_of)
+from .converters import (
+    Unsupported,
+    converter,
+    is_const,
+    need_floats,
+    out,
+    reshape,
+    shape_of,
+)
 
 
 def _text(v, default):
@@ -153,8 +160,8 @@ def _pool(ctx, node, ins, a):
     strides, dil, begin, end = _window(a, shape_of(x)[2:], k, "pooling")
     k, strides, dil = _two_d(k, one_d, 1), _two_d(strides, one_d, 1), _two_d(dil, one_d, 1)
     begin, end = _two_d(begin, one_d, 0), _two_d(end, one_d, 0)
-    attrs = dict(pool_size=tuple(k), strides=tuple(strides), ceil_mode=bool(a.get("ceil_mode", 0)),
-                 padding=(begin[0], end[0], begin[1], end[1]), dilation=tuple(dil))
+    attrs = {"pool_size": tuple(k), "strides": tuple(strides), "ceil_mode": bool(a.get("ceil_mode", 0)),
+             "padding": (begin[0], end[0], begin[1], end[1]), "dilation": tuple(dil)}
     if node.op_type == "AveragePool":
         attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
     op = "max_pool2d" if node.op_type == "MaxPool" else "avg_pool2d"

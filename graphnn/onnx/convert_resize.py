@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .converters import Unsupported, const, converter, need_floats, out, reshape, shape_of
+from .converters import (
+    Unsupported,
+    const,
+    converter,
+    need_floats,
+    out,
+    reshape,
+    shape_of,
+)
 from .fold import evaluate
 
 MAX_MAP_ENTRIES = 2 ** 21

@@ -9,7 +9,16 @@ inputs (the conformance tests feed them).
 """
 from __future__ import annotations
 
-from .converters import Unsupported, const, converter, dtype_of, need_floats, out, reshape, shape_of
+from .converters import (
+    Unsupported,
+    const,
+    converter,
+    dtype_of,
+    need_floats,
+    out,
+    reshape,
+    shape_of,
+)
 
 
 def _check(a, ins, node, defaults):

@@ -24,10 +24,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..compiler.ir import ancestors_of, operands, op_attrs
+from ..compiler.errors import GraphError, Problem
+from ..compiler.ir import ancestors_of, op_attrs, operands
 from ..compiler.ops.conv import conv_geometry, pair, resolve_padding
 from ..compiler.pipeline import build_program, inference_graph
-from ..compiler.errors import GraphError, Problem
 from ..runtime import Executor
 
 BATCH = "N"

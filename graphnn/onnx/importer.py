@@ -208,4 +208,4 @@ def load_model(path_or_proto, batch_symbolic: bool = True):
     return model
 
 
-__all__ = ["load_model", "graph_from_onnx", "ImportContext", "BATCH"]
+__all__ = ["BATCH", "ImportContext", "graph_from_onnx", "load_model"]

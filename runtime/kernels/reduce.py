@@ -63,3 +63,9 @@ def divide(ins, outs):
 @kernel(operands=1)
 def log(ins, outs):
     return partial(np.log, ins[0], out=outs[0])
+
+
+@kernel(operands=1)
+def one_hot(ins, outs, classes, dtype="float32"):
+    (ids,), (y,) = ins, outs
+    return partial(np.equal, ids[..., None], np.arange(classes), out=y)     # bool -> 0.0 / 1.0

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.compiler.infer import infer_node
 from graphnn.compiler.ir import add_op, new_graph
-from graphnn.compiler.pipeline import check_graph
 from graphnn.compiler.ops import OPS, concrete
+from graphnn.compiler.pipeline import check_graph
+
 from tests.helpers import gradient_check, one_op_graph, run
 
 F = "float64"

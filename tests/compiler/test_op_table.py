@@ -193,6 +193,8 @@ CASES = [
     ("reduce_max", {"axes": [0, 1]}, [((None, 4), F, "normal")], lambda x: x.max(keepdims=True), (0,)),
     ("divide", {}, [((None, 2, 3), F, "normal"), ((3,), F, "prob")], np.divide, (0, 1)),
     ("log", {}, [((None, 4), F, "prob")], np.log, (0,)),
+    ("one_hot", {"classes": 4, "dtype": F}, [((None, 3), "int64", "labels:6")],
+     lambda ids: (ids[..., None] == np.arange(4)).astype(F), ()),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("onnx", reason="the backend needs the onnx extra: pip install graphnn[onnx]")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from graphnn.onnx import backend  # noqa: E402
+from graphnn.onnx import backend
 
 
 def _model():
