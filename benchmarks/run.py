@@ -36,12 +36,13 @@ LABELS = {"mlp": "MLP 784-512-256-10, batch 128",
           "gru": "GRU 128 units, 28 steps of 28, dense10, batch 64"}
 
 
-def graphnn_variant(kind, fuse=True, purpose="train", batch=None):
-    """A closure running one step of the compiled graphnn program."""
+def graphnn_variant(kind, fuse=True, purpose="train", batch=None, pool=None):
+    """A closure running one step of the compiled graphnn program; ``pool``: the
+    Executor's thread count (default: the BLAS thread count, as set by `threads`)."""
     model, shape = compiled(GRAPHS[kind], fuse)
     shape = (batch or shape[0], *shape[1:])
     program = model.program(purpose, shape[0])
-    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()})
+    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=pool)
     rng = np.random.default_rng(0)
     feeds = {"x": rng.random(shape, dtype=np.float32)}
     if purpose == "train":
@@ -122,6 +123,8 @@ def table(title, rows_by_kind, thread_counts, rounds, steps, batch=None):
 def training_variants(kind):
     fused, shape = graphnn_variant(kind)
     variants = {"graphnn": fused}
+    if kind == "cnn" and _blas_threads() > 1:      # the batch split's own gain
+        variants["graphnn, kernels on 1 thread"] = graphnn_variant(kind, pool=1)[0]
     if kind in ("mlp", "cnn"):
         variants["graphnn unfused"] = graphnn_variant(kind, fuse=False)[0]
         variants["plain NumPy"] = numpy_variant(kind, shape)
@@ -130,9 +133,17 @@ def training_variants(kind):
     return variants
 
 
+def _blas_threads():
+    from graphnn.runtime.threads import default_threads
+    return default_threads()
+
+
 def predict_variants(kind, batch=256):
     step, shape = graphnn_variant(kind, purpose="predict", batch=batch)
     variants = {"graphnn predict": step}
+    if kind == "cnn" and _blas_threads() > 1:
+        variants["graphnn predict, kernels on 1 thread"] = graphnn_variant(
+            kind, purpose="predict", batch=batch, pool=1)[0]
     if torch_models.available():
         variants["PyTorch no_grad"] = torch_models.predict_step(kind, shape)
     return variants

@@ -14,10 +14,13 @@ array([0., 3.])
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from .kernels import KERNELS, bind
+from .kernels import KERNELS
 from .program import Program
+from .threads import Pool, default_threads, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -31,10 +34,22 @@ def _aligned_arena(nbytes: int) -> np.ndarray:
 
 class Executor:
     """Runs a Program. ``variables`` maps persistent buffer names to arrays;
-    ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD)."""
+    ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD).
 
-    def __init__(self, program: Program, variables: dict | None = None, comm=None):
+    ``threads``: how many threads the batch of the large non-GEMM kernels
+    (pooling, im2col, col2im, ReLU) is split over (runtime/threads.py); by
+    default the BLAS library's thread count. 1 runs every kernel whole on the
+    calling thread. Call ``close()`` (or drop the Executor) to stop the workers."""
+
+    def __init__(self, program: Program, variables: dict | None = None, comm=None,
+                 threads: int | None = None):
         self.program, self.comm = program, comm
+        if threads is None:
+            threads = default_threads()
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"Executor threads must be a positive int, got {threads!r}")
+        self.threads = threads
+        self.pool = Pool(threads) if threads > 1 else None
         self.variables = {} if variables is None else variables
         self.arena = _aligned_arena(program.arena_bytes)
         self.views = {}
@@ -51,8 +66,17 @@ class Executor:
                 raise KeyError(f"instruction for node {ins.node!r}: unknown kernel {ins.kernel!r}")
             factory = KERNELS[ins.kernel]
             extra = {"comm": comm} if getattr(factory, "collective", False) else {}
-            self.calls.append(bind(factory, [self.views[i] for i in ins.inputs],
-                                   [self.views[o] for o in ins.outputs], {**ins.attrs, **extra}))
+            self.calls.append(split_call(factory, ins.kernel, [self.views[i] for i in ins.inputs],
+                                         [self.views[o] for o in ins.outputs], {**ins.attrs, **extra},
+                                         self.pool))
+        if self.pool is not None:
+            # The workers hold no reference to the Executor: stop them when it goes.
+            self._finalizer = weakref.finalize(self, self.pool.close)
+
+    def close(self) -> None:
+        """Stop the worker threads (the Executor then runs no more steps)."""
+        if self.pool is not None:
+            self._finalizer()
 
     def _view(self, b):
         if b.value is not None:

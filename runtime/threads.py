@@ -1,0 +1,239 @@
+"""Splitting a kernel's batch across a small pool of threads.
+
+NumPy runs each ufunc on one thread, but releases the GIL inside its loops, so
+the batch of a non-GEMM kernel (pooling, im2col, col2im, the activation
+epilogue) can be cut into chunks that run at once. Each chunk is the same
+kernel bound to row slices of the same arrays (views: nothing is copied, and
+every output element is computed by exactly the operations of the one-thread
+path, so results are identical). GEMMs are left whole: BLAS has its own threads.
+
+A kernel is split only when it is listed in ``BATCHED`` (which of its operands
+carry the batch on axis 0; its results and scratch always do), every array cut
+is C-contiguous with that batch as its first dimension, and the result is large
+enough (``MIN_ELEMENTS``) for the hand-off to pay.
+
+>>> import numpy as np
+>>> from graphnn.runtime.kernels import KERNELS
+>>> x, y = np.arange(-6.0, 6.0).reshape(3, 4), np.empty((3, 4))
+>>> pool = Pool(2)
+>>> run = split_call(KERNELS["relu"], "relu", [x], [y], {}, pool, min_elements=0)
+>>> run(); y[0]
+array([0., 0., 0., 0.])
+>>> y[2]
+array([2., 3., 4., 5.])
+>>> pool.close()
+"""
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+
+from .kernels import bind
+
+# kernel name -> indices of the operands whose axis 0 is the batch. Results and
+# scratch buffers are always cut along axis 0.
+BATCHED = {
+    "im2col": (0,), "col2im": (0,),
+    "max_pool2d": (0,), "max_pool2d_grad": (0, 1, 2),
+    "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
+    "relu": (0,), "relu_grad": (0, 1),
+    "pad2d": (0,), "crop2d": (0,),
+}
+# Kernels that may follow a GEMM in a fused kernel: there the GEMM runs whole
+# and the epilogue is split. bias_add only when its bias is not along axis 0.
+EPILOGUE = {"bias_add": (0,), "relu": (0,), "relu_grad": (0, 1)}
+MIN_ELEMENTS = 1 << 15      # results smaller than this run whole: a hand-off costs ~10-50 us
+
+
+def default_threads() -> int:
+    """The BLAS library's thread count (threadpoolctl), else the CPU count.
+
+    >>> default_threads() >= 1
+    True
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return os.cpu_count() or 1
+    counts = [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
+    return max(counts) if counts else (os.cpu_count() or 1)
+
+
+class Pool:
+    """``size - 1`` persistent worker threads; the calling thread is the last.
+
+    ``run_all(tasks)`` runs ``tasks[0]`` on the caller and the others on the
+    workers, and returns when all are done. Hand-offs go through plain locks
+    (nothing is allocated per call but a context copy per worker, so a worker
+    sees the caller's NumPy error and buffer settings). A worker's exception is
+    raised in the caller.
+
+    >>> out = []
+    >>> p = Pool(3); p.run_all([lambda: out.append(0), lambda: out.append(1), lambda: out.append(2)])
+    >>> sorted(out)
+    [0, 1, 2]
+    >>> p.close()
+    """
+
+    def __init__(self, size: int):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"threads must be a positive int, got {size!r}")
+        self.size = size
+        self._go = [threading.Lock() for _ in range(size - 1)]
+        self._done = [threading.Lock() for _ in range(size - 1)]
+        self._tasks = [None] * (size - 1)
+        self._errors = [None] * (size - 1)
+        self._threads = []
+        self._closed = False
+        for k in range(size - 1):
+            self._go[k].acquire()
+            self._done[k].acquire()
+
+    def _start(self):
+        # Lazily, on the first call: an Executor with nothing to split starts no thread.
+        for k in range(self.size - 1):
+            t = threading.Thread(target=self._work, args=(k,), daemon=True, name=f"graphnn-{k + 1}")
+            t.start()
+            self._threads.append(t)
+
+    def _work(self, k):
+        go, done = self._go[k], self._done[k]
+        while True:
+            go.acquire()
+            task = self._tasks[k]
+            if task is None:
+                done.release()
+                return
+            try:
+                task[0].run(task[1])
+            except BaseException as e:          # re-raised by the caller
+                self._errors[k] = e
+            self._tasks[k] = None
+            done.release()
+
+    def run_all(self, tasks) -> None:
+        workers = len(tasks) - 1
+        if workers > self.size - 1:
+            raise ValueError(f"{len(tasks)} tasks for a pool of {self.size}")
+        if not self._threads:
+            if self._closed:
+                raise RuntimeError("this thread pool (Executor) is closed")
+            self._start()
+        for k in range(workers):
+            self._tasks[k] = (contextvars.copy_context(), tasks[k + 1])
+            self._go[k].release()
+        try:
+            tasks[0]()
+        finally:
+            for k in range(workers):
+                self._done[k].acquire()
+        for k in range(workers):
+            if self._errors[k] is not None:
+                e, self._errors[k] = self._errors[k], None
+                raise e
+
+    def close(self) -> None:
+        """Stop the workers (idempotent)."""
+        self._closed = True
+        threads, self._threads = self._threads, []
+        for k, t in enumerate(threads):
+            self._tasks[k] = None
+            self._go[k].release()
+            self._done[k].acquire()
+            t.join()
+
+
+def chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous [start, stop) ranges covering range(n), sizes differing by at most 1.
+
+    >>> chunks(7, 2)
+    [(0, 4), (4, 7)]
+    """
+    parts = max(1, min(parts, n))
+    q, r = divmod(n, parts)
+    bounds = [0]
+    for k in range(parts):
+        bounds.append(bounds[-1] + q + (k < r))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Pool | None,
+               min_elements: int | None = None):
+    """Bind ``factory`` whole, or once per batch chunk run on ``pool`` when the
+    kernel is in ``BATCHED`` and its arrays allow (see the module's docstring)."""
+    min_elements = MIN_ELEMENTS if min_elements is None else min_elements
+    if name == "fused" and pool is not None and pool.size > 1:
+        split = _split_epilogue(ins, outs, attrs, pool, min_elements)
+        if split is not None:
+            return split
+    whole = bind(factory, ins, outs, attrs)
+    batched = BATCHED.get(name)
+    if pool is None or pool.size < 2 or batched is None or not outs:
+        return whole
+    n = outs[0].shape[0] if outs[0].ndim else 0
+    cut = [ins[i] for i in batched if i < len(ins)] + list(outs)
+    if (n < 2 or outs[0].size < min_elements
+            or any(a.ndim == 0 or a.shape[0] != n or not a.flags.c_contiguous for a in cut)):
+        return whole
+    return _on_pool([[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(ins)],
+                           [o[a:b] for o in outs], attrs)] for a, b in chunks(n, pool.size)], pool)
+
+
+def _on_pool(parts, pool, before=None):
+    """One call running ``before`` (if any), then each part's calls, part k on thread k."""
+    tasks = [_sequence(calls) for calls in parts]
+
+    def run_split():
+        if before is not None:
+            before()
+        pool.run_all(tasks)
+    run_split.parts = len(tasks)        # how many chunks (tests and profiles read it)
+    return run_split
+
+
+def _sequence(calls):
+    if len(calls) == 1:
+        return calls[0]
+
+    def run():
+        for call in calls:
+            call()
+    return run
+
+
+def _split_epilogue(ins, outs, attrs, pool, min_elements):
+    """A fused kernel as its anchor (whole), then its epilogue split by batch;
+    None when the epilogue does not qualify. Operands and scratch are dealt out
+    as the fused kernel does (runtime/kernels/fused.py)."""
+    from .kernels import KERNELS
+    anchor, epilogue = attrs["anchor"], attrs["epilogue"]
+    out = outs[0]
+    if (not epilogue or out.ndim < 2 or out.shape[0] < 2 or out.size < min_elements
+            or not out.flags.c_contiguous):
+        return None
+    n_rows = out.shape[0]
+    scratch = list(outs[1:])
+    n = len(ins) - sum(spec["extra"] for spec in epilogue)
+    k = len(KERNELS[anchor["kernel"]].scratch)
+    head = bind(KERNELS[anchor["kernel"]], list(ins[:n]), [out, *scratch[:k]], anchor["attrs"])
+    del scratch[:k]
+    steps = []
+    for spec in epilogue:
+        factory, batched = KERNELS[spec["kernel"]], EPILOGUE.get(spec["kernel"])
+        operands = [out, *ins[n:n + spec["extra"]]]
+        n += spec["extra"]
+        own = scratch[:len(factory.scratch)]
+        del scratch[:len(factory.scratch)]
+        axis = spec["attrs"].get("axis", -1)
+        if batched is None or (spec["kernel"] == "bias_add" and axis % out.ndim == 0):
+            return None
+        cut = [operands[i] for i in batched] + own
+        if any(a.ndim == 0 or a.shape[0] != n_rows or not a.flags.c_contiguous for a in cut):
+            return None
+        steps.append((factory, batched, operands, own, spec["attrs"]))
+    parts = [[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(operands)],
+                   [out[a:b], *(s[a:b] for s in own)], spec_attrs)
+              for factory, batched, operands, own, spec_attrs in steps]
+             for a, b in chunks(n_rows, pool.size)]
+    return _on_pool(parts, pool, before=head)

@@ -1,0 +1,224 @@
+"""The batch-split (threaded) kernels compute exactly what the whole kernels do.
+
+Each kernel is bound twice to the same inputs: once whole on the calling thread,
+once cut into batch chunks on a pool; the results must be bitwise equal (every
+output element goes through the same operations). Batch sizes are odd and do
+not divide evenly among the threads.
+"""
+import numpy as np
+import pytest
+
+from graphnn.runtime import Executor
+from graphnn.runtime import threads as threading_mod
+from graphnn.runtime.kernels import KERNELS, bind
+from graphnn.runtime.threads import BATCHED, Pool, chunks, split_call
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = Pool(3)
+    yield p
+    p.close()
+
+
+def _scratch(name, ins, out, dtype):
+    factory = KERNELS[name]
+    return [np.full(shape, 7, dtype=dt) for shape, dt in
+            factory.scratch_buffers([a.shape for a in ins], out.shape, dtype)]
+
+
+def _both(name, ins, out_shape, attrs, pool, dtype="float64", scratch=()):
+    """(whole result, split result) of kernel ``name`` on ``ins``; ``scratch``:
+    (shape, dtype) of the buffers a fused kernel's parts need."""
+    results = []
+    for split in (False, True):
+        out = np.full(out_shape, np.nan, dtype=dtype)
+        outs = [out, *_scratch(name, ins, out, dtype), *(np.ones(s, dt) for s, dt in scratch)]
+        if split:
+            run = split_call(KERNELS[name], name, ins, outs, attrs, pool, min_elements=0)
+            assert getattr(run, "parts", 1) > 1, "the kernel was not split"
+        else:
+            run = bind(KERNELS[name], ins, outs, attrs)
+        run()
+        run()                   # twice: a kernel must not rely on what the arena held
+        results.append(out)
+    return results
+
+
+def _pool_case(rng, n, c, h, w, size, stride, dtype):
+    x = (np.round(rng.standard_normal((n, c, h, w)) * 2) / 2).astype(dtype)   # ties in windows
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    return x, (n, c, oh, ow)
+
+
+CASES = [(5, 3, 8, 8, 2, 2), (7, 2, 9, 7, 3, 2), (3, 4, 6, 6, 2, 1)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n,c,h,w,size,stride", CASES)
+def test_pooling_split_equals_whole(pool, n, c, h, w, size, stride, dtype):
+    rng = np.random.default_rng(n * 10 + size)
+    x, out_shape = _pool_case(rng, n, c, h, w, size, stride, dtype)
+    attrs = {"pool_size": size, "strides": stride}
+    whole, split = _both("max_pool2d", [x], out_shape, attrs, pool, dtype)
+    np.testing.assert_array_equal(split, whole)
+    # the whole kernel against a NumPy formula, so "equal" is not equal garbage
+    ref = np.max(np.stack([x[:, :, i:i + stride * (out_shape[2] - 1) + 1:stride,
+                             j:j + stride * (out_shape[3] - 1) + 1:stride]
+                           for i in range(size) for j in range(size)]), axis=0)
+    np.testing.assert_array_equal(whole, ref)
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    g_whole, g_split = _both("max_pool2d_grad", [dy, x, whole], x.shape, attrs, pool, dtype)
+    np.testing.assert_array_equal(g_split, g_whole)
+    assert np.isclose(g_whole.sum(dtype=np.float64), dy.sum(dtype=np.float64), rtol=1e-4)
+    a_whole, a_split = _both("avg_pool2d", [x], out_shape, attrs, pool, dtype)
+    np.testing.assert_array_equal(a_split, a_whole)
+    ga_whole, ga_split = _both("avg_pool2d_grad", [dy], x.shape, attrs, pool, dtype)
+    np.testing.assert_array_equal(ga_split, ga_whole)
+
+
+@pytest.mark.parametrize("n,stride,wide", [(5, 1, False), (7, 2, False), (3, 1, True), (9, 1, True)])
+def test_im2col_col2im_split_equals_whole(pool, n, stride, wide):
+    rng = np.random.default_rng(n)
+    c, h, w, k = 3, 9, 8, 3
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    x = rng.standard_normal((n, c, h, w))
+    attrs = {"kernel_size": k, "strides": stride}
+    whole, split = _both("im2col", [x], (n, c * k * k, oh * ow), attrs, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole.reshape(n, c, k, k, oh, ow)[:, :, 1, 2],
+                                  x[:, :, 1:1 + stride * (oh - 1) + 1:stride, 2:2 + stride * (ow - 1) + 1:stride])
+    cols = rng.standard_normal((n, c * k * k, oh * (w if wide else ow)))
+    attrs = {"kernel_size": k, "strides": stride, "wide": wide}
+    img_whole, img_split = _both("col2im", [cols], (n, c, h, w), attrs, pool)
+    np.testing.assert_array_equal(img_split, img_whole)
+
+
+@pytest.mark.parametrize("n", [5, 7])
+def test_relu_and_grad_split_equal_whole(pool, n):
+    rng = np.random.default_rng(n)
+    x, dy = rng.standard_normal((n, 4, 5, 3)), rng.standard_normal((n, 4, 5, 3))
+    whole, split = _both("relu", [x], x.shape, {}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole, np.where(x > 0, x, 0.0))
+    g_whole, g_split = _both("relu_grad", [dy, whole], x.shape, {}, pool)
+    np.testing.assert_array_equal(g_split, g_whole)
+
+
+@pytest.mark.parametrize("n", [5, 7])
+def test_pad_and_crop_split_equal_whole(pool, n):
+    x = np.random.default_rng(n).standard_normal((n, 2, 5, 4))
+    whole, split = _both("pad2d", [x], (n, 2, 8, 7), {"pads": (1, 2, 2, 1)}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole, np.pad(x, ((0, 0), (0, 0), (1, 2), (2, 1))))
+    c_whole, c_split = _both("crop2d", [whole], x.shape, {"pads": (1, 2, 2, 1)}, pool)
+    np.testing.assert_array_equal(c_split, c_whole)
+
+
+@pytest.mark.parametrize("n", [5, 7])
+def test_fused_epilogue_split_equals_whole(pool, n):
+    """The GEMM of a fused kernel runs whole; its bias/ReLU epilogue is split."""
+    rng = np.random.default_rng(n)
+    w, cols, bias = rng.standard_normal((4, 6)), rng.standard_normal((n, 6, 9)), rng.standard_normal(4)
+    attrs = {"anchor": {"kernel": "matmul", "attrs": {}},
+             "epilogue": [{"kernel": "bias_add", "attrs": {"axis": 1}, "extra": 1},
+                          {"kernel": "relu", "attrs": {}, "extra": 0}]}
+    whole, split = _both("fused", [w, cols, bias], (n, 4, 9), attrs, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(whole, np.maximum(np.matmul(w, cols) + bias[:, None], 0), rtol=1e-12)
+    dy, wt, y = rng.standard_normal((n, 3)), rng.standard_normal((3, 8)), rng.standard_normal((n, 8))
+    attrs = {"anchor": {"kernel": "matmul", "attrs": {}},
+             "epilogue": [{"kernel": "relu_grad", "attrs": {}, "extra": 1}]}
+    g_whole, g_split = _both("fused", [dy, wt, y], (n, 8), attrs, pool, scratch=[((n, 8), "bool")])
+    np.testing.assert_array_equal(g_split, g_whole)
+    np.testing.assert_allclose(g_whole, (dy @ wt) * (y > 0), rtol=1e-12)
+    attrs = {"anchor": {"kernel": "matmul", "attrs": {}},     # bias along axis 0: not split
+             "epilogue": [{"kernel": "bias_add", "attrs": {"axis": 0}, "extra": 1}]}
+    run = split_call(KERNELS["fused"], "fused", [w, rng.standard_normal((6, 9)), bias],
+                     [np.empty((4, 9))], attrs, pool, min_elements=0)
+    assert getattr(run, "parts", 1) == 1
+
+
+def test_every_batched_kernel_is_tested():
+    assert set(BATCHED) == {"im2col", "col2im", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+                            "avg_pool2d_grad", "relu", "relu_grad", "pad2d", "crop2d"}
+
+
+def test_chunks_cover_the_batch():
+    for n in range(1, 12):
+        for parts in range(1, 5):
+            cs = chunks(n, parts)
+            assert cs[0][0] == 0 and cs[-1][1] == n
+            assert all(a < b for a, b in cs) and all(b == a2 for (_, b), (a2, _) in zip(cs, cs[1:]))
+            sizes = [b - a for a, b in cs]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_small_or_odd_arrays_run_whole(pool):
+    x, y = np.ones((1, 3)), np.empty((1, 3))
+    run = split_call(KERNELS["relu"], "relu", [x], [y], {}, pool, min_elements=0)
+    assert run.__dict__.get("parts", 1) == 1               # a batch of one is not split
+    x, y = np.ones((4, 3)), np.empty((4, 3))
+    assert split_call(KERNELS["relu"], "relu", [x], [y], {}, pool).__dict__.get("parts", 1) == 1   # small
+    t = np.ones((3, 4)).T                           # not C-contiguous: rows are not blocks
+    assert split_call(KERNELS["relu"], "relu", [t], [np.empty((4, 3))], {}, pool,
+                      min_elements=0).__dict__.get("parts", 1) == 1
+
+
+def test_worker_errors_reach_the_caller():
+    p = Pool(2)
+
+    def boom():
+        raise ZeroDivisionError("in a worker")
+    with pytest.raises(ZeroDivisionError, match="in a worker"):
+        p.run_all([lambda: None, boom])
+    p.run_all([lambda: None, lambda: None])          # still usable
+    p.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        p.run_all([lambda: None, lambda: None])
+
+
+def test_bad_thread_counts_are_refused():
+    from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    prog = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+                            "y": Buffer("y", (2,), "float64", offset=64)},
+                   instructions=[Instruction("relu", ["x"], ["y"])],
+                   inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            Executor(prog, threads=bad)
+    assert Executor(prog, threads=1).pool is None
+
+
+def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
+    """A whole CNN training program (conv, pool, ReLU and their gradients, SGD),
+    odd batch, every splittable kernel split: weights after two steps equal."""
+    from graphnn import Graph, Model, optim
+    monkeypatch.setattr(threading_mod, "MIN_ELEMENTS", 0)
+    g = Graph()
+    x = g.input("x", (None, 1, 12, 12))
+    h = g.conv2d(x, 4, 3, padding="same", activation="relu")
+    h = g.max_pool2d(h, 2)
+    h = g.conv2d(h, 6, 3, activation="relu")
+    h = g.flatten(h)
+    out = g.dense(h, 3)
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.1, momentum=0.9))
+    batch = 7
+    program = model.program("train", batch)
+    rng = np.random.default_rng(3)
+    feeds = {"x": rng.standard_normal((batch, 1, 12, 12)), "target": rng.integers(0, 3, batch)}
+    finals = []
+    for n in (1, 3):
+        ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=n)
+        assert (ex.pool is None) == (n == 1)
+        for _ in range(2):
+            ex.run(feeds)
+        finals.append(ex.variables)
+        if n == 3:
+            kernels = {i.kernel for i in program.instructions}
+            assert {"im2col", "col2im", "max_pool2d", "max_pool2d_grad"} <= kernels
+            ex.close()
+    for name in finals[0]:
+        np.testing.assert_array_equal(finals[1][name], finals[0][name], err_msg=name)
+    assert any(not np.array_equal(finals[0][k], model.variables[k]) for k in finals[0])
