@@ -10,7 +10,6 @@ True
 """
 from __future__ import annotations
 
-import inspect
 import sys
 
 from . import graph  # noqa: F401  (defining Graph registers every layer method)

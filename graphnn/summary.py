@@ -23,7 +23,6 @@ from math import prod
 
 from .compiler.ir import op_attrs, operands
 from .compiler.ops import OPS, concrete, fmt_shape
-from .viz_fold import layer_of
 from .viz_program import instruction_role
 
 
@@ -86,7 +85,7 @@ def fmt_bytes(n: int) -> str:
 
 
 def layer_memory(program) -> dict:
-    """{buffer name: (what, bytes, node)} for a training Program. ``what`` is
+    """{buffer name: (what, bytes, node, writer)} for a training Program. ``what`` is
     "kept" for arena buffers that a forward instruction writes and a backward one
     reads, "weights" for parameters, "optimizer" for the other state an update
     writes. ``node`` is the graph node the buffer is charged to: the writer when its
@@ -105,25 +104,27 @@ def layer_memory(program) -> dict:
     for ins in program.instructions:
         if ins.kernel.endswith("_update"):
             param, *state = [o for o in ins.outputs if program.buffers[o].offset is None]
-            found[param] = ("weights", program.buffers[param].nbytes, param)
+            found[param] = ("weights", program.buffers[param].nbytes, param, param)
             for s in state:
-                found[s] = ("optimizer", program.buffers[s].nbytes, param)
+                found[s] = ("optimizer", program.buffers[s].nbytes, param, param)
     for name, b in program.buffers.items():
         role, node = writer.get(name, (None, None))
         if b.offset is not None and not b.view_of and role == "forward" and name in readers:
             mine = [r for r in readers[name] if r.startswith(node + "/")]     # its own gradient
-            found[name] = ("kept", b.nbytes, node if mine else readers[name][0])
+            found[name] = ("kept", b.nbytes, node if mine else readers[name][0], node)
     return found
 
 
 def _memory_by_layer(program, names):
     """{row name: {kept, weights, optimizer}}: a buffer counts in every row whose
-    name is a prefix of the node it is charged to (a block and its nested layer)."""
+    name is a prefix of the node it is charged to (a block and its nested layer),
+    or of its writer when that node is in no row (the loss reads the logits)."""
     totals = {n: {"kept": 0, "weights": 0, "optimizer": 0} for n in names}
-    for what, size, node in layer_memory(program).values():
-        for n in names:
-            if node == n or node.startswith(n + "/"):
-                totals[n][what] += size
+    for what, size, node, writer in layer_memory(program).values():
+        rows = [n for n in names if node == n or node.startswith(n + "/")] or \
+            [n for n in names if writer == n or writer.startswith(n + "/")]
+        for n in rows:
+            totals[n][what] += size
     return totals
 
 

@@ -90,8 +90,11 @@ def _layer_view(graph, dot, show_shapes=True, show_dtype=False, show_params=True
             continue
         out = g.nodes[rec["output"]]
         members = _members(g, name)
-        params = [n for n in members if g.nodes[n]["op"] == "param"]
-        count = sum(prod(g.nodes[p]["shape"]) for p in params)
+        # its own parameters and those it reads (a param record, an add of a weight)
+        params = sorted({p for n in members + [rec["output"]]
+                         for p in ([n] if g.nodes[n]["op"] == "param" else operands(g, n))
+                         if g.nodes[p]["op"] == "param"})
+        count = sum(prod(g.nodes[p]["shape"]) for p in params if p in members or p == rec["output"])
         kind = rec["type"]
         if show_activations and rec.get("activation") not in (None, "linear"):
             kind += f" + {rec['activation']}"

@@ -23,7 +23,6 @@ same key are drawn as one box with a count. Three rules make the keys:
 from __future__ import annotations
 
 import re
-from math import prod
 
 MIN_RUN = 3                      # shorter chains stay as they are: a pair reads fine
 RECURRENT = ("lstm", "gru")
@@ -135,7 +134,3 @@ def fold(items: dict, edges: list) -> tuple[dict, dict]:
 def count_label(n: int) -> str:
     """" x n" for folded boxes, nothing for one."""
     return f" x {n}" if n > 1 else ""
-
-
-def nbytes(shape, dtype_size: int = 4) -> int:
-    return prod(shape) * dtype_size

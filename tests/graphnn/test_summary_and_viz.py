@@ -131,3 +131,72 @@ def test_rendering_leaves_only_the_file_asked_for(tmp_path):
     _, model = small_cnn()
     plot_model(model, str(tmp_path / "net.png"), view="compiled")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.png"]
+
+
+def two_dense(optimizer="adam"):
+    g = Graph()
+    x = g.input("x", (None, 4))
+    h = g.dense(x, 8, activation="relu", name="fc1")
+    model = Model(g, inputs=x, outputs=g.dense(h, 3, name="out"))
+    model.compile(loss="softmax_cross_entropy", optimizer=optimizer)
+    return model
+
+
+HEADS = ("Layer (type)", "Output shape", "Param #", "Trainable", "FLOPs", "Kept for bwd", "Weights",
+         "Opt. state", "Connected to")
+
+
+def cells(text, row_start):
+    """The cells of the first row starting with ``row_start``, by the header's columns."""
+    head = [line for line in text.splitlines() if line.startswith("Layer (type)")][0]
+    row = [line for line in text.splitlines() if line.startswith(row_start)][0]
+    starts = [head.index(h) for h in HEADS if h in head]
+    return dict(zip([h for h in HEADS if h in head],
+                    [row[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]))
+
+
+def columns(text, name):
+    c = cells(text, name + " (")
+    return [c["Trainable"], c["Kept for bwd"], c["Weights"], c["Opt. state"]]
+
+
+def test_memory_per_layer_by_hand():
+    text = two_dense().summary(batch_size=16)
+    # fc1 keeps its relu output (16 x 8 float32) for relu's gradient and out's weight
+    # gradient; W (4 x 8) and b (8) are 160 B; Adam keeps two moments per weight
+    # (2 x 160 B) and a float64 step count per parameter (2 x 8 B)
+    assert columns(text, "fc1") == ["yes", "512 B", "160 B", "336 B"]
+    # out's logits (16 x 3) are read by the loss's gradient; W (8 x 3) + b (3) = 108 B
+    assert columns(text, "out") == ["yes", "192 B", "108 B", "232 B"]
+    sgd = two_dense("sgd").summary(batch_size=16)
+    assert columns(sgd, "fc1")[3] == "0"                  # plain SGD keeps no state
+
+
+def test_expand_nested_rows_and_trainable_column():
+    g = Graph()
+    x = g.input("img", (None, 3, 8, 8))
+    y = g.inception(x, 4, (2, 4), (2, 4), 4, name="inc")
+    z = g.add(g.flatten(y), g.param("offset", (16 * 64,), trainable=False))
+    text = Model(g, inputs=x, outputs=z).summary(memory=False, expand_nested=True)
+    lines = text.splitlines()
+    nested = [line for line in lines if line.startswith("  ")]
+    assert [line.split()[0] for line in nested] == ["b1x1", "b3x3_reduce", "b3x3", "b5x5_reduce",
+                                                    "b5x5", "pool_proj"]
+    counts = [int(cells(text, line[:14])["Param #"].replace(",", "")) for line in nested]
+    # 1x1: 3*4+4; 3x3: 3*2+2 then 2*4*9+4; 5x5: 3*2+2 then 2*4*25+4; proj: 3*4+4
+    assert counts == [16, 8, 76, 8, 204, 16]
+    assert cells(text, "inc (inception)")["Param #"] == f"{sum(counts):,}"
+    assert cells(text, "add (add)")["Trainable"] == "no" and "non-trainable 1,024" in text
+    assert len(Model(g, inputs=x, outputs=z).summary(memory=False).splitlines()) == len(lines) - 6
+
+
+def test_layer_view_toggles():
+    g = Graph()
+    x = g.input("x", (None, 4))
+    y = g.dense(x, 3, activation="tanh", name="fc")
+    g.add(y, g.param("shift", (3,), trainable=False), name="shifted")
+    assert "fc (dense + tanh)" in plot_model(g).source
+    assert "fc (dense)" in plot_model(g, show_activations=False).source
+    shown = plot_model(g, show_trainable=True).source
+    assert "params 15\ntrainable" in shown and "frozen" in shown
+    assert "trainable" not in plot_model(g).source
