@@ -26,7 +26,7 @@ def build(seed: int = 0) -> Model:
     return Model(g, inputs=image, outputs=logits, seed=seed)
 
 
-def run(path: str = DEFAULT, epochs: int = 12, seed: int = 0, verbose: int = 1) -> dict:
+def run(path: str = DEFAULT, epochs: int = 11, seed: int = 0, verbose: int = 1) -> dict:
     (x_train, y_train), (x_test, y_test) = datasets.mnist_split(path)
     x_train, x_test = x_train[:, None], x_test[:, None]    # (N, 1, 28, 28): channels first
     model = build(seed)
