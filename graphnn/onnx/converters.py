@@ -97,7 +97,16 @@ def _binary(op):
 
 converter("Add")(_binary("add"))
 converter("Mul")(_binary("multiply"))
-converter("Sub")(_binary("subtract"))
+
+
+@converter("Sub")
+def _sub(ctx, node, ins, a):
+    """x - x of integers (ONNX's function bodies make typed zeros so) is a constant."""
+    x, y = ins
+    if x is y and not dtype_of(x).startswith("float") and None not in shape_of(x):
+        return [np.zeros(shape_of(x), dtype=dtype_of(x))]
+    return _binary("subtract")(ctx, node, ins, a)
+
 converter("Div")(_binary("divide"))
 
 
@@ -343,4 +352,4 @@ def _slice(ctx, node, ins, a):
     return [y if y is not x else ctx.op("linear", [x], out(node))]
 
 
-from . import convert_loss, convert_matrix, convert_nn, convert_resize, convert_rnn  # noqa: F401  (they fill the table)
+from . import convert_loss, convert_matrix, convert_nn, convert_resize, convert_rnn, convert_select  # noqa: F401  (they fill the table)

@@ -195,6 +195,20 @@ CASES = [
     ("log", {}, [((None, 4), F, "prob")], np.log, (0,)),
     ("one_hot", {"classes": 4, "dtype": F}, [((None, 3), "int64", "labels:6")],
      lambda ids: (ids[..., None] == np.arange(4)).astype(F), ()),
+    ("compare", {"relation": "less", "dtype": F}, [((None, 4), F, "normal"), ((4,), F, "normal")],
+     lambda a, b: (a < b).astype(F), ()),
+    ("compare", {"relation": "greater_equal", "dtype": F}, [((None, 4), F, "normal"), ((), F, "normal")],
+     lambda a, b: (a >= b).astype(F), ()),
+    ("compare", {"relation": "equal", "dtype": F}, [((None, 3), "int64", "labels:3"), ((3,), "int64", "labels:3")],
+     lambda a, b: (a == b).astype(F), ()),
+    ("where", {}, [((None, 4), "float32", "onehot:4"), ((None, 4), F, "normal"), ((4,), F, "normal")],
+     lambda c, a, b: np.where(c != 0, a, b), (1, 2)),
+    ("where", {}, [((None, 1), "float32", "onehot:1"), ((), F, "normal"), ((None, 3), F, "normal")],
+     lambda c, a, b: np.where(c != 0, a, b), (1, 2)),
+    ("gather_elements", {"axis": 1}, [((None, 5), F, "normal"), ((None, 7), "int64", "labels:5")],
+     lambda x, i: np.take_along_axis(x, i, 1), (0,)),
+    ("gather_elements", {"axis": 0}, [((None, 3, 2), F, "normal"), ((1, 3, 2), "int64", "labels:1")],
+     lambda x, i: np.take_along_axis(x, i, 0), (0,)),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 
@@ -238,6 +252,21 @@ def test_gradient_matches_finite_differences(case):
         loss = "loss"
     params = {n: v for i, (n, v) in enumerate(values.items()) if i in diff}
     assert gradient_check(g, loss, params, feeds, batch) <= 1e-6
+
+
+def test_where_never_reads_the_branch_it_does_not_take():
+    """inf and NaN in the unselected branch stay out (a * c + b * (1 - c) would give NaN)."""
+    g, names = one_op_graph("where", [((3,), "float32"), ((3,), F), ((3,), F)], {})
+    feeds = dict(zip(names, [np.array([1, 0, 1], "float32"), np.array([np.inf, np.nan, 2.0]),
+                             np.array([np.nan, -np.inf, 5.0])]))
+    np.testing.assert_array_equal(run(g, ["y"], 1, feeds)["y"], [np.inf, -np.inf, 2.0])
+
+
+def test_gather_elements_counts_negative_indices_from_the_end():
+    g, names = one_op_graph("gather_elements", [((2, 3), F), ((2, 2), "int64")], {"axis": 1})
+    x = np.arange(6.0).reshape(2, 3)
+    got = run(g, ["y"], 1, dict(zip(names, [x, np.array([[-1, 0], [-3, 2]])])))["y"]
+    np.testing.assert_array_equal(got, [[2.0, 0.0], [3.0, 5.0]])
 
 
 def test_every_op_is_covered():
