@@ -10,7 +10,7 @@ and Gather, ``convert_nn`` convolution, pooling and normalization,
 ``convert_loss`` the two losses.
 
 >>> sorted(CONVERTERS)[:4]
-['Add', 'AveragePool', 'BatchNormalization', 'Concat']
+['Add', 'AveragePool', 'BatchNormalization', 'Cast']
 """
 from __future__ import annotations
 
