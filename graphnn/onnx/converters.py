@@ -197,13 +197,19 @@ converter("LeakyRelu")(_unary("leaky_relu", alpha=("alpha", 0.01)))
 converter("Elu")(_unary("elu", alpha=("alpha", 1.0)))
 
 
+converter("Erf")(_unary("erf"))
+
+
 @converter("Gelu")
 def _gelu(ctx, node, ins, a):
-    if a.get("approximate", b"none") not in (b"tanh", "tanh"):
-        raise Unsupported("approximate='none' (the erf form); graphnn's gelu is the tanh form "
-                          "(approximate='tanh')")
-    need_floats(ins[0], what="Gelu")
-    return [ctx.op("gelu", [ins[0]], out(node))]
+    """approximate='tanh' is graphnn's gelu; 'none' (exact) is 0.5 x (1 + erf(x / sqrt 2))."""
+    x, name = ins[0], out(node)
+    need_floats(x, what="Gelu")
+    if a.get("approximate", b"none") in (b"tanh", "tanh"):
+        return [ctx.op("gelu", [x], name)]
+    e = ctx.op("erf", [ctx.op("scale", [x], f"{name}/scaled", factor=2 ** -0.5)], f"{name}/erf")
+    half = ctx.op("scale", [ctx.op("multiply", [e, x], f"{name}/x_erf")], f"{name}/half_x_erf", factor=0.5)
+    return [ctx.op("add", [half, ctx.op("scale", [x], f"{name}/half_x", factor=0.5)], name)]
 
 
 @converter("Softmax", "LogSoftmax")

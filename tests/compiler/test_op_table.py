@@ -10,6 +10,8 @@ checked through these gradient checks, the latter in tests/graphnn/test_optim.py
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,7 @@ CASES = [
      lambda c, a, b: np.where(c != 0, a, b), (1, 2)),
     ("where", {}, [((None, 1), "float32", "onehot:1"), ((), F, "normal"), ((None, 3), F, "normal")],
      lambda c, a, b: np.where(c != 0, a, b), (1, 2)),
+    ("erf", {}, [((None, 5), F, "wide")], np.vectorize(math.erf), (0,)),
     ("gather_elements", {"axis": 1}, [((None, 5), F, "normal"), ((None, 7), "int64", "labels:5")],
      lambda x, i: np.take_along_axis(x, i, 1), (0,)),
     ("gather_elements", {"axis": 0}, [((None, 3, 2), F, "normal"), ((1, 3, 2), "int64", "labels:1")],

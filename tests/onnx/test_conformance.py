@@ -36,7 +36,6 @@ EXCLUDED = {
     r"^test_(averagepool|maxpool)_3d|^test_convtranspose_3d": "3-D pooling and convolution: graphnn's are 1-D and 2-D",
     r"^test_maxpool_with_argmax": "MaxPool's Indices output: graphnn returns values only",
 
-    r"^test_gelu_default": "erf GELU (approximate='none'): graphnn's gelu is the tanh form",
     r"^test_batchnorm_.*_training_mode": "training-mode BatchNormalization (statistics as outputs)",
     r"^test_(training_dropout|dropout_.*mask|dropout_random)": "random dropout and its bool mask output",
     r"^test_gather_negative_indices": "negative indices fed at run time",
