@@ -38,7 +38,6 @@ BATCHED = {
     "max_pool2d": (0,), "max_pool2d_grad": (0, 1, 2),
     "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
     "relu": (0,), "relu_grad": (0, 1),
-    "pad2d": (0,), "crop2d": (0,),
 }
 # Kernels that may follow a GEMM in a fused kernel: there the GEMM runs whole
 # and the epilogue is split. bias_add only when its bias is not along axis 0.
@@ -216,6 +215,8 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
     scratch = list(outs[1:])
     n = len(ins) - sum(spec["extra"] for spec in epilogue)
     k = len(KERNELS[anchor["kernel"]].scratch)
+    # The GEMM stays whole: splitting a stacked GEMM over this pool while OpenBLAS
+    # runs its own threads made the CNN step 2-5x slower (measured).
     head = bind(KERNELS[anchor["kernel"]], list(ins[:n]), [out, *scratch[:k]], anchor["attrs"])
     del scratch[:k]
     steps = []
