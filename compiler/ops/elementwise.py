@@ -15,6 +15,10 @@ from .base import (Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape,
 
 
 def _add_shape(shapes, dtypes, attrs):
+    """Floats, or two operands of one integer dtype (ONNX's integer Add/Sub/Mul,
+    which wrap around as NumPy's do; no gradient reaches integers)."""
+    if dtypes[0] == dtypes[1] and dtypes[0].startswith(("int", "uint")):
+        return broadcast_shapes(*shapes), dtypes[0]
     return broadcast_shapes(*shapes), same_dtype(dtypes, 0, 1)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import OpShapeError
 from .base import Attr, OpDef, register
 
-DTYPES = ("float32", "float64", "int32", "int64")
+DTYPES = ("float32", "float64", "int32", "int64", "int16", "int8", "uint64", "uint32", "uint16", "uint8")
 
 
 def _is_shape(batch_ok: bool):

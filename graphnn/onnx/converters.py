@@ -90,7 +90,10 @@ def _axis(a, rank, default):
 
 def _binary(op):
     def convert(ctx, node, ins, a):
-        need_floats(*ins, what=node.op_type)
+        same_ints = op != "divide" and len({dtype_of(v) for v in ins}) == 1 \
+            and dtype_of(ins[0]).startswith(("int", "uint"))
+        if not same_ints:                        # integers: Add, Sub, Mul of one dtype
+            need_floats(*ins, what=node.op_type)
         return [ctx.op(op, ins, out(node))]
     return convert
 

@@ -31,7 +31,7 @@ from .converters import CONVERTERS, Unsupported
 from .fold import BATCH, fold_node
 
 FLOATS = ("float32", "float64")
-INTS = ("int64", "int32")
+INTS = ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8")   # Add/Sub/Mul and labels
 
 
 class ImportContext:

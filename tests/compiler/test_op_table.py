@@ -272,6 +272,28 @@ def test_gather_elements_counts_negative_indices_from_the_end():
     np.testing.assert_array_equal(got, [[2.0, 0.0], [3.0, 5.0]])
 
 
+@pytest.mark.parametrize("op, reference", [("add", np.add), ("subtract", np.subtract),
+                                           ("multiply", np.multiply)])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "int64"])
+def test_integer_arithmetic_keeps_its_dtype_and_wraps_as_numpy_does(op, reference, dtype):
+    g, names = one_op_graph(op, [((None, 3), dtype), ((3,), dtype)], {})
+    assert g.nodes["y"]["dtype"] == dtype
+    info = np.iinfo(dtype)
+    a = np.array([[info.max, info.min, 7], [3, 200 % info.max, 0]], dtype=dtype)
+    b = np.array([1, 1, 9], dtype=dtype)
+    got = run(g, ["y"], 2, dict(zip(names, [a, b])))["y"]
+    with np.errstate(over="ignore"):
+        expected = reference(a, b)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_mixed_integer_and_float_operands_are_refused():
+    from graphnn.compiler.errors import GraphError, OpShapeError
+    with pytest.raises((GraphError, OpShapeError), match="dtypes differ"):
+        one_op_graph("add", [((None, 3), "int64"), ((3,), F)], {})
+
+
 def test_every_op_is_covered():
     """A new op must join this table (or be a source, gradient or update op,
     which are covered elsewhere)."""
