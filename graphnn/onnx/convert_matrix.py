@@ -82,6 +82,11 @@ def _gather(ctx, node, ins, a):
         raise Unsupported("gathering along the batch axis")
     need_floats(data, what="Gather")
     name = out(node)
+    if not is_const(idx):          # run-time indices: a negative one counts from the end
+        zero, size = np.zeros((), dtype_of(idx)), np.array(s[axis], dtype_of(idx))
+        negative = ctx.op("compare", [idx, zero], f"{name}/negative", relation="less")
+        idx = ctx.op("where", [negative, ctx.op("add", [idx, size], f"{name}/from_end"), idx],
+                     f"{name}/indices")
     # rows of a table: move the axis first, flatten the rest, look up, restore
     rest = [i for i in range(len(s)) if i != axis]
     table = data if axis == 0 else ctx.op("transpose", [data], f"{name}/axis_first", perm=[axis, *rest])
