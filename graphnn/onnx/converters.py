@@ -17,6 +17,7 @@ from __future__ import annotations
 from math import prod
 
 import numpy as np
+from onnx import helper
 
 from .fold import BATCH
 
@@ -334,6 +335,8 @@ def _squeeze(ctx, node, ins, a):
 
 @converter("Slice")
 def _slice(ctx, node, ins, a):
+    """Step 1 is graphnn's slice; any other step (negative too) gathers the rows
+    that NumPy's x[start:end:step] picks on that axis, by constant indices."""
     x = ins[0]
     s = shape_of(x)
     if ctx.opset < 10:
@@ -343,21 +346,22 @@ def _slice(ctx, node, ins, a):
         axes = const(ins[3], "axes") if len(ins) > 3 and ins[3] is not None else None
         steps = const(ins[4], "steps") if len(ins) > 4 and ins[4] is not None else None
     axes = list(range(len(starts))) if axes is None else [int(v) % len(s) for v in axes]
-    if steps is not None and any(int(v) != 1 for v in steps):
-        raise Unsupported(f"steps {list(steps)}; graphnn's slice takes step 1")
+    steps = [1] * len(axes) if steps is None else [int(v) for v in steps]
     y = x
-    for k, (axis, start, end) in enumerate(zip(axes, starts, ends)):
+    for k, (axis, start, end, step) in enumerate(zip(axes, starts, ends, steps)):
         size = s[axis]
         if size is None:
             raise Unsupported("slicing the batch axis")
-        start, end = (int(v) + size if int(v) < 0 else int(v) for v in (start, end))
-        start, end = min(max(start, 0), size), min(max(end, 0), size)
-        if start >= end:
-            raise Unsupported(f"an empty slice [{start}:{end}] of axis {axis}")
-        if (start, end) != (0, size):
-            last = k == len(axes) - 1
-            y = ctx.op("slice", [y], out(node) if last else f"{out(node)}/axis{axis}",
-                       axis=axis, start=start, stop=end)
+        picked = np.arange(size)[int(start):int(end):step]       # NumPy's clamping is ONNX's
+        if picked.size == 0:
+            raise Unsupported(f"an empty slice [{int(start)}:{int(end)}:{step}] of axis {axis}: "
+                              "graphnn's dimensions are positive")
+        name = out(node) if k == len(axes) - 1 else f"{out(node)}/axis{axis}"
+        if step != 1:
+            gather = helper.make_node("Gather", ["x", "i"], [name])
+            y = CONVERTERS["Gather"](ctx, gather, [y, picked.astype(np.int64)], {"axis": axis})[0]
+        elif picked.size != size:
+            y = ctx.op("slice", [y], name, axis=axis, start=int(picked[0]), stop=int(picked[-1]) + 1)
     return [y if y is not x else ctx.op("linear", [x], out(node))]
 
 

@@ -47,3 +47,19 @@ def test_prepare_once_run_many_times_and_run_model_agree_with_numpy():
 
 def test_supports_the_cpu_only():
     assert backend.supports_device("CPU") and not backend.supports_device("CUDA")
+
+
+@pytest.mark.parametrize("starts, ends, steps", [([0, 3], [5, -1], [2, 1]), ([-1, 4], [-9, 0], [-1, -2]),
+                                                 ([1, 100], [4, -100], [3, -3])])
+def test_slices_with_any_step_agree_with_numpy(starts, ends, steps):
+    """Steps other than 1 gather the rows NumPy's x[start:end:step] picks."""
+    x = np.random.default_rng(1).normal(size=(6, 5)).astype(np.float32)
+    expected = x[starts[0]:ends[0]:steps[0], starts[1]:ends[1]:steps[1]]
+    consts = [helper.make_node("Constant", [], [n], value=numpy_helper.from_array(np.array(v, np.int64)))
+              for n, v in (("s", starts), ("e", ends), ("a", [0, 1]), ("k", steps))]
+    graph = helper.make_graph(consts + [helper.make_node("Slice", ["x", "s", "e", "a", "k"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(expected.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (got,) = backend.run_model(model, [x])
+    np.testing.assert_array_equal(got, expected)
