@@ -40,6 +40,12 @@ def shape_inputs(proto) -> list[str]:
     return names
 
 
+def output_dtypes(proto) -> list:
+    """The NumPy dtype each graph output declares (None where it declares none)."""
+    return [onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+            if v.type.tensor_type.elem_type else None for v in proto.graph.output]
+
+
 def freeze(proto, values: dict):
     """A copy of ``proto`` in which the named inputs are initializers holding ``values``."""
     frozen = onnx.ModelProto()
@@ -54,8 +60,9 @@ def freeze(proto, values: dict):
 class GraphnnRep(BackendRep):
     """A prepared model: compiled once per batch size, then run."""
 
-    def __init__(self, model, input_names=None):
+    def __init__(self, model, input_names=None, output_dtypes=None):
         self.model = model
+        self.output_dtypes = output_dtypes     # the ONNX graph's (a mask comes back as bool)
         self.input_names = list(input_names or model.inputs)     # the ONNX graph's, in order
         self._graph = inference_graph(model._checked, model.outputs)
         self._executors: dict = {}
@@ -80,7 +87,11 @@ class GraphnnRep(BackendRep):
                 batch = len(feeds[n])
                 break
         results = self._executor(batch).run(feeds)
-        return tuple(np.array(results[o]) for o in self.model.outputs)
+        outs = [np.array(results[o]) for o in self.model.outputs]
+        if self.output_dtypes:
+            outs = [v.astype(d) if d is not None and v.dtype != d else v
+                    for v, d in zip(outs, self.output_dtypes)]
+        return tuple(outs)
 
 
 class FrozenShapesRep(BackendRep):
@@ -101,7 +112,7 @@ class FrozenShapesRep(BackendRep):
         key = tuple((k, v.dtype.str, v.shape, v.tobytes()) for k, v in values.items())
         if key not in self._reps:
             model = load_model(freeze(self.proto, values), batch_symbolic=False)
-            self._reps[key] = GraphnnRep(model)
+            self._reps[key] = GraphnnRep(model, output_dtypes=output_dtypes(self.proto))
         return self._reps[key].run({k: v for k, v in inputs.items() if k not in values})
 
 
@@ -116,7 +127,7 @@ class GraphnnBackend(Backend):
             return FrozenShapesRep(model, frozen)
         initializers = {t.name for t in model.graph.initializer}
         names = [v.name for v in model.graph.input if v.name not in initializers]
-        return GraphnnRep(load_model(model, batch_symbolic=False), names)
+        return GraphnnRep(load_model(model, batch_symbolic=False), names, output_dtypes(model))
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs):

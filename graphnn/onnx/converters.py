@@ -234,13 +234,20 @@ def _softmax(ctx, node, ins, a):
 
 @converter("Dropout")
 def _dropout(ctx, node, ins, a):
+    """Inference (or a ratio of 0): the input passes through and the mask, when
+    asked for, keeps everything (ones, which the backend returns as bool)."""
     training = ins[2] if len(ins) > 2 else None
-    if training is not None and (not is_const(training) or bool(training)):
+    ratio = ins[1] if len(ins) > 1 else None
+    no_drop = is_const(ratio) and float(ratio) == 0.0
+    if training is not None and (not is_const(training) or bool(training)) and not no_drop:
         raise Unsupported("training_mode=True (a random mask); graphnn imports inference graphs, "
                           "where Dropout passes its input through")
+    y = ctx.op("linear", [ins[0]], out(node))
     if len(node.output) > 1 and node.output[1]:
-        raise Unsupported("the mask output (a bool tensor); graphnn has no bool tensors")
-    return [ctx.op("linear", [ins[0]], out(node))]
+        if None in shape_of(ins[0]):
+            raise Unsupported("the mask output of a batch of unknown size")
+        return [y, np.ones(shape_of(ins[0]), dtype=np.float32)]
+    return [y]
 
 
 # ------------------------------------------------------------------ shapes

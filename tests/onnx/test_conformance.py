@@ -37,7 +37,8 @@ EXCLUDED = {
     r"^test_maxpool_with_argmax": "MaxPool's Indices output: graphnn returns values only",
 
     r"^test_batchnorm_.*_training_mode": "training-mode BatchNormalization (statistics as outputs)",
-    r"^test_(training_dropout|dropout_.*mask|dropout_random)": "random dropout and its bool mask output",
+    r"^test_training_dropout(?!_zero_ratio)": "random dropout in training mode (ONNX's expected "
+        "values come from NumPy's own random draws)",
     r"^test_slice_start_out_of_bounds": "an empty slice: graphnn's dimensions are positive",
     r"^test_reshape_allowzero_reordered": "a zero-sized dimension: graphnn's shapes are positive",
 }
