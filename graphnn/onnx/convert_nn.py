@@ -187,11 +187,10 @@ def _global_avg_pool(ctx, node, ins, a):
 def _batch_norm(ctx, node, ins, a):
     x, gamma, beta, mean, var = ins
     need_floats(*ins, what="BatchNormalization")
-    if a.get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
-        raise Unsupported("training_mode=1 (batch statistics as outputs); graphnn imports the "
-                          "inference form, whose running statistics are inputs")
     eps = float(a.get("epsilon", 1e-5))
     name = out(node)
+    if a.get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+        return _batch_norm_training(ctx, node, ins, float(a.get("momentum", 0.9)), eps)
     if all(is_const(v) for v in (gamma, beta, mean, var)):
         # a batch_norm layer: fine-tuning then updates the running statistics too
         layer = ctx.free(name)
@@ -200,3 +199,21 @@ def _batch_norm(ctx, node, ins, a):
             ctx.weights[f"{layer}/{key}"] = value
         return [y]
     return [ctx.op("normalize", [x, mean, var, gamma, beta], name, axis=1, eps=eps)]
+
+
+def _batch_norm_training(ctx, node, ins, momentum, eps):
+    """Training mode: normalize by the batch's own mean and (population) variance
+    over every axis but the channels; the running statistics come out moved
+    toward them: running * momentum + batch * (1 - momentum)."""
+    x, gamma, beta, mean, var = ins
+    name = out(node)
+    m = ctx.op("batch_mean", [x], f"{name}/batch_mean", axis=1)
+    v = ctx.op("batch_var", [x, m], f"{name}/batch_var", axis=1)
+    y = ctx.op("normalize", [x, m, v, gamma, beta], name, axis=1, eps=eps)
+    outs = [y]
+    for k, (running, batch) in enumerate(((mean, m), (var, v)), 1):
+        if len(node.output) > k and node.output[k]:
+            kept = ctx.op("scale", [running], f"{node.output[k]}/kept", factor=momentum)
+            moved = ctx.op("scale", [batch], f"{node.output[k]}/moved", factor=1.0 - momentum)
+            outs.append(ctx.op("add", [kept, moved], node.output[k]))
+    return outs

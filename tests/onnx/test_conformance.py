@@ -36,7 +36,6 @@ EXCLUDED = {
     r"^test_(averagepool|maxpool)_3d|^test_convtranspose_3d": "3-D pooling and convolution: graphnn's are 1-D and 2-D",
     r"^test_maxpool_with_argmax": "MaxPool's Indices output: graphnn returns values only",
 
-    r"^test_batchnorm_.*_training_mode": "training-mode BatchNormalization (statistics as outputs)",
     r"^test_training_dropout(?!_zero_ratio)": "random dropout in training mode (ONNX's expected "
         "values come from NumPy's own random draws)",
     r"^test_slice_start_out_of_bounds": "an empty slice: graphnn's dimensions are positive",
