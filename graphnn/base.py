@@ -43,7 +43,7 @@ def plain(value):
 class Tensor:
     """A symbolic value: the output of one node of a Graph."""
 
-    graph: "Graph"
+    graph: object        # the Graph that made it (graph.py sits above this module)
     name: str
 
     @property

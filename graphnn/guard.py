@@ -56,9 +56,8 @@ def finite(a: np.ndarray) -> bool:
 class StepGuard:
     """Undo for the instructions of a step that write variables."""
 
-    def __init__(self, variables=None):
-        # ``variables`` is accepted for callers written against the first version;
-        # the guard finds what each executor writes from its program.
+    def __init__(self):
+        # The guard finds what each executor writes from its program.
         self.saved: dict[str, np.ndarray] = {}     # variable -> its value before the step
         self.written: list[str] = []               # variables this step has written, in order
         self._seen: set[str] = set()

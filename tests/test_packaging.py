@@ -49,14 +49,14 @@ def test_runtime_runs_a_saved_program_with_numpy_alone(tmp_path):
     feed = np.arange(8, dtype=np.float32).reshape(2, 4)
     expected = model.predict(feed)
     # networkx (and so the builder and compiler) made unimportable: only NumPy may load.
-    result = _run(f"""
+    result = _run("""
         import sys, json
         sys.modules["networkx"] = None
         import numpy as np
         from graphnn.runtime import Executor, Program
         program = Program.from_dict(json.load(open("program.json")))
-        weights = {{k: np.asarray(v, dtype=np.float32) for k, v in json.load(open("weights.json")).items()}}
-        out = Executor(program, weights).run({{program.inputs[0]: np.arange(8, dtype=np.float32).reshape(2, 4)}})
+        weights = {k: np.asarray(v, dtype=np.float32) for k, v in json.load(open("weights.json")).items()}
+        out = Executor(program, weights).run({program.inputs[0]: np.arange(8, dtype=np.float32).reshape(2, 4)})
         print(json.dumps(np.asarray(out[program.outputs[0]]).tolist()))
         assert "networkx" not in [m for m in sys.modules if sys.modules[m] is not None]
     """, tmp_path)

@@ -61,7 +61,7 @@ def gather_elements(ins, outs, axis=0):
 @kernel(operands=3)
 def gather_elements_grad(ins, outs, axis=0):
     """Repeated indices add up (np.add.at), as the gradient of a gather must."""
-    (dy, idx, x), (g,) = ins, outs
+    (dy, idx, _x), (g,) = ins, outs
     axis = axis % g.ndim
 
     def run():

@@ -65,7 +65,17 @@ def _backend_test():
     return test
 
 
-globals().update(_backend_test().test_cases)
+def _cpu_test_cases():
+    """The runner's test classes without the "_cuda" twin it makes of every test: on a
+    backend without that device it would only report 396 skips."""
+    cases = _backend_test().test_cases          # a property that builds new classes each time
+    for cls in cases.values():
+        for name in [n for n in vars(cls) if n.startswith("test_") and n.endswith("_cuda")]:
+            delattr(cls, name)
+    return cases
+
+
+globals().update(_cpu_test_cases())
 
 
 def per_op_counts():
