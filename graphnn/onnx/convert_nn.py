@@ -75,16 +75,23 @@ def _two_d(values, one_d, fill):
     return [fill, *values] if one_d else list(values)
 
 
-@converter("Conv")
-def _conv(ctx, node, ins, a):
+def _conv_operands(ctx, node, ins, what):
+    """Conv and ConvTranspose alike: (x, w, bias, name, image, one_d, w's shape), a 1-D
+    convolution's input and weight seen as images of height 1."""
     x, w = ins[:2]
     bias = ins[2] if len(ins) > 2 else None
-    need_floats(x, w, bias, what="Conv")
+    need_floats(x, w, bias, what=node.op_type)
     name = out(node)
-    img, one_d = _as_image(ctx, x, name, "convolution")
+    img, one_d = _as_image(ctx, x, name, what)
     ws = shape_of(w)
     if one_d:
         w = reshape(ctx, w, (ws[0], ws[1], 1, ws[2]), f"{name}/W_2d")
+    return x, w, bias, name, img, one_d, ws
+
+
+@converter("Conv")
+def _conv(ctx, node, ins, a):
+    x, w, bias, name, img, one_d, ws = _conv_operands(ctx, node, ins, "convolution")
     strides, dil, begin, end = _window(a, shape_of(x)[2:], ws[2:], "convolution")
     strides, dil = _two_d(strides, one_d, 1), _two_d(dil, one_d, 1)
     begin, end = _two_d(begin, one_d, 0), _two_d(end, one_d, 0)
@@ -103,14 +110,7 @@ def _conv(ctx, node, ins, a):
 
 @converter("ConvTranspose")
 def _conv_transpose(ctx, node, ins, a):
-    x, w = ins[:2]
-    bias = ins[2] if len(ins) > 2 else None
-    need_floats(x, w, bias, what="ConvTranspose")
-    name = out(node)
-    img, one_d = _as_image(ctx, x, name, "up-convolution")
-    ws = shape_of(w)
-    if one_d:
-        w = reshape(ctx, w, (ws[0], ws[1], 1, ws[2]), f"{name}/W_2d")
+    x, w, bias, name, img, one_d, ws = _conv_operands(ctx, node, ins, "up-convolution")
     sizes, n = shape_of(x)[2:], len(ws) - 2
     strides = list(a.get("strides", [1] * n))
     dil = list(a.get("dilations", [1] * n))
