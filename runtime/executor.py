@@ -20,7 +20,7 @@ import numpy as np
 
 from .kernels import KERNELS
 from .program import Program
-from .threads import Pool, default_threads, split_call
+from .threads import Pool, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -37,15 +37,15 @@ class Executor:
     ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD).
 
     ``threads``: how many threads the batch of the large non-GEMM kernels
-    (pooling, im2col, col2im, ReLU) is split over (runtime/threads.py); by
-    default the BLAS library's thread count. 1 runs every kernel whole on the
-    calling thread. Call ``close()`` (or drop the Executor) to stop the workers."""
+    (pooling, im2col, col2im, ReLU) is split over (runtime/threads.py). The default,
+    1, runs every kernel whole on the calling thread: on a quiet 2-core machine the
+    split measured 5-20% slower on the CNN than no split (docs/performance.md), so
+    it is opt-in (``threads=2``, or ``runtime.threads.default_threads()`` for the
+    BLAS thread count). Call ``close()`` (or drop the Executor) to stop the workers."""
 
     def __init__(self, program: Program, variables: dict | None = None, comm=None,
-                 threads: int | None = None):
+                 threads: int = 1):
         self.program, self.comm = program, comm
-        if threads is None:
-            threads = default_threads()
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"Executor threads must be a positive int, got {threads!r}")
         self.threads = threads
