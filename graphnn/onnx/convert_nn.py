@@ -75,6 +75,14 @@ def _two_d(values, one_d, fill):
     return [fill, *values] if one_d else list(values)
 
 
+def _from_image(ctx, y, one_d, name):
+    """Undo _as_image: a 1-D result drops the height-1 axis it was computed with."""
+    if not one_d:
+        return y
+    s = shape_of(y)
+    return reshape(ctx, y, (s[0], s[1], s[3]), name)
+
+
 def _conv_operands(ctx, node, ins, what):
     """Conv and ConvTranspose alike: (x, w, bias, name, image, one_d, w's shape), a 1-D
     convolution's input and weight seen as images of height 1."""
@@ -102,10 +110,7 @@ def _conv(ctx, node, ins, a):
                padding=(begin[0], end[0], begin[1], end[1]))
     if bias is not None:
         y = ctx.op("bias_add", [y, bias], f"{name}/bias_add" if one_d else name, axis=1)
-    if one_d:
-        s = shape_of(y)
-        y = reshape(ctx, y, (s[0], s[1], s[3]), name)
-    return [y]
+    return [_from_image(ctx, y, one_d, name)]
 
 
 @converter("ConvTranspose")
@@ -142,10 +147,7 @@ def _conv_transpose(ctx, node, ins, a):
                output_padding=tuple(extra) if any(extra) else None)
     if bias is not None:
         y = ctx.op("bias_add", [y, bias], f"{name}/bias_add" if one_d else name, axis=1)
-    if one_d:
-        s = shape_of(y)
-        y = reshape(ctx, y, (s[0], s[1], s[3]), name)
-    return [y]
+    return [_from_image(ctx, y, one_d, name)]
 
 
 @converter("MaxPool", "AveragePool")
@@ -166,10 +168,7 @@ def _pool(ctx, node, ins, a):
         attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
     op = "max_pool2d" if node.op_type == "MaxPool" else "avg_pool2d"
     y = ctx.op(op, [img], f"{name}/pool" if one_d else name, **attrs)
-    if one_d:
-        s = shape_of(y)
-        y = reshape(ctx, y, (s[0], s[1], s[3]), name)
-    return [y]
+    return [_from_image(ctx, y, one_d, name)]
 
 
 @converter("GlobalAveragePool")

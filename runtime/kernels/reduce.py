@@ -20,20 +20,21 @@ def _axes(ndim, axes):
     return tuple(range(ndim)) if axes is None else tuple(a % ndim for a in axes)
 
 
-@kernel(operands=1)
-def reduce_sum(ins, outs, axes=None, keepdims=True):
-    (x,), (y,) = ins, outs
+def _reduce(ufunc_reduce, x, y, axes):
+    """Reduce ``x`` over ``axes`` into ``y``, seen with the reduced axes kept as 1."""
     axes = _axes(x.ndim, axes)
     kept = y.reshape([1 if i in axes else d for i, d in enumerate(x.shape)])
-    return partial(np.sum, x, axis=axes, keepdims=True, out=kept)
+    return partial(ufunc_reduce, x, axis=axes, keepdims=True, out=kept)
+
+
+@kernel(operands=1)
+def reduce_sum(ins, outs, axes=None, keepdims=True):
+    return _reduce(np.sum, ins[0], outs[0], axes)
 
 
 @kernel(operands=1)
 def reduce_max(ins, outs, axes=None, keepdims=True):
-    (x,), (y,) = ins, outs
-    axes = _axes(x.ndim, axes)
-    kept = y.reshape([1 if i in axes else d for i, d in enumerate(x.shape)])
-    return partial(np.max, x, axis=axes, keepdims=True, out=kept)
+    return _reduce(np.max, ins[0], outs[0], axes)
 
 
 @kernel(operands=2)
