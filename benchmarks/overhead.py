@@ -3,7 +3,8 @@
 one BLAS thread:
 
 - the executor's cost per instruction on a tiny model (10-16-2, batch 8), and
-  `Model.fit` per batch against a bare `Executor.step`;
+  `Model.fit` per batch against a bare `Executor.step` (rounds interleaved: the
+  median ratio and its quartiles);
 - the same ratio for the MLP example's setting (Adam, batch 64, accuracy metric);
 - max-pool backward / forward and col2im / im2col inside the CNN benchmark's step.
 
@@ -33,22 +34,34 @@ def cpu_seconds(fn, repeats):
     return (time.thread_time() - t) / repeats
 
 
-def step_and_fit(build, optimizer, batch, features, metrics=(), repeats=200):
+def step_and_fit(build, optimizer, batch, features, metrics=(), batches=200, rounds=7):
+    """(instructions, bare step seconds, fit seconds per batch, the per-round
+    ratios fit / step sorted): each round times ``batches`` bare steps, then one
+    epoch of ``fit`` over ``batches`` batches, so the two see the same machine."""
     g, x, out = build()
     model = Model(g, inputs=x, outputs=out, seed=0)
     model.compile(loss="softmax_cross_entropy", optimizer=optimizer, metrics=list(metrics))
     program = model.program("train", batch)
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()})
     rng = np.random.default_rng(0)
-    xs = rng.random((batch * 50, features), dtype=np.float32)
+    xs = rng.random((batch * batches, features), dtype=np.float32)
     ys = rng.integers(0, 2, len(xs))
     ex.feed({x.name: xs[:batch], "target": ys[:batch]})
-    step = cpu_seconds(ex.step, repeats)
     model.fit(xs, ys, epochs=1, batch_size=batch, verbose=0)            # binds the programs
-    t = time.thread_time()
-    model.fit(xs, ys, epochs=2, batch_size=batch, verbose=0)
-    fit = (time.thread_time() - t) / 100
-    return len(program.instructions), step, fit
+    steps, fits = [], []
+    for _ in range(rounds):
+        steps.append(cpu_seconds(ex.step, batches))
+        t = time.thread_time()
+        model.fit(xs, ys, epochs=1, batch_size=batch, verbose=0)
+        fits.append((time.thread_time() - t) / batches)
+    ratios = sorted(f / s for f, s in zip(fits, steps))
+    return len(program.instructions), float(np.median(steps)), float(np.median(fits)), ratios
+
+
+def spread(ratios):
+    """'median (25th-75th percentile)' of sorted ratios."""
+    q = np.percentile(ratios, [25, 50, 75])
+    return f"{q[1]:.2f} ({q[0]:.2f}-{q[2]:.2f})"
 
 
 def tiny():
@@ -80,12 +93,12 @@ def kernel_ratios(repeats=15):
 def main():
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1):
-        n, step, fit = step_and_fit(tiny, optim.SGD(0.01, momentum=0.9), 8, 10)
+        n, step, fit, ratios = step_and_fit(tiny, optim.SGD(0.01, momentum=0.9), 8, 10, batches=1000)
         print(f"tiny model: {n} instructions, step {step * 1e6:.1f} us = {step / n * 1e6:.2f} us "
-              f"per instruction; fit per batch {fit * 1e6:.1f} us = {fit / step:.2f} x step")
-        n, step, fit = step_and_fit(mlp, optim.Adam(5e-4), 64, 784, ["accuracy"], repeats=30)
+              f"per instruction; fit per batch {fit * 1e6:.1f} us = {spread(ratios)} x step")
+        n, step, fit, ratios = step_and_fit(mlp, optim.Adam(5e-4), 64, 784, ["accuracy"], batches=40)
         print(f"MLP, Adam, batch 64, accuracy metric: step {step * 1e3:.2f} ms; fit per batch "
-              f"{fit * 1e3:.2f} ms = {fit / step:.2f} x step")
+              f"{fit * 1e3:.2f} ms = {spread(ratios)} x step")
         times = kernel_ratios()
     for node, kernel in times:
         print(f"  {node:45s} {kernel:16s} {times[node, kernel] * 1e6:8.0f} us")

@@ -1,5 +1,5 @@
-"""What the step guard (graphnn/guard.py) costs: one training step with the
-guarded instruction list against the plain one, same executor, interleaved.
+"""What the step guard (graphnn/guard.py) costs: one training step under
+`StepGuard.run` against a bare `Executor.step`, same executor, interleaved.
 
     python benchmarks/step_guard.py [--rounds 15] [--steps 20]
 
@@ -40,15 +40,12 @@ def measure(rounds: int, steps: int) -> None:
             model.fit(xs, ys, epochs=1, batch_size=shape[0], verbose=0)
             ex = model._executor("train", shape[0], next(iter(model._built)))
             guard = StepGuard()
-            plain, guarded = ex.calls, guard.calls(ex)
+            plain, guarded = ex.step, (lambda: guard.run(ex))
 
-            def run(calls):
+            def run(step):
                 start = time.perf_counter()
                 for _ in range(steps):
-                    guard.written, guard._seen = [], set()
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        for call in calls:
-                            call()
+                    step()
                 return (time.perf_counter() - start) / steps
 
             ratios, base = [], []

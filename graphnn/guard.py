@@ -3,12 +3,11 @@
 A step can go non-finite in two places: the forward pass (the loss guard of
 the program stops it before the updates) or an update itself (a learning rate
 so large that ``p - lr * g`` overflows, say), which no loss check can see
-before it is written. ``StepGuard`` wraps every instruction of a training
-program that writes variables (weights, optimizer state, running averages):
-it copies what the instruction is about to overwrite, runs it, and checks what
-it wrote while it is still in cache. On a NaN or inf it puts back everything
-the step has written so far, so the model is exactly as it was before the
-step, and the error names the update at fault.
+before it is written. ``StepGuard`` copies every variable a training program
+writes (weights, optimizer state, running averages) before the step, runs
+it, and checks what it wrote. On a NaN or inf (or any error in the step) it
+puts everything back, so the model is exactly as it was before the step, and
+the error names the first update that wrote a non-finite value.
 
 >>> import numpy as np
 >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
@@ -28,6 +27,8 @@ w/update w [1. 1.]
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .runtime.executor import UFUNC_BUFFER
@@ -43,68 +44,109 @@ class NonFiniteUpdate(FloatingPointError):
 
 def finite(a: np.ndarray) -> bool:
     """Whether ``a`` holds no NaN or inf: one BLAS pass (a sum of squares is NaN
-    or inf if any element is), a closer look only when it overflows.
+    or inf if any element is), a closer look only when it overflows (which
+    NumPy may warn about: call it under ``np.errstate(over="ignore")``).
 
-    >>> finite(np.array([1.0, 2.0])), finite(np.array([1.0, np.nan])), finite(np.array([1e300]))
+    >>> with np.errstate(over="ignore", invalid="ignore"):
+    ...     finite(np.array([1.0, 2.0])), finite(np.array([1.0, np.nan])), finite(np.array([1e300]))
     (True, False, True)
     """
     if a.dtype.kind != "f":
         return True
+    if a.ndim == 1:                    # ndarray.dot: a third of np.vdot's call cost on small arrays
+        return math.isfinite(a.dot(a)) or bool(np.isfinite(a).all())
     return bool(np.isfinite(np.vdot(a, a))) or bool(np.isfinite(a).all())
 
 
+class _Undo:
+    """What one executor's step writes to variables, and room for a copy of it.
+
+    The copy is taken in spans: the variables that share one block of memory
+    (``graphnn.state.packed`` puts all of a model's weights, and all of its
+    optimizer state, side by side) are copied, and checked, as one span when
+    they cover most of it, so a step costs a couple of copies and sums, not
+    one per array."""
+
+    def __init__(self, ex):
+        self.writes = []                           # (instruction, variable), program order
+        views = {}
+        for ins in ex.program.instructions:
+            for name in ins.outputs:
+                if ex.program.buffers[name].persistent:
+                    self.writes.append((ins, name))
+                    views.setdefault(name, ex.views[name])
+        self.views = views
+        self.spans = [(live, np.empty_like(live)) for live in _spans(list(views.values()))]
+        self.checked = [live for live, _ in self.spans if live.dtype.kind == "f"]
+
+    def save(self) -> None:
+        for live, keep in self.spans:
+            np.copyto(keep, live)
+
+    def restore(self) -> None:
+        for live, keep in self.spans:
+            np.copyto(live, keep)
+
+    def culprit(self):
+        """(instruction, variable) of the first write that left a NaN or inf,
+        or None when every variable the step wrote is finite."""
+        for live in self.checked:
+            if not finite(live):
+                break
+        else:
+            return None
+        return next(((ins, name) for ins, name in self.writes if not finite(self.views[name])), None)
+
+
+def _spans(views: list) -> list:
+    """Arrays covering ``views``: one span of each memory block whose views
+    fill at least half of the bytes between the first and the last of them,
+    padding aside (the gaps are copied and checked too), every other view on
+    its own."""
+    groups, spans = {}, []
+    for v in views:
+        owner = v.base if v.base is not None else v
+        groups.setdefault((id(owner), v.dtype), (owner, []))[1].append(v)
+    for (_, dtype), (owner, members) in groups.items():
+        if len(members) > 1 and owner.flags.c_contiguous and all(m.flags.c_contiguous for m in members):
+            origin = owner.ctypes.data
+            starts = [m.ctypes.data - origin for m in members]
+            lo, hi = min(starts), max(s + m.nbytes for s, m in zip(starts, members))
+            aligned = all((s - lo) % dtype.itemsize == 0 for s in starts) and (hi - lo) % dtype.itemsize == 0
+            # each member may bring a cache line of padding (packed's alignment)
+            if aligned and 2 * sum(m.nbytes for m in members) + 64 * len(members) >= hi - lo:
+                spans.append(owner.reshape(-1).view(np.uint8)[lo:hi].view(dtype))
+                continue
+        spans.extend(members)
+    return spans
+
+
 class StepGuard:
-    """Undo for the instructions of a step that write variables."""
+    """Undo for a training step: a copy of every variable the step writes
+    (in spans, see ``_Undo``), taken before it runs and checked after."""
 
-    def __init__(self):
-        # The guard finds what each executor writes from its program.
-        self.saved: dict[str, np.ndarray] = {}     # variable -> its value before the step
-        self.written: list[str] = []               # variables this step has written, in order
-        self._seen: set[str] = set()
-
-    def _wrap(self, ex, ins, call):
-        names = [o for o in ins.outputs if ex.program.buffers[o].persistent]
-        views = [ex.views[o] for o in names]
-        for name, view in zip(names, views):
-            if name not in self.saved or self.saved[name].shape != view.shape:
-                self.saved[name] = np.empty_like(view)
-        saved = [self.saved[n] for n in names]
-
-        def guarded():
-            for name, view, keep in zip(names, views, saved):
-                if name not in self._seen:             # the first write of this step
-                    np.copyto(keep, view)
-                    self._seen.add(name)
-                    self.written.append(name)
-            call()
-            for name, view in zip(names, views):
-                if not finite(view):
-                    raise NonFiniteUpdate(ins.node, ins.kernel, name)
-        return guarded
-
-    def calls(self, ex) -> list:
-        """The instructions of executor ``ex``, those that write variables wrapped
-        (made once per executor; ``ex.calls`` itself is left as it is)."""
-        made = getattr(ex, "_guarded_calls", None)
-        if made is None or made[0] is not self:
-            made = (self, [self._wrap(ex, ins, call) if any(ex.program.buffers[o].persistent
-                                                            for o in ins.outputs) else call
-                           for ins, call in zip(ex.program.instructions, ex.calls)])
-            ex._guarded_calls = made
-        return made[1]
+    def _undo(self, ex) -> _Undo:
+        made = getattr(ex, "_step_undo", None)     # one per executor, made at its first step
+        if made is None:
+            made = ex._step_undo = _Undo(ex)
+        return made
 
     def run(self, ex) -> None:
-        """One step of ``ex``; on any error, what it wrote to variables is put back."""
-        calls = self.calls(ex)
-        self.written, self._seen = [], set()
+        """One step of ``ex``; on any error, or a NaN or inf written into a
+        variable, every variable is put back as it was before the step."""
+        undo = self._undo(ex)
+        undo.save()
         previous = np.setbufsize(UFUNC_BUFFER)          # as Executor.step runs
         try:
             with np.errstate(over="ignore", invalid="ignore"):   # checked, and named, here
-                for call in calls:
+                for call in ex.calls:
                     call()
+                bad = undo.culprit()
+            if bad is not None:
+                ins, name = bad
+                raise NonFiniteUpdate(ins.node, ins.kernel, name)
         except BaseException:
-            for name in self.written:
-                np.copyto(ex.views[name], self.saved[name])
+            undo.restore()
             raise
         finally:
             np.setbufsize(previous)

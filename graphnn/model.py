@@ -129,8 +129,10 @@ class Model(StateMethods):
         executor's inputs; the last batch may be smaller."""
         n = len(next(iter(feeds.values())))
         order = np.arange(n) if order is None else order
+        ex = None
         for b, idx in enumerate(np.array_split(order, range(batch_size, n, batch_size))):
-            ex = self._executor(purpose, len(idx), target)
+            if ex is None or len(idx) != ex.program.batch_size:     # only the last batch differs
+                ex = self._executor(purpose, len(idx), target)
             for name, array in feeds.items():
                 np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
             yield b, idx, ex

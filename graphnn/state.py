@@ -44,6 +44,7 @@ def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
         if d["op"] == "param":
             rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             variables[name] = initialize(d["init"], d["shape"], d["dtype"], rng)
+    variables = packed(variables)
     for name, value in g.graph.get("initial_values", {}).items():   # graphnn.reuse.apply
         if name in variables:
             variables[name][...] = value
@@ -53,9 +54,45 @@ def initial_variables(g, seed: int) -> dict[str, np.ndarray]:
 def add_state(variables: dict, g) -> None:
     """Arrays for the optimizer state nodes of ``g`` that ``variables`` lacks
     (slots start at their declared value; the learning rate at its first value)."""
-    for name, d in g.nodes(data=True):
-        if d["op"] == "state" and name not in variables:
-            variables[name] = np.full(d["shape"], d["init"], dtype=d["dtype"])
+    made = {name: np.full(d["shape"], d["init"], dtype=d["dtype"])
+            for name, d in g.nodes(data=True) if d["op"] == "state" and name not in variables}
+    variables.update(packed(made))
+
+
+ALIGN = 64      # bytes: each packed array starts on a cache line (and a SIMD vector)
+
+
+def packed(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The same arrays, copied side by side into one zeroed block per dtype:
+    each value is a view of its block (all of a block's views share one
+    ``base``), aligned to 64 bytes. A training step writes
+    all of a model's weights and optimizer state, and ``graphnn.guard`` keeps a
+    copy of them to undo a non-finite step: one copy and one check of a block
+    cost a few microseconds where one per array cost several times the step of
+    a small model.
+
+    >>> arrays = packed({"a": np.ones((2, 3), "float32"), "b": np.zeros(5, "float32")})
+    >>> arrays["a"].base is arrays["b"].base, arrays["a"].shape, float(arrays["a"].sum())
+    (True, (2, 3), 6.0)
+    """
+    out, by_dtype = {}, {}
+    for name, a in arrays.items():
+        by_dtype.setdefault(np.dtype(a.dtype), []).append(name)
+    for dtype, names in by_dtype.items():
+        starts, end = [], 0
+        for name in names:
+            starts.append(end)
+            end += -(-arrays[name].nbytes // ALIGN) * ALIGN
+        raw = np.zeros(end + ALIGN, np.uint8)      # zeros: the gaps are finite numbers
+        skip = -raw.ctypes.data % ALIGN
+        block = raw[skip:skip + end].view(dtype)
+        for name, start in zip(names, starts):
+            a = arrays[name]
+            first = start // dtype.itemsize
+            view = block[first:first + a.size].reshape(a.shape)
+            view[...] = a
+            out[name] = view
+    return {name: out[name] for name in arrays}
 
 
 class StateMethods:
