@@ -115,8 +115,8 @@ def topological_order(g: nx.MultiDiGraph) -> list:
 
 
 def consumers(g: nx.MultiDiGraph, node: str) -> list[str]:
-    """The nodes that read ``node`` (each once)."""
-    return list(dict.fromkeys(dst for _, dst in g.out_edges(node)))
+    """The nodes that read ``node`` (each once), in the order of their first edge."""
+    return list(g._succ[node])     # networkx's adjacency: one key per successor, in edge order
 
 
 def op_attrs(g: nx.MultiDiGraph, node: str) -> dict:
@@ -125,7 +125,7 @@ def op_attrs(g: nx.MultiDiGraph, node: str) -> dict:
     (``shape`` and ``dtype`` are attributes of source ops and of reshape, where
     they coincide with the inferred output; elsewhere they are inferred only.)"""
     from .ops import OPS
-    data = g.nodes[node]
+    data = g._node[node]          # networkx's storage, read directly: this is hot
     return {k: data[k] for k in OPS[data["op"]].attrs if k in data}
 
 
