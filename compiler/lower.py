@@ -5,7 +5,7 @@ convolution becomes im2col + GEMM, padded pooling becomes pad2d + pooling, a
 fused node anchored on a convolution becomes a fused GEMM:
 
     conv2d(x, w)             -> y = reshape(matmul(reshape(w), im2col(pad2d(x))))
-    conv2d_grad_weight(x, dy) -> reshape(sum_to(matmul(reshape(dy), cols^T)))
+    conv2d_grad_weight(x, dy) -> reshape(transpose(sum_to(matmul(cols, reshape(dy)^T))))
     conv2d_grad_input(dy, w)  -> crop2d(col2im(matmul(reshape(w)^T, reshape(dy))))
     max/avg_pool2d, padded    -> pool(pad2d(x))   (and crop2d after the gradient)
 

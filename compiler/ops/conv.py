@@ -226,10 +226,14 @@ def _lower_conv_grad_weight(rw, node, ins, attrs):
     groups, k = attrs.get("groups", 1), ws[1] * ws[2] * ws[3]
     cols = _per_group(rw, _columns(rw, x, ws, attrs), groups, groups * k)
     dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow]), groups, f)
-    per_sample = rw.emit(f"{node}/gemm", "matmul", [dym, cols], transpose_b=True)
-    total = [ws[0], k] if groups == 1 else [groups, ws[0] // groups, k]
+    # cols @ dy^T per sample, (K, F), then one small transpose of the sum: OpenBLAS
+    # runs this product 1.5x faster than dy @ cols^T, (F, K) (1.29 against 1.94 ms
+    # for the CNN benchmark's second convolution, one thread).
+    per_sample = rw.emit(f"{node}/gemm", "matmul", [cols, dym], transpose_b=True)
+    total = [k, ws[0]] if groups == 1 else [groups, k, ws[0] // groups]
     summed = rw.emit(f"{node}/sum", "sum_to", [per_sample], shape=total)
-    rw.become(node, "reshape", [summed], shape=list(ws))
+    flipped = rw.emit(f"{node}/transpose", "transpose", [summed], perm=[1, 0] if groups == 1 else [0, 2, 1])
+    rw.become(node, "reshape", [flipped], shape=list(ws))
 
 
 def _lower_conv_grad_input(rw, node, ins, attrs):
