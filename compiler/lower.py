@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from .blocked import lower_pool, lower_pool_grad, plan_blocks
 from .ir import copy_graph, op_attrs, operands, topological_order
 from .ops import OPS
 from .rewrite import OPERAND_ROLE, Rewriter
@@ -35,16 +36,32 @@ def _needs_lowering(op, data) -> bool:
     return op.lower is not None and (op.lowers is None or op.lowers(data))
 
 
-def lower(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
     """Return a copy of ``g`` in which every op has a runtime kernel (or is a view).
-    (``g`` itself when no op needs lowering.)"""
+    (``g`` itself when no op needs lowering.) ``outputs``: the program's outputs,
+    which keep their layout; given them, a convolution read only by a max pool
+    may be lowered in tile order (compiler/blocked.py), not without."""
     todo = [n for n, d in g.nodes(data=True) if _needs_lowering(OPS[d["op"]], d)]
     if not todo:
         return g
     g = copy_graph(g)
     rw = Rewriter(g, role=OPERAND_ROLE, share=True)
+    # Which convolutions write in tile order: their hooks, the pools' and the weight
+    # gradients' read it from the rewriter.
+    rw.block_plans = {} if outputs is None else plan_blocks(g, outputs)
+    rw.blocked = {}
+    for z, plan in rw.block_plans.items():
+        rw.blocked[z] = plan["tile"]
+        if plan["grad"] is not None:
+            rw.blocked[plan["grad"]] = plan["tile"]
     todo = set(todo)
     for node in topological_order(g):
-        if node in todo:
-            OPS[g.nodes[node]["op"]].lower(rw, node, operands(g, node), op_attrs(g, node))
+        if node not in todo:
+            continue
+        op, ins = g.nodes[node]["op"], operands(g, node)
+        if op == "max_pool2d" and lower_pool(rw, node, ins[0]):
+            continue
+        if op == "max_pool2d_grad" and lower_pool_grad(rw, node, ins):
+            continue
+        OPS[op].lower(rw, node, ins, op_attrs(g, node))
     return g

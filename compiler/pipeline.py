@@ -143,7 +143,7 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
     g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])   # always
     if fuse:
         g = fuse_epilogues(g, outputs)
-    g = _traced(trace, "lower", lower(_traced(trace, "fuse", g)))
+    g = _traced(trace, "lower", lower(_traced(trace, "fuse", g), outputs))
     if trace is not None:          # emit schedules again: the order is deterministic
         order = schedule(g, outputs)         # the computing nodes; sources come first
         scheduled = nx.MultiDiGraph()

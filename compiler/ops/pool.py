@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from math import prod
 
-from .base import Attr, OpDef, register, same_dtype
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, register, same_dtype
 from .window import (
     _dilation,
     _hw,
@@ -153,6 +154,34 @@ register(OpDef("avg_pool2d_grad", 1,
                kind="gradient", lower=_lower_pool_grad(0.0), attrs={**_avg_attrs, "input_hw": _hw},
                flops=_pool_flops,
                doc="Spread each window's gradient evenly over it."))
+
+
+def _blocks_shape(shapes, dtypes, attrs):
+    (x,), (oh, ow) = shapes, attrs["pooled_hw"]
+    if len(x) != 4 or x[3] != oh * ow or x[2] < 2:
+        raise OpShapeError(f"expected (N, C, blocks >= 2, {oh * ow}) for a {oh}x{ow} pooled image, "
+                           f"got {fmt_shape(x)}")
+    return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
+
+
+def _blocks_grad_shape(shapes, dtypes, attrs):
+    dy, x, y = shapes
+    pooled = _blocks_shape([x], dtypes[1:2], attrs)[0]
+    if tuple(dy) != pooled or tuple(y) != pooled:
+        raise OpShapeError(f"the gradient {fmt_shape(dy)} and the maximum {fmt_shape(y)} must be "
+                           f"{fmt_shape(pooled)}")
+    return x, same_dtype(dtypes, 0, 1, 2)
+
+
+# Made by lowering (compiler/blocked.py) when a convolution's only reader is a
+# tiling max pool: the convolution writes its output in tile order, so pooling
+# and its gradient run on contiguous blocks instead of strided windows.
+register(OpDef("max_pool_blocks", 1, _blocks_shape, kind="lowered", attrs={"pooled_hw": _hw},
+               flops=lambda ins, out, a: prod(ins[0]),
+               doc="Maximum over axis 2 of an image in tile order (N, C, blocks, OH*OW)."))
+register(OpDef("max_pool_blocks_grad", 3, _blocks_grad_shape, kind="lowered", attrs={"pooled_hw": _hw},
+               flops=lambda ins, out, a: prod(ins[1]),
+               doc="Route each window's gradient to its first maximum, in tile order."))
 
 
 def _gap_shape(shapes, dtypes, attrs):

@@ -139,10 +139,22 @@ def _col2im_shape(shapes, dtypes, attrs):
     return (cols[0], c, h, w), dtypes[0]
 
 
-register(OpDef("im2col", 1, _im2col_shape, fusion="injective", kind="lowered",
-               attrs=_window_attrs, flops=lambda ins, out, a: 0,
+def _im2col_shape_blocked(shapes, dtypes, attrs):
+    out = _im2col_shape(shapes, dtypes, attrs)
+    (x,), (ph, pw) = shapes, pair(attrs["blocks"])
+    oh, ow = window_output(x[2:], pair(attrs["kernel_size"]), pair(attrs["strides"]),
+                           pair(attrs["dilation"]), (0,) * 4)
+    if oh % ph or ow % pw:
+        raise OpShapeError(f"a {oh}x{ow} output does not split into {ph}x{pw} blocks")
+    return out
+
+
+register(OpDef("im2col", 1, _im2col_shape_blocked, fusion="injective", kind="lowered",
+               attrs={**_window_attrs, "blocks": Attr((1, 1), _is_pair, "a positive int or pair")},
+               flops=lambda ins, out, a: 0,
                doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
-                   "through a zero-copy strided view."))
+                   "through a zero-copy strided view; ``blocks`` (ph, pw) orders the output "
+                   "positions by pooling tile: (i, j, OH / ph, OW / pw) for pixel (ph a + i, pw b + j)."))
 register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
                attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
                       "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},

@@ -61,15 +61,25 @@ def crop2d(ins, outs, pads):
 
 
 @kernel(operands=1)
-def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1)):
+def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1)):
+    """``blocks`` (ph, pw) other than (1, 1): the output positions in pooling-tile
+    order, (i, j, OH / ph, OW / pw) for output pixel (ph * a + i, pw * b + j), so
+    that a following ph x pw max pool of stride (ph, pw) reads whole blocks
+    (``max_pool_blocks``)."""
     (x,), (cols,) = ins, outs
     (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(strides), _pair(dilation)
     n, c, h, w = x.shape
     oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     s_n, s_c, s_h, s_w = x.strides
-    windows = as_strided(x, (n, c, kh, kw, oh, ow),
-                         (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
-    return partial(np.copyto, cols.reshape(n, c, kh, kw, oh, ow), windows)
+    ph, pw = _pair(blocks)
+    if (ph, pw) == (1, 1):
+        windows = as_strided(x, (n, c, kh, kw, oh, ow),
+                             (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
+        return partial(np.copyto, cols.reshape(n, c, kh, kw, oh, ow), windows)
+    shape = (n, c, kh, kw, ph, pw, oh // ph, ow // pw)
+    windows = as_strided(x, shape, (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw,
+                                    s_h * sh * ph, s_w * sw * pw), writeable=False)
+    return partial(np.copyto, cols.reshape(shape), windows)
 
 
 @kernel(operands=1)
@@ -170,6 +180,44 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilatio
             np.add(dxs, part, out=dxs)
             np.subtract(rest, part, out=rest)
     return run_tiles if tiles and len(pairs) > 1 else run
+
+
+@kernel(operands=1)
+def max_pool_blocks(ins, outs, pooled_hw=None):
+    """Max pooling of an image in tile order (N, C, P, OH * OW) (``im2col``'s
+    ``blocks``): the maximum over the P blocks, each a contiguous run per image
+    and channel, so every operation runs on unit strides."""
+    (x,), (y,) = ins, outs
+    n, c, p, m = x.shape
+    flat = y.reshape(n, c, m)
+    blocks = [x[:, :, k] for k in range(p)]
+
+    def run():
+        np.maximum(blocks[0], blocks[1], out=flat)
+        for block in blocks[2:]:
+            np.maximum(flat, block, out=flat)
+    return run
+
+
+@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same")})
+def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
+    """Each window's gradient to its first maximum, blocks in window order
+    (row-major): block k takes what the blocks before it did not."""
+    (dy, x, y), (dx,) = ins, outs
+    n, c, p, m = x.shape
+    dyf, yf, hitf, restf = (a.reshape(n, c, m) for a in (dy, y, hit, rest))
+    xs, dxs = [x[:, :, k] for k in range(p)], [dx[:, :, k] for k in range(p)]
+
+    def run():
+        np.equal(xs[0], yf, out=hitf)
+        np.multiply(hitf, dyf, out=dxs[0])
+        np.subtract(dyf, dxs[0], out=restf)
+        for xk, dxk in zip(xs[1:-1], dxs[1:-1]):
+            np.equal(xk, yf, out=hitf)
+            np.multiply(hitf, restf, out=dxk)
+            np.subtract(restf, dxk, out=restf)
+        np.copyto(dxs[-1], restf)
+    return run
 
 
 def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):

@@ -1,0 +1,133 @@
+"""Tile order: a convolution read only by a tiling max pool writes its output so
+that the pool reads contiguous blocks.
+
+A ph x pw max pool of stride (ph, pw) over (N, C, H, W) reads each window's
+pixels through strided views (rows of OW elements, every pw-th one), and NumPy
+runs strided loops several times slower than contiguous ones. When the image is
+a convolution's output, its pixel order is free: it is the order of im2col's
+columns. Lowering then asks im2col for the columns in tile order, (i, j,
+OH / ph, OW / pw) for pixel (ph a + i, pw b + j), so the convolution writes
+(N, C, ph * pw, OH * OW / (ph * pw)) and the pool is a maximum over axis 2
+(``max_pool_blocks``), its gradient ``max_pool_blocks_grad``: each block is one
+contiguous run per image and channel.
+
+Nothing else may read the convolution's output in that order, so a convolution
+qualifies only when (``plan_blocks``)
+
+- it is a fused convolution (groups 1) whose epilogue is bias_add (axis 1) and relu;
+- its readers are the pool, the pool's gradient and the ReLU's gradient (reading
+  that pool gradient), and it is not a program output;
+- the pool tiles it exactly (no padding, no dilation, stride = size, the image
+  a whole number of tiles), and the tile has two or more pixels;
+- the gradient (the ReLU's, else the pool's) is read only by bias_grad (axis 1)
+  and by the weight gradient of the same convolution (whose columns take the
+  same order: a sum over positions does not depend on their order), not by the
+  input gradient, which would need image order back;
+- the columns are fewer than twice the filters: tile-order columns are gathered
+  in runs half as long, which costs more than the pooling saves when there are
+  many of them (the CNN benchmark's first convolution, 9 columns and 16
+  filters, qualifies; its second, 144 and 32, does not).
+
+The ReLU's gradient then moves before the pool's, onto the pooled gradient:
+relu_grad(max_pool_grad(dy, z, p), z) = max_pool_grad(relu_grad(dy, p), z, p),
+since a window's gradient goes to a pixel equal to its maximum p, and z > 0
+there exactly when p > 0 (a quarter of the elements, for 2 x 2 tiles).
+
+>>> from graphnn import Graph, Model
+>>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+>>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+>>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+>>> sorted({i.kernel for i in m.program("train", 2).instructions} & {"max_pool_blocks", "max_pool_blocks_grad"})
+['max_pool_blocks', 'max_pool_blocks_grad']
+"""
+from __future__ import annotations
+
+from .ir import consumers, op_attrs, operands
+from .ops.pool import pool_geometry
+from .ops.window import pair
+
+CONV_KEYS = ("strides", "padding", "dilation", "groups")
+
+
+def plan_blocks(g, outputs=()) -> dict:
+    """{convolution node: {"tile", "pool", "pool_grad", "relu_grad", "grad"}} for
+    every convolution that qualifies (see the module's docstring)."""
+    plans = {}
+    outputs = set(outputs)
+    for pool, d in g.nodes(data=True):
+        if d["op"] == "max_pool2d":
+            plan = _plan(g, pool, outputs)
+            if plan is not None:
+                plans[operands(g, pool)[0]] = plan
+    return plans
+
+
+def _plan(g, pool, outputs):
+    z = operands(g, pool)[0]
+    zd = g.nodes[z]
+    if z in outputs or zd["op"] != "fused" or zd["anchor"]["op"] != "conv2d":
+        return None
+    conv = zd["anchor"]["attrs"]
+    epilogue = [(p["op"], p["attrs"]) for p in zd["epilogue"]]
+    if conv.get("groups", 1) != 1 or any(
+            not (op == "relu" or (op == "bias_add" and p.get("axis") == 1)) for op, p in epilogue):
+        return None
+    x, w = operands(g, z)[:2]
+    wshape = g.nodes[w]["shape"]
+    if wshape[1] * wshape[2] * wshape[3] >= 2 * wshape[0]:
+        return None                         # many columns: tile order costs more than it saves
+    attrs = op_attrs(g, pool)
+    k, s, pads, (oh, ow) = pool_geometry(zd["shape"], attrs)
+    if (tuple(s) != tuple(k) or pair(attrs["dilation"]) != (1, 1) or any(pads) or k[0] * k[1] < 2
+            or (oh * k[0], ow * k[1]) != tuple(zd["shape"][2:])):
+        return None
+    grads = [r for r in consumers(g, z) if r != pool]
+    pool_grad = next((r for r in grads if g.nodes[r]["op"] == "max_pool2d_grad"), None)
+    relu_grad = next((r for r in grads if g.nodes[r]["op"] == "relu_grad"), None)
+    if len(grads) != (pool_grad is not None) + (relu_grad is not None):
+        return None
+    if pool_grad is not None and (operands(g, pool_grad)[1:] != [z, pool]
+                                  or op_attrs(g, pool_grad) != attrs or pool_grad in outputs):
+        return None
+    if relu_grad is not None and (pool_grad is None or operands(g, relu_grad) != [pool_grad, z]
+                                  or consumers(g, pool_grad) != [relu_grad]
+                                  or epilogue[-1][0] != "relu"):
+        return None
+    grad = relu_grad or pool_grad
+    if grad is not None:
+        if grad in outputs:
+            return None
+        for r in consumers(g, grad):
+            rd = g.nodes[r]
+            if rd["op"] == "bias_grad" and rd.get("axis") == 1 and operands(g, r) == [grad]:
+                continue
+            if (rd["op"] == "conv2d_grad_weight" and operands(g, r) == [x, grad]
+                    and all(rd.get(key) == conv.get(key) for key in CONV_KEYS)):
+                continue
+            return None
+    return {"tile": (k[0], k[1]), "pool": pool, "pool_grad": pool_grad, "relu_grad": relu_grad,
+            "grad": grad, "pooled_hw": [oh, ow]}
+
+
+def lower_pool(rw, pool, z) -> bool:
+    """max_pool2d(z) -> max_pool_blocks(z) when z was lowered in tile order."""
+    plan = getattr(rw, "block_plans", {}).get(z)
+    if plan is None:
+        return False
+    rw.become(pool, "max_pool_blocks", [z], pooled_hw=plan["pooled_hw"])
+    return True
+
+
+def lower_pool_grad(rw, node, ins) -> bool:
+    """The pool's gradient (and the ReLU's after it) in tile order."""
+    dy, z, pool = ins
+    plan = getattr(rw, "block_plans", {}).get(z)
+    if plan is None:
+        return False
+    hw = plan["pooled_hw"]
+    if plan["relu_grad"] is None:
+        rw.become(node, "max_pool_blocks_grad", [dy, z, pool], pooled_hw=hw)
+    else:                           # the ReLU's gradient first, on the pooled gradient
+        rw.become(node, "relu_grad", [dy, pool])
+        rw.become(plan["relu_grad"], "max_pool_blocks_grad", [node, z, pool], pooled_hw=hw)
+    return True

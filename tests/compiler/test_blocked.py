@@ -1,0 +1,147 @@
+"""Tile order (compiler/blocked.py): which convolutions take it, and that its
+kernels compute what window-by-window loops do (float64, ties in the windows).
+tests/parity/test_conv_pool_blocks.py compares whole programs with PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphnn import Graph
+from graphnn.compiler.autodiff import differentiate
+from graphnn.compiler.pipeline import build_program, check_graph
+from graphnn.runtime.kernels import KERNELS, bind
+
+# (in channels, filters, kernel, stride, padding, dilation, pool, image, activation):
+# every one of them is lowered in tile order (test_these_cases_take_tile_order)
+CASES = [(1, 8, 3, 1, "same", 1, 2, (8, 10), "relu"),
+         (1, 6, 3, 1, "valid", 1, 3, (11, 8), "relu"),
+         (1, 8, 3, 2, 1, 1, 2, (8, 12), "relu"),
+         (1, 8, 3, 1, "valid", 2, (2, 1), (10, 7), "relu"),
+         (2, 12, (3, 2), 1, "valid", 1, (1, 2), (6, 9), None),
+         (1, 5, 2, 1, 0, 1, 2, (7, 9), "relu")]
+BLOCK_KERNELS = {"max_pool_blocks", "max_pool_blocks_grad"}
+
+
+def conv_pool(case, dtype="float64"):
+    """(graph, pool output) of one case."""
+    cin, f, k, s, p, d, pool, (h, w), act = case
+    g = Graph(dtype=dtype)
+    z = g.conv2d(g.input("x", (None, cin, h, w)), f, k, strides=s, padding=p, dilation=d,
+                 activation=act, name="c")
+    return g, g.max_pool2d(z, pool)
+
+
+def kernels(g, outputs, loss=None, wrt=()):
+    """The kernels of the fused, lowered program computing ``outputs`` (and the
+    gradients of ``loss`` with respect to ``wrt``)."""
+    checked = check_graph(g.nx, [*outputs, *([loss] if loss else [])])
+    outs = list(outputs)
+    if loss:
+        checked, grads = differentiate(checked, loss, list(wrt))
+        outs += list(dict.fromkeys(grads.values()))
+    return [i.kernel for i in build_program(checked, outs, 3).instructions]
+
+
+def _training_kernels(g, y, wrt):
+    t = g.input("t", g.nx.nodes[y.name]["shape"])
+    loss = g.mse(y, t, reduction="sum", name="loss")
+    return kernels(g, [y.name], loss.name, wrt)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_these_cases_take_tile_order(case):
+    g, y = conv_pool(case)
+    ks = _training_kernels(g, y, ["c/W", "c/b"])
+    assert BLOCK_KERNELS <= set(ks) and "max_pool2d" not in ks and "max_pool2d_grad" not in ks
+    if case[-1] == "relu":                   # the ReLU's gradient moved onto the pooled gradient
+        assert ks.count("relu_grad") == 1
+    g, y = conv_pool(case)
+    assert "max_pool_blocks" in kernels(g, [y.name])                   # inference too
+
+
+def test_the_input_gradient_keeps_image_order():
+    g, y = conv_pool(CASES[0])
+    ks = _training_kernels(g, y, ["x", "c/W"])
+    assert not BLOCK_KERNELS & set(ks) and "max_pool2d_grad" in ks
+
+
+def test_a_convolution_output_that_is_a_program_output_keeps_image_order():
+    g, y = conv_pool(CASES[0])
+    assert "max_pool_blocks" not in kernels(g, [y.name, "c/relu"])
+
+
+def test_another_reader_keeps_image_order():
+    g = Graph(dtype="float64")
+    c = g.conv2d(g.input("x", (None, 1, 8, 8)), 8, 3, padding="same", activation="relu", name="c")
+    out = g.add(g.flatten(g.max_pool2d(c, 2)), g.flatten(g.avg_pool2d(c, 2)))
+    assert "max_pool_blocks" not in kernels(g, [out.name])
+
+
+@pytest.mark.parametrize("pool", [dict(pool_size=2, strides=1), dict(pool_size=2, padding=1),
+                                  dict(pool_size=2, dilation=2), dict(pool_size=3)])
+def test_pools_that_do_not_tile_keep_image_order(pool):
+    g = Graph(dtype="float64")
+    c = g.conv2d(g.input("x", (None, 1, 8, 8)), 8, 3, padding="same", activation="relu")
+    y = g.max_pool2d(c, **pool)                              # pool 3 leaves 8 % 3 rows over
+    assert "max_pool_blocks" not in kernels(g, [y.name])
+
+
+def test_many_columns_keep_image_order():
+    g = Graph(dtype="float64")                               # 4 * 9 columns >= 2 * 8 filters
+    y = g.max_pool2d(g.conv2d(g.input("x", (None, 4, 8, 8)), 8, 3, padding="same", activation="relu"), 2)
+    assert "max_pool_blocks" not in kernels(g, [y.name])
+
+
+# ---------------------------------------------------------------- the kernels
+
+def _tile_order(image, ph, pw):
+    """(N, C, H, W) -> (N, C, ph * pw, H / ph * W / pw), block (i, j) = pixels (ph a + i, pw b + j)."""
+    n, c, h, w = image.shape
+    return image.reshape(n, c, h // ph, ph, w // pw, pw).transpose(0, 1, 3, 5, 2, 4).reshape(
+        n, c, ph * pw, (h // ph) * (w // pw))
+
+
+@pytest.mark.parametrize("k, s, d, blocks", [((3, 3), (1, 1), (1, 1), (2, 2)),
+                                             ((3, 2), (2, 1), (1, 2), (2, 3)),
+                                             ((2, 2), (1, 1), (2, 1), (3, 1))])
+def test_im2col_in_tile_order_reads_every_window(k, s, d, blocks):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 3, 13, 14))
+    oh, ow = (13 - d[0] * (k[0] - 1) - 1) // s[0] + 1, (14 - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    oh, ow = oh - oh % blocks[0], ow - ow % blocks[1]         # whole tiles
+    h, w = (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1, (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1
+    x = x[:, :, :h, :w].copy()
+    want = np.empty((2, 3, k[0], k[1], oh, ow))
+    for i, j, a, b in np.ndindex(k[0], k[1], oh, ow):        # window by window
+        want[:, :, i, j, a, b] = x[:, :, a * s[0] + i * d[0], b * s[1] + j * d[1]]
+    want = _tile_order(want.reshape(2, 3 * k[0] * k[1], oh, ow), *blocks).reshape(2, -1, oh * ow)
+    cols = np.full((2, 3 * k[0] * k[1], oh * ow), np.nan)
+    KERNELS["im2col"]([x], [cols], kernel_size=list(k), strides=list(s), dilation=list(d), blocks=list(blocks))()
+    np.testing.assert_array_equal(cols, want)
+
+
+@pytest.mark.parametrize("size, tile", [((2, 3, 8, 6), (2, 2)), ((2, 3, 9, 6), (3, 3)),
+                                        ((3, 2, 6, 4), (2, 1)), ((1, 2, 4, 9), (1, 3))])
+def test_max_pool_blocks_and_gradient_match_window_loops(size, tile):
+    rng = np.random.default_rng(2)
+    x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)   # many ties, as after relu
+    n, c, h, w = size
+    oh, ow = h // tile[0], w // tile[1]
+    want_y, want_dx = np.empty((n, c, oh, ow)), np.zeros_like(x)
+    dy = rng.normal(size=(n, c, oh, ow))
+    for a, b, i, j in np.ndindex(n, c, oh, ow):
+        window = x[a, b, i * tile[0]:(i + 1) * tile[0], j * tile[1]:(j + 1) * tile[1]]
+        want_y[a, b, i, j] = window.max()
+        p, q = np.unravel_index(np.argmax(window), window.shape)        # argmax: the first
+        want_dx[a, b, i * tile[0] + p, j * tile[1] + q] = dy[a, b, i, j]
+    xt = _tile_order(x, *tile)
+    y = np.full((n, c, oh, ow), np.nan)
+    bind(KERNELS["max_pool_blocks"], [xt], [y], {"pooled_hw": [oh, ow]})()
+    np.testing.assert_array_equal(y, want_y)
+    dx = np.full_like(xt, np.nan)
+    scratch = [np.full(s, 7, dt) for s, dt in KERNELS["max_pool_blocks_grad"].scratch_buffers(
+        [dy.shape, xt.shape, y.shape], xt.shape, "float64")]
+    run = bind(KERNELS["max_pool_blocks_grad"], [dy, xt, y], [dx, *scratch], {"pooled_hw": [oh, ow]})
+    for _ in range(2):                        # a second step finds no state left by the first
+        run()
+        np.testing.assert_array_equal(dx, _tile_order(want_dx, *tile))
