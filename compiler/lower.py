@@ -6,7 +6,8 @@ fused node anchored on a convolution becomes a fused GEMM:
 
     conv2d(x, w)             -> y = reshape(matmul(reshape(w), im2col(pad2d(x))))
     conv2d_grad_weight(x, dy) -> reshape(transpose(sum_to(matmul(cols, reshape(dy)^T))))
-    conv2d_grad_input(dy, w)  -> crop2d(col2im(matmul(reshape(w)^T, reshape(dy))))
+    conv2d_grad_input(dy, w)  -> crop2d(gemm_col2im(reshape(w), reshape(dy)))
+                                 (= col2im(matmul(reshape(w)^T, reshape(dy))), a batch chunk at a time)
     max/avg_pool2d, padded    -> pool(pad2d(x))   (and crop2d after the gradient)
 
 The pass itself only walks the graph in order and calls the hooks with one

@@ -149,7 +149,7 @@ def _conv_grad_weight_shape(shapes, dtypes, attrs):
 
 # ---------------------------------------------------------------- lowering
 # The hooks below rewrite a convolution into pad2d + im2col + a batched matmul
-# (+ col2im + crop2d for the input gradient). A rewritten node keeps its name,
+# (+ gemm_col2im, or matmul + col2im when grouped, + crop2d for the input gradient). A rewritten node keeps its name,
 # so everything that read it still does; the reshapes are views and cost
 # nothing. The columns of an input are built once (the rewriter shares equal
 # nodes) and read by the forward GEMM and the weight gradient's GEMM.
@@ -263,17 +263,19 @@ def _lower_conv_grad_input(rw, node, ins, attrs):
         dy = rw.emit(f"{dy}/wide", "pad2d", [dy], pads=[0, 0, 0, hw[1] - ow])
     row = hw[1] if wide else ow
     dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * row]), groups, f)
-    dcols = rw.emit(f"{node}/gemm", "matmul", [wm, dym], transpose_a=True)
-    if groups > 1:
-        dcols = rw.emit(f"{node}/columns", "reshape", [dcols],
-                        shape=[n, groups * ws[1] * ws[2] * ws[3], oh * row])
     window = dict(kernel_size=list(ws[2:]), strides=list(pair(attrs["strides"])),
                   dilation=list(pair(attrs["dilation"])), channels=ws[1] * groups, wide=wide)
+    if groups == 1:     # one kernel: GEMM and col2im a batch chunk at a time (columns in cache)
+        op, operands = "gemm_col2im", [wm, dym]
+    else:
+        dcols = rw.emit(f"{node}/gemm", "matmul", [wm, dym], transpose_a=True)
+        op, operands = "col2im", [rw.emit(f"{node}/columns", "reshape", [dcols],
+                                          shape=[n, groups * ws[1] * ws[2] * ws[3], oh * row])]
     if any(pads):
-        image = rw.emit(f"{node}/col2im", "col2im", [dcols], image_hw=hw, **window)
+        image = rw.emit(f"{node}/col2im", op, operands, image_hw=hw, **window)
         rw.become(node, "crop2d", [image], pads=list(pads))
     else:
-        rw.become(node, "col2im", [dcols], image_hw=hw, **window)
+        rw.become(node, op, operands, image_hw=hw, **window)
 
 
 def _lower_conv_transpose(rw, node, ins, attrs):

@@ -155,8 +155,32 @@ register(OpDef("im2col", 1, _im2col_shape_blocked, fusion="injective", kind="low
                doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
                    "through a zero-copy strided view; ``blocks`` (ph, pw) orders the output "
                    "positions by pooling tile: (i, j, OH / ph, OW / pw) for pixel (ph a + i, pw b + j)."))
+def _gemm_col2im_shape(shapes, dtypes, attrs):
+    w, dy = shapes
+    if len(w) != 2 or len(dy) != 3 or w[0] != dy[1]:
+        raise OpShapeError(f"expected weights (F, K) and a gradient (N, F, L), got {fmt_shape(w)} "
+                           f"and {fmt_shape(dy)}")
+    return _col2im_shape([(dy[0], w[1], dy[2])], dtypes[1:], attrs)[0], dtypes[1]
+
+
+GEMM_COL2IM_BYTES = 1 << 20     # gemm_col2im's columns: a batch chunk of about this much,
+GEMM_COL2IM_ROWS = 16           # and of at most this many images (the batch may be unknown here)
+
+
+def _gemm_col2im_scratch(in_shapes, out_shape, attrs, dtype):
+    (_, k), (n, _, length) = in_shapes
+    rows = min(GEMM_COL2IM_ROWS, GEMM_COL2IM_BYTES // (k * length * (8 if dtype == "float64" else 4)))
+    return [((max(1, rows if n is None else min(n, rows)), k, length), dtype)]
+
+
 register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
                attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
                       "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
                flops=lambda ins, out, a: prod(ins[0]),
                doc="Sum columns back into an image: one vectorized add per kernel offset."))
+register(OpDef("gemm_col2im", 2, _gemm_col2im_shape, fusion="opaque", kind="lowered",
+               attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
+                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
+               scratch=_gemm_col2im_scratch,
+               flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] * ins[1][0] * ins[1][2],
+               doc="col2im(w^T @ dy), a batch chunk at a time (the columns stay in cache)."))

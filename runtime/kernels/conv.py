@@ -127,6 +127,29 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
     return run
 
 
+@kernel(operands=2)
+def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=None, image_hw=None,
+                wide=False):
+    """col2im(w^T @ dy) for (F, K) weights and (N, F, L) gradients, a batch chunk
+    at a time: the chunk's columns (``outs[1]``, planned scratch of (rows, K, L))
+    are summed into the image while they are still in cache, instead of a whole
+    (N, K, L) array written by the GEMM and read back by col2im."""
+    (w, dy), (image, cols) = ins, outs
+    wt, rows = w.T, cols.shape[0]
+    window = dict(kernel_size=kernel_size, strides=strides, dilation=dilation, wide=wide)
+    parts = []
+    for a in range(0, dy.shape[0], rows):
+        part, b = dy[a:a + rows], min(a + rows, dy.shape[0])
+        buf = cols[:b - a]
+        parts.append((partial(np.matmul, wt, part, out=buf), col2im([buf], [image[a:b]], **window)))
+
+    def run():
+        for gemm, scatter in parts:
+            gemm()
+            scatter()
+    return run
+
+
 @kernel(operands=1)
 def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, **_):
     (x,), (y,) = ins, outs

@@ -135,3 +135,26 @@ def test_col2im_sums_every_column_entry_into_its_pixel(k, s, d, wide):
     for _ in range(2):                        # the second call starts from the first's image
         run()
         np.testing.assert_allclose(image, _col2im_by_loops(cols, shape, k, s, d, wide), rtol=1e-14)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5])
+@pytest.mark.parametrize("k, s, d, wide", [((3, 3), (1, 1), (1, 1), True), ((2, 3), (2, 1), (1, 2), False)])
+def test_gemm_col2im_is_col2im_of_the_product_chunk_by_chunk(rows, k, s, d, wide):
+    """The batch goes through the columns buffer ``rows`` images at a time (5 images:
+    chunks of 1, 2 + 2 + 1, or all at once); every chunk lands in its own images."""
+    rng = np.random.default_rng(6)
+    n, c, f, h, w = 5, 3, 4, 7, 8
+    oh, ow = (h - d[0] * (k[0] - 1) - 1) // s[0] + 1, (w - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    weights = rng.normal(size=(f, c * k[0] * k[1]))
+    dy = rng.normal(size=(n, f, oh, w if wide else ow))
+    if wide:                                  # the positions past OW in each row are zero
+        dy[..., ow:] = 0
+    dy = dy.reshape(n, f, -1)
+    want = _col2im_by_loops(np.matmul(weights.T, dy), (n, c, h, w), k, s, d, wide)
+    image = np.full((n, c, h, w), np.nan)
+    cols = np.full((rows, c * k[0] * k[1], dy.shape[2]), np.nan)
+    run = KERNELS["gemm_col2im"]([weights, dy], [image, cols], kernel_size=list(k), strides=list(s),
+                                 dilation=list(d), wide=wide)
+    for _ in range(2):
+        run()
+        np.testing.assert_allclose(image, want, rtol=1e-13)
