@@ -1,10 +1,12 @@
 """LSTM and GRU layers, unrolled over the (static) sequence length.
 
-Each time step is a cell of ordinary ops sharing one set of weights, so shape
-inference, autodiff (backpropagation through time), fusion and memory planning
-all apply unchanged, and the gradient of a shared weight is one ``add_n`` of
-the steps' contributions. The input projection of all steps is a single
-(N, T, F) @ (F, gates) product; only the recurrent product runs step by step.
+The LSTM's steps are ``lstm_cell`` ops, one per step, each reading the previous
+step's state (compiler/ops/recurrent.py: a feature-major state, one GEMM per
+step, gradients gathered into one product over all steps). The GRU's steps are
+cells of ordinary ops sharing one set of weights, so shape inference, autodiff
+(backpropagation through time), fusion and memory planning apply unchanged and
+the gradient of a shared weight is one ``add_n`` of the steps' contributions;
+its input projection of all steps is a single (N, T, F) @ (F, gates) product.
 See docs/architecture.md for why unrolling rather than a scan op.
 
 Gate layouts follow PyTorch: LSTM [input, forget, cell, output]; GRU [reset,
@@ -67,29 +69,23 @@ class RecurrentMethods:
              bias_init: str = "zeros"):
         """A long short-term memory layer (Hochreiter and Schmidhuber, 1997) on
         (N, T, features): the last hidden state (N, units), or every state
-        (N, T, units) with ``return_sequences``. Initial states are zero."""
+        (N, T, units) with ``return_sequences``. Initial states are zero.
+
+        Each step is one ``lstm_cell`` (compiler/ops/recurrent.py) reading the
+        stacked weights, x and the previous step's state."""
         x, name = self._sequence(x, "lstm", name)
-        steps = x.shape[1]
+        steps, features = x.shape[1], x.shape[2]
         with self.block(name):
-            u, projected = self._project(x, units, 4, kernel_init, recurrent_init, bias_init)
-            h = c = None
-            outputs = []
+            w = self.param("W", (features, 4 * units), init=kernel_init)
+            u = self.param("U", (units, 4 * units), init=recurrent_init) if steps > 1 else None
+            b = self.param("b", (4 * units,), init=bias_init)
+            stacked = self.op("lstm_weights", [w, b] + ([u] if u is not None else []), name="weights")
+            states = []
             for t in range(steps):
-                z = self._steps(projected, t, 4 * units)
-                if h is not None:
-                    z = self.op("add", [z, self.op("matmul", [h, u], name=f"recur{t}")], name=f"z{t}")
-                i = self.op("sigmoid", [self._gate(z, 0, units, t, "i")], name=f"i{t}")
-                g = self.op("tanh", [self._gate(z, 2, units, t, "g")], name=f"g{t}")
-                o = self.op("sigmoid", [self._gate(z, 3, units, t, "o")], name=f"o{t}")
-                new = self.op("multiply", [i, g], name=f"ig{t}")
-                if c is None:                    # the forget gate would multiply a zero state
-                    c = new
-                else:
-                    f = self.op("sigmoid", [self._gate(z, 1, units, t, "f")], name=f"f{t}")
-                    c = self.op("add", [self.op("multiply", [f, c], name=f"fc{t}"), new], name=f"c{t}")
-                h = self.op("multiply", [o, self.op("tanh", [c], name=f"tanh_c{t}")], name=f"h{t}")
-                outputs.append(h)
-            return self._collect(outputs, units) if return_sequences else h
+                states.append(self.op("lstm_cell", [stacked, x] + states[-1:], name=f"cell{t}", step=t))
+            if return_sequences:
+                return self.op("lstm_sequence", states, name="sequence")
+            return self.op("lstm_last", [states[-1]], name="h")
 
     @layer
     def gru(self, x, units: int, return_sequences: bool = False, name=None,

@@ -10,7 +10,8 @@ batch norm's weights) are computed once here and written as initializers too.
 The batch dimension is symbolic (``dim_param`` "N").
 
 Recurrent layers are written unrolled, as graphnn holds them: every step's
-slices, products and gates are plain ONNX ops. See docs/onnx.md for why.
+slices, products and gates are plain ONNX ops (the LSTM's cells in
+export_rnn.py). See docs/onnx.md for why.
 
 >>> from graphnn import Graph, Model
 >>> g = Graph(); x = g.input("img", (None, 1, 6, 6))
@@ -29,6 +30,7 @@ from ..compiler.ir import ancestors_of, op_attrs, operands
 from ..compiler.ops.conv import conv_geometry, pair, resolve_padding
 from ..compiler.pipeline import build_program, inference_graph
 from ..runtime import Executor
+from .export_rnn import EXPORTERS as RECURRENT_EXPORTERS
 
 BATCH = "N"
 DTYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
@@ -177,6 +179,7 @@ EXPORTERS = {
     "flatten": _simple("Flatten", axis=1), "concat": _simple("Concat", "axis"),
     "transpose": _simple("Transpose", "perm"),
     "embedding": lambda w, node, ins, a: w.node("Gather", [ins[1], ins[0]], node, axis=0),
+    **RECURRENT_EXPORTERS,
 }
 
 

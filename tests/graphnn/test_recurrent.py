@@ -80,12 +80,28 @@ def test_gradients_through_time_match_finite_differences(kind):
 
 
 def test_shared_weights_get_one_summed_gradient():
-    g, x, out = build("lstm", False, steps=3)
+    g, x, out = build("gru", False, steps=3)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
     train = model._build(((None, 5), "float64", False))["train"]
     (grad,) = [src for src in train.predecessors("rnn/U/update") if "grad" in src]
     assert train.nodes[grad]["op"] == "add_n"       # the steps' contributions, summed once
+
+
+def test_lstm_weights_get_one_product_over_all_steps():
+    """The LSTM's T per-step weight gradients are gathered into one GEMM over all
+    steps (lstm_weights_grad_all), and W, b and U each read their part of it."""
+    g, x, out = build("lstm", False, steps=3)
+    model = Model(g, inputs=x, outputs=out)
+    model.compile(loss="mse", optimizer="sgd")
+    train = model._build(((None, 5), "float64", False))["train"]
+    ops = {n: d["op"] for n, d in train.nodes(data=True)}
+    assert list(ops.values()).count("lstm_weights_grad_all") == 1
+    assert "lstm_weights_piece" not in ops.values() and "add_n" not in ops.values()
+    for p in ("W", "b", "U"):
+        (grad,) = [src for src in train.predecessors(f"rnn/{p}/update") if "grad" in src]
+        assert ops[grad] == "lstm_weights_grad"
+        assert ops[next(iter(train.predecessors(grad)))] == "lstm_weights_grad_all"
 
 
 def test_bad_input_is_named():
@@ -96,17 +112,17 @@ def test_bad_input_is_named():
 
 
 def test_step_slices_share_one_gradient_buffer():
-    """The T slices of the input projection get one slices_grad, not T padded
-    copies summed by add_n, and so do each step's four gate slices (measured:
-    the LSTM step of mnist_lstm.py halves)."""
-    g, x, out = build("lstm", False, steps=5)
+    """The T slices of the GRU's input projection get one slices_grad, not T padded
+    copies summed by add_n, and so do each step's three gate slices of the
+    projected input and of the recurrent product (measured: the LSTM step of
+    mnist_lstm.py halved when it was built this way)."""
+    g, x, out = build("gru", False, steps=5)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
     train = model._build(((None, 5), "float64", False))["train"]
     ops = {n: d["op"] for n, d in train.nodes(data=True)}
-    assert "slice_grad" not in ops.values()
     assert ops["rnn/input_gates/grad_slices_grad"] == "slices_grad"
-    assert list(ops.values()).count("slices_grad") == 5 + 1      # per step's gates, and the input
+    assert list(ops.values()).count("slices_grad") == 5 + 4 + 1    # per step's x gates, h gates; input
 
 
 def test_overlapping_slices_add_up():

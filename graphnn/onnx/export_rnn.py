@@ -1,0 +1,65 @@
+"""ONNX forms of the LSTM cell ops (compiler/ops/recurrent.py), step by step.
+
+The stacked weights WS = [W; b; U] (sigmoid gates' columns halved) are computed
+from parameters alone, so the exporter writes them as one initializer; each
+step reads its rows with Slice. A step is written batch-major with plain ops:
+z' = x_t W' + b' + h U', one Tanh over the gates, sigmoid = 0.5 tanh + 0.5,
+c = f c_prev + i g, h = o tanh(c). Only these converters read a state, so in
+the ONNX graph a state is its h (named after the cell node) and its c
+(``<cell>/c``).
+
+>>> from graphnn import Graph, Model
+>>> from graphnn.onnx.exporter import export_model
+>>> g = Graph(); x = g.input("x", (None, 2, 3))
+>>> m = Model(g, x, g.lstm(x, 4, name="rnn"))
+>>> sorted({n.op_type for n in export_model(m).graph.node})
+['Add', 'Flatten', 'Identity', 'MatMul', 'Mul', 'Slice', 'Tanh']
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _rows(w, node, ws, start, stop, tag):
+    return w.node("Slice", [ws, w.ints(f"{node}/{tag}_starts", [start]), w.ints(f"{node}/{tag}_ends", [stop]),
+                            w.ints(f"{node}/{tag}_axes", [0])], f"{node}/{tag}")
+
+
+def _cols(w, node, v, start, stop, tag):
+    return w.node("Slice", [v, w.ints(f"{node}/{tag}_starts", [start]), w.ints(f"{node}/{tag}_ends", [stop]),
+                            w.ints(f"{node}/{tag}_axes", [1])], f"{node}/{tag}")
+
+
+def lstm_cell(w, node, ins, a):
+    ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
+    gates = w.shape(ws)[1]
+    units, features = gates // 4, w.shape(x)[2]
+    half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
+    t = a["step"]
+    xt = w.node("Flatten", [_cols(w, node, x, t, t + 1, "x_t")], f"{node}/x", axis=1)     # (N, F)
+    z = w.node("MatMul", [xt, _rows(w, node, ws, 0, features, "W")], f"{node}/xW")
+    z = w.node("Add", [z, _rows(w, node, ws, features, features + 1, "b")], f"{node}/xWb")
+    if prev is not None:
+        hu = w.node("MatMul", [prev, _rows(w, node, ws, features + 1, features + 1 + units, "U")], f"{node}/hU")
+        z = w.node("Add", [z, hu], f"{node}/z")
+    t = w.node("Tanh", [z], f"{node}/tanh_z")
+    s = w.node("Add", [w.node("Mul", [t, half], f"{node}/half_tanh"), half], f"{node}/sigmoid")
+    i, f, o = (_cols(w, node, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (3, "o")))
+    g = _cols(w, node, t, 2 * units, 3 * units, "g")
+    c = w.node("Mul", [i, g], f"{node}/ig" if prev is not None else f"{node}/c")
+    if prev is not None:
+        c = w.node("Add", [w.node("Mul", [f, f"{prev}/c"], f"{node}/fc"), c], f"{node}/c")
+    return w.node("Mul", [o, w.node("Tanh", [c], f"{node}/tanh_c")], node)
+
+
+def lstm_last(w, node, ins, a):
+    return w.node("Identity", ins, node)
+
+
+def lstm_sequence(w, node, ins, a):
+    axis = w.ints(f"{node}/axis", [1])
+    rows = [w.node("Unsqueeze", [h, axis], f"{node}/{k}") for k, h in enumerate(ins)]
+    return w.node("Concat", rows, node, axis=1) if len(rows) > 1 else w.node("Identity", rows, node)
+
+
+EXPORTERS = {"lstm_cell": lstm_cell, "lstm_last": lstm_last, "lstm_sequence": lstm_sequence}

@@ -1,0 +1,262 @@
+"""Kernels of the LSTM cell ops (compiler/ops/recurrent.py).
+
+A state is feature-major, (7U, N): rows [i, f, g, o, c, tanh c, h], each a
+contiguous (U, N) block, so each elementwise pass below is one NumPy call over
+contiguous memory (a gate column block of a batch-major (N, 4U) array is strided,
+and NumPy runs those about twice as slowly). The stacked weights WS (K, 4U) are
+[W; b; U] with the sigmoid gates' columns halved: z' = WS^T [x_t; 1; h] is z / 2
+for those gates, so one tanh over all four gates gives sigmoid(z) = (1 + tanh(z/2)) / 2
+and tanh(g). Scratch buffers come after the result in ``outs`` (shapes from the
+op records' scratch rules).
+
+>>> import numpy as np
+>>> W, b = np.full((1, 4), 2.0), np.zeros(4)
+>>> WS = np.empty((2, 4)); lstm_weights([W, b], [WS])(); WS[0]
+array([1., 1., 2., 1.])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import kernel
+
+
+def gate_scale(gates: int, dtype) -> np.ndarray:
+    """The stacked weights' column factors: 1/2 for the sigmoid gates (input,
+    forget, output), 1 for the cell gate (PyTorch's gate order i, f, g, o).
+
+    >>> gate_scale(4, "float32")
+    array([0.5, 0.5, 1. , 0.5], dtype=float32)
+    """
+    units = gates // 4
+    scale = np.full(gates, 0.5, dtype=dtype)
+    scale[2 * units:3 * units] = 1.0
+    return scale
+
+
+def _rows(a, units, *blocks):
+    return [a[k * units:(k + 1) * units] for k in blocks]
+
+
+@kernel(operands=None)
+def lstm_weights(ins, outs):
+    (ws,) = outs
+    features, scale = ins[0].shape[0], gate_scale(ws.shape[1], ws.dtype)
+    parts = [(ins[0], ws[:features]), (ins[1], ws[features])]
+    if len(ins) == 3:
+        parts.append((ins[2], ws[features + 1:]))
+
+    def run():
+        for src, dst in parts:
+            np.multiply(src, scale, out=dst)
+    return run
+
+
+@kernel(operands=1)
+def lstm_weights_grad(ins, outs, part=0, features=1):
+    (dws,), (d,) = ins, outs
+    scale = gate_scale(dws.shape[1], dws.dtype)
+    src = (dws[:features], dws[features], dws[features + 1:])[part]
+
+    def run():
+        np.multiply(src, scale, out=d)
+    return run
+
+
+def _inputs(stack, x, step, prev, units):
+    """Fill ``stack`` with [x_t^T; 1; h_prev] (the rows it has)."""
+    features = x.shape[2]
+    np.copyto(stack[:features], x[:, step, :].T)
+    stack[features].fill(1.0)
+    if prev is not None:
+        np.copyto(stack[features + 1:], prev[6 * units:])
+
+
+def _activate(s, units):
+    """tanh over the four gates' rows, then (1 + t) / 2 on the sigmoid gates'."""
+    z = s[:4 * units]
+    np.tanh(z, out=z)
+    for lo, hi in ((0, 2 * units), (3 * units, 4 * units)):
+        v = s[lo:hi]
+        np.multiply(v, 0.5, out=v)
+        np.add(v, 0.5, out=v)
+
+
+@kernel(operands=None)
+def lstm_cell(ins, outs, step=0):
+    ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
+    s, stack, t = outs
+    units = ws.shape[1] // 4
+    weights = ws[:len(stack)].T            # (4U, K): the rows this step's inputs use
+    i, f, g, o, c, tc, h = _rows(s, units, *range(7))
+    c_prev = None if prev is None else prev[4 * units:5 * units]
+
+    def run():
+        _inputs(stack, x, step, prev, units)
+        np.matmul(weights, stack, out=s[:4 * units])
+        _activate(s, units)
+        if c_prev is None:
+            np.multiply(i, g, out=c)
+        else:
+            np.multiply(f, c_prev, out=c)
+            np.multiply(i, g, out=t)
+            np.add(c, t, out=c)
+        np.tanh(c, out=tc)
+        np.multiply(o, tc, out=h)
+    return run
+
+
+@kernel(operands=None)
+def lstm_cell_grad(ins, outs, fast=False):
+    """dz' for the four gates (the gradient of z' = z / 2 for the sigmoid gates,
+    so their factor is 2 y (1 - y)), then dc_prev = dc f."""
+    ds, s, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
+    d, dc, t = outs
+    units = s.shape[0] // 7
+    i, f, g, o, c, tc, h = _rows(s, units, *range(7))
+    di, df, dg, do = _rows(d, units, 0, 1, 2, 3)
+    dc_in, dtc_in, dh = _rows(ds, units, 4, 5, 6)
+    t1 = t[:units]
+    c_prev = None if prev is None else prev[4 * units:5 * units]
+    sigmoid_rows = ((0, 2 * units), (3 * units, 4 * units))
+
+    def run():
+        np.multiply(tc, tc, out=t1)
+        np.subtract(1.0, t1, out=t1)                 # tanh'(c)
+        np.multiply(dh, o, out=dc)
+        if not fast:
+            np.add(dc, dtc_in, out=dc)
+        np.multiply(dc, t1, out=dc)
+        np.add(dc, dc_in, out=dc)                    # dc, all of it
+        np.add(dc, dc, out=t1)                       # 2 dc: the sigmoid gates' factor 2
+        np.multiply(t1, g, out=di)
+        if c_prev is None:
+            df.fill(0.0)
+        else:
+            np.multiply(t1, c_prev, out=df)
+        np.multiply(dc, i, out=dg)
+        np.multiply(dh, tc, out=do)
+        np.add(do, do, out=do)
+        if not fast:                                 # the state's own gate rows' gradient
+            for (lo, hi), k in zip(((0, 2 * units), (2 * units, 3 * units), (3 * units, 4 * units)),
+                                   (2.0, 1.0, 2.0)):
+                tt = t[:hi - lo]
+                np.multiply(ds[lo:hi], k, out=tt)
+                np.add(d[lo:hi], tt, out=d[lo:hi])
+        for lo, hi in sigmoid_rows:                  # times y (1 - y)
+            tt, y = t[:hi - lo], s[lo:hi]
+            np.subtract(1.0, y, out=tt)
+            np.multiply(tt, y, out=tt)
+            np.multiply(d[lo:hi], tt, out=d[lo:hi])
+        np.multiply(g, g, out=t1)                    # times 1 - g^2
+        np.subtract(1.0, t1, out=t1)
+        np.multiply(dg, t1, out=dg)
+        if c_prev is not None:
+            np.multiply(dc, f, out=d[4 * units:])
+    return run
+
+
+@kernel(operands=2)
+def lstm_state_grad(ins, outs):
+    (delta, ws), (ds,) = ins, outs
+    units = ds.shape[0] // 7
+    recurrent = ws[ws.shape[0] - units:]            # U, scaled as z' is: dh = U' dz'
+    zero, tanh_rows = ds[:4 * units], ds[5 * units:6 * units]
+
+    def run():
+        zero.fill(0.0)
+        tanh_rows.fill(0.0)
+        np.copyto(ds[4 * units:5 * units], delta[4 * units:])
+        np.matmul(recurrent, delta[:4 * units], out=ds[6 * units:])
+    return run
+
+
+@kernel(operands=2)
+def lstm_input_grad(ins, outs, features=1):
+    (delta, ws), (dx,) = ins, outs
+    gates = ws.shape[1]
+    inputs = ws[:features]
+
+    def run():
+        np.matmul(inputs, delta[:gates], out=dx[:, 0, :].T)
+    return run
+
+
+@kernel(operands=None)
+def lstm_weights_piece(ins, outs, step=0, rows=1):
+    delta, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
+    piece, stack = outs
+    units = piece.shape[1] // 4
+    used, rest = piece[:len(stack)], piece[len(stack):]
+
+    def run():
+        _inputs(stack, x, step, prev, units)
+        np.matmul(stack, delta[:4 * units].T, out=used)
+        rest.fill(0.0)
+    return run
+
+
+@kernel(operands=None)
+def lstm_weights_grad_all(ins, outs):
+    x, steps = ins[0], ins[0].shape[1]
+    deltas, states = ins[1:1 + steps], ins[1 + steps:]
+    grad, stacks, dzs = outs
+    gates, features = grad.shape[1], x.shape[2]
+    units = gates // 4
+    flat_in, flat_dz = stacks.reshape(len(stacks), -1), dzs.reshape(gates, -1)
+
+    def run():
+        np.copyto(stacks[:features], x.transpose(2, 1, 0))
+        stacks[features].fill(1.0)
+        if states:
+            stacks[features + 1:, 0].fill(0.0)           # h before the first step
+            for t, s in enumerate(states, start=1):
+                np.copyto(stacks[features + 1:, t], s[6 * units:])
+        for t, delta in enumerate(deltas):
+            np.copyto(dzs[:, t], delta[:gates])
+        np.matmul(flat_in, flat_dz.T, out=grad)
+    return run
+
+
+@kernel(operands=1)
+def lstm_last(ins, outs):
+    (s,), (y,) = ins, outs
+    h = s[6 * (s.shape[0] // 7):]
+
+    def run():
+        np.copyto(y, h.T)
+    return run
+
+
+@kernel(operands=1)
+def lstm_last_grad(ins, outs):
+    (dy,), (ds,) = ins, outs
+    units = ds.shape[0] // 7
+
+    def run():
+        ds[:6 * units].fill(0.0)
+        np.copyto(ds[6 * units:], dy.T)
+    return run
+
+
+@kernel(operands=None)
+def lstm_sequence(ins, outs):
+    (y,) = outs
+    units = y.shape[2]
+    pairs = [(y[:, t, :], s[6 * units:].T) for t, s in enumerate(ins)]
+
+    def run():
+        for dst, src in pairs:
+            np.copyto(dst, src)
+    return run
+
+
+@kernel(operands=1)
+def lstm_sequence_grad(ins, outs, step=0):
+    (dy,), (ds,) = ins, outs
+    units = ds.shape[0] // 7
+
+    def run():
+        ds[:6 * units].fill(0.0)
+        np.copyto(ds[6 * units:], dy[:, step, :].T)
+    return run
