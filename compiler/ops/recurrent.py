@@ -135,7 +135,7 @@ def _cell_shape(shapes, dtypes, attrs):
 def _cell_scratch(in_shapes, out_shape, attrs, dtype):
     units, features = in_shapes[0][1] // 4, in_shapes[1][2]
     rows = features + 1 + (units if len(in_shapes) == 3 else 0)
-    return [((rows, in_shapes[1][0]), dtype), ((units, in_shapes[1][0]), dtype)]
+    return [((rows + units, in_shapes[1][0]), dtype)]      # [x_t; 1; h_prev], then c's scratch
 
 
 def _zero_in_gates(g, dy) -> bool:
@@ -179,7 +179,7 @@ def _cell_grad_shape(shapes, dtypes, attrs):
 
 def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
     units, batch = in_shapes[1][0] // 7, in_shapes[1][1]
-    return [((units, batch), dtype), ((2 * units, batch), dtype)]
+    return [((3 * units, batch), dtype)]                   # dc, then two blocks of scratch
 
 
 register(OpDef("lstm_cell_grad", None, _cell_grad_shape, kind="gradient",

@@ -85,8 +85,9 @@ def _activate(s, units):
 @kernel(operands=None)
 def lstm_cell(ins, outs, step=0):
     ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
-    s, stack, t = outs
+    s, scratch = outs
     units = ws.shape[1] // 4
+    stack, t = scratch[:-units], scratch[-units:]
     weights = ws[:len(stack)].T            # (4U, K): the rows this step's inputs use
     i, f, g, o, c, tc, h = _rows(s, units, *range(7))
     c_prev = None if prev is None else prev[4 * units:5 * units]
@@ -111,8 +112,9 @@ def lstm_cell_grad(ins, outs, fast=False):
     """dz' for the four gates (the gradient of z' = z / 2 for the sigmoid gates,
     so their factor is 2 y (1 - y)), then dc_prev = dc f."""
     ds, s, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
-    d, dc, t = outs
+    d, scratch = outs
     units = s.shape[0] // 7
+    dc, t = scratch[:units], scratch[units:]
     i, f, g, o, c, tc, h = _rows(s, units, *range(7))
     di, df, dg, do = _rows(d, units, 0, 1, 2, 3)
     dc_in, dtc_in, dh = _rows(ds, units, 4, 5, 6)
