@@ -18,6 +18,7 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import OpShapeError
+from ..ir import consumers
 from .base import OPS, Attr, OpDef, fmt_shape, register, same_dtype
 from .window import (
     _dilation,
@@ -153,12 +154,29 @@ def _conv_grad_weight_shape(shapes, dtypes, attrs):
 # so everything that read it still does; the reshapes are views and cost
 # nothing. The columns of an input are built once (the rewriter shares equal
 # nodes) and read by the forward GEMM and the weight gradient's GEMM.
-def _columns(rw, x, w_shape, attrs, blocks=None):
-    """im2col of x (padded as the convolution pads it); ``blocks``: in tile order."""
+def _columns_key(rw, x, w_shape, attrs, blocks):
     pads, _ = conv_geometry(rw.g.nodes[x]["shape"], w_shape, attrs)
-    order = {} if blocks is None else {"blocks": list(blocks)}
-    return rw.emit(f"{x}/im2col", "im2col", [_padded(rw, x, pads)], kernel_size=list(w_shape[2:]),
-                   strides=list(pair(attrs["strides"])), dilation=list(pair(attrs["dilation"])), **order)
+    return (x, tuple(w_shape[2:]), pair(attrs["strides"]), pair(attrs["dilation"]), pads,
+            None if blocks is None else tuple(blocks))
+
+
+def _columns(rw, x, w_shape, attrs, blocks=None, bias_row=False):
+    """im2col of x (padded as the convolution pads it); ``blocks``: in tile order;
+    ``bias_row``: with a last row of ones, which multiplies a bias column appended
+    to the weights (the bias then costs no pass of its own, and the weight
+    gradient's GEMM gives the bias gradient as its last column)."""
+    key = _columns_key(rw, x, w_shape, attrs, blocks)
+    extra = {} if blocks is None else {"blocks": list(blocks)}
+    if bias_row:
+        extra["bias_row"] = True
+        rw.bias_rows = getattr(rw, "bias_rows", set()) | {key}
+    return rw.emit(f"{x}/im2col", "im2col", [_padded(rw, x, key[4])], kernel_size=list(w_shape[2:]),
+                   strides=list(key[2]), dilation=list(key[3]), **extra)
+
+
+def _has_bias_row(rw, x, w_shape, attrs, blocks):
+    """Whether the forward convolution built these columns with a row of ones."""
+    return _columns_key(rw, x, w_shape, attrs, blocks) in getattr(rw, "bias_rows", ())
 
 
 def _blocks(rw, node):
@@ -200,15 +218,25 @@ def _lower_conv_fused(rw, node, ins, attrs):
         return _unfuse(rw, node, [x, w], extras, attrs)
     n, f, oh, ow = rw.g.nodes[node]["shape"]
     blocks = _blocks(rw, node)
-    cols = _columns(rw, x, rw.g.nodes[w]["shape"], conv, blocks)
-    wm = _weight_matrix(rw, w, 1)
+    epilogue, wm = attrs["epilogue"], _weight_matrix(rw, w, 1)
+    first = epilogue[0]
+    bias_row = (first["op"] == "bias_add" and first["attrs"].get("axis") == 1
+                and rw.g.nodes[extras[0]]["shape"] == (f,))
+    cols = _columns(rw, x, rw.g.nodes[w]["shape"], conv, blocks, bias_row)
+    if bias_row:                # the bias is the weights' last column: [W | b] @ [cols; 1]
+        column = rw.emit(f"{extras[0]}/column", "reshape", [extras[0]], shape=[f, 1])
+        wm = rw.emit(f"{w}/with_bias", "concat", [wm, column], axis=1)
+        epilogue, extras = epilogue[1:], extras[1:]
     flat = []
     for e in extras:            # full-size extras (a residual) follow the new layout
         full = rw.g.nodes[e]["shape"] == (n, f, oh, ow)
         flat.append(rw.emit(f"{e}/matrix", "reshape", [e], shape=[n, f, oh * ow]) if full else e)
     matmul = OPS["matmul"]
-    anchor = {"op": "matmul", "kernel": matmul.kernel, "attrs": matmul.check_attrs({})[0]}
-    gemm = rw.emit(f"{node}/gemm", "fused", [wm, cols, *flat], anchor=anchor, epilogue=attrs["epilogue"])
+    if epilogue:
+        anchor = {"op": "matmul", "kernel": matmul.kernel, "attrs": matmul.check_attrs({})[0]}
+        gemm = rw.emit(f"{node}/gemm", "fused", [wm, cols, *flat], anchor=anchor, epilogue=epilogue)
+    else:
+        gemm = rw.emit(f"{node}/gemm", "matmul", [wm, cols])
     if blocks is not None:          # (N, F, tile offsets, pooled pixels): see compiler/blocked.py
         tiles = blocks[0] * blocks[1]
         rw.become(node, "reshape", [gemm], shape=[n, f, tiles, oh * ow // tiles])
@@ -236,15 +264,24 @@ def _lower_conv_grad_weight(rw, node, ins, attrs):
     ws = rw.g.nodes[node]["shape"]
     n, f, *positions = rw.g.nodes[dy]["shape"]      # (OH, OW), or (tile offsets, pooled pixels)
     groups, k = attrs.get("groups", 1), ws[1] * ws[2] * ws[3]
-    cols = _per_group(rw, _columns(rw, x, ws, attrs, _blocks(rw, dy)), groups, groups * k)
+    blocks = _blocks(rw, dy)
+    bias_row = groups == 1 and _has_bias_row(rw, x, ws, attrs, blocks)
+    cols = _per_group(rw, _columns(rw, x, ws, attrs, blocks, bias_row), groups, groups * k)
     dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, prod(positions)]), groups, f)
     # cols @ dy^T per sample, (K, F), then one small transpose of the sum: OpenBLAS
     # runs this product 1.5x faster than dy @ cols^T, (F, K) (1.29 against 1.94 ms
     # for the CNN benchmark's second convolution, one thread).
     per_sample = rw.emit(f"{node}/gemm", "matmul", [cols, dym], transpose_b=True)
-    total = [k, ws[0]] if groups == 1 else [groups, k, ws[0] // groups]
+    total = [k + bias_row, ws[0]] if groups == 1 else [groups, k, ws[0] // groups]
     summed = rw.emit(f"{node}/sum", "sum_to", [per_sample], shape=total)
     flipped = rw.emit(f"{node}/transpose", "transpose", [summed], perm=[1, 0] if groups == 1 else [0, 2, 1])
+    if bias_row:                # the last column is sum(dy) over images and positions
+        for reader in consumers(rw.g, dy):
+            rd = rw.g.nodes[reader]
+            if rd["op"] == "bias_grad" and rd.get("axis") == 1:
+                db = rw.emit(f"{node}/bias", "slice", [flipped], axis=1, start=k, stop=k + 1)
+                rw.become(reader, "reshape", [db], shape=[f])
+        flipped = rw.emit(f"{node}/weights", "slice", [flipped], axis=1, start=0, stop=k)
     rw.become(node, "reshape", [flipped], shape=list(ws))
 
 

@@ -140,7 +140,8 @@ def _col2im_shape(shapes, dtypes, attrs):
 
 
 def _im2col_shape_blocked(shapes, dtypes, attrs):
-    out = _im2col_shape(shapes, dtypes, attrs)
+    (n, rows, length), dtype = _im2col_shape(shapes, dtypes, attrs)
+    out = (n, rows + attrs["bias_row"], length), dtype
     (x,), (ph, pw) = shapes, pair(attrs["blocks"])
     oh, ow = window_output(x[2:], pair(attrs["kernel_size"]), pair(attrs["strides"]),
                            pair(attrs["dilation"]), (0,) * 4)
@@ -150,11 +151,13 @@ def _im2col_shape_blocked(shapes, dtypes, attrs):
 
 
 register(OpDef("im2col", 1, _im2col_shape_blocked, fusion="injective", kind="lowered",
-               attrs={**_window_attrs, "blocks": Attr((1, 1), _is_pair, "a positive int or pair")},
+               attrs={**_window_attrs, "blocks": Attr((1, 1), _is_pair, "a positive int or pair"),
+                      "bias_row": Attr(False, lambda v: isinstance(v, bool), "True or False")},
                flops=lambda ins, out, a: 0,
                doc="Copy every window of (N, C, H, W) into columns (N, C*KH*KW, OH*OW), "
                    "through a zero-copy strided view; ``blocks`` (ph, pw) orders the output "
-                   "positions by pooling tile: (i, j, OH / ph, OW / pw) for pixel (ph a + i, pw b + j)."))
+                   "positions by pooling tile: (i, j, OH / ph, OW / pw) for pixel (ph a + i, pw b + j); "
+                   "``bias_row`` adds a last row of ones."))
 def _gemm_col2im_shape(shapes, dtypes, attrs):
     w, dy = shapes
     if len(w) != 2 or len(dy) != 3 or w[0] != dy[1]:

@@ -61,25 +61,33 @@ def crop2d(ins, outs, pads):
 
 
 @kernel(operands=1)
-def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1)):
+def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1), bias_row=False):
     """``blocks`` (ph, pw) other than (1, 1): the output positions in pooling-tile
     order, (i, j, OH / ph, OW / pw) for output pixel (ph * a + i, pw * b + j), so
     that a following ph x pw max pool of stride (ph, pw) reads whole blocks
-    (``max_pool_blocks``)."""
+    (``max_pool_blocks``). ``bias_row``: one more row, of ones."""
     (x,), (cols,) = ins, outs
     (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(strides), _pair(dilation)
     n, c, h, w = x.shape
     oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     s_n, s_c, s_h, s_w = x.strides
     ph, pw = _pair(blocks)
-    if (ph, pw) == (1, 1):
-        windows = as_strided(x, (n, c, kh, kw, oh, ow),
-                             (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw), writeable=False)
-        return partial(np.copyto, cols.reshape(n, c, kh, kw, oh, ow), windows)
     shape = (n, c, kh, kw, ph, pw, oh // ph, ow // pw)
     windows = as_strided(x, shape, (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw,
                                     s_h * sh * ph, s_w * sw * pw), writeable=False)
-    return partial(np.copyto, cols.reshape(shape), windows)
+    if (ph, pw) == (1, 1):                  # fewer, longer loops for NumPy
+        windows = windows.reshape(n, c, kh, kw, oh, ow)
+    rows = c * kh * kw
+    target = cols[:, :rows].reshape(windows.shape)
+    assert np.shares_memory(target, cols), "im2col: the columns must be viewable as windows"
+    if not bias_row:
+        return partial(np.copyto, target, windows)
+    ones = cols[:, rows]
+
+    def run():
+        np.copyto(target, windows)
+        ones.fill(1)                        # the arena is reused: refill every step
+    return run
 
 
 @kernel(operands=1)

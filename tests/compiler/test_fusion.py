@@ -59,10 +59,14 @@ def test_convolution_bias_and_activation_become_one_gemm():
     y = g.conv2d(x, 3, 3, padding="same", activation="tanh", name="c")
     model = Model(g, inputs=x, outputs=y)
     ks = kernels(model, "predict")
-    assert ks == ["pad2d", "im2col", "fused"]
-    fused = model.program("predict", 4).instructions[-1].attrs
+    # the bias is the weights' last column and the columns' last row is ones:
+    # [W | b] @ [cols; 1] (the concat copies F * (K + 1) numbers), then tanh in place
+    assert ks == ["pad2d", "im2col", "concat", "fused"]
+    program = model.program("predict", 4)
+    fused = program.instructions[-1].attrs
     assert fused["anchor"]["kernel"] == "matmul"
-    assert [p["kernel"] for p in fused["epilogue"]] == ["bias_add", "tanh"]
+    assert [p["kernel"] for p in fused["epilogue"]] == ["tanh"]
+    assert program.instructions[1].attrs["bias_row"] is True
 
 
 def test_softmax_then_cross_entropy_is_stable_at_huge_logits():
