@@ -31,7 +31,10 @@ qualifies only when (``plan_blocks``)
 The ReLU's gradient then moves before the pool's, onto the pooled gradient:
 relu_grad(max_pool_grad(dy, z, p), z) = max_pool_grad(relu_grad(dy, p), z, p),
 since a window's gradient goes to a pixel equal to its maximum p, and z > 0
-there exactly when p > 0 (a quarter of the elements, for 2 x 2 tiles).
+there exactly when p > 0 (a quarter of the elements, for 2 x 2 tiles). That
+holds for any max pool of a ReLU's output (overlapping and padded windows too:
+each window's share goes to a pixel equal to its maximum), so it is done in
+image order as well (``lower_pool_grad``).
 
 >>> from graphnn import Graph, Model
 >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
@@ -118,12 +121,35 @@ def lower_pool(rw, pool, z) -> bool:
     return True
 
 
+def relu_after_pool_grad(g, node, outputs=()):
+    """The relu_grad(node, z) that is the only reader of max_pool2d_grad ``node``
+    (dy, z, p), or None: z is then a ReLU's output, and the ReLU's gradient can
+    move onto the pooled gradient (see the module's docstring)."""
+    readers = consumers(g, node)
+    if len(readers) != 1 or node in outputs:
+        return None
+    reader = readers[0]
+    if g.nodes[reader]["op"] != "relu_grad" or operands(g, reader) != [node, operands(g, node)[1]]:
+        return None
+    return reader
+
+
 def lower_pool_grad(rw, node, ins) -> bool:
-    """The pool's gradient (and the ReLU's after it) in tile order."""
+    """The pool's gradient (and the ReLU's after it) in tile order; or, in image
+    order, the ReLU's gradient moved onto the pooled gradient. False when neither
+    applies (the op's own hook lowers the node)."""
     dy, z, pool = ins
     plan = getattr(rw, "block_plans", {}).get(z)
     if plan is None:
-        return False
+        relu = relu_after_pool_grad(rw.g, node, getattr(rw, "outputs", ()))
+        if relu is None or getattr(rw, "outputs", None) is None:
+            return False
+        from .ops import OPS
+        attrs = op_attrs(rw.g, node)
+        rw.become(node, "relu_grad", [dy, pool])
+        rw.become(relu, "max_pool2d_grad", [node, z, pool], **attrs)
+        OPS["max_pool2d_grad"].lower(rw, relu, [node, z, pool], attrs)
+        return True
     hw = plan["pooled_hw"]
     if plan["relu_grad"] is None:
         rw.become(node, "max_pool_blocks_grad", [dy, z, pool], pooled_hw=hw)

@@ -49,6 +49,7 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
     rw = Rewriter(g, role=OPERAND_ROLE, share=True)
     # Which convolutions write in tile order: their hooks, the pools' and the weight
     # gradients' read it from the rewriter.
+    rw.outputs = None if outputs is None else set(outputs)
     rw.block_plans = {} if outputs is None else plan_blocks(g, outputs)
     rw.blocked = {}
     for z, plan in rw.block_plans.items():

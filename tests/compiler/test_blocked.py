@@ -92,6 +92,34 @@ def test_many_columns_keep_image_order():
     assert "max_pool_blocks" not in kernels(g, [y.name])
 
 
+# max pools of a ReLU's output in image order (not tiling, or many columns): the
+# ReLU's gradient moves onto the pooled gradient all the same
+RELU_POOLS = [dict(pool_size=3, strides=2, padding=1), dict(pool_size=2, strides=1),
+              dict(pool_size=2, ceil_mode=True), dict(pool_size=2, dilation=2), dict(pool_size=2)]
+
+
+def relu_pool(pool, dtype="float64"):
+    """(graph, pool output): a 3-channel convolution (27 columns: image order), ReLU, max pool."""
+    g = Graph(dtype=dtype)
+    c = g.conv2d(g.input("x", (None, 3, 7, 9)), 4, 3, padding="same", activation="relu", name="c")
+    return g, g.max_pool2d(c, **pool)
+
+
+@pytest.mark.parametrize("pool", RELU_POOLS)
+def test_the_relu_gradient_moves_onto_the_pooled_gradient(pool):
+    g, y = relu_pool(pool)
+    checked = check_graph(g.nx, [y.name])
+    t = g.input("t", checked.nodes[y.name]["shape"])
+    loss = g.mse(y, t, reduction="sum", name="loss")
+    checked = check_graph(g.nx, [y.name, loss.name])
+    checked, grads = differentiate(checked, loss.name, ["x", "c/W"])
+    program = build_program(checked, [y.name, *grads.values()], 3)
+    by_node = {i.node: i for i in program.instructions}
+    relu = [i for i in program.instructions if i.kernel == "relu_grad"]
+    assert len(relu) == 1 and program.buffers[relu[0].outputs[0]].shape == program.buffers[y.name].shape
+    assert any(i.kernel == "max_pool2d_grad" and relu[0].node in i.inputs for i in by_node.values())
+
+
 # ---------------------------------------------------------------- the kernels
 
 def _tile_order(image, ph, pw):

@@ -13,7 +13,7 @@ F = torch.nn.functional
 
 import numpy as np                                                 # noqa: E402
 
-from tests.compiler.test_blocked import CASES, conv_pool           # noqa: E402
+from tests.compiler.test_blocked import CASES, RELU_POOLS, conv_pool, relu_pool  # noqa: E402
 from tests.parity.harness import check_against_torch, rng_for      # noqa: E402
 
 
@@ -37,3 +37,20 @@ def test_conv_relu_max_pool_in_tile_order(case, wrt):
     g, y = conv_pool(case)
     check_against_torch(f"conv {case} + max pool, tile order, d/d{wrt}", g, y, torch_fn,
                         {"x": x, "w": w, "b": b}, wrt=wrt, rng=rng, graph_names={"w": "c/W", "b": "c/b"})
+
+
+@pytest.mark.parametrize("pool", RELU_POOLS, ids=[str(sorted(p.items())).replace(" ", "") for p in RELU_POOLS])
+def test_relu_then_max_pool_in_image_order(pool):
+    """The ReLU's gradient taken on the pooled gradient (overlapping, padded,
+    ceil-mode and dilated windows): the same as PyTorch's."""
+    rng = rng_for(f"relu pool {sorted(pool.items())}")
+    x = np.round(rng.normal(size=(3, 3, 7, 9)) * 2) / 2
+    w, b = np.round(rng.normal(size=(4, 3, 3, 3)) * 2) / 2, np.round(rng.normal(size=4) * 2) / 2
+
+    def torch_fn(x, w, b):
+        return F.max_pool2d(F.relu(F.conv2d(x, w, b, 1, "same")), pool["pool_size"], pool.get("strides"),
+                            pool.get("padding", 0), pool.get("dilation", 1), pool.get("ceil_mode", False))
+
+    g, y = relu_pool(pool)
+    check_against_torch(f"conv + relu + max pool {pool}", g, y, torch_fn, {"x": x, "w": w, "b": b},
+                        wrt=("x", "w", "b"), rng=rng, graph_names={"w": "c/W", "b": "c/b"})
