@@ -147,10 +147,23 @@ def _zero_in_gates(g, dy) -> bool:
     return op in STATE_GRADIENTS
 
 
+def _step_gradient(ctx, dy, out, prev):
+    """The step's lstm_cell_grad. When ``dy`` is the next step's lstm_state_grad
+    (or lstm_last's gradient) alone, read what that was made from instead: the next
+    step's gradient block and WS (dh = U' dz there), or the output's gradient; the
+    padded state gradient then has no reader and is pruned."""
+    made_by = ctx.g.nodes[dy]["op"]
+    if made_by == "lstm_state_grad":
+        return ctx.emit("lstm_cell_grad", [*operands(ctx.g, dy), out, *prev], source="next")
+    if made_by == "lstm_last_grad":
+        return ctx.emit("lstm_cell_grad", [*operands(ctx.g, dy), out, *prev], source="last")
+    return ctx.emit("lstm_cell_grad", [dy, out, *prev], fast=_zero_in_gates(ctx.g, dy))
+
+
 def _cell_vjp(ctx, ins, out, dy, attrs):
     ws, x, prev = ins[0], ins[1], ins[2:]
     t, steps = attrs["step"], ctx.shape(x)[1]
-    delta = ctx.emit("lstm_cell_grad", [dy, out, *prev], fast=_zero_in_gates(ctx.g, dy))
+    delta = _step_gradient(ctx, dy, out, prev)
     dws = ctx.emit("lstm_weights_piece", [delta, x, *prev], step=t, rows=ctx.shape(ws)[0])
     dx = ctx.emit("slice_grad", [ctx.emit("lstm_input_grad", [delta, ws], features=ctx.shape(x)[2])],
                   axis=1, start=t, stop=t + 1, size=steps)
@@ -168,26 +181,47 @@ register(OpDef("lstm_cell", None, _cell_shape, vjp=_cell_vjp, attrs={"step": _st
                    "WS^T [x_t; 1; h_prev] and the previous state's c."))
 
 
+GRADIENT_SOURCES = {"state": 1, "next": 2, "last": 1}     # where the state operand is
+
+
 def _cell_grad_shape(shapes, dtypes, attrs):
-    if len(shapes) not in (2, 3):
-        raise OpShapeError(f"expected dS, S and optionally the previous state, got {len(shapes)} operands")
-    units, batch = shapes[1][0] // 7, shapes[1][1]
-    for s, what in zip(shapes, ("the state's gradient", "the state", "the previous state")):
+    source = attrs["source"]
+    at = GRADIENT_SOURCES[source]
+    if len(shapes) not in (at + 1, at + 2):
+        raise OpShapeError(f"expected {at} gradient operand(s), the state and optionally the previous "
+                           f"state, got {len(shapes)} operands")
+    units, batch = shapes[at][0] // 7, shapes[at][1]
+    for s, what in zip(shapes[at:], ("the state", "the previous state")):
         _state_shape(s, units, batch, what)
-    return ((5 if len(shapes) == 3 else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
+    if source == "state":
+        _state_shape(shapes[0], units, batch, "the state's gradient")
+    elif source == "last" and tuple(shapes[0]) != (batch, units):
+        raise OpShapeError(f"the output's gradient has shape {fmt_shape(shapes[0])}, expected "
+                           f"{fmt_shape((batch, units))}")
+    elif source == "next" and (tuple(shapes[0]) != (5 * units, batch) or shapes[1][1] != 4 * units):
+        raise OpShapeError(f"expected the next step's gradient block {fmt_shape((5 * units, batch))} and "
+                           f"the stacked weights (K, {4 * units}), got {fmt_shape(shapes[0])} and "
+                           f"{fmt_shape(shapes[1])}")
+    carried = len(shapes) == at + 2
+    return ((5 if carried else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
 
 
 def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
-    units, batch = in_shapes[1][0] // 7, in_shapes[1][1]
-    return [((3 * units, batch), dtype)]                   # dc, then two blocks of scratch
+    units = in_shapes[GRADIENT_SOURCES[attrs["source"]]][0] // 7
+    return [((4 * units, out_shape[1]), dtype)]           # dc, dh, then two blocks of scratch
 
 
 register(OpDef("lstm_cell_grad", None, _cell_grad_shape, kind="gradient",
-               attrs={"fast": Attr(False, lambda v: isinstance(v, bool), "True or False")},
-               scratch=_cell_grad_scratch, flops=lambda ins, out, a: 24 * ins[1][0],
+               attrs={"fast": Attr(False, lambda v: isinstance(v, bool), "True or False"),
+                      "source": Attr("state", lambda v: v in GRADIENT_SOURCES,
+                                     f"one of {sorted(GRADIENT_SOURCES)}")},
+               scratch=_cell_grad_scratch, flops=lambda ins, out, a: 24 * out[0],
                doc="A step's gradient block (5U, N): the gradient of the scaled gate "
                    "pre-activations (4U rows) and of the previous c (U rows; absent at "
-                   "step 0). fast: the gate and tanh(c) rows of dS are known zeros."))
+                   "step 0), from the state's gradient dS (source 'state'; fast: its gate "
+                   "and tanh(c) rows are known zeros), from the next step's block and WS "
+                   "(source 'next': dh = U' dz, dc = its carried rows), or from h's "
+                   "gradient (N, U) alone (source 'last')."))
 
 
 def _delta_units(delta, carried: bool):

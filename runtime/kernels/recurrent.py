@@ -107,29 +107,49 @@ def lstm_cell(ins, outs, step=0):
     return run
 
 
+def _incoming(ins, source, units, dh):
+    """(the state, the previous state or None, dc from later steps or None, dh, a
+    pre-step computing dh or None, the gradient of the gate rows and of tanh(c) or
+    None) for each source of a step's gradient (compiler/ops/recurrent.py)."""
+    if source == "next":
+        delta, ws, s, prev = ins[0], ins[1], ins[2], (ins[3] if len(ins) == 4 else None)
+        recurrent, dz = ws[ws.shape[0] - units:], delta[:4 * units]
+
+        def pre():
+            np.matmul(recurrent, dz, out=dh)
+        return s, prev, delta[4 * units:], dh, pre, None
+    s, prev = ins[1], (ins[2] if len(ins) == 3 else None)
+    if source == "last":
+        return s, prev, None, ins[0].T, None, None
+    ds = ins[0]
+    return s, prev, ds[4 * units:5 * units], ds[6 * units:], None, ds
+
+
 @kernel(operands=None)
-def lstm_cell_grad(ins, outs, fast=False):
+def lstm_cell_grad(ins, outs, fast=False, source="state"):
     """dz' for the four gates (the gradient of z' = z / 2 for the sigmoid gates,
     so their factor is 2 y (1 - y)), then dc_prev = dc f."""
-    ds, s, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
     d, scratch = outs
-    units = s.shape[0] // 7
-    dc, t = scratch[:units], scratch[units:]
+    units = ins[2 if source == "next" else 1].shape[0] // 7
+    dc, dh_own, t = scratch[:units], scratch[units:2 * units], scratch[2 * units:]
+    s, prev, dc_in, dh, pre, ds = _incoming(ins, source, units, dh_own)
+    direct = ds if (ds is not None and not fast) else None    # gate and tanh(c) rows to add
     i, f, g, o, c, tc, h = _rows(s, units, *range(7))
     di, df, dg, do = _rows(d, units, 0, 1, 2, 3)
-    dc_in, dtc_in, dh = _rows(ds, units, 4, 5, 6)
     t1 = t[:units]
     c_prev = None if prev is None else prev[4 * units:5 * units]
-    sigmoid_rows = ((0, 2 * units), (3 * units, 4 * units))
 
     def run():
+        if pre is not None:
+            pre()
         np.multiply(tc, tc, out=t1)
         np.subtract(1.0, t1, out=t1)                 # tanh'(c)
         np.multiply(dh, o, out=dc)
-        if not fast:
-            np.add(dc, dtc_in, out=dc)
+        if direct is not None:
+            np.add(dc, direct[5 * units:6 * units], out=dc)
         np.multiply(dc, t1, out=dc)
-        np.add(dc, dc_in, out=dc)                    # dc, all of it
+        if dc_in is not None:
+            np.add(dc, dc_in, out=dc)                # dc, all of it
         np.add(dc, dc, out=t1)                       # 2 dc: the sigmoid gates' factor 2
         np.multiply(t1, g, out=di)
         if c_prev is None:
@@ -139,13 +159,13 @@ def lstm_cell_grad(ins, outs, fast=False):
         np.multiply(dc, i, out=dg)
         np.multiply(dh, tc, out=do)
         np.add(do, do, out=do)
-        if not fast:                                 # the state's own gate rows' gradient
+        if direct is not None:                       # the state's own gate rows' gradient
             for (lo, hi), k in zip(((0, 2 * units), (2 * units, 3 * units), (3 * units, 4 * units)),
                                    (2.0, 1.0, 2.0)):
                 tt = t[:hi - lo]
-                np.multiply(ds[lo:hi], k, out=tt)
+                np.multiply(direct[lo:hi], k, out=tt)
                 np.add(d[lo:hi], tt, out=d[lo:hi])
-        for lo, hi in sigmoid_rows:                  # times y (1 - y)
+        for lo, hi in ((0, 2 * units), (3 * units, 4 * units)):     # times y (1 - y)
             tt, y = t[:hi - lo], s[lo:hi]
             np.subtract(1.0, y, out=tt)
             np.multiply(tt, y, out=tt)
