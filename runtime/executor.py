@@ -14,13 +14,14 @@ array([0., 3.])
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import numpy as np
 
 from .kernels import KERNELS
 from .program import Program
-from .threads import Pool, split_call
+from .threads import Pool, single_blas, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -36,8 +37,9 @@ class Executor:
     """Runs a Program. ``variables`` maps persistent buffer names to arrays;
     ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD).
 
-    ``threads``: how many threads the batch of the large non-GEMM kernels
-    (pooling, im2col, col2im, ReLU) is split over (runtime/threads.py). The default,
+    ``threads``: how many threads the batch of the large kernels (GEMMs, with
+    BLAS on one thread during the step, pooling, im2col, col2im, ReLU) is split
+    over (runtime/threads.py). The default,
     1, runs every kernel whole on the calling thread: on a quiet 2-core machine the
     split measured 5-20% slower on the CNN than no split (docs/performance.md), so
     it is opt-in (``threads=2``, or ``runtime.threads.default_threads()`` for the
@@ -103,8 +105,13 @@ class Executor:
         # fast here and keeps a step's transient allocations small.
         previous = np.setbufsize(UFUNC_BUFFER)
         try:
-            for call in self.calls:
-                call()
+            if self.pool is None:
+                for call in self.calls:
+                    call()
+            else:                       # the pool's threads split the GEMMs: BLAS on one thread
+                with single_blas():
+                    for call in self.calls:
+                        call()
         finally:
             np.setbufsize(previous)
 
@@ -122,11 +129,12 @@ class Executor:
         from time import perf_counter
         self.feed(feeds)
         times = [[] for _ in self.calls]
-        for _ in range(repeats):
-            for k, call in enumerate(self.calls):
-                t = perf_counter()
-                call()
-                times[k].append(perf_counter() - t)
+        with single_blas() if self.pool is not None else contextlib.nullcontext():
+            for _ in range(repeats):
+                for k, call in enumerate(self.calls):
+                    t = perf_counter()
+                    call()
+                    times[k].append(perf_counter() - t)
         return [(ins.node, ins.kernel, sorted(t)[len(t) // 2])
                 for ins, t in zip(self.program.instructions, times)]
 

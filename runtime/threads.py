@@ -5,12 +5,13 @@ the batch of a non-GEMM kernel (pooling, im2col, col2im, the activation
 epilogue) can be cut into chunks that run at once. Each chunk is the same
 kernel bound to row slices of the same arrays (views: nothing is copied, and
 every output element is computed by exactly the operations of the one-thread
-path, so results are identical). GEMMs are left whole: BLAS has its own threads.
+path, so results are identical).
 
 A kernel is split only when it is listed in ``BATCHED`` (which of its operands
 carry the batch on axis 0; its results and scratch always do), every array cut
 is C-contiguous with that batch as its first dimension, and the result is large
-enough (``MIN_ELEMENTS``) for the hand-off to pay.
+enough (``MIN_ELEMENTS``) for the hand-off to pay. GEMMs split too (by images
+or rows, with BLAS on one thread: see ``single_blas``).
 
 >>> import numpy as np
 >>> from graphnn.runtime.kernels import KERNELS
@@ -36,6 +37,7 @@ from .kernels import bind
 BATCHED = {
     "im2col": (0,), "col2im": (0,),
     "max_pool2d": (0,), "max_pool2d_grad": (0, 1, 2),
+    "max_pool_blocks": (0,), "max_pool_blocks_grad": (0, 1, 2),
     "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
     "relu": (0,), "relu_grad": (0, 1),
 }
@@ -162,6 +164,10 @@ def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Poo
     """Bind ``factory`` whole, or once per batch chunk run on ``pool`` when the
     kernel is in ``BATCHED`` and its arrays allow (see the module's docstring)."""
     min_elements = MIN_ELEMENTS if min_elements is None else min_elements
+    if pool is not None and pool.size > 1 and name in ("matmul", "fused", "gemm_col2im"):
+        split = _split_gemm(factory, name, ins, outs, attrs, pool, min_elements)
+        if split is not None:
+            return split
     if name == "fused" and pool is not None and pool.size > 1:
         split = _split_epilogue(ins, outs, attrs, pool, min_elements)
         if split is not None:
@@ -215,8 +221,7 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
     scratch = list(outs[1:])
     n = len(ins) - sum(spec["extra"] for spec in epilogue)
     k = len(KERNELS[anchor["kernel"]].scratch)
-    # The GEMM stays whole: splitting a stacked GEMM over this pool while OpenBLAS
-    # runs its own threads made the CNN step 2-5x slower (measured).
+    # Here the GEMM could not be split (_split_gemm): it runs whole, its epilogue split.
     head = bind(KERNELS[anchor["kernel"]], list(ins[:n]), [out, *scratch[:k]], anchor["attrs"])
     del scratch[:k]
     steps = []
@@ -238,3 +243,81 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
               for factory, batched, operands, own, spec_attrs in steps]
              for a, b in chunks(n_rows, pool.size)]
     return _on_pool(parts, pool, before=head)
+
+
+# ---------------------------------------------------------------- GEMMs
+# A stacked (per-image) GEMM splits by images: NumPy makes one BLAS call per
+# image either way, so every output element is computed as the whole call does. The Executor runs
+# BLAS on one thread while it has a pool (``single_blas``): the pool's threads
+# are the parallelism, and BLAS's own threads would compete with them for the
+# same cores (with OpenBLAS at two threads the split kernels were 5-20% slower).
+
+def _gemm_batched(ins, out, attrs):
+    """Indices of a stacked matmul's operands cut with its result's images, or
+    None. 2-D GEMMs stay whole: BLAS computes a block of rows in another order
+    than the whole product (a one-row block becomes a GEMV), so a row split
+    would not give the same bits."""
+    if out.ndim >= 3:
+        return tuple(i for i, a in enumerate(ins) if a.ndim == out.ndim and a.shape[0] == out.shape[0])
+    return None
+
+
+def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
+    out = outs[0]
+    n = out.shape[0] if out.ndim else 0
+    if n < 2 or out.size < min_elements or not out.flags.c_contiguous:
+        return None
+    if name == "gemm_col2im":       # (w, dy) -> (image, columns of a few images): halve the columns
+        cols = outs[1]
+        parts = min(pool.size, cols.shape[0], n)
+        if parts < 2:
+            return None
+        rows = chunks(cols.shape[0], parts)
+        return _on_pool([[bind(factory, [ins[0], ins[1][a:b]], [out[a:b], cols[r0:r1]], attrs)]
+                         for (a, b), (r0, r1) in zip(chunks(n, parts), rows)], pool)
+    if name == "matmul":
+        batched = _gemm_batched(ins, out, attrs)
+    else:
+        anchor, epilogue = attrs["anchor"], attrs["epilogue"]
+        n_anchor = len(ins) - sum(p["extra"] for p in epilogue)
+        if anchor["kernel"] != "matmul" or any(
+                p["kernel"] == "bias_add" and p["attrs"].get("axis", -1) % out.ndim == 0 for p in epilogue):
+            return None
+        batched = _gemm_batched(ins[:n_anchor], out, anchor["attrs"])
+        if batched is not None:     # an extra with the result's rows is cut too (relu_grad's y)
+            batched += tuple(i for i in range(n_anchor, len(ins))
+                             if ins[i].ndim == out.ndim and ins[i].shape[0] == n)
+    if not batched or any(a.ndim == 0 or a.shape[0] != n or not a.flags.c_contiguous for a in outs[1:]):
+        return None
+    return _on_pool([[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(ins)],
+                           [o[a:b] for o in outs], attrs)] for a, b in chunks(n, pool.size)], pool)
+
+
+class single_blas:
+    """Context: the BLAS libraries NumPy uses run on one thread inside it
+    (threadpoolctl; nothing happens without it). Entering costs a few
+    microseconds once the libraries are found (on the first use).
+
+    >>> with single_blas():
+    ...     pass
+    """
+    _libraries = None
+
+    def __enter__(self):
+        if single_blas._libraries is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+                single_blas._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+            except ImportError:
+                single_blas._libraries = []
+        self._before = [(lib, lib.num_threads) for lib in single_blas._libraries]
+        for lib, k in self._before:
+            if k != 1:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, k in self._before:
+            if k != 1:
+                lib.set_num_threads(k)
+        return False

@@ -77,6 +77,59 @@ def test_pooling_split_equals_whole(pool, n, c, h, w, size, stride, dtype):
     np.testing.assert_array_equal(ga_split, ga_whole)
 
 
+@pytest.mark.parametrize("n", [5, 7])
+def test_tile_order_pooling_split_equals_whole(pool, n):
+    rng = np.random.default_rng(n)
+    x = np.maximum(np.round(rng.standard_normal((n, 3, 4, 6)) * 2) / 2, 0)    # ties, as after relu
+    whole, split = _both("max_pool_blocks", [x], (n, 3, 2, 3), {}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole.reshape(n, 3, 6), x.max(axis=2))
+    dy = rng.standard_normal((n, 3, 2, 3))
+    g_whole, g_split = _both("max_pool_blocks_grad", [dy, x, whole], x.shape, {}, pool)
+    np.testing.assert_array_equal(g_split, g_whole)
+    np.testing.assert_allclose(g_whole.sum(axis=2), dy.reshape(n, 3, 6), rtol=1e-15)
+
+
+@pytest.mark.parametrize("n", [5, 7])
+def test_stacked_gemms_split_equal_whole(pool, n):
+    """Per-image GEMMs (the convolutions' forward, weight and input gradients) split
+    by images; 2-D GEMMs stay whole."""
+    rng = np.random.default_rng(n)
+    w, cols, dy = rng.standard_normal((4, 6)), rng.standard_normal((n, 6, 9)), rng.standard_normal((n, 4, 9))
+    whole, split = _both("matmul", [w, cols], (n, 4, 9), {}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(whole, np.einsum("fk,nkl->nfl", w, cols), rtol=1e-12)
+    whole, split = _both("matmul", [cols, dy], (n, 6, 4), {"transpose_b": True}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(whole, np.einsum("nkl,nfl->nkf", cols, dy), rtol=1e-12)
+    attrs = {"anchor": {"kernel": "matmul", "attrs": {}}, "epilogue": [{"kernel": "relu", "attrs": {}, "extra": 0}]}
+    whole, split = _both("fused", [w, cols], (n, 4, 9), attrs, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(whole, np.maximum(np.einsum("fk,nkl->nfl", w, cols), 0), rtol=1e-12)
+    run = split_call(KERNELS["matmul"], "matmul", [dy[0], cols[0].T], [np.empty((4, 6))], {}, pool, min_elements=0)
+    assert getattr(run, "parts", 1) == 1
+
+
+@pytest.mark.parametrize("n, rows", [(5, 2), (7, 3), (6, 6)])
+def test_gemm_col2im_split_equals_whole(pool, n, rows):
+    """Each thread takes a share of the images and of the columns buffer."""
+    rng = np.random.default_rng(n)
+    w, dy = rng.standard_normal((4, 3 * 9)), rng.standard_normal((n, 4, 6 * 7))
+    attrs = {"kernel_size": 3, "wide": False}
+    images = []
+    for split in (False, True):
+        image, cols = np.full((n, 3, 8, 9), np.nan), np.full((rows, 27, 42), np.nan)
+        run = (split_call(KERNELS["gemm_col2im"], "gemm_col2im", [w, dy], [image, cols], attrs, pool,
+                          min_elements=0) if split else bind(KERNELS["gemm_col2im"], [w, dy], [image, cols], attrs))
+        assert getattr(run, "parts", 1) == (min(3, rows) if split else 1)
+        run()
+        run()
+        images.append(image)
+    np.testing.assert_array_equal(images[1], images[0])
+    want, _ = _both("col2im", [np.matmul(w.T, dy)], (n, 3, 8, 9), attrs, pool)
+    np.testing.assert_allclose(images[0], want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("n,stride,wide", [(5, 1, False), (7, 2, False), (3, 1, True), (9, 1, True)])
 def test_im2col_col2im_split_equals_whole(pool, n, stride, wide):
     rng = np.random.default_rng(n)
@@ -131,6 +184,7 @@ def test_fused_epilogue_split_equals_whole(pool, n):
 
 def test_every_batched_kernel_is_tested():
     assert set(BATCHED) == {"im2col", "col2im", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
+                            "max_pool_blocks", "max_pool_blocks_grad",
                             "avg_pool2d_grad", "relu", "relu_grad"}
 
 
@@ -187,9 +241,10 @@ def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
     monkeypatch.setattr(threading_mod, "MIN_ELEMENTS", 0)
     g = Graph()
     x = g.input("x", (None, 1, 12, 12))
-    h = g.conv2d(x, 4, 3, padding="same", activation="relu")
+    h = g.conv2d(x, 8, 3, padding="same", activation="relu")     # tile order (9 columns, 8 filters)
     h = g.max_pool2d(h, 2)
     h = g.conv2d(h, 6, 3, activation="relu")
+    h = g.max_pool2d(h, 2, strides=1)                            # image order
     h = g.flatten(h)
     out = g.dense(h, 3)
     model = Model(g, inputs=x, outputs=out)
@@ -201,13 +256,17 @@ def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
     finals = []
     for n in (1, 3):
         ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=n)
+        split = {i.kernel for i, call in zip(program.instructions, ex.calls) if getattr(call, "parts", 1) > 1}
+        assert (not split) == (n == 1)
+        if n == 3:              # the convolutions' GEMMs, tile-order pooling and gemm_col2im split too
+            assert {"fused", "matmul", "gemm_col2im", "max_pool_blocks", "max_pool_blocks_grad"} <= split
         assert (ex.pool is None) == (n == 1)
         for _ in range(2):
             ex.run(feeds)
         finals.append(ex.variables)
         if n == 3:
             kernels = {i.kernel for i in program.instructions}
-            assert {"im2col", "gemm_col2im", "max_pool2d", "max_pool2d_grad"} <= kernels
+            assert {"im2col", "gemm_col2im", "max_pool2d", "max_pool2d_grad", "max_pool_blocks"} <= kernels
             ex.close()
     for name in finals[0]:
         np.testing.assert_array_equal(finals[1][name], finals[0][name], err_msg=name)
