@@ -85,8 +85,15 @@ def kernel_ratios(repeats=15):
     ex.feed({"x": rng.random(shape, dtype=np.float32), "target": rng.integers(0, 10, shape[0])})
     times = {}
     for ins, call in zip(program.instructions, ex.calls):
-        if ins.kernel in ("max_pool2d", "max_pool2d_grad", "im2col", "col2im"):
+        if ins.kernel in ("max_pool2d", "max_pool2d_grad", "max_pool_blocks", "max_pool_blocks_grad",
+                          "im2col", "col2im"):
             times[ins.node, ins.kernel] = np.median([cpu_seconds(call, 1) for _ in range(repeats)])
+        if ins.kernel == "gemm_col2im":     # its GEMM and its col2im, chunk by chunk, timed apart
+            for k, label in ((0, "gemm_col2im: GEMM"), (1, "gemm_col2im: col2im")):
+                def part(k=k):
+                    for chunk in call.chunks:
+                        chunk[k]()
+                times[ins.node, label] = np.median([cpu_seconds(part, 1) for _ in range(repeats)])
     return times
 
 

@@ -155,6 +155,7 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
         for gemm, scatter in parts:
             gemm()
             scatter()
+    run.chunks = parts          # (GEMM, col2im) per chunk: benchmarks/overhead.py times them apart
     return run
 
 
