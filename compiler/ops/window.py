@@ -163,7 +163,14 @@ def _gemm_col2im_shape(shapes, dtypes, attrs):
     if len(w) != 2 or len(dy) != 3 or w[0] != dy[1]:
         raise OpShapeError(f"expected weights (F, K) and a gradient (N, F, L), got {fmt_shape(w)} "
                            f"and {fmt_shape(dy)}")
-    return _col2im_shape([(dy[0], w[1], dy[2])], dtypes[1:], attrs)[0], dtypes[1]
+    if not attrs["tall"]:
+        return _col2im_shape([(dy[0], w[1], dy[2])], dtypes[1:], attrs)[0], dtypes[1]
+    (h, wd), c = attrs["image_hw"], attrs["channels"]
+    k, s = pair(attrs["kernel_size"]), pair(attrs["strides"])
+    if s != (1, 1) or not attrs["wide"] or dy[2] != h * wd or w[1] != c * k[0] * k[1]:
+        raise OpShapeError(f"tall columns need stride 1, wide rows and a gradient of {h}x{wd} "
+                           f"positions and {c} * {k[0]} * {k[1]} columns; got {fmt_shape(dy)}, {fmt_shape(w)}")
+    return (dy[0], c, h, wd), dtypes[1]
 
 
 GEMM_COL2IM_BYTES = 1 << 20     # gemm_col2im's columns: a batch chunk of about this much,
@@ -183,7 +190,10 @@ register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
                doc="Sum columns back into an image: one vectorized add per kernel offset."))
 register(OpDef("gemm_col2im", 2, _gemm_col2im_shape, fusion="opaque", kind="lowered",
                attrs={**_window_attrs, "channels": Attr(check=lambda v: isinstance(v, int)),
-                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool))},
+                      "image_hw": _hw, "wide": Attr(False, lambda v: isinstance(v, bool)),
+                      "tall": Attr(False, lambda v: isinstance(v, bool))},
                scratch=_gemm_col2im_scratch,
                flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] * ins[1][0] * ins[1][2],
-               doc="col2im(w^T @ dy), a batch chunk at a time (the columns stay in cache)."))
+               doc="col2im(w^T @ dy), a batch chunk at a time (the columns stay in cache); "
+                   "``tall``: dy padded to the whole image (stride 1), each kernel offset one add "
+                   "over all channels of an image."))

@@ -137,26 +137,65 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
 
 @kernel(operands=2)
 def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=None, image_hw=None,
-                wide=False):
+                wide=False, tall=False):
     """col2im(w^T @ dy) for (F, K) weights and (N, F, L) gradients, a batch chunk
     at a time: the chunk's columns (``outs[1]``, planned scratch of (rows, K, L))
     are summed into the image while they are still in cache, instead of a whole
-    (N, K, L) array written by the GEMM and read back by col2im."""
+    (N, K, L) array written by the GEMM and read back by col2im.
+
+    ``tall`` (stride 1): dy holds every pixel of the image (H * W positions, zero
+    where no window starts), and the GEMM's rows are taken in (kernel offset,
+    channel) order, so that each offset's columns for all channels of an image
+    are one contiguous run, added to the image flattened, shifted by the offset.
+    A column entry is non-zero only where its window lies inside the image, so
+    nothing spills into the next channel; NumPy then makes KH * KW long loops per
+    image instead of KH * KW * C short ones (a loop's start costs what 200 adds do)."""
     (w, dy), (image, cols) = ins, outs
-    wt, rows = w.T, cols.shape[0]
-    window = dict(kernel_size=kernel_size, strides=strides, dilation=dilation, wide=wide)
-    parts = []
-    for a in range(0, dy.shape[0], rows):
-        part, b = dy[a:a + rows], min(a + rows, dy.shape[0])
-        buf = cols[:b - a]
-        parts.append((partial(np.matmul, wt, part, out=buf), col2im([buf], [image[a:b]], **window)))
+    rows = cols.shape[0]
+    if not tall:
+        wt = w.T
+        window = dict(kernel_size=kernel_size, strides=strides, dilation=dilation, wide=wide)
+        parts = []
+        for a in range(0, dy.shape[0], rows):
+            b = min(a + rows, dy.shape[0])
+            buf = cols[:b - a]
+            parts.append((partial(np.matmul, wt, dy[a:b], out=buf), col2im([buf], [image[a:b]], **window)))
+        prepare = None
+    else:
+        n, c, h, wd = image.shape
+        k, d = _pair(kernel_size), _pair(dilation)
+        f, q = w.shape[0], k[0] * k[1]
+        plane = c * h * wd
+        ordered = np.empty((q * c, f), dtype=w.dtype)       # w's rows in (offset, channel) order
+        source = w.reshape(f, c, q).transpose(2, 1, 0)
+        starts = [i * d[0] * wd + j * d[1] for i in range(k[0]) for j in range(k[1])]
+        parts = []
+        for a in range(0, n, rows):
+            b = min(a + rows, n)
+            buf, flat = cols[:b - a], image[a:b].reshape(b - a, plane)
+            per = buf.reshape(b - a, q, plane)
+            pairs = [(flat[:, s:], per[:, i, :plane - s]) for i, s in enumerate(starts)]
+            parts.append((partial(np.matmul, ordered, dy[a:b], out=buf), partial(_shifted_sum, pairs)))
+
+        def prepare():
+            np.copyto(ordered.reshape(q, c, f), source)
 
     def run():
+        if prepare is not None:
+            prepare()
         for gemm, scatter in parts:
             gemm()
             scatter()
     run.chunks = parts          # (GEMM, col2im) per chunk: benchmarks/overhead.py times them apart
     return run
+
+
+def _shifted_sum(pairs):
+    """The first (offset 0, covering everything) assigned, the others added."""
+    (dst, src), rest = pairs[0], pairs[1:]
+    np.copyto(dst, src)
+    for dst, src in rest:
+        np.add(dst, src, out=dst)
 
 
 @kernel(operands=1)
