@@ -3,10 +3,11 @@
 ``graphnn/recurrent.py`` builds an LSTM of units U over (N, T, F) as
 
 - ``WS = lstm_weights(W, b[, U])``: W, b and U stacked into one (K, 4U) matrix,
-  K = F + 1 (+ U when T > 1), each sigmoid gate's columns (input, forget, output)
-  halved so that sigmoid(z) = (1 + tanh(z / 2)) / 2 costs one tanh over all gates;
+  K = F + 1 (+ U when T > 1), the gates' columns in the order i, f, o, g (the
+  sigmoid gates side by side) and the sigmoid gates' halved, so that
+  sigmoid(z) = (1 + tanh(z / 2)) / 2 costs one tanh over all gates;
 - ``S_t = lstm_cell(WS, x[, S_prev], step=t)``: one step. Its state is feature-major,
-  (7U, N): the rows of the activated gates i, f, g, o, then c, tanh(c) and h, each a
+  (7U, N): the rows of the activated gates i, f, o, g, then c, tanh(c) and h, each a
   contiguous (U, N) block, so every elementwise pass runs over contiguous memory and
   the step's product is one GEMM, WS^T @ [x_t; 1; h_prev];
 - ``lstm_last(S)`` (N, U) or ``lstm_sequence(S_0, ...)`` (N, T, U): the outputs.
@@ -102,7 +103,8 @@ def _weights_grad_shape(shapes, dtypes, attrs):
 
 register(OpDef("lstm_weights", None, _weights_shape, vjp=_weights_vjp,
                flops=lambda ins, out, a: out[0] * out[1],
-               doc="[W; b; U] stacked (K, 4U), the sigmoid gates' columns halved."))
+               doc="[W; b; U] stacked (K, 4U), gate columns in the order i, f, o, g, the "
+                   "sigmoid gates' halved."))
 register(OpDef("lstm_weights_grad", 1, _weights_grad_shape, kind="gradient",
                attrs={"part": Attr(check=lambda v: v in (0, 1, 2), expect="0 (W), 1 (b) or 2 (U)"),
                       "features": _count},
@@ -177,7 +179,7 @@ def _cell_flops(ins, out, attrs):
 
 register(OpDef("lstm_cell", None, _cell_shape, vjp=_cell_vjp, attrs={"step": _step},
                scratch=_cell_scratch, flops=_cell_flops,
-               doc="One LSTM step: the state (7U, N) [i, f, g, o, c, tanh c, h] from "
+               doc="One LSTM step: the state (7U, N) [i, f, o, g, c, tanh c, h] from "
                    "WS^T [x_t; 1; h_prev] and the previous state's c."))
 
 

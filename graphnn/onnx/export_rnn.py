@@ -1,6 +1,7 @@
 """ONNX forms of the LSTM cell ops (compiler/ops/recurrent.py), step by step.
 
-The stacked weights WS = [W; b; U] (sigmoid gates' columns halved) are computed
+The stacked weights WS = [W; b; U] (gate columns i, f, o, g; the sigmoid gates'
+halved) are computed
 from parameters alone, so the exporter writes them as one initializer; each
 step reads its rows with Slice. A step is written batch-major with plain ops:
 z' = x_t W' + b' + h U', one Tanh over the gates, sigmoid = 0.5 tanh + 0.5,
@@ -44,8 +45,8 @@ def lstm_cell(w, node, ins, a):
         z = w.node("Add", [z, hu], f"{node}/z")
     t = w.node("Tanh", [z], f"{node}/tanh_z")
     s = w.node("Add", [w.node("Mul", [t, half], f"{node}/half_tanh"), half], f"{node}/sigmoid")
-    i, f, o = (_cols(w, node, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (3, "o")))
-    g = _cols(w, node, t, 2 * units, 3 * units, "g")
+    i, f, o = (_cols(w, node, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (2, "o")))
+    g = _cols(w, node, t, 3 * units, 4 * units, "g")
     c = w.node("Mul", [i, g], f"{node}/ig" if prev is not None else f"{node}/c")
     if prev is not None:
         c = w.node("Add", [w.node("Mul", [f, f"{prev}/c"], f"{node}/fc"), c], f"{node}/c")

@@ -1,18 +1,19 @@
 """Kernels of the LSTM cell ops (compiler/ops/recurrent.py).
 
-A state is feature-major, (7U, N): rows [i, f, g, o, c, tanh c, h], each a
+A state is feature-major, (7U, N): rows [i, f, o, g, c, tanh c, h], each a
 contiguous (U, N) block, so each elementwise pass below is one NumPy call over
 contiguous memory (a gate column block of a batch-major (N, 4U) array is strided,
 and NumPy runs those about twice as slowly). The stacked weights WS (K, 4U) are
-[W; b; U] with the sigmoid gates' columns halved: z' = WS^T [x_t; 1; h] is z / 2
-for those gates, so one tanh over all four gates gives sigmoid(z) = (1 + tanh(z/2)) / 2
-and tanh(g). Scratch buffers come after the result in ``outs`` (shapes from the
-op records' scratch rules).
+[W; b; U] with the gates' columns reordered from PyTorch's i, f, g, o to i, f, o, g
+(the three sigmoid gates side by side) and the sigmoid gates' columns halved:
+z' = WS^T [x_t; 1; h] is z / 2 for those gates, so one tanh over all four gates
+gives sigmoid(z) = (1 + tanh(z/2)) / 2 and tanh(g). Scratch buffers come after the
+result in ``outs`` (shapes from the op records' scratch rules).
 
 >>> import numpy as np
->>> W, b = np.full((1, 4), 2.0), np.zeros(4)
+>>> W, b = np.array([[1.0, 2.0, 3.0, 4.0]]), np.zeros(4)
 >>> WS = np.empty((2, 4)); lstm_weights([W, b], [WS])(); WS[0]
-array([1., 1., 2., 1.])
+array([0.5, 1. , 2. , 3. ])
 """
 from __future__ import annotations
 
@@ -21,45 +22,44 @@ import numpy as np
 from .base import kernel
 
 
-def gate_scale(gates: int, dtype) -> np.ndarray:
-    """The stacked weights' column factors: 1/2 for the sigmoid gates (input,
-    forget, output), 1 for the cell gate (PyTorch's gate order i, f, g, o).
-
-    >>> gate_scale(4, "float32")
-    array([0.5, 0.5, 1. , 0.5], dtype=float32)
-    """
-    units = gates // 4
-    scale = np.full(gates, 0.5, dtype=dtype)
-    scale[2 * units:3 * units] = 1.0
-    return scale
-
-
 def _rows(a, units, *blocks):
     return [a[k * units:(k + 1) * units] for k in blocks]
+
+
+def _reorder(gates, to_stacked: bool):
+    """[(source columns, destination columns, factor)] moving PyTorch's gate
+    columns i, f, g, o into the stacked order i, f, o, g (sigmoid gates halved),
+    or back (``to_stacked=False``: the gradient's factors are the same)."""
+    u = gates // 4
+    moves = [(slice(0, 2 * u), slice(0, 2 * u), 0.5), (slice(3 * u, 4 * u), slice(2 * u, 3 * u), 0.5),
+             (slice(2 * u, 3 * u), slice(3 * u, 4 * u), 1.0)]
+    return moves if to_stacked else [(dst, src, k) for src, dst, k in moves]
 
 
 @kernel(operands=None)
 def lstm_weights(ins, outs):
     (ws,) = outs
-    features, scale = ins[0].shape[0], gate_scale(ws.shape[1], ws.dtype)
+    features = ins[0].shape[0]
     parts = [(ins[0], ws[:features]), (ins[1], ws[features])]
     if len(ins) == 3:
         parts.append((ins[2], ws[features + 1:]))
+    moves = [(src[..., a], dst[..., b], k) for src, dst in parts for a, b, k in _reorder(ws.shape[1], True)]
 
     def run():
-        for src, dst in parts:
-            np.multiply(src, scale, out=dst)
+        for src, dst, k in moves:
+            np.multiply(src, k, out=dst)
     return run
 
 
 @kernel(operands=1)
 def lstm_weights_grad(ins, outs, part=0, features=1):
     (dws,), (d,) = ins, outs
-    scale = gate_scale(dws.shape[1], dws.dtype)
     src = (dws[:features], dws[features], dws[features + 1:])[part]
+    moves = [(src[..., a], d[..., b], k) for a, b, k in _reorder(dws.shape[1], False)]
 
     def run():
-        np.multiply(src, scale, out=d)
+        for a, b, k in moves:
+            np.multiply(a, k, out=b)
     return run
 
 
@@ -74,12 +74,10 @@ def _inputs(stack, x, step, prev, units):
 
 def _activate(s, units):
     """tanh over the four gates' rows, then (1 + t) / 2 on the sigmoid gates'."""
-    z = s[:4 * units]
+    z, v = s[:4 * units], s[:3 * units]
     np.tanh(z, out=z)
-    for lo, hi in ((0, 2 * units), (3 * units, 4 * units)):
-        v = s[lo:hi]
-        np.multiply(v, 0.5, out=v)
-        np.add(v, 0.5, out=v)
+    np.multiply(v, 0.5, out=v)
+    np.add(v, 0.5, out=v)
 
 
 @kernel(operands=None)
@@ -89,7 +87,7 @@ def lstm_cell(ins, outs, step=0):
     units = ws.shape[1] // 4
     stack, t = scratch[:-units], scratch[-units:]
     weights = ws[:len(stack)].T            # (4U, K): the rows this step's inputs use
-    i, f, g, o, c, tc, h = _rows(s, units, *range(7))
+    i, f, o, g, c, tc, h = _rows(s, units, *range(7))
     c_prev = None if prev is None else prev[4 * units:5 * units]
 
     def run():
@@ -131,12 +129,12 @@ def lstm_cell_grad(ins, outs, fast=False, source="state"):
     so their factor is 2 y (1 - y)), then dc_prev = dc f."""
     d, scratch = outs
     units = ins[2 if source == "next" else 1].shape[0] // 7
-    dc, dh_own, t = scratch[:units], scratch[units:2 * units], scratch[2 * units:]
+    dc, dh_own, t1 = scratch[:units], scratch[units:2 * units], scratch[2 * units:3 * units]
+    wide = scratch[:3 * units]                       # once dc and dh are spent
     s, prev, dc_in, dh, pre, ds = _incoming(ins, source, units, dh_own)
     direct = ds if (ds is not None and not fast) else None    # gate and tanh(c) rows to add
-    i, f, g, o, c, tc, h = _rows(s, units, *range(7))
-    di, df, dg, do = _rows(d, units, 0, 1, 2, 3)
-    t1 = t[:units]
+    i, f, o, g, c, tc, h = _rows(s, units, *range(7))
+    di, df, do, dg = _rows(d, units, 0, 1, 2, 3)
     c_prev = None if prev is None else prev[4 * units:5 * units]
 
     def run():
@@ -150,31 +148,28 @@ def lstm_cell_grad(ins, outs, fast=False, source="state"):
         np.multiply(dc, t1, out=dc)
         if dc_in is not None:
             np.add(dc, dc_in, out=dc)                # dc, all of it
+        np.multiply(dc, i, out=dg)
+        if c_prev is not None:
+            np.multiply(dc, f, out=d[4 * units:])
         np.add(dc, dc, out=t1)                       # 2 dc: the sigmoid gates' factor 2
         np.multiply(t1, g, out=di)
         if c_prev is None:
             df.fill(0.0)
         else:
             np.multiply(t1, c_prev, out=df)
-        np.multiply(dc, i, out=dg)
         np.multiply(dh, tc, out=do)
         np.add(do, do, out=do)
         if direct is not None:                       # the state's own gate rows' gradient
-            for (lo, hi), k in zip(((0, 2 * units), (2 * units, 3 * units), (3 * units, 4 * units)),
-                                   (2.0, 1.0, 2.0)):
-                tt = t[:hi - lo]
-                np.multiply(direct[lo:hi], k, out=tt)
-                np.add(d[lo:hi], tt, out=d[lo:hi])
-        for lo, hi in ((0, 2 * units), (3 * units, 4 * units)):     # times y (1 - y)
-            tt, y = t[:hi - lo], s[lo:hi]
-            np.subtract(1.0, y, out=tt)
-            np.multiply(tt, y, out=tt)
-            np.multiply(d[lo:hi], tt, out=d[lo:hi])
-        np.multiply(g, g, out=t1)                    # times 1 - g^2
+            np.multiply(direct[:3 * units], 2.0, out=wide)
+            np.add(d[:3 * units], wide, out=d[:3 * units])
+            np.add(dg, direct[3 * units:4 * units], out=dg)
+        y, dy = s[:3 * units], d[:3 * units]         # the sigmoid gates: times y (1 - y)
+        np.subtract(1.0, y, out=wide)
+        np.multiply(wide, y, out=wide)
+        np.multiply(dy, wide, out=dy)
+        np.multiply(g, g, out=t1)                    # the cell gate: times 1 - g^2
         np.subtract(1.0, t1, out=t1)
         np.multiply(dg, t1, out=dg)
-        if c_prev is not None:
-            np.multiply(dc, f, out=d[4 * units:])
     return run
 
 

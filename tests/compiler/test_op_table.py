@@ -83,20 +83,24 @@ def _sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
 
-_LSTM_SCALE = np.array([0.5] * 4 + [1.0] * 2 + [0.5] * 2)      # 2 units: i, f, g, o columns
+def _lstm_stack(*weights):
+    """lstm_weights: [W; b; U] with PyTorch's gate columns i, f, g, o (2 units each)
+    reordered to i, f, o, g, the sigmoid gates' halved."""
+    w = np.concatenate([weights[0], weights[1][None], *weights[2:]])
+    return np.concatenate([w[:, :4] / 2, w[:, 6:] / 2, w[:, 4:6]], axis=1)
 
 
 def _lstm_cell(step, units=2):
-    """One LSTM step from stacked weights whose sigmoid columns are halved:
-    i, f, o = sigmoid(2 z'), g = tanh(z'), as a (7U, N) state [i f g o c tanh(c) h]."""
+    """One LSTM step from stacked weights (gates i, f, o, g, sigmoid columns halved):
+    i, f, o = sigmoid(2 z'), g = tanh(z'), as a (7U, N) state [i f o g c tanh(c) h]."""
     def ref(ws, x, prev=None):
         inputs = [x[:, step, :].T, np.ones((1, len(x)))] + ([prev[6 * units:]] if prev is not None else [])
         stack = np.concatenate(inputs)
         z = ws[:len(stack)].T @ stack
-        i, f, g, o = (z[k * units:(k + 1) * units] for k in range(4))
+        i, f, o, g = (z[k * units:(k + 1) * units] for k in range(4))
         i, f, o, g = _sigmoid(2 * i), _sigmoid(2 * f), _sigmoid(2 * o), np.tanh(g)
         c = i * g + (f * prev[4 * units:5 * units] if prev is not None else 0)
-        return np.concatenate([i, f, g, o, c, np.tanh(c), o * np.tanh(c)])
+        return np.concatenate([i, f, o, g, c, np.tanh(c), o * np.tanh(c)])
     return ref
 
 
@@ -235,9 +239,9 @@ CASES = [
     ("gather_elements", {"axis": 0}, [((None, 3, 2), F, "normal"), ((1, 3, 2), "int64", "labels:1")],
      lambda x, i: np.take_along_axis(x, i, 0), (0,)),
     ("lstm_weights", {}, [((3, 8), F, "normal"), ((8,), F, "normal"), ((2, 8), F, "normal")],
-     lambda w, b, u: np.concatenate([w, b[None], u]) * _LSTM_SCALE, (0, 1, 2)),
+     _lstm_stack, (0, 1, 2)),
     ("lstm_weights", {}, [((3, 8), F, "normal"), ((8,), F, "normal")],
-     lambda w, b: np.concatenate([w, b[None]]) * _LSTM_SCALE, (0, 1)),
+     _lstm_stack, (0, 1)),
     ("lstm_cell", {"step": 0}, [((4, 8), F, "normal"), ((None, 2, 3), F, "normal")], _lstm_cell(0), (0, 1)),
     ("lstm_cell", {"step": 2}, [((6, 8), F, "normal"), ((None, 3, 3), F, "normal")], _lstm_cell(2), (0, 1)),
     # a state is feature-major, (7U, N): inputs carry the batch first, so these are concrete
