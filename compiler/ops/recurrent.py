@@ -14,9 +14,10 @@
 
 The gradient of a step is ``lstm_cell_grad`` (the gates' pre-activation gradients
 dz and the carried dc, one (5U, N) block), from which ``lstm_state_grad`` (the
-previous state's), ``lstm_input_grad`` (x_t's) and ``lstm_weights_piece`` (WS's)
-follow. ``lstm_weights``' own gradient gathers the T pieces into one GEMM over all
-steps (``lstm_weights_grad_all``) instead of T products and their sum.
+previous state's) and ``lstm_input_grad`` (x_t's)
+follow; WS's is a running sum, ``lstm_weights_sum``, one per step from the last
+step back, each adding its product [x_t; 1; h_prev] dz_t^T while dz_t is fresh
+(step 0's is WS's whole gradient): no T products kept for an ``add_n``.
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["lstm_weights"].infer([(3, 8), (8,), (2, 8)], ["float32"] * 3, {})
@@ -27,7 +28,7 @@ steps (``lstm_weights_grad_all``) instead of T products and their sum.
 from __future__ import annotations
 
 from ..errors import OpShapeError
-from ..ir import operands
+from ..ir import consumers, operands
 from .base import Attr, OpDef, fmt_shape, register, same_dtype
 
 # Gradient producers whose result is zero in a state's gate and tanh(c) rows: a
@@ -71,28 +72,9 @@ def _weights_shape(shapes, dtypes, attrs):
     return (rows, w[1]), same_dtype(dtypes, *range(len(shapes)))
 
 
-def _gather_pieces(ctx, dy):
-    """One lstm_weights_grad_all for the T steps' pieces summed in ``dy``, or None
-    when ``dy`` is not exactly those pieces (then it is used as it is)."""
-    g = ctx.g
-    parts = operands(g, dy) if g.nodes[dy]["op"] == "add_n" else []
-    if not parts or any(g.nodes[p]["op"] != "lstm_weights_piece" for p in parts):
-        return None
-    pieces = sorted((g.nodes[p]["step"], operands(g, p)) for p in parts)
-    x = pieces[0][1][1]
-    steps = g.nodes[x]["shape"][1]
-    if [s for s, _ in pieces] != list(range(steps)) or any(ins[1] != x for _, ins in pieces):
-        return None
-    deltas = [ins[0] for _, ins in pieces]
-    states = [ins[2] for _, ins in pieces[1:]]
-    return ctx.emit("lstm_weights_grad_all", [x, *deltas, *states])
-
-
 def _weights_vjp(ctx, ins, out, dy, attrs):
-    gathered = _gather_pieces(ctx, dy) or dy
     features = ctx.shape(ins[0])[0]
-    return [ctx.emit("lstm_weights_grad", [gathered], part=k, features=features)
-            for k in range(len(ins))]
+    return [ctx.emit("lstm_weights_grad", [dy], part=k, features=features) for k in range(len(ins))]
 
 
 def _weights_grad_shape(shapes, dtypes, attrs):
@@ -162,14 +144,35 @@ def _step_gradient(ctx, dy, out, prev):
     return ctx.emit("lstm_cell_grad", [dy, out, *prev], fast=_zero_in_gates(ctx.g, dy))
 
 
+def _same_layer(g, cell, step, ws, x) -> bool:
+    d = g.nodes[cell]
+    return d["op"] == "lstm_cell" and d["step"] == step and operands(g, cell)[:2] == [ws, x]
+
+
+def _running_sum(ctx, out, t, ws, x):
+    """The next step's lstm_weights_sum (its VJP runs first), or None when no
+    later step of this layer is on the gradient's path."""
+    for reader in consumers(ctx.g, out):
+        if _same_layer(ctx.g, reader, t + 1, ws, x) and f"{reader}/grad_lstm_weights_sum" in ctx.g:
+            return f"{reader}/grad_lstm_weights_sum"
+    return None
+
+
 def _cell_vjp(ctx, ins, out, dy, attrs):
+    """The step's gradient block, then WS's gradient as a running sum over the
+    steps (last step first: each step adds its part while its block is fresh),
+    handed to autodiff by the earliest step, whose sum holds them all; x_t's
+    and the previous state's."""
     ws, x, prev = ins[0], ins[1], ins[2:]
     t, steps = attrs["step"], ctx.shape(x)[1]
     delta = _step_gradient(ctx, dy, out, prev)
-    dws = ctx.emit("lstm_weights_piece", [delta, x, *prev], step=t, rows=ctx.shape(ws)[0])
+    later = _running_sum(ctx, out, t, ws, x)
+    total = ctx.emit("lstm_weights_sum", [delta, x, *prev, *([later] if later else [])], step=t,
+                     rows=ctx.shape(ws)[0], accumulate=later is not None)
+    earlier = prev and _same_layer(ctx.g, prev[0], t - 1, ws, x)     # it carries the sum on
     dx = ctx.emit("slice_grad", [ctx.emit("lstm_input_grad", [delta, ws], features=ctx.shape(x)[2])],
                   axis=1, start=t, stop=t + 1, size=steps)
-    return [dws, dx] + ([ctx.emit("lstm_state_grad", [delta, ws])] if prev else [])
+    return [None if earlier else total, dx] + ([ctx.emit("lstm_state_grad", [delta, ws])] if prev else [])
 
 
 def _cell_flops(ins, out, attrs):
@@ -264,47 +267,32 @@ register(OpDef("lstm_input_grad", 2, _x_grad_shape, kind="gradient", attrs={"fea
                doc="x_t's gradient (N, 1, F): W_scaled dz, transposed."))
 
 
-def _piece_shape(shapes, dtypes, attrs):
-    if len(shapes) not in (2, 3):
-        raise OpShapeError(f"expected the step gradient, x and optionally the previous state, "
-                           f"got {len(shapes)} operands")
-    delta, x = shapes[:2]
-    units = _delta_units(delta, len(shapes) == 3)
-    return (attrs["rows"], 4 * units), same_dtype(dtypes, *range(len(shapes)))
+def _sum_shape(shapes, dtypes, attrs):
+    accumulate = attrs["accumulate"]
+    recurrent = len(shapes) - 2 - accumulate          # the previous state, or none
+    if recurrent not in (0, 1):
+        raise OpShapeError(f"expected the step gradient, x, optionally the previous state"
+                           f"{' and the running sum' * accumulate}, got {len(shapes)} operands")
+    units = _delta_units(shapes[0], recurrent)
+    out = (attrs["rows"], 4 * units)
+    if accumulate and tuple(shapes[-1]) != out:
+        raise OpShapeError(f"the running sum has shape {fmt_shape(shapes[-1])}, expected {fmt_shape(out)}")
+    return out, same_dtype(dtypes, *range(len(shapes)))
 
 
-def _piece_scratch(in_shapes, out_shape, attrs, dtype):
-    units, features = out_shape[1] // 4, in_shapes[1][2]
-    return [((features + 1 + (units if len(in_shapes) == 3 else 0), in_shapes[1][0]), dtype)]
+def _sum_scratch(in_shapes, out_shape, attrs, dtype):
+    units, (batch, _, features) = out_shape[1] // 4, in_shapes[1]
+    recurrent = len(in_shapes) - 2 - attrs["accumulate"]
+    return [((features + 1 + units * recurrent, batch), dtype)]       # [x_t; 1; h_prev]
 
 
-register(OpDef("lstm_weights_piece", None, _piece_shape, kind="gradient",
-               attrs={"step": _step, "rows": _count}, scratch=_piece_scratch,
-               flops=lambda ins, out, a: 2 * out[0] * out[1],
-               doc="One step's part of the stacked weights' gradient: [x_t; 1; h_prev] dz^T "
-                   "(rows past the inputs it has are zero)."))
-
-
-def _grad_all_shape(shapes, dtypes, attrs):
-    x = shapes[0]
-    steps = x[1]
-    if len(shapes) != 2 * steps:
-        raise OpShapeError(f"expected x, {steps} step gradients and {steps - 1} states, got "
-                           f"{len(shapes)} operands")
-    units = _delta_units(shapes[1], False)
-    rows = x[2] + 1 + (units if steps > 1 else 0)
-    return (rows, 4 * units), same_dtype(dtypes, *range(len(shapes)))
-
-
-def _grad_all_scratch(in_shapes, out_shape, attrs, dtype):
-    batch, steps = in_shapes[0][:2]
-    return [((out_shape[0], steps, batch), dtype), ((out_shape[1], steps, batch), dtype)]
-
-
-register(OpDef("lstm_weights_grad_all", None, _grad_all_shape, kind="gradient",
-               scratch=_grad_all_scratch, flops=lambda ins, out, a: 2 * out[0] * out[1] * ins[0][1],
-               doc="The stacked weights' gradient over all steps as one product: "
-                   "[x_t; 1; h_t-1] side by side for every t, times every step's dz."))
+register(OpDef("lstm_weights_sum", None, _sum_shape, kind="gradient",
+               attrs={"step": _step, "rows": _count,
+                      "accumulate": Attr(False, lambda v: isinstance(v, bool), "True or False")},
+               scratch=_sum_scratch, flops=lambda ins, out, a: 2 * out[0] * out[1],
+               doc="The stacked weights' gradient summed from step t on: [x_t; 1; h_prev] dz_t^T "
+                   "(rows past the inputs it has are zero), plus the later steps' sum "
+                   "(accumulate)."))
 
 
 # ------------------------------------------------------------------ outputs

@@ -200,38 +200,20 @@ def lstm_input_grad(ins, outs, features=1):
 
 
 @kernel(operands=None)
-def lstm_weights_piece(ins, outs, step=0, rows=1):
-    delta, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
-    piece, stack = outs
-    units = piece.shape[1] // 4
-    used, rest = piece[:len(stack)], piece[len(stack):]
+def lstm_weights_sum(ins, outs, step=0, rows=1, accumulate=False):
+    delta, x = ins[0], ins[1]
+    prev = ins[2] if len(ins) - accumulate == 3 else None
+    later = ins[-1] if accumulate else None
+    total, stack = outs
+    units = total.shape[1] // 4
+    used, rest, dz = total[:len(stack)], total[len(stack):], delta[:4 * units]
 
     def run():
         _inputs(stack, x, step, prev, units)
-        np.matmul(stack, delta[:4 * units].T, out=used)
+        np.matmul(stack, dz.T, out=used)
         rest.fill(0.0)
-    return run
-
-
-@kernel(operands=None)
-def lstm_weights_grad_all(ins, outs):
-    x, steps = ins[0], ins[0].shape[1]
-    deltas, states = ins[1:1 + steps], ins[1 + steps:]
-    grad, stacks, dzs = outs
-    gates, features = grad.shape[1], x.shape[2]
-    units = gates // 4
-    flat_in, flat_dz = stacks.reshape(len(stacks), -1), dzs.reshape(gates, -1)
-
-    def run():
-        np.copyto(stacks[:features], x.transpose(2, 1, 0))
-        stacks[features].fill(1.0)
-        if states:
-            stacks[features + 1:, 0].fill(0.0)           # h before the first step
-            for t, s in enumerate(states, start=1):
-                np.copyto(stacks[features + 1:, t], s[6 * units:])
-        for t, delta in enumerate(deltas):
-            np.copyto(dzs[:, t], delta[:gates])
-        np.matmul(flat_in, flat_dz.T, out=grad)
+        if later is not None:
+            np.add(total, later, out=total)
     return run
 
 

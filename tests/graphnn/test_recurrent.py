@@ -88,20 +88,23 @@ def test_shared_weights_get_one_summed_gradient():
     assert train.nodes[grad]["op"] == "add_n"       # the steps' contributions, summed once
 
 
-def test_lstm_weights_get_one_product_over_all_steps():
-    """The LSTM's T per-step weight gradients are gathered into one GEMM over all
-    steps (lstm_weights_grad_all), and W, b and U each read their part of it."""
+def test_lstm_weights_get_one_running_sum_over_the_steps():
+    """The LSTM's stacked weights get their gradient as one chain of
+    lstm_weights_sum, last step first, each adding its step's product (no add_n
+    of T products), and W, b and U each read their part of its end."""
     g, x, out = build("lstm", False, steps=3)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
     train = model._build(((None, 5), "float64", False))["train"]
     ops = {n: d["op"] for n, d in train.nodes(data=True)}
-    assert list(ops.values()).count("lstm_weights_grad_all") == 1
-    assert "lstm_weights_piece" not in ops.values() and "add_n" not in ops.values()
+    sums = {train.nodes[n]["step"]: n for n, op in ops.items() if op == "lstm_weights_sum"}
+    assert sorted(sums) == [0, 1, 2] and "add_n" not in ops.values()
+    assert [train.nodes[sums[t]]["accumulate"] for t in (0, 1, 2)] == [True, True, False]
+    for t in (0, 1):
+        assert sums[t + 1] in train.predecessors(sums[t])
     for p in ("W", "b", "U"):
         (grad,) = [src for src in train.predecessors(f"rnn/{p}/update") if "grad" in src]
-        assert ops[grad] == "lstm_weights_grad"
-        assert ops[next(iter(train.predecessors(grad)))] == "lstm_weights_grad_all"
+        assert ops[grad] == "lstm_weights_grad" and sums[0] in train.predecessors(grad)
 
 
 def test_bad_input_is_named():
