@@ -141,8 +141,9 @@ def lower_pool_grad(rw, node, ins) -> bool:
     dy, z, pool = ins
     plan = getattr(rw, "block_plans", {}).get(z)
     if plan is None:
-        relu = relu_after_pool_grad(rw.g, node, getattr(rw, "outputs", ()))
-        if relu is None or getattr(rw, "outputs", None) is None:
+        outputs = getattr(rw, "outputs", None)
+        relu = None if outputs is None else relu_after_pool_grad(rw.g, node, outputs)
+        if relu is None:
             return False
         from .ops import OPS
         attrs = op_attrs(rw.g, node)

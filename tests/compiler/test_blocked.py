@@ -173,3 +173,16 @@ def test_max_pool_blocks_and_gradient_match_window_loops(size, tile):
     for _ in range(2):                        # a second step finds no state left by the first
         run()
         np.testing.assert_array_equal(dx, _tile_order(want_dx, *tile))
+
+
+def test_lowering_without_the_outputs_keeps_image_order_and_the_relu_gradient():
+    """lower(g) alone does not know what the program returns: no tile order, no move."""
+    from graphnn.compiler.fuse import fuse_epilogues
+    from graphnn.compiler.lower import lower
+    g, y = conv_pool(CASES[0])
+    t = g.input("t", (None, 8, 4, 5))
+    loss = g.mse(y, t, reduction="sum", name="loss")
+    checked, grads = differentiate(check_graph(g.nx, [y.name, loss.name]), loss.name, ["c/W"])
+    lowered = lower(fuse_epilogues(checked, [y.name, *grads.values()]))
+    ops = [d["op"] for _, d in lowered.nodes(data=True)]
+    assert "max_pool_blocks" not in ops and "max_pool2d_grad" in ops
