@@ -14,10 +14,10 @@
 
 The gradient of a step is ``lstm_cell_grad`` (the gates' pre-activation gradients
 dz and the carried dc, one (5U, N) block), from which ``lstm_state_grad`` (the
-previous state's) and ``lstm_input_grad`` (x_t's)
-follow; WS's is a running sum, ``lstm_weights_sum``, one per step from the last
-step back, each adding its product [x_t; 1; h_prev] dz_t^T while dz_t is fresh
-(step 0's is WS's whole gradient): no T products kept for an ``add_n``.
+previous state's) and ``lstm_input_grad`` (x_t's) follow. WS's is a running sum,
+``lstm_weights_sum``, one per step from the last step back, each adding its
+product [x_t; 1; h_prev] dz_t^T while dz_t is fresh (step 0's is WS's whole
+gradient): no T products kept for an ``add_n``.
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["lstm_weights"].infer([(3, 8), (8,), (2, 8)], ["float32"] * 3, {})

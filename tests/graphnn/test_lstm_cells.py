@@ -87,3 +87,15 @@ def test_the_step_gradients_sources_agree():
     only_h[6 * units:] = dh.T
     np.testing.assert_allclose(_step_gradient([dh, state, prev], source="last"),
                                _step_gradient([only_h, state, prev]), rtol=1e-13)
+
+
+def test_a_cell_with_mismatched_operands_is_refused_with_the_operand_named():
+    from graphnn.compiler.errors import OpShapeError
+    from graphnn.compiler.ops import OPS
+    cell = OPS["lstm_cell"]
+    with pytest.raises(OpShapeError, match="stacked weights have 7 rows, expected 6"):
+        cell.infer([(7, 8), (None, 3, 3), (14, None)], ["float32"] * 3, {"step": 1})
+    with pytest.raises(OpShapeError, match="previous state has shape \\(12, N\\)"):
+        cell.infer([(6, 8), (None, 3, 3), (12, None)], ["float32"] * 3, {"step": 1})
+    with pytest.raises(OpShapeError, match="step 3 is past the 3 steps"):
+        cell.infer([(6, 8), (None, 3, 3), (14, None)], ["float32"] * 3, {"step": 3})
