@@ -35,6 +35,28 @@ def masked_routing(dy, x, y, dx, hit, rest):
     return run
 
 
+def tile_order(x, dy, rounds):
+    """The same pooling on x laid out in 2 x 2 tile order (max_pool_blocks and
+    its gradient), as the lowering does for a convolution only a tiling pool reads."""
+    n, c, h, w = x.shape
+    xt = np.ascontiguousarray(x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 5, 2, 4)).reshape(
+        n, c, 4, (h // 2) * (w // 2))
+    y, dx = np.empty(dy.shape, x.dtype), np.empty_like(xt)
+    forward = bind(KERNELS["max_pool_blocks"], [xt], [y], {})
+    forward()
+    scratch = [np.empty(dy.shape, bool), np.empty(dy.shape, x.dtype)]
+    backward = bind(KERNELS["max_pool_blocks_grad"], [dy, xt, y], [dx, *scratch], {})
+    times = {"forward": [], "backward": []}
+    for _ in range(rounds):
+        for name, fn in (("forward", forward), ("backward", backward)):
+            t = time.thread_time()
+            for _ in range(10):
+                fn()
+            times[name].append((time.thread_time() - t) / 10)
+    fwd, bwd = (float(np.median(times[k])) for k in ("forward", "backward"))
+    return f"forward {fwd * 1e3:.2f} ms, backward / forward {bwd / fwd:.2f}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -67,6 +89,7 @@ def main(argv=None):
             print(f"{shape}: forward {med['forward'] * 1e3:.2f} ms, backward / forward "
                   f"{med['backward'] / med['forward']:.2f}, masked routing / forward "
                   f"{med['masked'] / med['forward']:.2f}")
+            print(f"{shape} in tile order (compiler/blocked.py): " + tile_order(x, dy, args.rounds))
 
 
 if __name__ == "__main__":
