@@ -33,7 +33,9 @@ from .base import Attr, OpDef, fmt_shape, register, same_dtype
 
 # Gradient producers whose result is zero in a state's gate and tanh(c) rows: a
 # step fed by them only needs the c and h rows of its output's gradient.
-STATE_GRADIENTS = ("lstm_state_grad", "lstm_last_grad", "lstm_sequence_grad")
+STATE_GRADIENTS = ("lstm_state_grad", "lstm_last_grad", "lstm_sequence_grad",
+                   "gru_state_grad", "gru_last_grad", "gru_sequence_grad")
+CELLS = ("lstm_cell", "gru_cell")            # step ops sharing the gradient's plumbing below
 
 _step = Attr(check=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
              expect="a time step (int >= 0)")
@@ -136,17 +138,17 @@ def _step_gradient(ctx, dy, out, prev):
     (or lstm_last's gradient) alone, read what that was made from instead: the next
     step's gradient block and WS (dh = U' dz there), or the output's gradient; the
     padded state gradient then has no reader and is pruned."""
-    made_by = ctx.g.nodes[dy]["op"]
-    if made_by == "lstm_state_grad":
-        return ctx.emit("lstm_cell_grad", [*operands(ctx.g, dy), out, *prev], source="next")
-    if made_by == "lstm_last_grad":
-        return ctx.emit("lstm_cell_grad", [*operands(ctx.g, dy), out, *prev], source="last")
-    return ctx.emit("lstm_cell_grad", [dy, out, *prev], fast=_zero_in_gates(ctx.g, dy))
+    made_by, kind = ctx.g.nodes[dy]["op"], ctx.g.nodes[out]["op"].split("_")[0]
+    if made_by == f"{kind}_state_grad":
+        return ctx.emit(f"{kind}_cell_grad", [*operands(ctx.g, dy), out, *prev], source="next")
+    if made_by == f"{kind}_last_grad":
+        return ctx.emit(f"{kind}_cell_grad", [*operands(ctx.g, dy), out, *prev], source="last")
+    return ctx.emit(f"{kind}_cell_grad", [dy, out, *prev], fast=_zero_in_gates(ctx.g, dy))
 
 
 def _same_layer(g, cell, step, ws, x) -> bool:
     d = g.nodes[cell]
-    return d["op"] == "lstm_cell" and d["step"] == step and operands(g, cell)[:2] == [ws, x]
+    return d["op"] in CELLS and d["step"] == step and operands(g, cell)[:2] == [ws, x]
 
 
 def _running_sum(ctx, out, t, ws, x):
@@ -158,11 +160,13 @@ def _running_sum(ctx, out, t, ws, x):
     return None
 
 
-def _cell_vjp(ctx, ins, out, dy, attrs):
+def cell_vjp(ctx, ins, out, dy, attrs):
     """The step's gradient block, then WS's gradient as a running sum over the
     steps (last step first: each step adds its part while its block is fresh),
     handed to autodiff by the earliest step, whose sum holds them all; x_t's
-    and the previous state's."""
+    and the previous state's. Shared by lstm_cell and gru_cell: both keep h in
+    their state's last rows and write a (4U [+ U], N) gradient block."""
+    kind = ctx.g.nodes[out]["op"].split("_")[0]
     ws, x, prev = ins[0], ins[1], ins[2:]
     t, steps = attrs["step"], ctx.shape(x)[1]
     delta = _step_gradient(ctx, dy, out, prev)
@@ -172,7 +176,7 @@ def _cell_vjp(ctx, ins, out, dy, attrs):
     earlier = prev and _same_layer(ctx.g, prev[0], t - 1, ws, x)     # it carries the sum on
     dx = ctx.emit("slice_grad", [ctx.emit("lstm_input_grad", [delta, ws], features=ctx.shape(x)[2])],
                   axis=1, start=t, stop=t + 1, size=steps)
-    return [None if earlier else total, dx] + ([ctx.emit("lstm_state_grad", [delta, ws])] if prev else [])
+    return [None if earlier else total, dx] + ([ctx.emit(f"{kind}_state_grad", [delta, ws])] if prev else [])
 
 
 def _cell_flops(ins, out, attrs):
@@ -180,7 +184,7 @@ def _cell_flops(ins, out, attrs):
     return 2 * rows * gates + 12 * gates        # per sample: the product, then the gates
 
 
-register(OpDef("lstm_cell", None, _cell_shape, vjp=_cell_vjp, attrs={"step": _step},
+register(OpDef("lstm_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step},
                scratch=_cell_scratch, flops=_cell_flops,
                doc="One LSTM step: the state (7U, N) [i, f, o, g, c, tanh c, h] from "
                    "WS^T [x_t; 1; h_prev] and the previous state's c."))

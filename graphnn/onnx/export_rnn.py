@@ -1,13 +1,13 @@
-"""ONNX forms of the LSTM cell ops (compiler/ops/recurrent.py), step by step.
+"""ONNX forms of the LSTM and GRU cell ops (compiler/ops/recurrent.py, gru.py), step by step.
 
 The stacked weights WS = [W; b; U] (gate columns i, f, o, g; the sigmoid gates'
 halved) are computed
 from parameters alone, so the exporter writes them as one initializer; each
 step reads its rows with Slice. A step is written batch-major with plain ops:
 z' = x_t W' + b' + h U', one Tanh over the gates, sigmoid = 0.5 tanh + 0.5,
-c = f c_prev + i g, h = o tanh(c). Only these converters read a state, so in
-the ONNX graph a state is its h (named after the cell node) and its c
-(``<cell>/c``).
+c = f c_prev + i g, h = o tanh(c) (the GRU's likewise). Only these converters
+read a state, so in the ONNX graph a state is its h (named after the cell node)
+and, for the LSTM, its c (``<cell>/c``).
 
 >>> from graphnn import Graph, Model
 >>> from graphnn.onnx.exporter import export_model
@@ -53,6 +53,30 @@ def lstm_cell(w, node, ins, a):
     return w.node("Mul", [o, w.node("Tanh", [c], f"{node}/tanh_c")], node)
 
 
+def gru_cell(w, node, ins, a):
+    """GS's columns: r, z (halved), x's n part, h's n part (compiler/ops/gru.py)."""
+    gs, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
+    units, features = w.shape(gs)[1] // 4, w.shape(x)[2]
+    half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
+    t = a["step"]
+    xt = w.node("Flatten", [_cols(w, node, x, t, t + 1, "x_t")], f"{node}/x", axis=1)     # (N, F)
+    z = w.node("MatMul", [xt, _rows(w, node, gs, 0, features, "W")], f"{node}/xW")
+    z = w.node("Add", [z, _rows(w, node, gs, features, features + 1, "b")], f"{node}/xWb")
+    if prev is not None:
+        hu = w.node("MatMul", [prev, _rows(w, node, gs, features + 1, features + 1 + units, "U")], f"{node}/hU")
+        z = w.node("Add", [z, hu], f"{node}/z")
+    rz = w.node("Tanh", [_cols(w, node, z, 0, 2 * units, "rz_in")], f"{node}/tanh_rz")
+    rz = w.node("Add", [w.node("Mul", [rz, half], f"{node}/half_tanh"), half], f"{node}/rz")
+    r, u = _cols(w, node, rz, 0, units, "r"), _cols(w, node, rz, units, 2 * units, "u")
+    gated = w.node("Mul", [r, _cols(w, node, z, 3 * units, 4 * units, "hn")], f"{node}/r_hn")
+    n = w.node("Tanh", [w.node("Add", [_cols(w, node, z, 2 * units, 3 * units, "xn"), gated],
+                               f"{node}/n_in")], f"{node}/n")
+    if prev is None:                                    # h' = n - z n
+        return w.node("Sub", [n, w.node("Mul", [u, n], f"{node}/zn")], node)
+    diff = w.node("Sub", [prev, n], f"{node}/h_minus_n")
+    return w.node("Add", [n, w.node("Mul", [u, diff], f"{node}/zd")], node)
+
+
 def lstm_last(w, node, ins, a):
     return w.node("Identity", ins, node)
 
@@ -63,4 +87,5 @@ def lstm_sequence(w, node, ins, a):
     return w.node("Concat", rows, node, axis=1) if len(rows) > 1 else w.node("Identity", rows, node)
 
 
-EXPORTERS = {"lstm_cell": lstm_cell, "lstm_last": lstm_last, "lstm_sequence": lstm_sequence}
+EXPORTERS = {"lstm_cell": lstm_cell, "lstm_last": lstm_last, "lstm_sequence": lstm_sequence,
+             "gru_cell": gru_cell, "gru_last": lstm_last, "gru_sequence": lstm_sequence}

@@ -69,7 +69,7 @@ def _inputs(stack, x, step, prev, units):
     np.copyto(stack[:features], x[:, step, :].T)
     stack[features].fill(1.0)
     if prev is not None:
-        np.copyto(stack[features + 1:], prev[6 * units:])
+        np.copyto(stack[features + 1:], prev[len(prev) - units:])    # h: a state's last rows
 
 
 def _activate(s, units):

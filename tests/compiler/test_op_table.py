@@ -104,6 +104,32 @@ def _lstm_cell(step, units=2):
     return ref
 
 
+
+def _gru_stack(w, b, bh, *u):
+    """gru_weights: columns r, z (halved), x's n part, h's n part."""
+    units, features = w.shape[1] // 3, w.shape[0]
+    rows = [np.concatenate([w[:, :2 * units] / 2, w[:, 2 * units:], np.zeros((features, units))], 1),
+            np.concatenate([(b[:2 * units] + bh[:2 * units]) / 2, b[2 * units:], bh[2 * units:]])[None]]
+    if u:
+        rows.append(np.concatenate([u[0][:, :2 * units] / 2, np.zeros((units, units)), u[0][:, 2 * units:]], 1))
+    return np.concatenate(rows)
+
+
+def _gru_cell(step, units=2):
+    """One GRU step from stacked weights: r, z = sigmoid(2 z'), n = tanh(a + r b'),
+    h = (1 - z) n + z h_prev, as a (5U, N) state [r z n b' h]."""
+    def ref(gs, x, prev=None):
+        inputs = [x[:, step, :].T, np.ones((1, len(x)))] + ([prev[4 * units:]] if prev is not None else [])
+        stack = np.concatenate(inputs)
+        v = gs[:len(stack)].T @ stack
+        r, z, a, b = (v[k * units:(k + 1) * units] for k in range(4))
+        r, z = _sigmoid(2 * r), _sigmoid(2 * z)
+        n = np.tanh(a + r * b)
+        h = (1 - z) * n + (z * prev[4 * units:] if prev is not None else 0)
+        return np.concatenate([r, z, n, b, h])
+    return ref
+
+
 F = "float64"
 # op, attrs, operands [(shape, dtype, sampler)], reference, differentiable operand ports
 CASES = [
@@ -250,6 +276,17 @@ CASES = [
     ("lstm_last", {}, [((14, 5), F, "normal")], lambda s: s[12:].T, (0,)),
     ("lstm_sequence", {}, [((14, 5), F, "normal")] * 3,
      lambda *s: np.stack([v[12:].T for v in s], axis=1), (0, 1, 2)),
+    ("gru_weights", {}, [((3, 6), F, "normal"), ((6,), F, "normal"), ((6,), F, "normal"),
+                         ((2, 6), F, "normal")], _gru_stack, (0, 1, 2, 3)),
+    ("gru_weights", {}, [((3, 6), F, "normal"), ((6,), F, "normal"), ((6,), F, "normal")],
+     _gru_stack, (0, 1, 2)),
+    ("gru_cell", {"step": 0}, [((4, 8), F, "normal"), ((None, 2, 3), F, "normal")], _gru_cell(0), (0, 1)),
+    ("gru_cell", {"step": 2}, [((6, 8), F, "normal"), ((None, 3, 3), F, "normal")], _gru_cell(2), (0, 1)),
+    ("gru_cell", {"step": 1}, [((6, 8), F, "normal"), ((5, 3, 3), F, "normal"),
+                               ((10, 5), F, "normal")], _gru_cell(1), (0, 1, 2)),
+    ("gru_last", {}, [((10, 5), F, "normal")], lambda s: s[8:].T, (0,)),
+    ("gru_sequence", {}, [((10, 5), F, "normal")] * 3,
+     lambda *s: np.stack([v[8:].T for v in s], axis=1), (0, 1, 2)),
 ]
 IDS = [f"{c[0]}-{i}" for i, c in enumerate(CASES)]
 

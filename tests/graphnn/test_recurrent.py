@@ -79,20 +79,12 @@ def test_gradients_through_time_match_finite_differences(kind):
     assert gradient_check(checked, loss.name, params, feeds, batch=2) <= 1e-6
 
 
-def test_shared_weights_get_one_summed_gradient():
-    g, x, out = build("gru", False, steps=3)
-    model = Model(g, inputs=x, outputs=out)
-    model.compile(loss="mse", optimizer="sgd")
-    train = model._build(((None, 5), "float64", False))["train"]
-    (grad,) = [src for src in train.predecessors("rnn/U/update") if "grad" in src]
-    assert train.nodes[grad]["op"] == "add_n"       # the steps' contributions, summed once
-
-
-def test_lstm_weights_get_one_running_sum_over_the_steps():
-    """The LSTM's stacked weights get their gradient as one chain of
-    lstm_weights_sum, last step first, each adding its step's product (no add_n
-    of T products), and W, b and U each read their part of its end."""
-    g, x, out = build("lstm", False, steps=3)
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_weights_get_one_running_sum_over_the_steps(kind):
+    """The stacked weights get their gradient as one chain of lstm_weights_sum,
+    last step first, each adding its step's product (no add_n of T products),
+    and every parameter reads its part of the chain's end."""
+    g, x, out = build(kind, False, steps=3)
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
     train = model._build(((None, 5), "float64", False))["train"]
@@ -102,9 +94,10 @@ def test_lstm_weights_get_one_running_sum_over_the_steps():
     assert [train.nodes[sums[t]]["accumulate"] for t in (0, 1, 2)] == [True, True, False]
     for t in (0, 1):
         assert sums[t + 1] in train.predecessors(sums[t])
-    for p in ("W", "b", "U"):
+    params = ("W", "b", "U") + (("b_recurrent",) if kind == "gru" else ())
+    for p in params:
         (grad,) = [src for src in train.predecessors(f"rnn/{p}/update") if "grad" in src]
-        assert ops[grad] == "lstm_weights_grad" and sums[0] in train.predecessors(grad)
+        assert ops[grad] == f"{kind}_weights_grad" and sums[0] in train.predecessors(grad)
 
 
 def test_bad_input_is_named():
@@ -114,18 +107,21 @@ def test_bad_input_is_named():
         g.lstm(x, 4)
 
 
-def test_step_slices_share_one_gradient_buffer():
-    """The T slices of the GRU's input projection get one slices_grad, not T padded
-    copies summed by add_n, and so do each step's three gate slices of the
-    projected input and of the recurrent product (measured: the LSTM step of
-    mnist_lstm.py halved when it was built this way)."""
-    g, x, out = build("gru", False, steps=5)
+def test_a_stacked_layers_input_gradient_is_one_buffer():
+    """The T steps of a layer over another layer's sequence each read one step of
+    it: their input gradients go into one slices_grad, not T padded copies
+    summed by add_n (measured: the unrolled LSTM step of mnist_lstm.py halved)."""
+    g = Graph(dtype="float64")
+    x = g.input("x", (None, 5, 3))
+    out = g.gru(g.lstm(x, 4, return_sequences=True, name="first"), 3, name="second")
     model = Model(g, inputs=x, outputs=out)
     model.compile(loss="mse", optimizer="sgd")
-    train = model._build(((None, 5), "float64", False))["train"]
+    train = model._build(((None, 3), "float64", False))["train"]
     ops = {n: d["op"] for n, d in train.nodes(data=True)}
-    assert ops["rnn/input_gates/grad_slices_grad"] == "slices_grad"
-    assert list(ops.values()).count("slices_grad") == 5 + 4 + 1    # per step's x gates, h gates; input
+    assert "slice_grad" not in ops.values()
+    (gathered,) = [n for n, op in ops.items() if op == "slices_grad"]
+    assert len(list(train.predecessors(gathered))) == 5
+    assert ops[next(iter(train.successors(gathered)))] == "lstm_sequence_grad"
 
 
 def test_overlapping_slices_add_up():

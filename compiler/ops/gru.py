@@ -1,0 +1,187 @@
+"""The GRU cell ops: the LSTM's layout (compiler/ops/recurrent.py) for PyTorch's GRU.
+
+r = s(x Wr + br + h Ur + bhr), z = s(x Wz + bz + h Uz + bhz),
+n = tanh(x Wn + bn + r (h Un + bhn)), h' = n + z (h - n).
+
+- ``GS = gru_weights(W, b, b_recurrent[, U])`` (K, 4U), K = F + 1 (+ U): the columns
+  [r, z, a, b'] where a = x Wn + bn and b' = h Un + bhn must stay apart (r multiplies
+  b' alone), so the x rows hold [Wr, Wz, Wn, 0], the bias row [br + bhr, bz + bhz,
+  bn, bhn] and the h rows [Ur, Uz, 0, Un]; the sigmoid gates' columns are halved
+  (one tanh then gives both sigmoids, as for the LSTM);
+- ``S_t = gru_cell(GS, x[, S_prev], step=t)``: the state (5U, N), rows [r, z, n, b', h];
+- ``gru_last`` / ``gru_sequence``: h of the last state / of every state.
+
+A step's gradient block is ``gru_cell_grad``: the gradients of the four scaled
+pre-activation rows and, with a previous state, h_prev's direct part z dh. The
+weights' running sum (``lstm_weights_sum``) and x_t's gradient (``lstm_input_grad``)
+are the LSTM's ops: both read only [x_t; 1; h_prev] and the block's first 4U rows.
+
+>>> from graphnn.compiler.ops import OPS
+>>> OPS["gru_weights"].infer([(3, 6), (6,), (6,), (2, 6)], ["float32"] * 4, {})
+((6, 8), 'float32')
+>>> OPS["gru_cell"].infer([(6, 8), (None, 4, 3), (10, None)], ["float32"] * 3, {"step": 1})
+((10, None), 'float32')
+"""
+from __future__ import annotations
+
+from ..errors import OpShapeError
+from .base import Attr, OpDef, fmt_shape, register, same_dtype
+from .recurrent import GRADIENT_SOURCES, _count, _step, cell_vjp
+
+
+def _units(shape, what):
+    if len(shape) != 2 or shape[1] % 3:
+        raise OpShapeError(f"{what} must be (rows, 3 units), got {fmt_shape(shape)}")
+    return shape[1] // 3
+
+
+def _weights_shape(shapes, dtypes, attrs):
+    if len(shapes) not in (3, 4):
+        raise OpShapeError(f"expected W, b, b_recurrent and optionally U, got {len(shapes)} operands")
+    w = shapes[0]
+    units = _units(w, "W")
+    for b, what in zip(shapes[1:3], ("b", "b_recurrent")):
+        if tuple(b) != (3 * units,):
+            raise OpShapeError(f"{what} has shape {fmt_shape(b)}, expected ({3 * units},)")
+    if len(shapes) == 4 and tuple(shapes[3]) != (units, 3 * units):
+        raise OpShapeError(f"U has shape {fmt_shape(shapes[3])}, expected {fmt_shape((units, 3 * units))}")
+    rows = w[0] + 1 + (units if len(shapes) == 4 else 0)
+    return (rows, 4 * units), same_dtype(dtypes, *range(len(shapes)))
+
+
+def _weights_vjp(ctx, ins, out, dy, attrs):
+    features = ctx.shape(ins[0])[0]
+    return [ctx.emit("gru_weights_grad", [dy], part=k, features=features) for k in range(len(ins))]
+
+
+def _weights_grad_shape(shapes, dtypes, attrs):
+    (rows, gates), = shapes
+    units, f = gates // 4, attrs["features"]
+    return ((f, 3 * units), (3 * units,), (3 * units,), (rows - f - 1, 3 * units))[attrs["part"]], dtypes[0]
+
+
+register(OpDef("gru_weights", None, _weights_shape, vjp=_weights_vjp,
+               flops=lambda ins, out, a: out[0] * out[1],
+               doc="[W; b + b_recurrent; U] stacked (K, 4U) as columns r, z, x's n, h's n "
+                   "(zeros where a part does not enter), the sigmoid gates' halved."))
+register(OpDef("gru_weights_grad", 1, _weights_grad_shape, kind="gradient",
+               attrs={"part": Attr(check=lambda v: v in (0, 1, 2, 3),
+                                   expect="0 (W), 1 (b), 2 (b_recurrent) or 3 (U)"),
+                      "features": _count},
+               doc="The gradient of W, b, b_recurrent or U from the stacked weights' gradient."))
+
+
+def _state(shape, units, batch, what):
+    if tuple(shape) != (5 * units, batch):
+        raise OpShapeError(f"{what} has shape {fmt_shape(shape)}, expected a GRU state "
+                           f"{fmt_shape((5 * units, batch))} of {units} units")
+
+
+def _cell_shape(shapes, dtypes, attrs):
+    if len(shapes) not in (2, 3):
+        raise OpShapeError(f"expected GS, x and optionally the previous state, got {len(shapes)} operands")
+    gs, x = shapes[:2]
+    if len(gs) != 2 or gs[1] % 4:
+        raise OpShapeError(f"the stacked weights must be (K, 4 units), got {fmt_shape(gs)}")
+    units = gs[1] // 4
+    if len(x) != 3 or None in x[1:]:
+        raise OpShapeError(f"x must be a sequence (N, T, features), got {fmt_shape(x)}")
+    if attrs["step"] >= x[1]:
+        raise OpShapeError(f"step {attrs['step']} is past the {x[1]} steps of x")
+    need = x[2] + 1 + (units if len(shapes) == 3 else 0)
+    if gs[0] != need and not (len(shapes) == 2 and gs[0] == need + units):
+        raise OpShapeError(f"the stacked weights have {gs[0]} rows, expected {need}")
+    if len(shapes) == 3:
+        _state(shapes[2], units, x[0], "the previous state")
+    return (5 * units, x[0]), same_dtype(dtypes, *range(len(shapes)))
+
+
+def _cell_scratch(in_shapes, out_shape, attrs, dtype):
+    units, features = in_shapes[0][1] // 4, in_shapes[1][2]
+    rows = features + 1 + (units if len(in_shapes) == 3 else 0)
+    return [((rows + units, in_shapes[1][0]), dtype)]        # [x_t; 1; h_prev], then one block
+
+
+register(OpDef("gru_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step},
+               scratch=_cell_scratch, flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] + 10 * ins[0][1],
+               doc="One GRU step: the state (5U, N) [r, z, n, h U_n + b_hn, h] from "
+                   "GS^T [x_t; 1; h_prev] and h_prev."))
+
+
+def _cell_grad_shape(shapes, dtypes, attrs):
+    source = attrs["source"]
+    at = GRADIENT_SOURCES[source]
+    if len(shapes) not in (at + 1, at + 2):
+        raise OpShapeError(f"expected {at} gradient operand(s), the state and optionally the previous "
+                           f"state, got {len(shapes)} operands")
+    units, batch = shapes[at][0] // 5, shapes[at][1]
+    for s, what in zip(shapes[at:], ("the state", "the previous state")):
+        _state(s, units, batch, what)
+    if source == "state":
+        _state(shapes[0], units, batch, "the state's gradient")
+    elif source == "last" and tuple(shapes[0]) != (batch, units):
+        raise OpShapeError(f"the output's gradient has shape {fmt_shape(shapes[0])}, expected "
+                           f"{fmt_shape((batch, units))}")
+    elif source == "next" and (tuple(shapes[0]) != (5 * units, batch) or shapes[1][1] != 4 * units):
+        raise OpShapeError(f"expected the next step's gradient block {fmt_shape((5 * units, batch))} and "
+                           f"the stacked weights (K, {4 * units}), got {fmt_shape(shapes[0])} and "
+                           f"{fmt_shape(shapes[1])}")
+    carried = len(shapes) == at + 2
+    return ((5 if carried else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
+
+
+def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
+    units = in_shapes[GRADIENT_SOURCES[attrs["source"]]][0] // 5
+    return [((2 * units, out_shape[1]), dtype)]               # dh, then one block
+
+
+register(OpDef("gru_cell_grad", None, _cell_grad_shape, kind="gradient",
+               attrs={"fast": Attr(False, lambda v: isinstance(v, bool), "True or False"),
+                      "source": Attr("state", lambda v: v in GRADIENT_SOURCES,
+                                     f"one of {sorted(GRADIENT_SOURCES)}")},
+               scratch=_cell_grad_scratch, flops=lambda ins, out, a: 16 * out[0],
+               doc="A GRU step's gradient block (5U, N): the four scaled pre-activation rows' "
+                   "gradients and h_prev's direct part z dh (absent without a previous "
+                   "state); sources as for lstm_cell_grad."))
+
+
+def _state_grad_shape(shapes, dtypes, attrs):
+    delta, gs = shapes
+    units = gs[1] // 4
+    if len(delta) != 2 or delta[0] != 5 * units:
+        raise OpShapeError(f"the step gradient has shape {fmt_shape(delta)}, expected ({5 * units}, N)")
+    return (5 * units, delta[1]), same_dtype(dtypes, 0, 1)
+
+
+register(OpDef("gru_state_grad", 2, _state_grad_shape, kind="gradient",
+               flops=lambda ins, out, a: 2 * ins[1][1] * (ins[1][1] // 4),
+               doc="The previous GRU state's gradient: zero but h's, U_stacked dz + z dh."))
+
+
+def _last_shape(shapes, dtypes, attrs):
+    (s,) = shapes
+    if len(s) != 2 or s[0] % 5:
+        raise OpShapeError(f"expected a GRU state (5U, N), got {fmt_shape(s)}")
+    return (s[1], s[0] // 5), dtypes[0]
+
+
+def _sequence_shape(shapes, dtypes, attrs):
+    for s in shapes:
+        if s != shapes[0]:
+            raise OpShapeError(f"the states differ in shape: {fmt_shape(s)} and {fmt_shape(shapes[0])}")
+    (batch, units), _ = _last_shape(shapes[:1], dtypes, attrs)
+    return (batch, len(shapes), units), same_dtype(dtypes, *range(len(shapes)))
+
+
+register(OpDef("gru_last", 1, _last_shape, fusion="injective",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gru_last_grad", [dy])],
+               doc="h of a GRU state, (N, U)."))
+register(OpDef("gru_sequence", None, _sequence_shape, fusion="injective",
+               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gru_sequence_grad", [dy], step=t)
+                                                 for t in range(len(ins))],
+               doc="h of every GRU step's state, (N, T, U)."))
+register(OpDef("gru_last_grad", 1, lambda s, d, a: ((5 * s[0][1], s[0][0]), d[0]), kind="gradient",
+               fusion="injective", doc="A GRU state's gradient from its h's: zero but the h rows."))
+register(OpDef("gru_sequence_grad", 1, lambda s, d, a: ((5 * s[0][2], s[0][0]), d[0]), kind="gradient",
+               fusion="injective", attrs={"step": _step},
+               doc="Step t's GRU state gradient from the sequence's: zero but the h rows."))
