@@ -112,6 +112,50 @@ def _plan(g, pool, outputs):
             "grad": grad, "pooled_hw": [oh, ow]}
 
 
+def plan_relu_moves(g, outputs) -> set:
+    """Fused convolutions (groups 1) ending in a ReLU whose output only a max pool
+    reads (and that pool's and the ReLU's gradients, the ReLU's reading the
+    pool's): their ReLU moves after the pool, relu(max_pool(z)) = max_pool(relu(z))
+    on a quarter of the elements for 2 x 2 windows. The gradient does not change:
+    a window whose maximum is not positive passes none back either way, and one
+    whose maximum is positive has its first maximum at the same pixel in z as in
+    relu(z). (Every window overlaps the image, so none is a maximum of padding.)"""
+    moves = set()
+    for pool, d in g.nodes(data=True):
+        if d["op"] != "max_pool2d":
+            continue
+        z = operands(g, pool)[0]
+        zd = g.nodes[z]
+        if (z in outputs or zd["op"] != "fused" or zd["anchor"]["op"] != "conv2d"
+                or zd["anchor"]["attrs"].get("groups", 1) != 1 or zd["epilogue"][-1]["op"] != "relu"):
+            continue
+        grads = [r for r in consumers(g, z) if r != pool]
+        if grads:
+            pool_grad = next((r for r in grads if g.nodes[r]["op"] == "max_pool2d_grad"), None)
+            if pool_grad is None or len(grads) != 2 or operands(g, pool_grad)[1:] != [z, pool]:
+                continue
+            if relu_after_pool_grad(g, pool_grad, outputs) not in grads:
+                continue
+        moves.add(z)
+    return moves
+
+
+def lower_pool_then_relu(rw, pool, z) -> bool:
+    """pool = max_pool2d(z), z a convolution that lost its ReLU (plan_relu_moves):
+    the pool, lowered as usual, under a new name, and ``pool`` its ReLU."""
+    moves = getattr(rw, "relu_moves", {})
+    if z not in moves:
+        return False
+    from .ops import OPS
+    attrs = op_attrs(rw.g, pool)
+    pre = rw.emit(f"{pool}/max", "max_pool2d", [z], **attrs)
+    moves[z] = pre
+    if not lower_pool(rw, pre, z):
+        OPS["max_pool2d"].lower(rw, pre, [z], attrs)
+    rw.become(pool, "relu", [pre])
+    return True
+
+
 def lower_pool(rw, pool, z) -> bool:
     """max_pool2d(z) -> max_pool_blocks(z) when z was lowered in tile order."""
     plan = getattr(rw, "block_plans", {}).get(z)
@@ -140,6 +184,8 @@ def lower_pool_grad(rw, node, ins) -> bool:
     applies (the op's own hook lowers the node)."""
     dy, z, pool = ins
     plan = getattr(rw, "block_plans", {}).get(z)
+    # the maxima routing reads: the pool's own, before the ReLU moved after it
+    maxima = getattr(rw, "relu_moves", {}).get(z) or pool
     if plan is None:
         outputs = getattr(rw, "outputs", None)
         relu = None if outputs is None else relu_after_pool_grad(rw.g, node, outputs)
@@ -148,13 +194,13 @@ def lower_pool_grad(rw, node, ins) -> bool:
         from .ops import OPS
         attrs = op_attrs(rw.g, node)
         rw.become(node, "relu_grad", [dy, pool])
-        rw.become(relu, "max_pool2d_grad", [node, z, pool], **attrs)
-        OPS["max_pool2d_grad"].lower(rw, relu, [node, z, pool], attrs)
+        rw.become(relu, "max_pool2d_grad", [node, z, maxima], **attrs)
+        OPS["max_pool2d_grad"].lower(rw, relu, [node, z, maxima], attrs)
         return True
     hw = plan["pooled_hw"]
     if plan["relu_grad"] is None:
-        rw.become(node, "max_pool_blocks_grad", [dy, z, pool], pooled_hw=hw)
+        rw.become(node, "max_pool_blocks_grad", [dy, z, maxima], pooled_hw=hw)
     else:                           # the ReLU's gradient first, on the pooled gradient
         rw.become(node, "relu_grad", [dy, pool])
-        rw.become(plan["relu_grad"], "max_pool_blocks_grad", [node, z, pool], pooled_hw=hw)
+        rw.become(plan["relu_grad"], "max_pool_blocks_grad", [node, z, maxima], pooled_hw=hw)
     return True

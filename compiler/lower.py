@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .blocked import lower_pool, lower_pool_grad, plan_blocks
+from .blocked import lower_pool, lower_pool_grad, lower_pool_then_relu, plan_blocks, plan_relu_moves
 from .ir import copy_graph, op_attrs, operands, topological_order
 from .ops import OPS
 from .rewrite import OPERAND_ROLE, Rewriter
@@ -51,6 +51,7 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
     # gradients' read it from the rewriter.
     rw.outputs = None if outputs is None else set(outputs)
     rw.block_plans = {} if outputs is None else plan_blocks(g, outputs)
+    rw.relu_moves = {} if outputs is None else dict.fromkeys(plan_relu_moves(g, outputs))
     rw.blocked = {}
     for z, plan in rw.block_plans.items():
         rw.blocked[z] = plan["tile"]
@@ -61,7 +62,7 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
         if node not in todo:
             continue
         op, ins = g.nodes[node]["op"], operands(g, node)
-        if op == "max_pool2d" and lower_pool(rw, node, ins[0]):
+        if op == "max_pool2d" and (lower_pool_then_relu(rw, node, ins[0]) or lower_pool(rw, node, ins[0])):
             continue
         if op == "max_pool2d_grad" and lower_pool_grad(rw, node, ins):
             continue

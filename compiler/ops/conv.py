@@ -219,7 +219,9 @@ def _lower_conv_fused(rw, node, ins, attrs):
     n, f, oh, ow = rw.g.nodes[node]["shape"]
     blocks = _blocks(rw, node)
     epilogue, wm = attrs["epilogue"], _weight_matrix(rw, w, 1)
-    first = epilogue[0]
+    if node in getattr(rw, "relu_moves", {}):      # the ReLU runs after the max pool (compiler/blocked.py)
+        epilogue = epilogue[:-1]
+    first = epilogue[0] if epilogue else {"op": None}
     bias_row = (first["op"] == "bias_add" and first["attrs"].get("axis") == 1
                 and rw.g.nodes[extras[0]]["shape"] == (f,))
     cols = _columns(rw, x, rw.g.nodes[w]["shape"], conv, blocks, bias_row)

@@ -186,3 +186,32 @@ def test_lowering_without_the_outputs_keeps_image_order_and_the_relu_gradient():
     lowered = lower(fuse_epilogues(checked, [y.name, *grads.values()]))
     ops = [d["op"] for _, d in lowered.nodes(data=True)]
     assert "max_pool_blocks" not in ops and "max_pool2d_grad" in ops
+
+
+@pytest.mark.parametrize("pool", RELU_POOLS)
+def test_the_relu_moves_after_the_max_pool(pool):
+    """relu(max_pool(z)) in place of max_pool(relu(z)): the convolution's GEMM has no
+    epilogue left, and the ReLU runs on the pooled image (PyTorch parity:
+    tests/parity/test_conv_pool_blocks.py)."""
+    for training in (False, True):
+        g, y = relu_pool(pool)
+        if training:
+            t = g.input("t", check_graph(g.nx, [y.name]).nodes[y.name]["shape"])
+            loss = g.mse(y, t, reduction="sum", name="loss")
+            checked, grads = differentiate(check_graph(g.nx, [y.name, loss.name]), loss.name, ["x", "c/W"])
+            program = build_program(checked, [y.name, *grads.values()], 3)
+        else:
+            program = build_program(check_graph(g.nx, [y.name]), [y.name], 3)
+        gemm = next(i for i in program.instructions if i.node == "c/relu/gemm")
+        assert gemm.kernel == "matmul"
+        relu = next(i for i in program.instructions if i.kernel == "relu")
+        assert relu.node == y.name and program.buffers[relu.inputs[0]].shape == program.buffers[y.name].shape
+
+
+def test_the_relu_stays_when_another_op_reads_the_convolution():
+    g = Graph(dtype="float64")
+    c = g.conv2d(g.input("x", (None, 3, 8, 8)), 4, 3, padding="same", activation="relu", name="c")
+    out = g.add(g.flatten(g.max_pool2d(c, 2)), g.flatten(g.avg_pool2d(c, 2)))
+    program = build_program(check_graph(g.nx, [out.name]), [out.name], 3)
+    gemm = next(i for i in program.instructions if i.node == "c/relu/gemm")
+    assert gemm.kernel == "fused" and [p["kernel"] for p in gemm.attrs["epilogue"]] == ["relu"]
