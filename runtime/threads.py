@@ -267,13 +267,13 @@ def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
     n = out.shape[0] if out.ndim else 0
     if n < 2 or out.size < min_elements or not out.flags.c_contiguous:
         return None
-    if name == "gemm_col2im":       # (w, dy) -> (image, columns of a few images): halve the columns
-        cols = outs[1]
-        parts = min(pool.size, cols.shape[0], n)
+    if name == "gemm_col2im":       # (w, dy) -> (image, scratch of a few images): share the scratch
+        scratch = outs[1:]
+        parts = min(pool.size, scratch[0].shape[0], n)
         if parts < 2:
             return None
-        rows = chunks(cols.shape[0], parts)
-        return _on_pool([[bind(factory, [ins[0], ins[1][a:b]], [out[a:b], cols[r0:r1]], attrs)]
+        rows = chunks(scratch[0].shape[0], parts)
+        return _on_pool([[bind(factory, [ins[0], ins[1][a:b]], [out[a:b], *(s[r0:r1] for s in scratch)], attrs)]
                          for (a, b), (r0, r1) in zip(chunks(n, parts), rows)], pool)
     if name == "matmul":
         batched = _gemm_batched(ins, out, attrs)

@@ -297,14 +297,14 @@ def _lower_conv_grad_input(rw, node, ins, attrs):
     wm = _weight_matrix(rw, w, groups)
     # Stride 1: pad dy's rows to the padded image's width (zeros), so the
     # columns come out "wide" and col2im adds contiguous runs (see col2im);
-    # ungrouped, to its height too ("tall"): gemm_col2im then adds whole images.
+    # ungrouped, gemm_col2im pads dy to the whole image itself, a chunk at a time
+    # ("tall": then it adds whole images).
     wide = pair(attrs["strides"]) == (1, 1)
     tall = wide and groups == 1
-    rows = hw[0] if tall else oh
-    if wide and (hw[1] > ow or rows > oh):
-        dy = rw.emit(f"{dy}/wide", "pad2d", [dy], pads=[0, rows - oh, 0, hw[1] - ow])
-    row = hw[1] if wide else ow
-    dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, rows * row]), groups, f)
+    if wide and not tall and hw[1] > ow:
+        dy = rw.emit(f"{dy}/wide", "pad2d", [dy], pads=[0, 0, 0, hw[1] - ow])
+    row = hw[1] if wide and not tall else ow
+    dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * row]), groups, f)
     window = dict(kernel_size=list(ws[2:]), strides=list(pair(attrs["strides"])),
                   dilation=list(pair(attrs["dilation"])), channels=ws[1] * groups, wide=wide)
     if groups == 1:     # one kernel: GEMM and col2im a batch chunk at a time (columns in cache)

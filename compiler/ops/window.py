@@ -166,9 +166,10 @@ def _gemm_col2im_shape(shapes, dtypes, attrs):
     if not attrs["tall"]:
         return _col2im_shape([(dy[0], w[1], dy[2])], dtypes[1:], attrs)[0], dtypes[1]
     (h, wd), c = attrs["image_hw"], attrs["channels"]
-    k, s = pair(attrs["kernel_size"]), pair(attrs["strides"])
-    if s != (1, 1) or not attrs["wide"] or dy[2] != h * wd or w[1] != c * k[0] * k[1]:
-        raise OpShapeError(f"tall columns need stride 1, wide rows and a gradient of {h}x{wd} "
+    k, s, d = pair(attrs["kernel_size"]), pair(attrs["strides"]), pair(attrs["dilation"])
+    oh, ow = window_output((h, wd), k, s, d, (0,) * 4)
+    if s != (1, 1) or not attrs["wide"] or dy[2] != oh * ow or w[1] != c * k[0] * k[1]:
+        raise OpShapeError(f"tall columns need stride 1, wide rows and a gradient of {oh}x{ow} "
                            f"positions and {c} * {k[0]} * {k[1]} columns; got {fmt_shape(dy)}, {fmt_shape(w)}")
     return (dy[0], c, h, wd), dtypes[1]
 
@@ -178,9 +179,13 @@ GEMM_COL2IM_ROWS = 16           # and of at most this many images (the batch may
 
 
 def _gemm_col2im_scratch(in_shapes, out_shape, attrs, dtype):
-    (_, k), (n, _, length) = in_shapes
+    """The columns of a batch chunk; tall, also the chunk's dy padded to the image."""
+    (_, k), (n, f, length) = in_shapes
+    if attrs.get("tall"):
+        length = out_shape[2] * out_shape[3]
     rows = min(GEMM_COL2IM_ROWS, GEMM_COL2IM_BYTES // (k * length * (8 if dtype == "float64" else 4)))
-    return [((max(1, rows if n is None else min(n, rows)), k, length), dtype)]
+    rows = max(1, rows if n is None else min(n, rows))
+    return [((rows, k, length), dtype)] + ([((rows, f, length), dtype)] if attrs.get("tall") else [])
 
 
 register(OpDef("col2im", 1, _col2im_shape, fusion="opaque", kind="lowered",
@@ -195,5 +200,5 @@ register(OpDef("gemm_col2im", 2, _gemm_col2im_shape, fusion="opaque", kind="lowe
                scratch=_gemm_col2im_scratch,
                flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] * ins[1][0] * ins[1][2],
                doc="col2im(w^T @ dy), a batch chunk at a time (the columns stay in cache); "
-                   "``tall``: dy padded to the whole image (stride 1), each kernel offset one add "
-                   "over all channels of an image."))
+                   "``tall`` (stride 1): dy padded to the whole image chunk by chunk, each kernel "
+                   "offset one add over all channels of an image."))

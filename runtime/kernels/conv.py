@@ -143,14 +143,15 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
     are summed into the image while they are still in cache, instead of a whole
     (N, K, L) array written by the GEMM and read back by col2im.
 
-    ``tall`` (stride 1): dy holds every pixel of the image (H * W positions, zero
-    where no window starts), and the GEMM's rows are taken in (kernel offset,
-    channel) order, so that each offset's columns for all channels of an image
-    are one contiguous run, added to the image flattened, shifted by the offset.
-    A column entry is non-zero only where its window lies inside the image, so
+    ``tall`` (stride 1): each chunk of dy (N, F, OH * OW) is first copied into
+    ``outs[2]``, (rows, F, H * W), a pixel per position of the image (zero where
+    no window starts), and the GEMM's rows are taken in (kernel offset, channel)
+    order, so that each offset's columns for all channels of an image are one
+    contiguous run, added to the image flattened, shifted by the offset. A
+    column entry is non-zero only where its window lies inside the image, so
     nothing spills into the next channel; NumPy then makes KH * KW long loops per
     image instead of KH * KW * C short ones (a loop's start costs what 200 adds do)."""
-    (w, dy), (image, cols) = ins, outs
+    (w, dy), (image, cols, *padded) = ins, outs
     rows = cols.shape[0]
     if not tall:
         wt = w.T
@@ -169,16 +170,21 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
         ordered = np.empty((q * c, f), dtype=w.dtype)       # w's rows in (offset, channel) order
         source = w.reshape(f, c, q).transpose(2, 1, 0)
         starts = [i * d[0] * wd + j * d[1] for i in range(k[0]) for j in range(k[1])]
+        oh, ow = h - d[0] * (k[0] - 1), wd - d[1] * (k[1] - 1)
+        (pad,) = padded
+        inside = pad.reshape(rows, f, h, wd)[:, :, :oh, :ow]
         parts = []
         for a in range(0, n, rows):
             b = min(a + rows, n)
             buf, flat = cols[:b - a], image[a:b].reshape(b - a, plane)
             per = buf.reshape(b - a, q, plane)
             pairs = [(flat[:, s:], per[:, i, :plane - s]) for i, s in enumerate(starts)]
-            parts.append((partial(np.matmul, ordered, dy[a:b], out=buf), partial(_shifted_sum, pairs)))
+            parts.append((partial(_padded_gemm, inside[:b - a], dy[a:b].reshape(b - a, f, oh, ow),
+                                  ordered, pad[:b - a], buf), partial(_shifted_sum, pairs)))
 
         def prepare():
             np.copyto(ordered.reshape(q, c, f), source)
+            pad.fill(0)                 # the chunks write the inside only: the margins stay 0
 
     def run():
         if prepare is not None:
@@ -188,6 +194,11 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
             scatter()
     run.chunks = parts          # (GEMM, col2im) per chunk: benchmarks/overhead.py times them apart
     return run
+
+
+def _padded_gemm(inside, dy, w, padded, cols):
+    np.copyto(inside, dy)
+    np.matmul(w, padded, out=cols)
 
 
 def _shifted_sum(pairs):

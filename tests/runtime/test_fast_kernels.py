@@ -163,20 +163,21 @@ def test_gemm_col2im_is_col2im_of_the_product_chunk_by_chunk(rows, k, s, d, wide
 @pytest.mark.parametrize("rows", [1, 2, 5])
 @pytest.mark.parametrize("k, d", [((3, 3), (1, 1)), ((3, 2), (2, 1)), ((1, 1), (1, 1))])
 def test_tall_gemm_col2im_adds_whole_images_per_offset(rows, k, d):
-    """Tall columns: dy covers every pixel (zero where no window starts) and the
-    GEMM's rows go in (offset, channel) order; the image is still the sum of every
-    column entry at its pixel."""
+    """Tall columns: dy padded to every pixel (zero where no window starts) a chunk
+    at a time, and the GEMM's rows in (offset, channel) order; the image is still
+    the sum of every column entry at its pixel."""
     rng = np.random.default_rng(7)
     n, c, f, h, w = 5, 3, 4, 7, 8
     oh, ow = h - d[0] * (k[0] - 1), w - d[1] * (k[1] - 1)
     weights = rng.normal(size=(f, c * k[0] * k[1]))
-    dy = np.zeros((n, f, h, w))
-    dy[:, :, :oh, :ow] = rng.normal(size=(n, f, oh, ow))
-    cols = np.matmul(weights.T, dy[:, :, :oh, :].reshape(n, f, -1))       # wide, (channel, offset) order
+    dy = rng.normal(size=(n, f, oh, ow))
+    wide = np.zeros((n, f, oh, w))
+    wide[..., :ow] = dy
+    cols = np.matmul(weights.T, wide.reshape(n, f, -1))       # wide, (channel, offset) order
     want = _col2im_by_loops(cols, (n, c, h, w), k, (1, 1), d, True)
     image = np.full((n, c, h, w), np.nan)
-    scratch = np.full((rows, c * k[0] * k[1], h * w), np.nan)
-    run = KERNELS["gemm_col2im"]([weights, dy.reshape(n, f, -1)], [image, scratch], kernel_size=list(k),
+    scratch = [np.full((rows, c * k[0] * k[1], h * w), np.nan), np.full((rows, f, h * w), np.nan)]
+    run = KERNELS["gemm_col2im"]([weights, dy.reshape(n, f, -1)], [image, *scratch], kernel_size=list(k),
                                  dilation=list(d), wide=True, tall=True)
     for _ in range(2):
         run()
