@@ -22,8 +22,14 @@ import numpy as np
 
 
 def _rows(w, node, ws, start, stop, tag):
-    return w.node("Slice", [ws, w.ints(f"{node}/{tag}_starts", [start]), w.ints(f"{node}/{tag}_ends", [stop]),
-                            w.ints(f"{node}/{tag}_axes", [0])], f"{node}/{tag}")
+    """Rows [start, stop) of the stacked weights, sliced once for all the steps
+    (named after the weights node; ``node`` only says who asks first)."""
+    name = f"{ws}/{tag}"
+    if name not in w.shared:
+        w.shared.add(name)
+        w.node("Slice", [ws, w.ints(f"{name}_starts", [start]), w.ints(f"{name}_ends", [stop]),
+                         w.ints(f"{name}_axes", [0])], name)
+    return name
 
 
 def _cols(w, node, v, start, stop, tag):

@@ -42,6 +42,7 @@ class _Writer:
 
     def __init__(self, g):
         self.g, self.nodes, self.initializers = g, [], []
+        self.shared = set()       # values several nodes' converters write once (export_rnn.py)
 
     def node(self, op_type, inputs, output, name=None, **attrs):
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=name or output, **attrs))
