@@ -7,4 +7,4 @@ True
 (2, ['mask'])
 """
 from .base import KERNELS, bind  # noqa: F401
-from . import activation, collective, conv, elementwise, fused, gru, linalg, loss, norm, recurrent, reduce, select, shape, special, update  # noqa: F401,E402
+from . import activation, collective, conv, elementwise, fused, gru, linalg, loss, norm, pool, recurrent, reduce, select, shape, special, update  # noqa: F401,E402

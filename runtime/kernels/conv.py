@@ -1,15 +1,15 @@
-"""Kernels for lowered convolution and for pooling, on (N, C, H, W) arrays.
+"""Kernels for lowered convolution (pad2d, crop2d, im2col, col2im, gemm_col2im)
+and upsampling, on (N, C, H, W) arrays; pooling is in pool.py.
 
 Windows are zero-copy strided views made once, when the kernel is bound.
 Nothing loops in Python over pixels or batch items: im2col is one copy from a
-6-D window view, col2im and the pooling kernels loop over kernel offsets only
-(KH * KW vectorized operations).
+6-D window view, col2im loops over kernel offsets only (KH * KW vectorized
+operations).
 
 >>> import numpy as np
->>> x = np.arange(16.0).reshape(1, 1, 4, 4); y = np.empty((1, 1, 2, 2))
->>> _ = max_pool2d([x], [y], pool_size=2, strides=2)(); y[0, 0]
-array([[ 5.,  7.],
-       [13., 15.]])
+>>> x = np.arange(16.0).reshape(1, 1, 4, 4); cols = np.empty((1, 4, 9))
+>>> _ = im2col([x], [cols], kernel_size=2)(); cols[0, :, 0]       # the first window
+array([0., 1., 4., 5.])
 """
 from __future__ import annotations
 
@@ -207,174 +207,6 @@ def _shifted_sum(pairs):
     np.copyto(dst, src)
     for dst, src in rest:
         np.add(dst, src, out=dst)
-
-
-@kernel(operands=1)
-def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, **_):
-    (x,), (y,) = ins, outs
-    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
-
-    def run():
-        np.copyto(y, first)
-        for view in rest:
-            np.maximum(y, view, out=y)
-    return run
-
-
-@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")})
-def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, hit, rest,
-                    part, **_):
-    (dy, x, y), (dx,) = ins, outs
-    k, st = _pair(pool_size), _pair(strides or pool_size)
-    oh, ow = y.shape[2:]
-    pairs = list(zip(_pool_offsets(x, pool_size, strides, (oh, ow), dilation),
-                     _pool_offsets(dx, pool_size, strides, (oh, ow), dilation)))
-    # Windows that tile the input exactly (stride = pool size) write each input
-    # pixel once: assign instead of clearing and adding.
-    tiles = st == k and _pair(dilation) == (1, 1) and dx.shape[2] == oh * k[0] and dx.shape[3] == ow * k[1]
-    if tiles:
-        (x0, dx0), *middle, (_, dx_last) = pairs
-
-    def run_tiles():
-        # The first maximum of each window takes dy; "rest" is the gradient of the
-        # windows whose maximum is not found yet. The last offset needs no test:
-        # a window with gradient left has its (first) maximum there.
-        # The arithmetic runs on contiguous (N, C, OH, OW) arrays; the strided
-        # windows of x and dx are touched once each (a strided operand makes a
-        # NumPy loop several times slower here: rows of OW elements).
-        np.equal(x0, y, out=hit)
-        np.multiply(hit, dy, out=part)
-        np.subtract(dy, part, out=rest)
-        np.copyto(dx0, part)
-        for xs, dxs in middle:
-            np.equal(xs, y, out=hit)
-            np.multiply(hit, rest, out=part)
-            np.subtract(rest, part, out=rest)
-            np.copyto(dxs, part)
-        np.copyto(dx_last, rest)
-
-    def run():
-        np.copyto(rest, dy)                     # gradient not yet routed, per window
-        dx.fill(0)
-        for xs, dxs in pairs:                   # the first maximum of each window wins
-            np.equal(xs, y, out=hit)
-            np.multiply(hit, rest, out=part)
-            np.add(dxs, part, out=dxs)
-            np.subtract(rest, part, out=rest)
-    return run_tiles if tiles and len(pairs) > 1 else run
-
-
-CHUNK_BYTES = 1 << 19       # tile-order pooling works on batch chunks of about this much input
-
-
-def _batch_chunks(x, arrays):
-    """``arrays`` cut into batch chunks of about CHUNK_BYTES of ``x`` each: the
-    several passes of a kernel over one chunk then stay in L2 (measured 20%
-    faster than whole-batch passes on the CNN benchmark's first pooling)."""
-    n = x.shape[0]
-    step = max(1, min(n, CHUNK_BYTES // max(1, x[0].nbytes)))
-    return [[a[i:i + step] for a in arrays] for i in range(0, n, step)]
-
-
-@kernel(operands=1)
-def max_pool_blocks(ins, outs, pooled_hw=None):
-    """Max pooling of an image in tile order (N, C, P, OH * OW) (``im2col``'s
-    ``blocks``): the maximum over the P blocks, each a contiguous run per image
-    and channel, so every operation runs on unit strides."""
-    (x,), (y,) = ins, outs
-    n, c, p, m = x.shape
-    flat = y.reshape(n, c, m)
-    blocks = [x[:, :, k] for k in range(p)]
-
-    def run():
-        np.maximum(blocks[0], blocks[1], out=flat)
-        for block in blocks[2:]:
-            np.maximum(flat, block, out=flat)
-    return run
-
-
-@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same")})
-def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
-    """Each window's gradient to its first maximum, blocks in window order
-    (row-major): block k takes what the blocks before it did not."""
-    (dy, x, y), (dx,) = ins, outs
-    n, c, p, m = x.shape
-    flat = [a.reshape(n, c, m) for a in (dy, y, hit, rest)]
-    chunks = [(dyc, yc, hitc, restc, [xc[:, :, k] for k in range(p)], [dxc[:, :, k] for k in range(p)])
-              for dyc, yc, hitc, restc, xc, dxc in _batch_chunks(x, [*flat, x, dx])]
-
-    def run():
-        for dyc, yc, hitc, restc, xs, dxs in chunks:
-            np.equal(xs[0], yc, out=hitc)
-            np.multiply(hitc, dyc, out=dxs[0])
-            np.subtract(dyc, dxs[0], out=restc)
-            for xk, dxk in zip(xs[1:-1], dxs[1:-1]):
-                np.equal(xk, yc, out=hitc)
-                np.multiply(hitc, restc, out=dxk)
-                np.subtract(restc, dxk, out=restc)
-            np.copyto(dxs[-1], restc)
-    return run
-
-
-def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):
-    """1 / (the number of counted pixels) per window: a scalar when every pixel
-    counts, else an (OH, OW) map, made once by pooling a mask of counted pixels."""
-    k = _pair(pool_size)
-    if not any(uncounted or ()):
-        return 1.0 / (k[0] * k[1])
-    t, b, l, r = uncounted
-    h, w = image_hw
-    mask = np.zeros((1, 1, h, w))
-    mask[:, :, t:h - b, l:w - r] = 1.0
-    counts = sum(_pool_offsets(mask, pool_size, strides, out_hw, dilation))
-    return 1.0 / np.maximum(counts[0, 0], 1.0)
-
-
-@kernel(operands=1)
-def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, dilation=1, **_):
-    (x,), (y,) = ins, outs
-    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
-    scale = _mean_scale(x.shape[2:], pool_size, strides, y.shape[2:], uncounted, dilation)
-
-    def run():
-        np.copyto(y, first)
-        for view in rest:
-            np.add(y, view, out=y)
-        np.multiply(y, scale, out=y)
-    return run
-
-
-@kernel(operands=1, scratch={"share": (0, "same")})
-def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
-                    uncounted=None, dilation=1, *, share, **_):
-    (dy,), (dx,) = ins, outs
-    views = _pool_offsets(dx, pool_size, strides, dy.shape[2:], dilation)
-    scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted, dilation)
-
-    def run():
-        np.multiply(dy, scale, out=share)
-        dx.fill(0)
-        for view in views:
-            np.add(view, share, out=view)
-    return run
-
-
-@kernel(operands=1)
-def global_avg_pool(ins, outs):
-    (x,), (y,) = ins, outs
-    scale = 1.0 / (x.shape[2] * x.shape[3])
-
-    def run():
-        np.sum(x, axis=(2, 3), out=y)
-        np.multiply(y, scale, out=y)
-    return run
-
-
-@kernel(operands=1)
-def global_avg_pool_grad(ins, outs, input_hw=None):
-    (dy,), (dx,) = ins, outs
-    scale = 1.0 / (dx.shape[2] * dx.shape[3])
-    return partial(np.multiply, dy[:, :, None, None], scale, out=dx)
 
 
 @kernel(operands=1)
