@@ -116,7 +116,8 @@ def _layer_view(graph, dot, show_shapes=True, show_dtype=False, show_params=True
                     if d["op"] == "param" and not show_params:
                         continue
                     keys[n] = (fold_.key(n), {"node": n, "op": d["op"], "shape": d.get("shape")})
-                boxes, edges = fold(keys, [(s, n, {"next": fold_.step(s) not in (None, fold_.step(n))})
+                boxes, edges = fold(keys, [(s, n, {"next": None not in (fold_.step(s), fold_.step(n))
+                                                   and fold_.step(s) != fold_.step(n)})
                                            for n in members for s in operands(g, n)])
                 for key, infos in boxes.items():
                     d, local = infos[0], key[1] or key[0]

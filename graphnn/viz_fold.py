@@ -117,8 +117,10 @@ class Folding:
 
 def fold(items: dict, edges: list) -> tuple[dict, dict]:
     """Merge ``items`` ({id: (key, info)}) by key and ``edges`` ([(id, id, info)]) by
-    their ends' keys; an edge inside one merged item goes. Returns
-    ({key: [infos]}, {(key, key): [infos]}) in first-seen order."""
+    their ends' keys; an edge inside one merged item goes, unless it leads from one
+    unrolled step to another (a recurrent cell reading the one before: drawn as a loop
+    on the folded step). Returns ({key: [infos]}, {(key, key): [infos]}) in first-seen
+    order."""
     nodes: dict = {}
     for key, info in items.values():
         nodes.setdefault(key, []).append(info)
@@ -126,7 +128,7 @@ def fold(items: dict, edges: list) -> tuple[dict, dict]:
     for u, v, info in edges:
         if u in items and v in items:
             ku, kv = items[u][0], items[v][0]
-            if ku != kv:
+            if ku != kv or info.get("next") or info.get("next_step"):
                 merged.setdefault((ku, kv), []).append(info)
     return nodes, merged
 

@@ -112,3 +112,26 @@ def test_a_cell_with_mismatched_operands_is_refused_with_the_operand_named():
         cell.infer([(6, 8), (None, 3, 3), (12, None)], ["float32"] * 3, {"step": 1})
     with pytest.raises(OpShapeError, match="step 3 is past the 3 steps"):
         cell.infer([(6, 8), (None, 3, 3), (14, None)], ["float32"] * 3, {"step": 3})
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("view", ["layers", "training", "compiled"])
+def test_the_views_draw_the_recurrence_as_a_loop_on_the_folded_step(kind, view):
+    """One box for the 6 steps' cells, with a 'next step' edge from it to itself
+    (each cell reads the one before); in the layer view no such edge leads to the
+    layer's output, which is no step."""
+    import re
+    from graphnn import plot_model
+    g = Graph()
+    x = g.input("rows", (None, 6, 3))
+    model = Model(g, x, g.dense(getattr(g, kind)(x, 4, name="rnn"), 2, name="head"))
+    model.compile(loss="softmax_cross_entropy", optimizer="sgd")
+    dot = plot_model(model, expand_nested=True) if view == "layers" else plot_model(model, view=view)
+    box = {"layers": rf'cell{{t}} \({kind}_cell\) x 6', "training": r"cell\{t\}\n",
+           "compiled": rf'\d+\.\.\d+: {kind}_cell x 6'}[view]
+    (cell,) = re.findall(rf'(\w+) \[label="{box}', dot.source)
+    assert re.search(rf'{cell} -> {cell} \[label="next step"', dot.source)
+    if view == "layers":
+        (last,) = re.findall(rf'(\w+) \[label="h \({kind}_last\)', dot.source)
+        assert re.search(rf"{cell} -> {last}", dot.source)
+        assert not re.search(rf'{cell} -> {last} \[label="next step"', dot.source)
