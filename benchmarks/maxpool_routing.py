@@ -39,8 +39,8 @@ def tile_order(x, dy, rounds):
     """The same pooling on x laid out in 2 x 2 tile order (max_pool_blocks and
     its gradient), as the lowering does for a convolution only a tiling pool reads."""
     n, c, h, w = x.shape
-    xt = np.ascontiguousarray(x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 5, 2, 4)).reshape(
-        n, c, 4, (h // 2) * (w // 2))
+    xt = np.ascontiguousarray(x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 3, 5, 1, 2, 4)).reshape(
+        n, 4, c, (h // 2) * (w // 2))
     y, dx = np.empty(dy.shape, x.dtype), np.empty_like(xt)
     forward = bind(KERNELS["max_pool_blocks"], [xt], [y], {})
     forward()

@@ -6,15 +6,19 @@ pixels through strided views (rows of OW elements, every pw-th one), and NumPy
 runs strided loops several times slower than contiguous ones. When the image is
 a convolution's output, its pixel order is free: it is the order of im2col's
 columns. Lowering then asks im2col for the columns in tile order, (i, j,
-OH / ph, OW / pw) for pixel (ph a + i, pw b + j), so the convolution writes
-(N, C, ph * pw, OH * OW / (ph * pw)) and the pool is a maximum over axis 2
-(``max_pool_blocks``), its gradient ``max_pool_blocks_grad``: each block is one
-contiguous run per image and channel.
+OH / ph, OW / pw) for pixel (ph a + i, pw b + j), and the convolution writes
+(N, ph * pw, C, OH * OW / (ph * pw)): the pool is a maximum over axis 1
+(``max_pool_blocks``), its gradient ``max_pool_blocks_grad``, each block one
+contiguous run per image (NumPy's loops are long: a loop's start costs what a
+few hundred element operations do).
 
 Nothing else may read the convolution's output in that order, so a convolution
 qualifies only when (``plan_blocks``)
 
-- it is a fused convolution (groups 1) whose epilogue is bias_add (axis 1) and relu;
+- it is a fused convolution (groups 1) whose epilogue is bias_add (axis 1) and
+  relu, the ReLU moving after the pool (``plan_relu_moves``): the convolution is
+  then one GEMM per image and tile offset (``matmul_tiles``), the bias a column of
+  the weights;
 - its readers are the pool, the pool's gradient and the ReLU's gradient (reading
   that pool gradient), and it is not a program output;
 - the pool tiles it exactly (no padding, no dilation, stride = size, the image
@@ -52,16 +56,19 @@ from .ops.window import pair
 CONV_KEYS = ("strides", "padding", "dilation", "groups")
 
 
-def plan_blocks(g, outputs=()) -> dict:
+def plan_blocks(g, outputs=(), relu_moves=()) -> dict:
     """{convolution node: {"tile", "pool", "pool_grad", "relu_grad", "grad"}} for
-    every convolution that qualifies (see the module's docstring)."""
+    every convolution that qualifies (see the module's docstring); one with a
+    ReLU qualifies only when the ReLU moves after the pool (``relu_moves``), so
+    that the convolution is a GEMM alone."""
     plans = {}
     outputs = set(outputs)
     for pool, d in g.nodes(data=True):
         if d["op"] == "max_pool2d":
             plan = _plan(g, pool, outputs)
-            if plan is not None:
-                plans[operands(g, pool)[0]] = plan
+            z = operands(g, pool)[0]
+            if plan is not None and (z in relu_moves or g.nodes[z]["epilogue"][-1]["op"] != "relu"):
+                plans[z] = plan
     return plans
 
 
@@ -72,11 +79,14 @@ def _plan(g, pool, outputs):
         return None
     conv = zd["anchor"]["attrs"]
     epilogue = [(p["op"], p["attrs"]) for p in zd["epilogue"]]
-    if conv.get("groups", 1) != 1 or any(
-            not (op == "relu" or (op == "bias_add" and p.get("axis") == 1)) for op, p in epilogue):
-        return None
     x, w = operands(g, z)[:2]
     wshape = g.nodes[w]["shape"]
+    ops = [op for op, _ in epilogue]        # a bias (a column of the weights) and a ReLU (moved) only
+    if conv.get("groups", 1) != 1 or ops not in ([], ["bias_add"], ["relu"], ["bias_add", "relu"]):
+        return None
+    if ops[:1] == ["bias_add"] and (epilogue[0][1].get("axis") != 1
+                                    or g.nodes[operands(g, z)[2]]["shape"] != (wshape[0],)):
+        return None
     if wshape[1] * wshape[2] * wshape[3] >= 2 * wshape[0]:
         return None                         # many columns: tile order costs more than it saves
     attrs = op_attrs(g, pool)
@@ -203,4 +213,8 @@ def lower_pool_grad(rw, node, ins) -> bool:
     else:                           # the ReLU's gradient first, on the pooled gradient
         rw.become(node, "relu_grad", [dy, pool])
         rw.become(plan["relu_grad"], "max_pool_blocks_grad", [node, z, maxima], pooled_hw=hw)
+    grad = plan["grad"]
+    for reader in consumers(rw.g, grad):    # the channels are axis 2 in tile order
+        if rw.g.nodes[reader]["op"] == "bias_grad":
+            rw.become(reader, "bias_grad", [grad], axis=2)
     return True

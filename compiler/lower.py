@@ -50,8 +50,8 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
     # Which convolutions write in tile order: their hooks, the pools' and the weight
     # gradients' read it from the rewriter.
     rw.outputs = None if outputs is None else set(outputs)
-    rw.block_plans = {} if outputs is None else plan_blocks(g, outputs)
     rw.relu_moves = {} if outputs is None else dict.fromkeys(plan_relu_moves(g, outputs))
+    rw.block_plans = {} if outputs is None else plan_blocks(g, outputs, rw.relu_moves)
     rw.blocked = {}
     for z, plan in rw.block_plans.items():
         rw.blocked[z] = plan["tile"]

@@ -158,10 +158,10 @@ register(OpDef("avg_pool2d_grad", 1,
 
 def _blocks_shape(shapes, dtypes, attrs):
     (x,), (oh, ow) = shapes, attrs["pooled_hw"]
-    if len(x) != 4 or x[3] != oh * ow or x[2] < 2:
-        raise OpShapeError(f"expected (N, C, blocks >= 2, {oh * ow}) for a {oh}x{ow} pooled image, "
+    if len(x) != 4 or x[3] != oh * ow or x[1] < 2:
+        raise OpShapeError(f"expected (N, blocks >= 2, C, {oh * ow}) for a {oh}x{ow} pooled image, "
                            f"got {fmt_shape(x)}")
-    return (x[0], x[1], oh, ow), same_dtype(dtypes, 0)
+    return (x[0], x[2], oh, ow), same_dtype(dtypes, 0)
 
 
 def _blocks_grad_shape(shapes, dtypes, attrs):
@@ -178,7 +178,7 @@ def _blocks_grad_shape(shapes, dtypes, attrs):
 # and its gradient run on contiguous blocks instead of strided windows.
 register(OpDef("max_pool_blocks", 1, _blocks_shape, kind="lowered", attrs={"pooled_hw": _hw},
                flops=lambda ins, out, a: prod(ins[0]),
-               doc="Maximum over axis 2 of an image in tile order (N, C, blocks, OH*OW)."))
+               doc="Maximum over axis 1 of an image in tile order (N, blocks, C, OH*OW)."))
 register(OpDef("max_pool_blocks_grad", 3, _blocks_grad_shape, kind="lowered", attrs={"pooled_hw": _hw},
                flops=lambda ins, out, a: prod(ins[1]),
                doc="Route each window's gradient to its first maximum, in tile order."))

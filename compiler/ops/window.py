@@ -202,3 +202,30 @@ register(OpDef("gemm_col2im", 2, _gemm_col2im_shape, fusion="opaque", kind="lowe
                doc="col2im(w^T @ dy), a batch chunk at a time (the columns stay in cache); "
                    "``tall`` (stride 1): dy padded to the whole image chunk by chunk, each kernel "
                    "offset one add over all channels of an image."))
+
+
+def _matmul_tiles_shape(shapes, dtypes, attrs):
+    w, cols = shapes
+    p = attrs["tiles"]
+    if len(w) != 2 or len(cols) != 3 or w[1] != cols[1] or cols[2] % p:
+        raise OpShapeError(f"expected weights (F, K) and columns (N, K, {p} * M), got {fmt_shape(w)} "
+                           f"and {fmt_shape(cols)}")
+    return (cols[0], p, w[0], cols[2] // p), dtypes[1]
+
+
+def _matmul_tiles_grad_shape(shapes, dtypes, attrs):
+    cols, dy = shapes
+    p = attrs["tiles"]
+    if len(cols) != 3 or len(dy) != 4 or dy[1] != p or dy[3] * p != cols[2]:
+        raise OpShapeError(f"expected columns (N, K, {p} * M) and a gradient (N, {p}, F, M), got "
+                           f"{fmt_shape(cols)} and {fmt_shape(dy)}")
+    return (cols[0], p, cols[1], dy[2]), dtypes[0]
+
+
+_tiles = {"tiles": Attr(check=lambda v: isinstance(v, int) and v > 1, expect="an int > 1")}
+register(OpDef("matmul_tiles", 2, _matmul_tiles_shape, kind="lowered", attrs=_tiles,
+               flops=lambda ins, out, a: 2 * prod(out) * ins[0][1],
+               doc="A convolution's GEMM in tile order (compiler/blocked.py): (N, tiles, F, M)."))
+register(OpDef("matmul_tiles_grad", 2, _matmul_tiles_grad_shape, kind="lowered", attrs=_tiles,
+               flops=lambda ins, out, a: 2 * prod(out) * ins[1][3],
+               doc="Its weight gradient per image and tile offset: (N, tiles, K, F)."))

@@ -27,6 +27,28 @@ def matmul(ins, outs, transpose_a=False, transpose_b=False):
     return partial(np.matmul, a, b, out=outs[0])
 
 
+def _tiles(cols, tiles):
+    """(N, K, P * M) columns in tile order as P matrices (K, M) per image: (N, P, K, M)."""
+    n, k, length = cols.shape
+    return cols.reshape(n, k, tiles, length // tiles).transpose(0, 2, 1, 3)
+
+
+@kernel(operands=2)
+def matmul_tiles(ins, outs, tiles):
+    """A convolution in tile order (compiler/blocked.py): w (F, K) times each
+    tile offset's columns, (N, P, F, M): a tile offset's block is then one run
+    per image (N, P * F * M) instead of F runs."""
+    w, cols = ins
+    return partial(np.matmul, w, _tiles(cols, tiles), out=outs[0])
+
+
+@kernel(operands=2)
+def matmul_tiles_grad(ins, outs, tiles):
+    """Its weight gradient per image and tile offset, cols @ dy^T: (N, P, K, F)."""
+    cols, dy = ins
+    return partial(np.matmul, _tiles(cols, tiles), dy.swapaxes(-1, -2), out=outs[0])
+
+
 @kernel(operands=2)
 def bias_add(ins, outs, axis=-1):
     x, b = ins

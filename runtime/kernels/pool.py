@@ -87,13 +87,13 @@ def _batch_chunks(x, arrays):
 
 @kernel(operands=1)
 def max_pool_blocks(ins, outs, pooled_hw=None):
-    """Max pooling of an image in tile order (N, C, P, OH * OW) (``im2col``'s
-    ``blocks``): the maximum over the P blocks, each a contiguous run per image
-    and channel, so every operation runs on unit strides."""
+    """Max pooling of an image in tile order (N, P, C, OH * OW) (compiler/blocked.py):
+    the maximum over the P blocks, each one contiguous run per image, so every
+    operation runs on unit strides in long loops."""
     (x,), (y,) = ins, outs
-    n, c, p, m = x.shape
+    n, p, c, m = x.shape
     flat = y.reshape(n, c, m)
-    blocks = [x[:, :, k] for k in range(p)]
+    blocks = [x[:, k] for k in range(p)]
 
     def run():
         np.maximum(blocks[0], blocks[1], out=flat)
@@ -107,9 +107,9 @@ def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
     """Each window's gradient to its first maximum, blocks in window order
     (row-major): block k takes what the blocks before it did not."""
     (dy, x, y), (dx,) = ins, outs
-    n, c, p, m = x.shape
+    n, p, c, m = x.shape
     flat = [a.reshape(n, c, m) for a in (dy, y, hit, rest)]
-    chunks = [(dyc, yc, hitc, restc, [xc[:, :, k] for k in range(p)], [dxc[:, :, k] for k in range(p)])
+    chunks = [(dyc, yc, hitc, restc, [xc[:, k] for k in range(p)], [dxc[:, k] for k in range(p)])
               for dyc, yc, hitc, restc, xc, dxc in _batch_chunks(x, [*flat, x, dx])]
 
     def run():

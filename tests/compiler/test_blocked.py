@@ -122,11 +122,13 @@ def test_the_relu_gradient_moves_onto_the_pooled_gradient(pool):
 
 # ---------------------------------------------------------------- the kernels
 
-def _tile_order(image, ph, pw):
-    """(N, C, H, W) -> (N, C, ph * pw, H / ph * W / pw), block (i, j) = pixels (ph a + i, pw b + j)."""
+def _tile_order(image, ph, pw, blocks_first=True):
+    """(N, C, H, W) -> (N, ph * pw, C, H / ph * W / pw), block (i, j) = pixels
+    (ph a + i, pw b + j); ``blocks_first=False``: (N, C, ph * pw, ...), im2col's rows."""
     n, c, h, w = image.shape
-    return image.reshape(n, c, h // ph, ph, w // pw, pw).transpose(0, 1, 3, 5, 2, 4).reshape(
+    tiles = image.reshape(n, c, h // ph, ph, w // pw, pw).transpose(0, 1, 3, 5, 2, 4).reshape(
         n, c, ph * pw, (h // ph) * (w // pw))
+    return np.ascontiguousarray(tiles.transpose(0, 2, 1, 3)) if blocks_first else tiles
 
 
 @pytest.mark.parametrize("k, s, d, blocks", [((3, 3), (1, 1), (1, 1), (2, 2)),
@@ -142,7 +144,7 @@ def test_im2col_in_tile_order_reads_every_window(k, s, d, blocks):
     want = np.empty((2, 3, k[0], k[1], oh, ow))
     for i, j, a, b in np.ndindex(k[0], k[1], oh, ow):        # window by window
         want[:, :, i, j, a, b] = x[:, :, a * s[0] + i * d[0], b * s[1] + j * d[1]]
-    want = _tile_order(want.reshape(2, 3 * k[0] * k[1], oh, ow), *blocks).reshape(2, -1, oh * ow)
+    want = _tile_order(want.reshape(2, 3 * k[0] * k[1], oh, ow), *blocks, blocks_first=False).reshape(2, -1, oh * ow)
     cols = np.full((2, 3 * k[0] * k[1], oh * ow), np.nan)
     KERNELS["im2col"]([x], [cols], kernel_size=list(k), strides=list(s), dilation=list(d), blocks=list(blocks))()
     np.testing.assert_array_equal(cols, want)
@@ -215,3 +217,20 @@ def test_the_relu_stays_when_another_op_reads_the_convolution():
     program = build_program(check_graph(g.nx, [out.name]), [out.name], 3)
     gemm = next(i for i in program.instructions if i.node == "c/relu/gemm")
     assert gemm.kernel == "fused" and [p["kernel"] for p in gemm.attrs["epilogue"]] == ["relu"]
+
+
+@pytest.mark.parametrize("tiles", [2, 4])
+def test_tile_order_gemms_match_einsum(tiles):
+    """matmul_tiles: w times each tile offset's columns, (N, P, F, M); its weight
+    gradient: cols @ dy^T per image and offset, (N, P, K, F)."""
+    rng = np.random.default_rng(tiles)
+    n, f, k, m = 3, 4, 5, 6
+    w, cols = rng.normal(size=(f, k)), rng.normal(size=(n, k, tiles * m))
+    y = np.full((n, tiles, f, m), np.nan)
+    bind(KERNELS["matmul_tiles"], [w, cols], [y], {"tiles": tiles})()
+    blocks = cols.reshape(n, k, tiles, m)
+    np.testing.assert_allclose(y, np.einsum("fk,nkpm->npfm", w, blocks), rtol=1e-13)
+    dy = rng.normal(size=(n, tiles, f, m))
+    g = np.full((n, tiles, k, f), np.nan)
+    bind(KERNELS["matmul_tiles_grad"], [cols, dy], [g], {"tiles": tiles})()
+    np.testing.assert_allclose(g, np.einsum("nkpm,npfm->npkf", blocks, dy), rtol=1e-13)

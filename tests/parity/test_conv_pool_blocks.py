@@ -22,7 +22,7 @@ def _case_id(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-@pytest.mark.parametrize("wrt", [("w", "b"), ("x", "w", "b")], ids=["params", "params-and-input"])
+@pytest.mark.parametrize("wrt", [("w", "b"), ("x", "w", "b"), ("b",)], ids=["params", "params-and-input", "bias"])
 def test_conv_relu_max_pool_in_tile_order(case, wrt):
     cin, f, k, s, p, d, pool, (h, w_), act = case
     rng = rng_for(f"blocks {case}")

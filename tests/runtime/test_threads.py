@@ -80,14 +80,19 @@ def test_pooling_split_equals_whole(pool, n, c, h, w, size, stride, dtype):
 @pytest.mark.parametrize("n", [5, 7])
 def test_tile_order_pooling_split_equals_whole(pool, n):
     rng = np.random.default_rng(n)
-    x = np.maximum(np.round(rng.standard_normal((n, 3, 4, 6)) * 2) / 2, 0)    # ties, as after relu
+    x = np.maximum(np.round(rng.standard_normal((n, 4, 3, 6)) * 2) / 2, 0)    # ties, as after relu
     whole, split = _both("max_pool_blocks", [x], (n, 3, 2, 3), {}, pool)
     np.testing.assert_array_equal(split, whole)
-    np.testing.assert_array_equal(whole.reshape(n, 3, 6), x.max(axis=2))
+    np.testing.assert_array_equal(whole.reshape(n, 3, 6), x.max(axis=1))
     dy = rng.standard_normal((n, 3, 2, 3))
     g_whole, g_split = _both("max_pool_blocks_grad", [dy, x, whole], x.shape, {}, pool)
     np.testing.assert_array_equal(g_split, g_whole)
-    np.testing.assert_allclose(g_whole.sum(axis=2), dy.reshape(n, 3, 6), rtol=1e-15)
+    np.testing.assert_allclose(g_whole.sum(axis=1), dy.reshape(n, 3, 6), rtol=1e-15)
+    w, cols = rng.standard_normal((3, 5)), rng.standard_normal((n, 5, 24))
+    whole, split = _both("matmul_tiles", [w, cols], (n, 4, 3, 6), {"tiles": 4}, pool)
+    np.testing.assert_array_equal(split, whole)
+    g_whole, g_split = _both("matmul_tiles_grad", [cols, whole], (n, 4, 5, 3), {"tiles": 4}, pool)
+    np.testing.assert_array_equal(g_split, g_whole)
 
 
 @pytest.mark.parametrize("n", [5, 7])
@@ -184,7 +189,7 @@ def test_fused_epilogue_split_equals_whole(pool, n):
 
 def test_every_batched_kernel_is_tested():
     assert set(BATCHED) == {"im2col", "col2im", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
-                            "max_pool_blocks", "max_pool_blocks_grad",
+                            "max_pool_blocks", "max_pool_blocks_grad", "matmul_tiles", "matmul_tiles_grad",
                             "avg_pool2d_grad", "relu", "relu_grad"}
 
 
@@ -259,7 +264,8 @@ def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
         split = {i.kernel for i, call in zip(program.instructions, ex.calls) if getattr(call, "parts", 1) > 1}
         assert (not split) == (n == 1)
         if n == 3:              # the convolutions' GEMMs, tile-order pooling and gemm_col2im split too
-            assert {"fused", "matmul", "gemm_col2im", "max_pool_blocks", "max_pool_blocks_grad"} <= split
+            assert {"matmul", "matmul_tiles", "matmul_tiles_grad", "gemm_col2im", "max_pool_blocks",
+                    "max_pool_blocks_grad"} <= split
         assert (ex.pool is None) == (n == 1)
         for _ in range(2):
             ex.run(feeds)
