@@ -78,7 +78,10 @@ def interleaved(variants: dict, rounds: int, steps: int) -> dict:
     """{name: [seconds per step, one per round]}, the variants taking turns.
 
     The order rotates every round and each variant starts after a pause, so no
-    variant always follows the one whose worker threads are still busy-waiting."""
+    variant always follows the one whose worker threads are still busy-waiting;
+    after the pause one untimed step brings its data back into cache and wakes
+    its threads, so the timed steps are the steady state (a cold first step
+    costs the variants differently: PyTorch's LSTM 2.4 ms, graphnn's 1.1)."""
     for fn in variants.values():            # warm up: first-touch, caches, BLAS threads
         for _ in range(3):
             fn()
@@ -88,6 +91,7 @@ def interleaved(variants: dict, rounds: int, steps: int) -> dict:
         for name in names[r % len(names):] + names[:r % len(names)]:
             time.sleep(PAUSE)
             fn = variants[name]
+            fn()
             t = CLOCK()
             for _ in range(steps):
                 fn()
