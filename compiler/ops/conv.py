@@ -274,6 +274,11 @@ def _lower_conv_grad_weight(rw, node, ins, attrs):
     # for the CNN benchmark's second convolution, one thread).
     if blocks is not None:          # dy (N, tile offsets, F, M): per image and offset
         per_sample = rw.emit(f"{node}/gemm", "matmul_tiles_grad", [cols, dy], tiles=blocks[0] * blocks[1])
+    elif groups == 1:               # dy^T copied first: OpenBLAS runs cols @ (L, F) 1.5x faster
+        n, _, oh, ow = rw.g.nodes[dy]["shape"]       # than against a transposed view (1.0 + 0.25
+        dym = rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow])    # copy vs 1.5 ms)
+        dyt = rw.emit(f"{dy}/transposed", "transpose", [dym], perm=[0, 2, 1])
+        per_sample = rw.emit(f"{node}/gemm", "matmul", [cols, dyt])
     else:
         n, _, oh, ow = rw.g.nodes[dy]["shape"]
         dym = _per_group(rw, rw.emit(f"{dy}/matrix", "reshape", [dy], shape=[n, f, oh * ow]), groups, f)
