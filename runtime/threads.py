@@ -1,8 +1,8 @@
 """Splitting a kernel's batch across a small pool of threads.
 
-NumPy runs each ufunc on one thread, but releases the GIL inside its loops, so
-the batch of a non-GEMM kernel (pooling, im2col, col2im, the activation
-epilogue) can be cut into chunks that run at once. Each chunk is the same
+NumPy runs each ufunc on one thread, but releases the GIL inside its loops (and
+around BLAS calls), so the batch of a kernel (per-image GEMMs, pooling, im2col,
+col2im, the activation epilogue) can be cut into chunks that run at once. Each chunk is the same
 kernel bound to row slices of the same arrays (views: nothing is copied, and
 every output element is computed by exactly the operations of the one-thread
 path, so results are identical).
@@ -10,8 +10,9 @@ path, so results are identical).
 A kernel is split only when it is listed in ``BATCHED`` (which of its operands
 carry the batch on axis 0; its results and scratch always do), every array cut
 is C-contiguous with that batch as its first dimension, and the result is large
-enough (``MIN_ELEMENTS``) for the hand-off to pay. GEMMs split too (by images
-or rows, with BLAS on one thread: see ``single_blas``).
+enough (``MIN_ELEMENTS``) for the hand-off to pay; a transpose that keeps the
+batch axis first splits too. Stacked (per-image) GEMMs split by images, with
+BLAS on one thread during a pooled step (``single_blas``); 2-D GEMMs stay whole.
 
 >>> import numpy as np
 >>> from graphnn.runtime.kernels import KERNELS
@@ -175,6 +176,8 @@ def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Poo
             return split
     whole = bind(factory, ins, outs, attrs)
     batched = BATCHED.get(name)
+    if name == "transpose" and list(attrs.get("perm", ()))[:1] == [0]:
+        batched = (0,)              # the batch axis stays first: a copy per image
     if pool is None or pool.size < 2 or batched is None or not outs:
         return whole
     n = outs[0].shape[0] if outs[0].ndim else 0

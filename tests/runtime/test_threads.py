@@ -115,6 +115,18 @@ def test_stacked_gemms_split_equal_whole(pool, n):
     assert getattr(run, "parts", 1) == 1
 
 
+def test_batch_first_transposes_split_and_others_do_not(pool):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 4, 5))
+    whole, split = _both("transpose", [x], (7, 5, 4), {"perm": [0, 2, 1]}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole, x.transpose(0, 2, 1))
+    square = rng.standard_normal((6, 6))            # rows are not images here
+    run = split_call(KERNELS["transpose"], "transpose", [square], [np.empty((6, 6))], {"perm": [1, 0]},
+                     pool, min_elements=0)
+    assert getattr(run, "parts", 1) == 1
+
+
 @pytest.mark.parametrize("n, rows", [(5, 2), (7, 3), (6, 6)])
 def test_gemm_col2im_split_equals_whole(pool, n, rows):
     """Each thread takes a share of the images and of the columns buffer."""
