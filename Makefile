@@ -41,7 +41,7 @@ bench-distributed: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check ruff
-	$(VENV)/bin/ruff check graphnn compiler runtime tests examples
+	$(VENV)/bin/ruff check graphnn compiler runtime tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

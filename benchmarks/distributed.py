@@ -32,11 +32,11 @@ if __name__ == "__main__":       # before NumPy loads: BLAS threads per rank
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from graphnn.compiler.allreduce import SHARE  # noqa: E402
+from graphnn.runtime import Executor  # noqa: E402
 from graphs import cnn, compiled, mlp  # noqa: E402
 
-from graphnn.compiler.allreduce import SHARE  # noqa: E402
 from graphnn.distributed import Ranks, training_program  # noqa: E402
-from graphnn.runtime import Executor  # noqa: E402
 
 PAUSE = 0.2
 MODELS = {"MLP 784-512-256-10": mlp, "CNN conv16-conv32-dense128-dense10": cnn}

@@ -22,9 +22,9 @@ EXAMPLES = os.path.join(HERE, "..", "examples")
 sys.path.insert(0, HERE)
 sys.path.insert(0, EXAMPLES)
 
-import torch_models
+import torch_models  # noqa: E402
 
-from graphnn import datasets
+from graphnn import datasets  # noqa: E402
 
 SETTINGS = {"mlp": ("mnist_mlp", 15, 5e-4), "cnn": ("mnist_cnn", 12, 1e-3),
             "lstm": ("mnist_lstm", 14, 2e-3)}

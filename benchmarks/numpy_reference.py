@@ -7,6 +7,8 @@ not a naive one.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -41,7 +43,7 @@ def softmax_ce(logits, labels):
 class MLP:
     def __init__(self, sizes=(784, 512, 256, 10), seed=0):
         rng = np.random.default_rng(seed)
-        self.W = [_glorot(rng, a, b, (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.W = [_glorot(rng, a, b, (a, b)) for a, b in itertools.pairwise(sizes)]
         self.b = [np.zeros(b, np.float32) for b in sizes[1:]]
         self.opt = SGDMomentum(self.W + self.b)
 

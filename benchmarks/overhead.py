@@ -91,7 +91,7 @@ def kernel_ratios(repeats=15):
         if ins.kernel == "gemm_col2im":     # its GEMM and its col2im, chunk by chunk, timed apart
             call()                          # once whole: its weights in offset order are set
             for k, label in ((0, "gemm_col2im: GEMM"), (1, "gemm_col2im: col2im")):
-                def part(k=k):
+                def part(k=k, call=call):
                     for chunk in call.chunks:
                         chunk[k]()
                 times[ins.node, label] = np.median([cpu_seconds(part, 1) for _ in range(repeats)])

@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from graphs import cnn, compiled, gru, lstm, mlp, sized_graph  # noqa: E402
-import numpy_reference  # noqa: E402
-import torch_models  # noqa: E402
+import numpy_reference
+import torch_models
+from graphnn.runtime import Executor
+from graphs import cnn, compiled, gru, lstm, mlp, sized_graph
 
-from graphnn import Model, optim  # noqa: E402
-from graphnn.runtime import Executor  # noqa: E402
+from graphnn import Model, optim
 
 GRAPHS = {"mlp": mlp, "cnn": cnn, "lstm": lstm, "gru": gru}
 LABELS = {"mlp": "MLP 784-512-256-10, batch 128",

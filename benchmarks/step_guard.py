@@ -40,7 +40,7 @@ def measure(rounds: int, steps: int) -> None:
             model.fit(xs, ys, epochs=1, batch_size=shape[0], verbose=0)
             ex = model._executor("train", shape[0], next(iter(model._built)))
             guard = StepGuard()
-            plain, guarded = ex.step, (lambda: guard.run(ex))
+            plain, guarded = ex.step, (lambda guard=guard, ex=ex: guard.run(ex))
 
             def run(step):
                 start = time.perf_counter()

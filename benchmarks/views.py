@@ -69,9 +69,9 @@ def measure(model, kwargs, limit=60):
         svg = subprocess.run(["dot", "-Tsvg"], input=dot.source, capture_output=True, text=True,
                              timeout=limit, check=True).stdout
     except subprocess.TimeoutExpired:
-        return float("inf"), len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.M)), "killed"
+        return float("inf"), len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.MULTILINE)), "killed"
     seconds = time.perf_counter() - start
-    boxes = len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.M))
+    boxes = len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.MULTILINE))
     size = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg)
     return seconds, boxes, f"{size.group(1)} x {size.group(2)}" if size else "?"
 
@@ -82,6 +82,7 @@ def images(folder):
     compiled step of the same model, and the LSTM example's layer view."""
     import shutil
     import tempfile
+
     from graphnn.demo import run_demo
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory() as out:

@@ -4,8 +4,26 @@
 """
 from .errors import GraphError, Problem, ShapeError
 from .ops import OPS
-from .pipeline import (build_program, check_graph, compile_graph, emit_program, inference_graph,
-                       prune, training_graph)
+from .pipeline import (
+                       build_program,
+                       check_graph,
+                       compile_graph,
+                       emit_program,
+                       inference_graph,
+                       prune,
+                       training_graph,
+)
 
-__all__ = ["OPS", "GraphError", "ShapeError", "Problem", "build_program", "check_graph", "compile_graph",
-           "emit_program", "inference_graph", "prune", "training_graph"]
+__all__ = [
+                       "OPS",
+                       "GraphError",
+                       "Problem",
+                       "ShapeError",
+                       "build_program",
+                       "check_graph",
+                       "compile_graph",
+                       "emit_program",
+                       "inference_graph",
+                       "prune",
+                       "training_graph",
+]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import networkx as nx
 
 from ..runtime.program import Buffer, Instruction, Program
-
 from .ir import op_attrs, operands, topological_order
 from .ops import OPS, concrete
 from .plan import plan_memory

@@ -26,11 +26,11 @@ import networkx as nx
 from .autodiff import differentiate
 from .emit import emit_program
 from .errors import GraphError, Problem
+from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .infer import infer_shapes
 from .ir import ancestors_of, copy_graph, op_attrs, operands
-from .ops import OPS
-from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .lower import lower
+from .ops import OPS
 from .rewrite import Rewriter
 from .schedule import schedule
 from .updates import append_updates
@@ -78,7 +78,7 @@ def _shape_problems_beside(g, problems: list[Problem]) -> list[Problem]:
         infer_shapes(sound, copy=False)
     except GraphError as e:
         return [p for p in e.problems if p.kind == "shape"]
-    except Exception:          # a rule meeting inputs it never sees in a valid graph
+    except Exception:  # noqa: BLE001 - a rule meeting inputs it never sees in a valid graph
         return []
     return []
 

@@ -32,8 +32,8 @@ from .errors import GraphError, OpShapeError, Problem, ShapeError
 from .infer import describe_operands, infer_node
 from .ir import ancestors_of, copy_graph
 from .ops import OPS, with_role
-from .rewrite import Rewriter
 from .pipeline import build_program, check_graph, inference_graph, training_graph
+from .rewrite import Rewriter
 
 # The loss names a user may give, and the loss op each one means (from the op table).
 LOSSES = with_role("loss")

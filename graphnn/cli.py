@@ -57,7 +57,7 @@ def load_data(source: str, seed: int = 0):
                 arrays = {k: f[k] for k in ("x", "y", "x_test", "y_test") if k in f.files}
         except UsageError:
             raise
-        except Exception as e:             # not an npz, damaged, or pickled objects
+        except Exception as e:  # noqa: BLE001 - not an npz, damaged, or pickled objects
             raise UsageError(f"--data {source}: not a readable .npz of arrays ({e})") from None
         for a, b in (("x", "y"), ("x_test", "y_test")):
             if a in arrays and b in arrays and (arrays[a].ndim == 0 or arrays[b].ndim == 0
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphnn: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:               # one line, never a traceback
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback
         expected = (ValueError, KeyError, OSError, GraphError, FloatingPointError, ImportError)
         message = str(e).strip().replace("\n", "; ") or type(e).__name__
         if isinstance(e, KeyError) and e.args:

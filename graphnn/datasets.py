@@ -140,6 +140,6 @@ def split(x: np.ndarray, y: np.ndarray, test_fraction: float = 0.2, seed: int = 
     (7, 3)
     """
     order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return (x[train], y[train]), (x[test], y[test])

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import networkx as nx
 
+from .base import Tensor
+from .base import plain as _plain
+from .base import user_source as _user_source
+from .blocks import BlockMethods
 from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
 from .compiler.infer import describe_operands, infer_node
 from .compiler.ir import add_op, op_attrs, operands
 from .compiler.ops import OPS
-
-from .base import Tensor, plain as _plain, user_source as _user_source
-
 from .layers import LayerMethods, layer
 from .naming import NamingMethods
-from .blocks import BlockMethods
 from .recurrent import RecurrentMethods
 from .reuse import ReuseMethods
 
@@ -49,7 +49,7 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods, NamingMe
         self.nested_layers: list[dict] = []   # layers called inside blocks (see _record_nested)
         self._share_stack: list[dict] = []    # parameter sharing in progress (graphnn.reuse)
 
-    def _record(self, kind: str, bound, out: "Tensor") -> None:
+    def _record(self, kind: str, bound, out: Tensor) -> None:
         """Remember one builder call: {"type", "name", "inputs", "output", args...}."""
         args, inputs = {}, []
         for key, value in list(bound.arguments.items())[1:]:
@@ -75,7 +75,7 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods, NamingMe
         self._layer_of[out.name] = name
         self.layers.append({"type": kind, "name": name, "inputs": inputs, "output": out.name, **args})
 
-    def _record_nested(self, kind: str, out: "Tensor") -> None:
+    def _record_nested(self, kind: str, out: Tensor) -> None:
         """Remember a layer called inside a block (an inception's convolutions, a
         sequential's dense layers) when it opened a block of its own: the rows of
         ``summary(expand_nested=True)``."""
@@ -171,7 +171,7 @@ class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods, NamingMe
 
     # ------------------------------------------------------------ networkx
     @classmethod
-    def from_networkx(cls, g: nx.Graph, dtype: str = "float32") -> "Graph":
+    def from_networkx(cls, g: nx.Graph, dtype: str = "float32") -> Graph:
         """Wrap a hand-built networkx graph (copied); it is checked when compiled.
 
         >>> h = nx.MultiDiGraph()

@@ -72,9 +72,9 @@ def load_model(path, max_bytes: int | None = None):
     The file is not trusted: every member is checked before anything is built
     from it (see graphnn.modelfile), and a file declaring more than ``max_bytes``
     of weights (default: this machine's memory) is refused before allocating."""
+    from .checks import path_argument
     from .compiler import GraphError
     from .graph import Graph
-    from .checks import path_argument
     from .model import Model
     path = path_argument(path)
     if not os.path.exists(path):

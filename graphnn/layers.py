@@ -18,11 +18,10 @@ import re
 import zlib
 from contextlib import contextmanager
 
+from .base import user_source
 from .compiler.errors import Problem, ShapeError
 from .compiler.ops import OPS, fmt_shape, with_role
 from .compiler.ops.base import REQUIRED
-
-from .base import user_source
 
 ACTIVATIONS = tuple(with_role("activation"))      # from the op table
 LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may name

@@ -21,19 +21,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiler import build_program, check_graph, inference_graph
-from .compiler.training import (LossSpec, TargetSpec, build_training_graph, check_model_io,
-                                compile_for, graph_ends, target_inputs,
-                                target_spec as default_target)
-from .runtime import Executor
-
-from . import optim
+from . import checks, optim
 from .base import Tensor
-from . import checks
+from .compiler import build_program, check_graph, inference_graph
+from .compiler.training import (
+    LossSpec,
+    TargetSpec,
+    build_training_graph,
+    check_model_io,
+    compile_for,
+    graph_ends,
+    target_inputs,
+)
+from .compiler.training import target_spec as default_target
 from .guard import StepGuard
-from .training import (Batches, History, as_list, check_metrics, epoch_order, epoch_range,
-                       split_validation)
+from .runtime import Executor
 from .state import StateMethods, add_state, initial_variables
+from .training import Batches, History, as_list, check_metrics, epoch_order, epoch_range, split_validation
 
 
 def _names(items) -> list[str]:
@@ -182,7 +186,7 @@ class Model(StateMethods):
                 if self.optimizer.schedule is not None:
                     self.learning_rate = self.optimizer.schedule(self._steps)
                 self._steps += 1
-                guard.step(self, ex, lambda n=len(idx): self._executor("eval", n, target, fuse=False),
+                guard.step(self, ex, lambda n=len(idx): self._executor("eval", n, target, fuse=False),  # noqa: B008
                            f"epoch {epoch + 1}, batch {b + 1}")     # undone if NaN or inf
                 self._tally(totals, ex, loss, len(idx))
                 if hooks.callbacks:

@@ -17,7 +17,7 @@ import numpy as np
 
 def _pyplot():
     try:
-        import matplotlib.pyplot as plt    # headless, matplotlib picks a file backend itself
+        import matplotlib.pyplot as plt  # headless, matplotlib picks a file backend itself
     except ImportError:
         raise ImportError("plots need matplotlib: pip install 'graphnn[plot]'") from None
     return plt
@@ -211,8 +211,9 @@ def plot_memory(program, to_file: str | None = None, title: str | None = None):
     ax.set_ylim(0, top * 1.3)                 # room for the legend above the naive line
     ax.set_xlabel("instruction (schedule order; -1: fed before the first)")
     ax.set_ylabel("arena offset")
-    from .summary import fmt_bytes
     from matplotlib.ticker import MultipleLocator
+
+    from .summary import fmt_bytes
     ax.yaxis.set_major_locator(MultipleLocator(2 ** int(np.ceil(np.log2(max(top * 1.3 / 6, 1))))))
     ax.yaxis.set_major_formatter(lambda v, _: fmt_bytes(int(v)))       # round powers of two
     ax.set_title(title or f"memory plan, batch {program.batch_size}: arena {m.planned_bytes:,} B")

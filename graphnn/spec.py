@@ -26,7 +26,8 @@ import re
 
 import yaml
 
-from .graph import SPEC_FORMAT as FORMAT, Graph, Tensor
+from .graph import SPEC_FORMAT as FORMAT
+from .graph import Graph, Tensor
 from .layers import LAYER_TYPES
 
 LINE = "__line__"

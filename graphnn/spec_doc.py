@@ -59,11 +59,7 @@ def op_table() -> str:
 
 
 def generated() -> str:
-    return "\n".join([BEGIN, "", "### Layer types", "",
-                      "Each `type` is a builder method of `graphnn.Graph`; the arguments are its "
-                      "keyword arguments (defaults shown), the inputs come from `inputs`. Any layer "
-                      "may also take `share: NAME`, the layer whose weights it uses.", "",
-                      layer_table(), "", "### Ops (`type: op`)", "", op_table(), "", END])
+    return f"{BEGIN}\n\n### Layer types\n\nEach `type` is a builder method of `graphnn.Graph`; the arguments are its keyword arguments (defaults shown), the inputs come from `inputs`. Any layer may also take `share: NAME`, the layer whose weights it uses.\n\n{layer_table()}\n\n### Ops (`type: op`)\n\n{op_table()}\n\n{END}"
 
 
 def update(path: str) -> bool:

@@ -62,10 +62,9 @@ def prepare_inputs(g, names: list[str], data, what: str, aliases: dict | None = 
             raise ValueError(f"{who} expects arrays of shape {fmt_shape(want)}, "
                              f"got {array.shape}")
         dtype = np.dtype(node["dtype"])
-        if dtype.kind in "iu" and array.dtype.kind == "f":
-            if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-                raise ValueError(f"{who} expects integers (dtype {dtype}), "
-                                 "got non-integral values")
+        if dtype.kind in "iu" and array.dtype.kind == "f" and (
+                not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
+            raise ValueError(f"{who} expects integers (dtype {dtype}), got non-integral values")
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.ascontiguousarray(array, dtype=dtype)
         if cast.dtype.kind == "f" and not np.isfinite(cast).all():
@@ -216,7 +215,7 @@ def split_validation(model, x, y, sample_weight, fraction, validation_data):
     several_x, several_y = len(model.inputs) > 1, len(model._targets) > 1
     n = len(_rows(x, slice(None), several_x)[0] if several_x and not isinstance(x, dict) else
             next(iter(x.values())) if isinstance(x, dict) else x)
-    held = int(round(n * fraction))
+    held = round(n * fraction)
     if held < 1 or held >= n:
         raise ValueError(f"validation_split={fraction} of {n} samples leaves {n - held} to train "
                          f"on and {held} to validate on; both need at least one")

@@ -5,4 +5,4 @@
 from .executor import Executor
 from .program import Buffer, Instruction, MemoryReport, Program
 
-__all__ = ["Executor", "Program", "Buffer", "Instruction", "MemoryReport"]
+__all__ = ["Buffer", "Executor", "Instruction", "MemoryReport", "Program"]

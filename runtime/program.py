@@ -76,7 +76,7 @@ class Program:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Program":
+    def from_dict(cls, d: dict) -> Program:
         buffers = {k: Buffer(**{**b, "shape": tuple(b["shape"])}) for k, b in d["buffers"].items()}
         return cls(buffers=buffers, instructions=[Instruction(**i) for i in d["instructions"]],
                    inputs=list(d["inputs"]), outputs=list(d["outputs"]),
@@ -88,9 +88,9 @@ class Program:
             return f"{name}" if b.offset is None else f"{name}@{b.offset}"
 
         m = self.memory
-        lines = [f"program (batch {self.batch_size}): {len(self.instructions)} instructions, "
+        lines = [(f"program (batch {self.batch_size}): {len(self.instructions)} instructions, "
                  f"arena {m.planned_bytes} B (naive {m.naive_bytes} B, "
-                 f"lower bound {m.lower_bound_bytes} B)"]
+                 f"lower bound {m.lower_bound_bytes} B)")]
         lines.append("  inputs:  " + ", ".join(place(n) for n in self.inputs))
         for i, ins in enumerate(self.instructions):
             attrs = "".join(f" {k}={v!r}" for k, v in sorted(ins.attrs.items()))
@@ -108,5 +108,5 @@ class Program:
             where = "persistent" if b.offset is None else f"[{b.offset}, {b.offset + b.nbytes})"
             if b.view_of:
                 where += f" view of {b.view_of}"
-            lines.append(f"    {b.name:32s} {str(b.shape):16s} {b.dtype:8s} {where}")
+            lines.append(f"    {b.name:32s} {b.shape!s:16s} {b.dtype:8s} {where}")
         return "\n".join(lines)

@@ -28,6 +28,7 @@ array([2., 3., 4., 5.])
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
 import threading
 
@@ -110,7 +111,7 @@ class Pool:
                 return
             try:
                 task[0].run(task[1])
-            except BaseException as e:          # re-raised by the caller
+            except BaseException as e:  # noqa: BLE001 - re-raised by the caller
                 self._errors[k] = e
             self._tasks[k] = None
             done.release()
@@ -158,7 +159,7 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
     bounds = [0]
     for k in range(parts):
         bounds.append(bounds[-1] + q + (k < r))
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Pool | None,

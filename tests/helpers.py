@@ -4,11 +4,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from graphnn.compiler.autodiff import differentiate
-from graphnn.compiler.pipeline import build_program
-from graphnn.compiler.pipeline import check_graph
 from graphnn.compiler.ir import add_op, new_graph
+from graphnn.compiler.pipeline import build_program, check_graph
 from graphnn.runtime import Executor
 
 SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))

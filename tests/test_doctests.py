@@ -9,10 +9,9 @@ import doctest
 import importlib
 import pkgutil
 
-import pytest
-
 import graphnn.compiler
 import graphnn.runtime
+import pytest
 
 
 def _modules():

@@ -10,8 +10,7 @@ output (so the input can be freed), softplus reads its input.
 from __future__ import annotations
 
 from ..errors import OpShapeError
-from .base import (Attr, OpDef, elementwise_flops, fmt_shape, is_number, like_input, register,
-                   same_dtype)
+from .base import Attr, OpDef, elementwise_flops, fmt_shape, is_number, like_input, register, same_dtype
 
 _same = like_input(0)
 

@@ -13,9 +13,10 @@ kernel runs it (``kernel``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Callable
+from typing import Any
 
 from ...runtime.kernels import KERNELS
 from ..errors import OpShapeError
@@ -115,7 +116,7 @@ class OpDef:
                 ok = False
                 try:
                     ok = bool(spec.check(value))
-                except Exception:
+                except Exception:  # noqa: BLE001 - a check that raises rejects the value
                     ok = False
                 if not ok:
                     bad.append(f"attribute {key}={value!r} is invalid: expected {spec.expect}")

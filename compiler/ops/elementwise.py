@@ -10,8 +10,16 @@ from math import prod
 
 from ..errors import GraphError, OpShapeError, Problem
 from ..ir import operands
-from .base import (Attr, OpDef, broadcast_shapes, elementwise_flops, fmt_shape,
-                   like_input, register, same_dtype)
+from .base import (
+    Attr,
+    OpDef,
+    broadcast_shapes,
+    elementwise_flops,
+    fmt_shape,
+    like_input,
+    register,
+    same_dtype,
+)
 
 
 def _add_shape(shapes, dtypes, attrs):

@@ -372,4 +372,4 @@ def _slice(ctx, node, ins, a):
     return [y if y is not x else ctx.op("linear", [x], out(node))]
 
 
-from . import convert_loss, convert_matrix, convert_nn, convert_resize, convert_rnn, convert_select  # noqa: F401  (they fill the table)
+from . import convert_loss, convert_matrix, convert_nn, convert_resize, convert_rnn, convert_select  # noqa: E402, F401  (they fill the table)

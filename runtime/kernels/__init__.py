@@ -6,5 +6,22 @@ True
 >>> KERNELS["relu_grad"].operands, list(KERNELS["relu_grad"].scratch)
 (2, ['mask'])
 """
+from . import (  # noqa: F401
+    activation,
+    collective,
+    conv,
+    elementwise,
+    fused,
+    gru,
+    linalg,
+    loss,
+    norm,
+    pool,
+    recurrent,
+    reduce,
+    select,
+    shape,
+    special,
+    update,
+)
 from .base import KERNELS, bind  # noqa: F401
-from . import activation, collective, conv, elementwise, fused, gru, linalg, loss, norm, pool, recurrent, reduce, select, shape, special, update  # noqa: F401,E402

@@ -28,14 +28,14 @@ def _layout(x, axis):
 @kernel(operands=1)
 def batch_mean(ins, outs, axis=1):
     (x,), (mean,) = ins, outs
-    axis, others, shape = _layout(x, axis)
+    axis, others, _shape = _layout(x, axis)
     return partial(np.mean, x, axis=others, out=mean)
 
 
 @kernel(operands=1)
 def batch_mean_grad(ins, outs, axis=1, shape=None):
     (dmean,), (dx,) = ins, outs
-    axis, others, layout = _layout(dx, axis)
+    axis, _others, layout = _layout(dx, axis)
     count = dx.size // dx.shape[axis]
     return partial(np.multiply, dmean.reshape(layout), 1.0 / count, out=dx)
 
@@ -75,7 +75,7 @@ def batch_var_grad(ins, outs, axis=1, wrt=0, *, centred):
 @kernel(operands=5, scratch={"scale": (1, "same"), "shift": (1, "same")})
 def normalize(ins, outs, axis=1, eps=1e-3, *, scale, shift):
     (x, mean, var, gamma, beta), (y,) = ins, outs
-    axis, others, shape = _layout(x, axis)
+    axis, _others, shape = _layout(x, axis)
     s, t = scale.reshape(shape), shift.reshape(shape)
 
     def run():

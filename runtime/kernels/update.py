@@ -18,7 +18,6 @@ import numpy as np
 
 from .base import kernel
 
-
 # Each update makes 5 to 16 passes over its parameter's arrays. On a large
 # parameter every pass streams all of them from L3 or memory; cut into pieces
 # of this many bytes per array, the passes over one piece stay in the core's
@@ -78,27 +77,30 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *
     p, g, lr, m, v, t = ins
     pieces = _pieces(p, g, m, v, s)
 
+    def piece(p, g, m, v, s, decay, scale, rate):
+        if weight_decay:                           # AdamW: decoupled decay first
+            np.multiply(p, decay, out=p)
+        np.subtract(g, m, out=s)                   # m = b1 m + (1 - b1) g, as m + (1 - b1)(g - m)
+        np.multiply(s, 1.0 - beta1, out=s)
+        np.add(m, s, out=m)
+        np.multiply(v, beta2, out=v)               # v = b2 v + (1 - b2) g^2
+        np.multiply(g, g, out=s)
+        np.multiply(s, 1.0 - beta2, out=s)
+        np.add(v, s, out=v)
+        np.sqrt(v, out=s)                          # sqrt(v_hat) + eps
+        np.multiply(s, scale, out=s)
+        np.add(s, eps, out=s)
+        np.divide(m, s, out=s)                     # p -= lr m_hat / (...)
+        np.multiply(s, rate, out=s)
+        np.subtract(p, s, out=p)
+
     def run():
         t[...] += 1.0
         c1, c2 = 1.0 - beta1 ** t.item(), 1.0 - beta2 ** t.item()
         # Python floats: no float64 promotion of float32 arrays
         decay, scale, rate = 1.0 - lr.item() * weight_decay, 1.0 / sqrt(c2), lr.item() / c1
-        for p, g, m, v, s in pieces:
-            if weight_decay:                       # AdamW: decoupled decay first
-                np.multiply(p, decay, out=p)
-            np.subtract(g, m, out=s)               # m = b1 m + (1 - b1) g, as m + (1 - b1)(g - m)
-            np.multiply(s, 1.0 - beta1, out=s)
-            np.add(m, s, out=m)
-            np.multiply(v, beta2, out=v)           # v = b2 v + (1 - b2) g^2
-            np.multiply(g, g, out=s)
-            np.multiply(s, 1.0 - beta2, out=s)
-            np.add(v, s, out=v)
-            np.sqrt(v, out=s)                      # sqrt(v_hat) + eps
-            np.multiply(s, scale, out=s)
-            np.add(s, eps, out=s)
-            np.divide(m, s, out=s)                 # p -= lr m_hat / (...)
-            np.multiply(s, rate, out=s)
-            np.subtract(p, s, out=p)
+        for arrays in pieces:
+            piece(*arrays, decay, scale, rate)
     return run
 
 
@@ -145,16 +147,18 @@ def adagrad_update(ins, outs, eps=1e-8, *, s):
     p, g, lr, acc = ins
     pieces = _pieces(p, g, acc, s)
 
+    def piece(p, g, acc, s, rate):
+        np.multiply(g, g, out=s)                   # acc += g^2
+        np.add(acc, s, out=acc)
+        np.sqrt(acc, out=s)                        # p -= lr g / (sqrt(acc) + eps)
+        np.add(s, eps, out=s)
+        np.divide(g, s, out=s)
+        np.multiply(s, rate, out=s)
+        np.subtract(p, s, out=p)
+
     def run():
-        rate = lr.item()
-        for p, g, acc, s in pieces:
-            np.multiply(g, g, out=s)               # acc += g^2
-            np.add(acc, s, out=acc)
-            np.sqrt(acc, out=s)                    # p -= lr g / (sqrt(acc) + eps)
-            np.add(s, eps, out=s)
-            np.divide(g, s, out=s)
-            np.multiply(s, rate, out=s)
-            np.subtract(p, s, out=p)
+        for arrays in pieces:
+            piece(*arrays, lr.item())
     return run
 
 
@@ -163,25 +167,27 @@ def adadelta_update(ins, outs, rho=0.9, eps=1e-6, *, s, d):
     p, g, lr, eg2, edx2 = ins
     pieces = _pieces(p, g, eg2, edx2, s, d)
 
+    def piece(p, g, eg2, edx2, s, d, rate):
+        np.multiply(eg2, rho, out=eg2)             # E[g^2] = rho E[g^2] + (1 - rho) g^2
+        np.multiply(g, g, out=s)
+        np.multiply(s, 1.0 - rho, out=s)
+        np.add(eg2, s, out=eg2)
+        np.add(edx2, eps, out=d)                   # d = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
+        np.sqrt(d, out=d)
+        np.add(eg2, eps, out=s)
+        np.sqrt(s, out=s)
+        np.divide(d, s, out=d)
+        np.multiply(d, g, out=d)
+        np.multiply(edx2, rho, out=edx2)           # E[dx^2] = rho E[dx^2] + (1 - rho) d^2
+        np.multiply(d, d, out=s)
+        np.multiply(s, 1.0 - rho, out=s)
+        np.add(edx2, s, out=edx2)
+        np.multiply(d, rate, out=d)                # p -= lr d
+        np.subtract(p, d, out=p)
+
     def run():
-        rate = lr.item()
-        for p, g, eg2, edx2, s, d in pieces:
-            np.multiply(eg2, rho, out=eg2)         # E[g^2] = rho E[g^2] + (1 - rho) g^2
-            np.multiply(g, g, out=s)
-            np.multiply(s, 1.0 - rho, out=s)
-            np.add(eg2, s, out=eg2)
-            np.add(edx2, eps, out=d)               # d = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
-            np.sqrt(d, out=d)
-            np.add(eg2, eps, out=s)
-            np.sqrt(s, out=s)
-            np.divide(d, s, out=d)
-            np.multiply(d, g, out=d)
-            np.multiply(edx2, rho, out=edx2)       # E[dx^2] = rho E[dx^2] + (1 - rho) d^2
-            np.multiply(d, d, out=s)
-            np.multiply(s, 1.0 - rho, out=s)
-            np.add(edx2, s, out=edx2)
-            np.multiply(d, rate, out=d)            # p -= lr d
-            np.subtract(p, d, out=p)
+        for arrays in pieces:
+            piece(*arrays, lr.item())
     return run
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from graphnn import Graph
 from graphnn.compiler.autodiff import differentiate
 from graphnn.compiler.pipeline import build_program, check_graph
 from graphnn.runtime.kernels import KERNELS, bind
+
+from graphnn import Graph
 
 # (in channels, filters, kernel, stride, padding, dilation, pool, image, activation):
 # every one of them is lowered in tile order (test_these_cases_take_tile_order)

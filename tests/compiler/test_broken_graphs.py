@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
-
 from graphnn.compiler import GraphError, ShapeError, check_graph
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from graphnn.compiler.ir import copy_graph, topological_order
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _random_multidag(edges, nodes):

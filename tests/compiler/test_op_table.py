@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 import pytest
-
-from graphnn.compiler.ops import OPS, concrete
-from graphnn.compiler.ir import add_op
 from graphnn.compiler.infer import infer_node
+from graphnn.compiler.ir import add_op
+from graphnn.compiler.ops import OPS, concrete
+
 from tests.helpers import gradient_check, one_op_graph, run, sample
 
 
@@ -57,7 +57,7 @@ def _conv(s=(1, 1), pads=(0, 0, 0, 0), d=(1, 1)):
 def _conv_transpose(s=(1, 1), pads=(0, 0), extra=(0, 0)):
     """Scatter-add of every input pixel times the kernel: the textbook definition."""
     def ref(x, w):
-        n, cin, h, wd = x.shape
+        n, _cin, h, wd = x.shape
         _, cout, kh, kw = w.shape
         full = np.zeros((n, cout, (h - 1) * s[0] + kh + extra[0], (wd - 1) * s[1] + kw + extra[1]))
         for i in range(h):

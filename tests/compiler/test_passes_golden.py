@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from graphnn.compiler.printer import format_stage
 
 from graphnn import Graph, Model, optim
-from graphnn.compiler.printer import format_stage
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.compiler import build_program
 from graphnn.compiler.autodiff import differentiate
+from graphnn.runtime import Executor
+
 from graphnn import Model, optim
 from graphnn.training import feeds_for
-from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
 
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.compiler import ShapeError, build_program, check_graph
 from graphnn.compiler.ir import add_op, new_graph, operands
-from graphnn.compiler.training import (TARGET, TOTAL, WEIGHTS, LossSpec, TargetSpec, add_loss,
-                                       build_training_graph, graph_ends, target_inputs,
-                                       target_spec)
+from graphnn.compiler.training import (
+    TARGET,
+    TOTAL,
+    WEIGHTS,
+    LossSpec,
+    TargetSpec,
+    add_loss,
+    build_training_graph,
+    graph_ends,
+    target_inputs,
+    target_spec,
+)
 from graphnn.runtime import Executor
 
 RNG = np.random.default_rng(7)

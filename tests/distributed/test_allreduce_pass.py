@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-
-from graphnn import Graph, GraphError, Model, optim
 from graphnn.compiler.allreduce import SHARE, buckets_of, insert_allreduce, trained_gradients
 from graphnn.compiler.ops import OPS
 from graphnn.compiler.training import target_spec
-from graphnn.distributed import training_program
 from graphnn.runtime import Executor
+
+from graphnn import Graph, GraphError, Model, optim
+from graphnn.distributed import training_program
 
 
 class OneRank:
@@ -52,7 +52,7 @@ def test_every_gradient_is_in_one_bucket_and_every_update_reads_the_sum():
     assert len(packed) == len(set(packed)) == 4
     for n, d in g.nodes(data=True):
         if OPS[d["op"]].kind == "update":
-            grad = [u for u, _, k in g.in_edges(n, data="port") if k == 1][0]
+            grad = next(u for u, _, k in g.in_edges(n, data="port") if k == 1)
             assert g.nodes[grad]["op"] == "bucket_slice", n
 
 

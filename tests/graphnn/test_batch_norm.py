@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.compiler import check_graph
+
 from graphnn import Graph, Model, optim
 from tests.helpers import gradient_check
 

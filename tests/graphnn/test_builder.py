@@ -40,7 +40,7 @@ def mlp_by_hand():
 
 
 def test_shapes_are_known_when_a_node_is_added():
-    g, x, out = mlp_builder()
+    g, _x, out = mlp_builder()
     assert out.shape == (None, 3)
     assert g["h/W"].shape == (5, 4)
 
@@ -74,7 +74,7 @@ def test_shape_error_names_node_op_shapes_and_user_line():
     import inspect
     src = inspect.getsource(test_shape_error_names_node_op_shapes_and_user_line)
     first = test_shape_error_names_node_op_shapes_and_user_line.__code__.co_firstlineno
-    offset = [i for i, l in enumerate(src.splitlines()) if "the line reported below" in l][0]
+    offset = next(i for i, l in enumerate(src.splitlines()) if "the line reported below" in l)
     assert line == first + offset
 
 

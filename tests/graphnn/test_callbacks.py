@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from graphnn import Graph, Model, load_model, optim
-from graphnn.callbacks import (Callback, CSVLogger, EarlyStopping, LearningRateScheduler,
-                               ModelCheckpoint, Progress)
+from graphnn.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    Progress,
+)
 
 
 def regression(seed=0):
@@ -91,7 +97,8 @@ def test_csv_logger_writes_one_row_per_epoch(tmp_path):
     model, x, y = regression()
     path = tmp_path / "log.csv"
     hist = model.fit(x, y, epochs=3, verbose=0, callbacks=[CSVLogger(path)])
-    rows = list(csv.reader(open(path)))
+    with open(path) as f:
+        rows = list(csv.reader(f))
     assert rows[0] == ["epoch", "loss"] and len(rows) == 4
     assert [float(r[1]) for r in rows[1:]] == pytest.approx(hist.history["loss"], rel=1e-5)
 

@@ -20,7 +20,7 @@ SPEC = {"graphnn_spec": 1,
 
 def graphnn(*args, cwd):
     env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.run([sys.executable, "-m", "graphnn.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "graphnn.cli", *map(str, args)], check=False, cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=300)
 
 

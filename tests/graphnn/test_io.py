@@ -81,7 +81,8 @@ def test_newer_format_and_mismatched_weights_are_refused(tmp_path):
     parts = {}
     with zipfile.ZipFile(path) as z:
         parts = {n: z.read(n) for n in z.namelist()}
-    import io as _io, json
+    import io as _io
+    import json
     meta = json.loads(parts["meta.json"])
     newer = dict(parts, **{"meta.json": json.dumps({**meta, "version": 99}).encode()})
     buf = _io.BytesIO()

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+from graphnn.compiler.ir import unique_name
 
 from graphnn import Graph, ShapeError
-from graphnn.compiler.ir import unique_name
 
 
 def first_free(kind: str, taken: set) -> str:

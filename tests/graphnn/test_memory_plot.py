@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from graphnn import Model, optim, plot_memory  # noqa: E402
-from tests.example_graphs import EXAMPLE_GRAPHS  # noqa: E402
-from tests.runtime.checker import live_ranges, storages  # noqa: E402
+from graphnn import Model, optim, plot_memory
+from tests.example_graphs import EXAMPLE_GRAPHS
+from tests.runtime.checker import live_ranges, storages
 
 
 @pytest.fixture(autouse=True)

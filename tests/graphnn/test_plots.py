@@ -6,9 +6,14 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from graphnn import Graph, Model, optim  # noqa: E402
-from graphnn.plots import (decision_grid, loss_landscape, plot_decision_boundary,  # noqa: E402
-                           plot_history, plot_loss_landscape)
+from graphnn import Graph, Model, optim
+from graphnn.plots import (
+    decision_grid,
+    loss_landscape,
+    plot_decision_boundary,
+    plot_history,
+    plot_loss_landscape,
+)
 
 
 def classifier():
@@ -32,7 +37,7 @@ def test_pngs_are_written(tmp_path):
 
 
 def test_decision_grid_is_the_models_output():
-    model, ab, y, _ = classifier()
+    model, ab, _y, _ = classifier()
     xx, yy, scores = decision_grid(model, ab, resolution=7)
     w = model.get_weights()
     z = np.stack([xx.ravel(), yy.ravel()], 1) @ w["d/W"] + w["d/b"]

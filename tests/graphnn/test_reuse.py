@@ -61,7 +61,7 @@ def test_shared_layers_count_once_and_survive_a_spec():
     out = g.add(enc(a), enc(b))
     text = Model(g, inputs=[a, b], outputs=out).summary(memory=False)
     assert "Total params: 28 (trainable 28" in text          # 6 x 4 + 4, once
-    row = [line for line in text.splitlines() if line.startswith("enc_1")][0]
+    row = next(line for line in text.splitlines() if line.startswith("enc_1"))
     assert "(shared)" in row
     again = load_spec(g.to_spec())
     assert sorted(n for n, d in again.nx.nodes(data=True) if d["op"] == "param") == ["enc/W", "enc/b"]

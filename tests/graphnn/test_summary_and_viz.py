@@ -22,7 +22,7 @@ def small_cnn():
 
 
 def test_summary_counts_by_hand():
-    g, model = small_cnn()
+    _g, model = small_cnn()
     model.compile(loss="softmax_cross_entropy", optimizer="sgd")
     text = model.summary()
     rows = {line.split()[0]: line for line in text.splitlines() if line[:1].isalpha()}
@@ -43,7 +43,7 @@ def test_summary_counts_shared_parameters_once():
     b = g.op("matmul", [a, w], name="second")
     text = Model(g, inputs=x, outputs=b).summary(memory=False)
     assert "Total params: 16 (trainable 16" in text
-    assert "(shared)" in [line for line in text.splitlines() if line.startswith("second")][0]
+    assert "(shared)" in next(line for line in text.splitlines() if line.startswith("second"))
 
 
 def test_frozen_parameters_are_not_trainable():
@@ -55,7 +55,7 @@ def test_frozen_parameters_are_not_trainable():
 
 @pytest.mark.parametrize("view", ["graph", "expanded", "compiled"])
 def test_dot_source_matches_golden_file(view):
-    g, model = small_cnn()
+    _g, model = small_cnn()
     model.compile(loss="softmax_cross_entropy", optimizer="sgd")
     dot = plot_model(model, view="graph" if view == "expanded" else view,
                      expand_nested=view == "expanded", batch_size=2)
@@ -148,8 +148,8 @@ HEADS = ("Layer (type)", "Output shape", "Param #", "Trainable", "FLOPs", "Kept 
 
 def cells(text, row_start):
     """The cells of the first row starting with ``row_start``, by the header's columns."""
-    head = [line for line in text.splitlines() if line.startswith("Layer (type)")][0]
-    row = [line for line in text.splitlines() if line.startswith(row_start)][0]
+    head = next(line for line in text.splitlines() if line.startswith("Layer (type)"))
+    row = next(line for line in text.splitlines() if line.startswith(row_start))
     starts = [head.index(h) for h in HEADS if h in head]
     return dict(zip([h for h in HEADS if h in head],
                     [row[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]))

@@ -32,7 +32,7 @@ def recurrent(steps, cell="lstm"):
 
 def boxes(dot) -> int:
     """Nodes of the DOT text (statements `id [label=...]` outside edges)."""
-    return len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.M))
+    return len(re.findall(r"^\s+\w+ \[label=", dot.source, flags=re.MULTILINE))
 
 
 def training_nodes(model):

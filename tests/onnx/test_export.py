@@ -12,9 +12,9 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="export needs the onnx extra: pip install graphnn[onnx]")
 ort = pytest.importorskip("onnxruntime", reason="the agreement checks run the export in onnxruntime")
 
-from graphnn import Graph, Model
-from graphnn.onnx import export
-from tests.example_graphs import EXAMPLE_GRAPHS
+from graphnn import Graph, Model  # noqa: E402
+from graphnn.onnx import export  # noqa: E402
+from tests.example_graphs import EXAMPLE_GRAPHS  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 

@@ -10,11 +10,11 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="import needs the onnx extra: pip install graphnn[onnx]")
 ort = pytest.importorskip("onnxruntime", reason="imported models are checked against onnxruntime")
 
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-import graphnn.onnx as gx
-from graphnn import GraphError, plot_model
-from tests.onnx.test_export import MODELS
+import graphnn.onnx as gx  # noqa: E402
+from graphnn import GraphError, plot_model  # noqa: E402
+from tests.onnx.test_export import MODELS  # noqa: E402
 
 
 def _onnxruntime(proto, x):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-
 from graphnn.compiler.autodiff import differentiate
 from graphnn.compiler.pipeline import build_program, check_graph, inference_graph
 from graphnn.runtime import Executor

@@ -11,10 +11,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
 F = torch.nn.functional
 
-import numpy as np                                                 # noqa: E402
+import numpy as np  # noqa: E402
 
 from tests.compiler.test_blocked import CASES, RELU_POOLS, conv_pool, relu_pool  # noqa: E402
-from tests.parity.harness import check_against_torch, rng_for      # noqa: E402
+from tests.parity.harness import check_against_torch, rng_for  # noqa: E402
 
 
 def _case_id(case):

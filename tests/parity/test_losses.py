@@ -24,7 +24,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
 F = torch.nn.functional
 
-from graphnn import Graph                                                     # noqa: E402
+from graphnn import Graph  # noqa: E402
 from tests.parity.harness import check_against_torch, compare, graphnn_run, rng_for  # noqa: E402
 
 N, K = 5, 4

@@ -17,8 +17,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
 
-from graphnn import Graph, Model, optim                          # noqa: E402
-from tests.parity.harness import compare, rng_for                 # noqa: E402
+from graphnn import Graph, Model, optim  # noqa: E402
+from tests.parity.harness import compare, rng_for  # noqa: E402
 
 STEPS, BATCH, FEATURES, HIDDEN, OUT = 10, 6, 5, 4, 3
 

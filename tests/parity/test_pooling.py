@@ -21,8 +21,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
 F = torch.nn.functional
 
-from graphnn import Graph                                          # noqa: E402
-from tests.parity.harness import check_against_torch, rng_for       # noqa: E402
+from graphnn import Graph  # noqa: E402
+from tests.parity.harness import check_against_torch, rng_for  # noqa: E402
 
 
 def same_pads(n, k, s):
@@ -132,8 +132,8 @@ def test_pool2d_ceil_mode_and_uncounted_padding(kind, k, s, p, ceil, counted):
     g = Graph(dtype="float64")
     if kind == "max":
         y = g.max_pool2d(g.input("x", (None, 2, 8, 7)), k, s, p, ceil_mode=ceil)
-        fn = lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil)                       # noqa: E731
+        fn = lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil)
     else:
         y = g.avg_pool2d(g.input("x", (None, 2, 8, 7)), k, s, p, ceil_mode=ceil, count_include_pad=counted)
-        fn = lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=counted)  # noqa: E731
+        fn = lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=counted)
     check_against_torch(case, g, y, fn, {"x": x}, wrt=("x",), rng=rng)

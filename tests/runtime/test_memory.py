@@ -8,9 +8,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from graphnn.runtime import Executor
 
 from graphnn import Model, optim
-from graphnn.runtime import Executor
 from tests.example_graphs import EXAMPLE_GRAPHS, data
 from tests.runtime.checker import lower_bound_bytes, misaligned, overlapping_buffers, planned_bytes
 

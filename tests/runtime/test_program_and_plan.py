@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
-
+from graphnn.compiler.emit import emit_program
 from graphnn.compiler.ir import add_op, new_graph
 from graphnn.compiler.pipeline import build_program, check_graph, prune
-from graphnn.compiler.emit import emit_program
 from graphnn.compiler.plan import plan_memory
-from graphnn import Graph, Model
 from graphnn.runtime import Executor, Program
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphnn import Graph, Model
 from tests.runtime.checker import overlapping_buffers, unplanned
 
 
@@ -59,7 +60,7 @@ def test_planned_run_equals_unplanned_run_exactly():
 def test_plan_memory_on_intervals_is_optimal_for_a_chain():
     sizes = {f"b{i}": 100 for i in range(6)}
     lifetimes = {f"b{i}": (i, i + 1) for i in range(6)}
-    offsets, report = plan_memory(sizes, lifetimes)
+    _offsets, report = plan_memory(sizes, lifetimes)
     assert report.planned_bytes == report.lower_bound_bytes == 256
     assert report.naive_bytes == 6 * 128
 

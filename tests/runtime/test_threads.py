@@ -5,9 +5,10 @@ once cut into batch chunks on a pool; the results must be bitwise equal (every
 output element goes through the same operations). Batch sizes are odd and do
 not divide evenly among the threads.
 """
+import itertools
+
 import numpy as np
 import pytest
-
 from graphnn.runtime import Executor
 from graphnn.runtime import threads as threading_mod
 from graphnn.runtime.kernels import KERNELS, bind
@@ -210,7 +211,7 @@ def test_chunks_cover_the_batch():
         for parts in range(1, 5):
             cs = chunks(n, parts)
             assert cs[0][0] == 0 and cs[-1][1] == n
-            assert all(a < b for a, b in cs) and all(b == a2 for (_, b), (a2, _) in zip(cs, cs[1:]))
+            assert all(a < b for a, b in cs) and all(b == a2 for (_, b), (a2, _) in itertools.pairwise(cs))
             sizes = [b - a for a, b in cs]
             assert max(sizes) - min(sizes) <= 1
 

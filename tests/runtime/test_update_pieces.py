@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.runtime.kernels.update import (
     CHUNK_BYTES,
     _pieces,
