@@ -20,7 +20,6 @@ the GRU's b and b_recurrent are bias_ih and bias_hh.
 from __future__ import annotations
 
 from .compiler.ops import fmt_shape
-
 from .layers import layer
 
 

@@ -316,7 +316,7 @@ def _sequence_shape(shapes, dtypes, attrs):
     for s in shapes:
         if s != shapes[0]:
             raise OpShapeError(f"the states differ in shape: {fmt_shape(s)} and {fmt_shape(shapes[0])}")
-    (batch, units), dtype = _last_shape(shapes[:1], dtypes, attrs)
+    (batch, units), _dtype = _last_shape(shapes[:1], dtypes, attrs)
     return (batch, len(shapes), units), same_dtype(dtypes, *range(len(shapes)))
 
 

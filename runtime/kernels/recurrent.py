@@ -133,7 +133,7 @@ def lstm_cell_grad(ins, outs, fast=False, source="state"):
     wide = scratch[:3 * units]                       # once dc and dh are spent
     s, prev, dc_in, dh, pre, ds = _incoming(ins, source, units, dh_own)
     direct = ds if (ds is not None and not fast) else None    # gate and tanh(c) rows to add
-    i, f, o, g, c, tc, h = _rows(s, units, *range(7))
+    i, f, o, g, _c, tc, _h = _rows(s, units, *range(7))
     di, df, do, dg = _rows(d, units, 0, 1, 2, 3)
     c_prev = None if prev is None else prev[4 * units:5 * units]
 

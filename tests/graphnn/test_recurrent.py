@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from graphnn.compiler import check_graph
+
 from graphnn import Graph, Model, ShapeError
 from tests.helpers import gradient_check
 
@@ -68,7 +68,7 @@ def test_matches_the_numpy_reference(kind, sequences):
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_gradients_through_time_match_finite_differences(kind):
-    g, x, out = build(kind, True, steps=3, features=2, units=3)
+    g, _x, out = build(kind, True, steps=3, features=2, units=3)
     target = g.input("t", (None, 3, 3))
     loss = g.mse(out, target)
     checked = check_graph(g.nx, [loss.name])

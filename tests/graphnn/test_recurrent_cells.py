@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from graphnn import Graph, Model
 from graphnn.compiler import check_graph
 from graphnn.runtime.kernels import gru as gru_kernels
 from graphnn.runtime.kernels import recurrent as lstm_kernels
+
+from graphnn import Graph, Model
 from tests.helpers import gradient_check
 
 
@@ -121,6 +121,7 @@ def test_the_views_draw_the_recurrence_as_a_loop_on_the_folded_step(kind, view):
     (each cell reads the one before); in the layer view no such edge leads to the
     layer's output, which is no step."""
     import re
+
     from graphnn import plot_model
     g = Graph()
     x = g.input("rows", (None, 6, 3))

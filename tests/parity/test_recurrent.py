@@ -18,8 +18,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the parity tests compare with PyTorch (pip install -e '.[parity]')")
 
-from graphnn import Graph                                               # noqa: E402
-from tests.parity.harness import compare, graphnn_run, rng_for          # noqa: E402
+from graphnn import Graph  # noqa: E402
+from tests.parity.harness import compare, graphnn_run, rng_for  # noqa: E402
 
 GATES = {"lstm": 4, "gru": 3}
 CASES = list(itertools.product(["lstm", "gru"], [1, 4], [False, True]))
