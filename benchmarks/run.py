@@ -38,11 +38,12 @@ LABELS = {"mlp": "MLP 784-512-256-10, batch 128",
 
 def graphnn_variant(kind, fuse=True, purpose="train", batch=None, pool=None):
     """A closure running one step of the compiled graphnn program; ``pool``: the
-    Executor's kernel thread count (default 1: the pool is opt-in)."""
+    Executor's kernel thread count (default: the Executor's own choice, a pool
+    for convolution programs when BLAS has several threads)."""
     model, shape = compiled(GRAPHS[kind], fuse)
     shape = (batch or shape[0], *shape[1:])
     program = model.program(purpose, shape[0])
-    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=pool or 1)
+    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=pool)
     rng = np.random.default_rng(0)
     feeds = {"x": rng.random(shape, dtype=np.float32)}
     if purpose == "train":
@@ -69,6 +70,7 @@ def threads(n: int):
 
 
 PAUSE = 0.3    # seconds between variants: OpenBLAS and OpenMP workers stop busy-waiting
+WARM_UP = 0.1  # seconds of untimed steps after the pause (see interleaved)
 
 
 CLOCK = time.perf_counter   # --clock cpu: time.thread_time, the CPU time of this thread
@@ -79,9 +81,12 @@ def interleaved(variants: dict, rounds: int, steps: int) -> dict:
 
     The order rotates every round and each variant starts after a pause, so no
     variant always follows the one whose worker threads are still busy-waiting;
-    after the pause one untimed step brings its data back into cache and wakes
-    its threads, so the timed steps are the steady state (a cold first step
-    costs the variants differently: PyTorch's LSTM 2.4 ms, graphnn's 1.1)."""
+    after the pause the variant runs untimed for WARM_UP seconds, so the timed
+    steps are the steady state a training loop runs in. (Right after an idle
+    pause the first steps are slow, by amounts that differ between variants: a
+    cold first LSTM step cost PyTorch 2.4 ms and graphnn 1.1; on two threads,
+    graphnn's kernel pool took 5-6 steps, about 50 ms, to come down from 12.8
+    to 7.7 ms, PyTorch 2-3.)"""
     for fn in variants.values():            # warm up: first-touch, caches, BLAS threads
         for _ in range(3):
             fn()
@@ -91,7 +96,10 @@ def interleaved(variants: dict, rounds: int, steps: int) -> dict:
         for name in names[r % len(names):] + names[:r % len(names)]:
             time.sleep(PAUSE)
             fn = variants[name]
+            start = time.perf_counter()
             fn()
+            while time.perf_counter() - start < WARM_UP:
+                fn()
             t = CLOCK()
             for _ in range(steps):
                 fn()
@@ -127,14 +135,23 @@ def table(title, rows_by_kind, thread_counts, rounds, steps, batch=None):
 def training_variants(kind):
     fused, shape = graphnn_variant(kind)
     variants = {"graphnn": fused}
-    if kind == "cnn" and _blas_threads() > 1:      # the opt-in batch split's own gain
-        variants["graphnn, kernel pool on"] = graphnn_variant(kind, pool=_blas_threads())[0]
+    if _blas_threads() > 1:                         # the Executor's default against the other choice
+        variants[_other_pool(fused)] = graphnn_variant(kind, pool=_other_threads(fused))[0]
     if kind in ("mlp", "cnn"):
         variants["graphnn unfused"] = graphnn_variant(kind, fuse=False)[0]
         variants["plain NumPy"] = numpy_variant(kind, shape)
     if torch_models.available():
         variants["PyTorch eager"] = torch_models.train_step(kind, shape)
     return variants
+
+
+def _other_pool(step):
+    """The row name of the kernel-pool choice the Executor did not make."""
+    return "graphnn, kernel pool off" if step.__self__.pool is not None else "graphnn, kernel pool on"
+
+
+def _other_threads(step):
+    return 1 if step.__self__.pool is not None else _blas_threads()
 
 
 def _blas_threads():
@@ -145,9 +162,9 @@ def _blas_threads():
 def predict_variants(kind, batch=256):
     step, shape = graphnn_variant(kind, purpose="predict", batch=batch)
     variants = {"graphnn predict": step}
-    if kind == "cnn" and _blas_threads() > 1:
-        variants["graphnn predict, kernel pool on"] = graphnn_variant(
-            kind, purpose="predict", batch=batch, pool=_blas_threads())[0]
+    if _blas_threads() > 1:
+        variants[f"graphnn predict, {_other_pool(step)[9:]}"] = graphnn_variant(
+            kind, purpose="predict", batch=batch, pool=_other_threads(step))[0]
     if torch_models.available():
         variants["PyTorch no_grad"] = torch_models.predict_step(kind, shape)
     return variants

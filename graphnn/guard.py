@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 
-from .runtime.executor import UFUNC_BUFFER
 
 
 class NonFiniteUpdate(FloatingPointError):
@@ -136,11 +135,9 @@ class StepGuard:
         variable, every variable is put back as it was before the step."""
         undo = self._undo(ex)
         undo.save()
-        previous = np.setbufsize(UFUNC_BUFFER)          # as Executor.step runs
         try:
             with np.errstate(over="ignore", invalid="ignore"):   # checked, and named, here
-                for call in ex.calls:
-                    call()
+                ex.step()
                 bad = undo.culprit()
             if bad is not None:
                 ins, name = bad
@@ -148,8 +145,6 @@ class StepGuard:
         except BaseException:
             undo.restore()
             raise
-        finally:
-            np.setbufsize(previous)
 
     def step(self, model, ex, forward, where: str) -> None:
         """One training step; on a NaN or inf, undone, and a FloatingPointError

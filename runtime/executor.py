@@ -21,7 +21,7 @@ import numpy as np
 
 from .kernels import KERNELS
 from .program import Program
-from .threads import Pool, single_blas, split_call
+from .threads import Pool, pool_size, single_blas, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -37,17 +37,20 @@ class Executor:
     """Runs a Program. ``variables`` maps persistent buffer names to arrays;
     ``comm`` is the MPI communicator of collective kernels (default COMM_WORLD).
 
-    ``threads``: how many threads the batch of the large kernels (GEMMs, with
-    BLAS on one thread during the step, pooling, im2col, col2im, ReLU) is split
-    over (runtime/threads.py). The default,
-    1, runs every kernel whole on the calling thread: on a quiet 2-core machine the
-    split measured 5-20% slower on the CNN than no split (docs/performance.md), so
-    it is opt-in (``threads=2``, or ``runtime.threads.default_threads()`` for the
-    BLAS thread count). Call ``close()`` (or drop the Executor) to stop the workers."""
+    ``threads``: how many threads the batch of the large kernels (per-image
+    GEMMs, with BLAS on one thread during the step, pooling, im2col, col2im,
+    ReLU) is split over (runtime/threads.py); 1 runs every kernel whole on the
+    calling thread, with BLAS's own threads. The default, None, is
+    ``runtime.threads.pool_size(program)``: the BLAS thread count for
+    convolution and pooling programs, 1 for the others (where the pool
+    measured slower, docs/performance.md). Results are the same bit for bit
+    either way. Call ``close()`` (or drop the Executor) to stop the workers."""
 
     def __init__(self, program: Program, variables: dict | None = None, comm=None,
-                 threads: int = 1):
+                 threads: int | None = None):
         self.program, self.comm = program, comm
+        if threads is None:
+            threads = pool_size(program)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"Executor threads must be a positive int, got {threads!r}")
         self.threads = threads

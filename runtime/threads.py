@@ -50,6 +50,35 @@ EPILOGUE = {"bias_add": (0,), "relu": (0,), "relu_grad": (0, 1)}
 MIN_ELEMENTS = 1 << 15      # results smaller than this run whole: a hand-off costs ~10-50 us
 
 
+# Kernels of convolution and pooling programs: split by images over the pool
+# (with BLAS on one thread) they beat BLAS's own threads. Dense and recurrent
+# programs are 2-D GEMMs, which stay whole: under a pool they would run on one
+# BLAS thread (two threads, docs/performance.md: MLP step 1.49x and LSTM 1.16x
+# slower with the pool, CNN step 1.28x faster).
+POOLED_PROGRAMS = frozenset({"im2col", "col2im", "gemm_col2im", "matmul_tiles", "matmul_tiles_grad",
+                             "max_pool2d", "max_pool2d_grad", "max_pool_blocks", "max_pool_blocks_grad",
+                             "avg_pool2d", "avg_pool2d_grad"})
+
+
+def pool_size(program) -> int:
+    """The kernel pool an Executor gives ``program`` by default: the BLAS
+    thread count for a program with convolution or pooling kernels, else 1 (the
+    whole kernels on the calling thread, BLAS with its own threads). Without
+    threadpoolctl, which holds BLAS to one thread during a pooled step, 1.
+
+    >>> from graphnn.runtime.program import MemoryReport, Program
+    >>> pool_size(Program({}, [], [], [], 1, MemoryReport(0, 0, 0)))
+    1
+    """
+    if not any(ins.kernel in POOLED_PROGRAMS for ins in program.instructions):
+        return 1
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return 1
+    return default_threads()
+
+
 def default_threads() -> int:
     """The BLAS library's thread count (threadpoolctl), else the CPU count.
 

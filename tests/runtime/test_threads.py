@@ -290,3 +290,62 @@ def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
     for name in finals[0]:
         np.testing.assert_array_equal(finals[1][name], finals[0][name], err_msg=name)
     assert any(not np.array_equal(finals[0][k], model.variables[k]) for k in finals[0])
+
+
+def _small_program(conv: bool):
+    from graphnn import Graph, Model, optim
+    g = Graph()
+    if conv:
+        x = g.input("x", (None, 1, 8, 8))
+        h = g.flatten(g.max_pool2d(g.conv2d(x, 4, 3, padding="same", activation="relu"), 2))
+    else:
+        x = g.input("x", (None, 6))
+        h = g.dense(x, 5, activation="tanh")
+    model = Model(g, inputs=x, outputs=g.dense(h, 2))
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.1))
+    return model.program("train", 4), model.program("predict", 4)
+
+
+def test_the_default_pool_is_for_convolution_programs_only(monkeypatch):
+    monkeypatch.setattr(threading_mod, "default_threads", lambda: 3)
+    for program in _small_program(conv=True):
+        assert threading_mod.pool_size(program) == 3
+        ex = Executor(program)
+        assert ex.threads == 3 and ex.pool is not None
+        ex.close()
+    for program in _small_program(conv=False):
+        assert threading_mod.pool_size(program) == 1
+        assert Executor(program).pool is None
+    assert Executor(_small_program(conv=True)[0], threads=1).pool is None      # asked for: whole
+
+
+def test_without_threadpoolctl_no_default_pool(monkeypatch):
+    """The pool holds BLAS to one thread through threadpoolctl; without it, the
+    two would compete for the cores, so the default stays whole."""
+    import sys
+    monkeypatch.setattr(threading_mod, "default_threads", lambda: 3)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)         # import fails
+    assert threading_mod.pool_size(_small_program(conv=True)[0]) == 1
+
+
+def test_a_guarded_step_on_a_pooled_executor_equals_one_thread(monkeypatch):
+    """Model.fit steps through StepGuard.run, which runs Executor.step (BLAS on
+    one thread while pooled): weights after two fits equal the one-thread run."""
+    from graphnn import Graph, Model, optim
+    monkeypatch.setattr(threading_mod, "MIN_ELEMENTS", 0)
+    results = []
+    for n in (1, 2):
+        monkeypatch.setattr(threading_mod, "default_threads", lambda n=n: n)
+        g = Graph()
+        x = g.input("x", (None, 1, 8, 8))
+        h = g.flatten(g.max_pool2d(g.conv2d(x, 4, 3, padding="same", activation="relu"), 2))
+        model = Model(g, inputs=x, outputs=g.dense(h, 3), seed=0)
+        model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.1, momentum=0.9))
+        rng = np.random.default_rng(0)
+        model.fit(rng.standard_normal((10, 1, 8, 8)).astype("float32"), rng.integers(0, 3, 10),
+                  epochs=2, batch_size=5, verbose=0)
+        assert all((e.pool is not None) == (n == 2) for e in model._executors.values()
+                   if any(i.kernel == "im2col" for i in e.program.instructions))
+        results.append(model.state_dict())
+    for k in results[0]:
+        np.testing.assert_array_equal(results[1][k], results[0][k], err_msg=k)
