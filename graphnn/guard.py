@@ -32,7 +32,6 @@ import math
 import numpy as np
 
 
-
 class NonFiniteUpdate(FloatingPointError):
     """An instruction wrote a NaN or inf into a variable (and was undone)."""
 
