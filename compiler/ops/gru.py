@@ -26,7 +26,15 @@ from __future__ import annotations
 
 from ..errors import OpShapeError
 from .base import Attr, OpDef, fmt_shape, register, same_dtype
-from .recurrent import GRADIENT_SOURCES, _count, _step, cell_vjp
+from .recurrent import (
+    GRADIENT_SOURCES,
+    _count,
+    _step,
+    cell_grad_shape,
+    cell_vjp,
+    register_outputs,
+    state_check,
+)
 
 
 def _units(shape, what):
@@ -71,10 +79,7 @@ register(OpDef("gru_weights_grad", 1, _weights_grad_shape, kind="gradient",
                doc="The gradient of W, b, b_recurrent or U from the stacked weights' gradient."))
 
 
-def _state(shape, units, batch, what):
-    if tuple(shape) != (5 * units, batch):
-        raise OpShapeError(f"{what} has shape {fmt_shape(shape)}, expected a GRU state "
-                           f"{fmt_shape((5 * units, batch))} of {units} units")
+_state = state_check(5, "a GRU")
 
 
 def _cell_shape(shapes, dtypes, attrs):
@@ -108,26 +113,7 @@ register(OpDef("gru_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step
                    "GS^T [x_t; 1; h_prev] and h_prev."))
 
 
-def _cell_grad_shape(shapes, dtypes, attrs):
-    source = attrs["source"]
-    at = GRADIENT_SOURCES[source]
-    if len(shapes) not in (at + 1, at + 2):
-        raise OpShapeError(f"expected {at} gradient operand(s), the state and optionally the previous "
-                           f"state, got {len(shapes)} operands")
-    units, batch = shapes[at][0] // 5, shapes[at][1]
-    for s, what in zip(shapes[at:], ("the state", "the previous state")):
-        _state(s, units, batch, what)
-    if source == "state":
-        _state(shapes[0], units, batch, "the state's gradient")
-    elif source == "last" and tuple(shapes[0]) != (batch, units):
-        raise OpShapeError(f"the output's gradient has shape {fmt_shape(shapes[0])}, expected "
-                           f"{fmt_shape((batch, units))}")
-    elif source == "next" and (tuple(shapes[0]) != (5 * units, batch) or shapes[1][1] != 4 * units):
-        raise OpShapeError(f"expected the next step's gradient block {fmt_shape((5 * units, batch))} and "
-                           f"the stacked weights (K, {4 * units}), got {fmt_shape(shapes[0])} and "
-                           f"{fmt_shape(shapes[1])}")
-    carried = len(shapes) == at + 2
-    return ((5 if carried else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
+_cell_grad_shape = cell_grad_shape(5, _state)
 
 
 def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
@@ -158,30 +144,4 @@ register(OpDef("gru_state_grad", 2, _state_grad_shape, kind="gradient",
                doc="The previous GRU state's gradient: zero but h's, U_stacked dz + z dh."))
 
 
-def _last_shape(shapes, dtypes, attrs):
-    (s,) = shapes
-    if len(s) != 2 or s[0] % 5:
-        raise OpShapeError(f"expected a GRU state (5U, N), got {fmt_shape(s)}")
-    return (s[1], s[0] // 5), dtypes[0]
-
-
-def _sequence_shape(shapes, dtypes, attrs):
-    for s in shapes:
-        if s != shapes[0]:
-            raise OpShapeError(f"the states differ in shape: {fmt_shape(s)} and {fmt_shape(shapes[0])}")
-    (batch, units), _ = _last_shape(shapes[:1], dtypes, attrs)
-    return (batch, len(shapes), units), same_dtype(dtypes, *range(len(shapes)))
-
-
-register(OpDef("gru_last", 1, _last_shape, fusion="injective",
-               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gru_last_grad", [dy])],
-               doc="h of a GRU state, (N, U)."))
-register(OpDef("gru_sequence", None, _sequence_shape, fusion="injective",
-               vjp=lambda ctx, ins, out, dy, a: [ctx.emit("gru_sequence_grad", [dy], step=t)
-                                                 for t in range(len(ins))],
-               doc="h of every GRU step's state, (N, T, U)."))
-register(OpDef("gru_last_grad", 1, lambda s, d, a: ((5 * s[0][1], s[0][0]), d[0]), kind="gradient",
-               fusion="injective", doc="A GRU state's gradient from its h's: zero but the h rows."))
-register(OpDef("gru_sequence_grad", 1, lambda s, d, a: ((5 * s[0][2], s[0][0]), d[0]), kind="gradient",
-               fusion="injective", attrs={"step": _step},
-               doc="Step t's GRU state gradient from the sequence's: zero but the h rows."))
+register_outputs("gru", 5, "a GRU")

@@ -49,10 +49,20 @@ def _units(gates: int, where: str) -> int:
     return gates // 4
 
 
-def _state_shape(shape, units, batch, what):
-    if tuple(shape) != (7 * units, batch):
-        raise OpShapeError(f"{what} has shape {fmt_shape(shape)}, expected a state "
-                           f"{fmt_shape((7 * units, batch))} of {units} units")
+def state_check(rows: int, label: str):
+    """A check that a shape is a state of ``rows`` rows per unit (7 for the
+    LSTM, 5 for the GRU), raising with ``what`` names the operand.
+
+    >>> state_check(7, "an LSTM")((14, None), 2, None, "the state")
+    """
+    def check(shape, units, batch, what):
+        if tuple(shape) != (rows * units, batch):
+            raise OpShapeError(f"{what} has shape {fmt_shape(shape)}, expected {label} state "
+                               f"{fmt_shape((rows * units, batch))} of {units} units")
+    return check
+
+
+_state_shape = state_check(7, "a")
 
 
 # ------------------------------------------------------------------ weights
@@ -193,26 +203,36 @@ register(OpDef("lstm_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _ste
 GRADIENT_SOURCES = {"state": 1, "next": 2, "last": 1}     # where the state operand is
 
 
-def _cell_grad_shape(shapes, dtypes, attrs):
-    source = attrs["source"]
-    at = GRADIENT_SOURCES[source]
-    if len(shapes) not in (at + 1, at + 2):
-        raise OpShapeError(f"expected {at} gradient operand(s), the state and optionally the previous "
-                           f"state, got {len(shapes)} operands")
-    units, batch = shapes[at][0] // 7, shapes[at][1]
-    for s, what in zip(shapes[at:], ("the state", "the previous state")):
-        _state_shape(s, units, batch, what)
-    if source == "state":
-        _state_shape(shapes[0], units, batch, "the state's gradient")
-    elif source == "last" and tuple(shapes[0]) != (batch, units):
-        raise OpShapeError(f"the output's gradient has shape {fmt_shape(shapes[0])}, expected "
-                           f"{fmt_shape((batch, units))}")
-    elif source == "next" and (tuple(shapes[0]) != (5 * units, batch) or shapes[1][1] != 4 * units):
-        raise OpShapeError(f"expected the next step's gradient block {fmt_shape((5 * units, batch))} and "
-                           f"the stacked weights (K, {4 * units}), got {fmt_shape(shapes[0])} and "
-                           f"{fmt_shape(shapes[1])}")
-    carried = len(shapes) == at + 2
-    return ((5 if carried else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
+def cell_grad_shape(rows: int, check):
+    """The shape rule of a step's gradient block (``lstm_cell_grad``,
+    ``gru_cell_grad``) for a state of ``rows`` rows per unit: (4U or 5U, N),
+    the fifth block only with a previous state. Operands by ``source``: the
+    state's gradient, the next step's block and stacked weights, or the
+    output's gradient; then the state and optionally the previous one."""
+    def shape(shapes, dtypes, attrs):
+        source = attrs["source"]
+        at = GRADIENT_SOURCES[source]
+        if len(shapes) not in (at + 1, at + 2):
+            raise OpShapeError(f"expected {at} gradient operand(s), the state and optionally the previous "
+                               f"state, got {len(shapes)} operands")
+        units, batch = shapes[at][0] // rows, shapes[at][1]
+        for s, what in zip(shapes[at:], ("the state", "the previous state")):
+            check(s, units, batch, what)
+        if source == "state":
+            check(shapes[0], units, batch, "the state's gradient")
+        elif source == "last" and tuple(shapes[0]) != (batch, units):
+            raise OpShapeError(f"the output's gradient has shape {fmt_shape(shapes[0])}, expected "
+                               f"{fmt_shape((batch, units))}")
+        elif source == "next" and (tuple(shapes[0]) != (5 * units, batch) or shapes[1][1] != 4 * units):
+            raise OpShapeError(f"expected the next step's gradient block {fmt_shape((5 * units, batch))} and "
+                               f"the stacked weights (K, {4 * units}), got {fmt_shape(shapes[0])} and "
+                               f"{fmt_shape(shapes[1])}")
+        carried = len(shapes) == at + 2
+        return ((5 if carried else 4) * units, batch), same_dtype(dtypes, *range(len(shapes)))
+    return shape
+
+
+_cell_grad_shape = cell_grad_shape(7, _state_shape)
 
 
 def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
@@ -301,35 +321,35 @@ register(OpDef("lstm_weights_sum", None, _sum_shape, kind="gradient",
 
 # ------------------------------------------------------------------ outputs
 
-def _last_shape(shapes, dtypes, attrs):
-    (s,) = shapes
-    if len(s) != 2 or s[0] % 7:
-        raise OpShapeError(f"expected an LSTM state (7U, N), got {fmt_shape(s)}")
-    return (s[1], s[0] // 7), dtypes[0]
+def register_outputs(prefix: str, rows: int, label: str) -> None:
+    """``{prefix}_last`` and ``{prefix}_sequence`` (h of the last state, of every
+    state) and their gradients, for a state of ``rows`` rows per unit, h last."""
+    def last_shape(shapes, dtypes, attrs):
+        (s,) = shapes
+        if len(s) != 2 or s[0] % rows:
+            raise OpShapeError(f"expected {label} state ({rows}U, N), got {fmt_shape(s)}")
+        return (s[1], s[0] // rows), dtypes[0]
+
+    def sequence_shape(shapes, dtypes, attrs):
+        for s in shapes:
+            if s != shapes[0]:
+                raise OpShapeError(f"the states differ in shape: {fmt_shape(s)} and {fmt_shape(shapes[0])}")
+        (batch, units), _dtype = last_shape(shapes[:1], dtypes, attrs)
+        return (batch, len(shapes), units), same_dtype(dtypes, *range(len(shapes)))
+
+    register(OpDef(f"{prefix}_last", 1, last_shape, fusion="injective",
+                   vjp=lambda ctx, ins, out, dy, a: [ctx.emit(f"{prefix}_last_grad", [dy])],
+                   doc=f"h of {label} state, (N, U)."))
+    register(OpDef(f"{prefix}_sequence", None, sequence_shape, fusion="injective",
+                   vjp=lambda ctx, ins, out, dy, a: [ctx.emit(f"{prefix}_sequence_grad", [dy], step=t)
+                                                     for t in range(len(ins))],
+                   doc="h of every step's state, (N, T, U)."))
+    register(OpDef(f"{prefix}_last_grad", 1, lambda s, d, a: ((rows * s[0][1], s[0][0]), d[0]),
+                   kind="gradient", fusion="injective",
+                   doc="A state's gradient from its h's: zero but the h rows."))
+    register(OpDef(f"{prefix}_sequence_grad", 1, lambda s, d, a: ((rows * s[0][2], s[0][0]), d[0]),
+                   kind="gradient", fusion="injective", attrs={"step": _step},
+                   doc="Step t's state gradient from the sequence's: zero but the h rows."))
 
 
-def _last_vjp(ctx, ins, out, dy, attrs):
-    return [ctx.emit("lstm_last_grad", [dy])]
-
-
-def _sequence_shape(shapes, dtypes, attrs):
-    for s in shapes:
-        if s != shapes[0]:
-            raise OpShapeError(f"the states differ in shape: {fmt_shape(s)} and {fmt_shape(shapes[0])}")
-    (batch, units), _dtype = _last_shape(shapes[:1], dtypes, attrs)
-    return (batch, len(shapes), units), same_dtype(dtypes, *range(len(shapes)))
-
-
-def _sequence_vjp(ctx, ins, out, dy, attrs):
-    return [ctx.emit("lstm_sequence_grad", [dy], step=t) for t in range(len(ins))]
-
-
-register(OpDef("lstm_last", 1, _last_shape, vjp=_last_vjp, fusion="injective",
-               doc="h of an LSTM state, (N, U)."))
-register(OpDef("lstm_sequence", None, _sequence_shape, vjp=_sequence_vjp, fusion="injective",
-               doc="h of every step's state, (N, T, U)."))
-register(OpDef("lstm_last_grad", 1, lambda s, d, a: ((7 * s[0][1], s[0][0]), d[0]), kind="gradient",
-               fusion="injective", doc="A state's gradient from its h's: zero but the h rows."))
-register(OpDef("lstm_sequence_grad", 1, lambda s, d, a: ((7 * s[0][2], s[0][0]), d[0]), kind="gradient",
-               fusion="injective", attrs={"step": _step},
-               doc="Step t's state gradient from the sequence's: zero but the h rows."))
+register_outputs("lstm", 7, "an LSTM")

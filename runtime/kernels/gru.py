@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import kernel
-from .recurrent import _inputs
+from .recurrent import _inputs, register_outputs
 
 
 @kernel(operands=None)
@@ -156,45 +156,4 @@ def gru_state_grad(ins, outs):
     return run
 
 
-@kernel(operands=1)
-def gru_last(ins, outs):
-    (s,), (y,) = ins, outs
-    h = s[4 * (s.shape[0] // 5):]
-
-    def run():
-        np.copyto(y, h.T)
-    return run
-
-
-@kernel(operands=1)
-def gru_last_grad(ins, outs):
-    (dy,), (ds,) = ins, outs
-    units = ds.shape[0] // 5
-
-    def run():
-        ds[:4 * units].fill(0.0)
-        np.copyto(ds[4 * units:], dy.T)
-    return run
-
-
-@kernel(operands=None)
-def gru_sequence(ins, outs):
-    (y,) = outs
-    units = y.shape[2]
-    pairs = [(y[:, t, :], s[4 * units:].T) for t, s in enumerate(ins)]
-
-    def run():
-        for dst, src in pairs:
-            np.copyto(dst, src)
-    return run
-
-
-@kernel(operands=1)
-def gru_sequence_grad(ins, outs, step=0):
-    (dy,), (ds,) = ins, outs
-    units = ds.shape[0] // 5
-
-    def run():
-        ds[:4 * units].fill(0.0)
-        np.copyto(ds[4 * units:], dy[:, step, :].T)
-    return run
+register_outputs("gru", 5)

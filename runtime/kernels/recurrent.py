@@ -217,45 +217,49 @@ def lstm_weights_sum(ins, outs, step=0, rows=1, accumulate=False):
     return run
 
 
-@kernel(operands=1)
-def lstm_last(ins, outs):
-    (s,), (y,) = ins, outs
-    h = s[6 * (s.shape[0] // 7):]
+def register_outputs(prefix: str, rows: int) -> None:
+    """The kernels of ``{prefix}_last``, ``{prefix}_sequence`` and their
+    gradients, for a state of ``rows`` rows per unit whose last U rows are h."""
+    def last(ins, outs):
+        (s,), (y,) = ins, outs
+        h = s[(rows - 1) * (s.shape[0] // rows):]
 
-    def run():
-        np.copyto(y, h.T)
-    return run
+        def run():
+            np.copyto(y, h.T)
+        return run
+
+    def last_grad(ins, outs):
+        (dy,), (ds,) = ins, outs
+        units = ds.shape[0] // rows
+
+        def run():
+            ds[:(rows - 1) * units].fill(0.0)
+            np.copyto(ds[(rows - 1) * units:], dy.T)
+        return run
+
+    def sequence(ins, outs):
+        (y,) = outs
+        units = y.shape[2]
+        pairs = [(y[:, t, :], s[(rows - 1) * units:].T) for t, s in enumerate(ins)]
+
+        def run():
+            for dst, src in pairs:
+                np.copyto(dst, src)
+        return run
+
+    def sequence_grad(ins, outs, step=0):
+        (dy,), (ds,) = ins, outs
+        units = ds.shape[0] // rows
+
+        def run():
+            ds[:(rows - 1) * units].fill(0.0)
+            np.copyto(ds[(rows - 1) * units:], dy[:, step, :].T)
+        return run
+
+    kernel(operands=1, name=f"{prefix}_last")(last)
+    kernel(operands=1, name=f"{prefix}_last_grad")(last_grad)
+    kernel(operands=None, name=f"{prefix}_sequence")(sequence)
+    kernel(operands=1, name=f"{prefix}_sequence_grad")(sequence_grad)
 
 
-@kernel(operands=1)
-def lstm_last_grad(ins, outs):
-    (dy,), (ds,) = ins, outs
-    units = ds.shape[0] // 7
-
-    def run():
-        ds[:6 * units].fill(0.0)
-        np.copyto(ds[6 * units:], dy.T)
-    return run
-
-
-@kernel(operands=None)
-def lstm_sequence(ins, outs):
-    (y,) = outs
-    units = y.shape[2]
-    pairs = [(y[:, t, :], s[6 * units:].T) for t, s in enumerate(ins)]
-
-    def run():
-        for dst, src in pairs:
-            np.copyto(dst, src)
-    return run
-
-
-@kernel(operands=1)
-def lstm_sequence_grad(ins, outs, step=0):
-    (dy,), (ds,) = ins, outs
-    units = ds.shape[0] // 7
-
-    def run():
-        ds[:6 * units].fill(0.0)
-        np.copyto(ds[6 * units:], dy[:, step, :].T)
-    return run
+register_outputs("lstm", 7)
