@@ -25,7 +25,9 @@ from .compiler.errors import GraphError, OpShapeError, Problem, ShapeError
 from .compiler.infer import describe_operands, infer_node
 from .compiler.ir import add_op, op_attrs, operands
 from .compiler.ops import OPS
+from .conv_layers import ConvMethods
 from .layers import LayerMethods, layer
+from .loss_layers import LossMethods
 from .naming import NamingMethods
 from .recurrent import RecurrentMethods
 from .reuse import ReuseMethods
@@ -33,7 +35,8 @@ from .reuse import ReuseMethods
 SPEC_FORMAT = 1     # the version of the spec format (docs/spec.md) that to_spec writes
 
 
-class Graph(LayerMethods, RecurrentMethods, BlockMethods, ReuseMethods, NamingMethods):
+class Graph(LayerMethods, ConvMethods, LossMethods, RecurrentMethods, BlockMethods, ReuseMethods,
+            NamingMethods):
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by

@@ -145,87 +145,6 @@ class LayerMethods:
             y = self._bias_and_activation(y, units, use_bias, bias_init, activation, axis=-1)
         return y
 
-    @layer
-    def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
-               activation: str | None = None, use_bias: bool = True, name: str | None = None,
-               kernel_init: str = "glorot_uniform", bias_init: str = "zeros",
-               kernel_regularizer=None, groups: int = 1):
-        """2-D convolution of (N, C, H, W) images, PyTorch's layout; weight
-        (filters, C / groups, KH, KW).
-
-        ``padding`` is "valid", "same", an int, (pad_h, pad_w) or (top, bottom, left, right).
-        "same" is Keras's: ceil(H / stride) outputs at any stride, and when the total
-        padding is odd the extra pixel goes after (bottom, right), as in TensorFlow
-        (PyTorch's "same", stride 1 only, places it the same way).
-        ``groups`` splits the channels into that many independent convolutions
-        (groups = C = filters is a depthwise convolution, see ``depthwise_conv2d``).
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("img", (None, 1, 28, 28))
-        >>> g.conv2d(x, 16, 3, padding="same", activation="relu").shape
-        (None, 16, 28, 28)
-        >>> g.conv2d(g.input("rgba", (None, 4, 8, 8)), 6, 3, groups=2).shape
-        (None, 6, 6, 6)
-        """
-        x, name = self._conv_layer(x, name, "conv2d", filters, activation)
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-        if not isinstance(groups, int) or groups < 1 or x.shape[1] % groups or filters % groups:
-            raise ValueError(f"conv2d {name!r}: groups must be a positive int dividing the "
-                             f"{x.shape[1]} input channels and the {filters} filters, got {groups!r}")
-        with self.block(name):
-            w = self.param("W", (filters, x.shape[1] // groups, kh, kw), init=kernel_init)
-            self._penalize(w, kernel_regularizer)
-            y = self.op("conv2d", [x, w], name="conv", strides=strides, padding=padding,
-                        dilation=dilation, groups=groups)
-            y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
-        return y
-
-    @layer
-    def depthwise_conv2d(self, x, kernel_size, depth_multiplier: int = 1, strides=1,
-                         padding="valid", dilation=1, activation: str | None = None,
-                         use_bias: bool = True, name: str | None = None,
-                         kernel_init: str = "glorot_uniform"):
-        """Depthwise convolution: each input channel convolved with its own
-        ``depth_multiplier`` filters (a conv2d with groups = channels).
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("img", (None, 3, 8, 8))
-        >>> g.depthwise_conv2d(x, 3, depth_multiplier=2, padding="same").shape
-        (None, 6, 8, 8)
-        """
-        x = self._tensor(x)
-        channels = x.shape[1] if len(x.shape) == 4 else 1
-        return self.conv2d(x, channels * depth_multiplier, kernel_size, strides=strides,
-                           padding=padding, dilation=dilation, activation=activation,
-                           use_bias=use_bias, name=self._layer_name(name, "depthwise_conv2d"),
-                           kernel_init=kernel_init, groups=channels)
-
-    @layer
-    def conv1d(self, x, filters: int, kernel_size: int, strides: int = 1, padding="valid",
-               dilation: int = 1, activation: str | None = None, use_bias: bool = True,
-               name: str | None = None, kernel_init: str = "glorot_uniform",
-               bias_init: str = "zeros"):
-        """1-D convolution of (N, C, L) sequences; weight (filters, C, K). Runs as a
-        2-D convolution of (N, C, 1, L) (the reshapes are views, free at run time).
-        ``padding`` is "valid", "same" (the odd pixel after, as for conv2d) or an int.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("seq", (None, 4, 50))
-        >>> g.conv1d(x, 8, 5, strides=2).shape
-        (None, 8, 23)
-        """
-        x, name = self._conv_layer(x, name, "conv1d", filters, activation, layout="(N, C, L)")
-        pad = padding if isinstance(padding, str) else (0, 0, padding, padding)
-        with self.block(name):
-            w = self.param("W", (filters, x.shape[1], kernel_size), init=kernel_init)
-            image = self.op("reshape", [x], name="as_image", shape=(x.shape[0], x.shape[1], 1, x.shape[2]))
-            w4 = self.op("reshape", [w], name="W_2d", shape=(filters, x.shape[1], 1, kernel_size))
-            y = self.op("conv2d", [image, w4], name="conv", strides=(1, strides), padding=pad,
-                        dilation=(1, dilation))
-            y = self._bias_and_activation(y, filters, use_bias, bias_init, activation, axis=1)
-            y = self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], filters, y.shape[3]))
-        return y
-
     def _penalize(self, w, regularizer):
         """Add the regularizer's penalty terms on ``w`` (the Model adds them to the loss)."""
         from .regularizers import get
@@ -291,23 +210,6 @@ class LayerMethods:
             mask = self.op("dropout_mask", [x], name="mask", rate=float(rate), seed=int(seed))
             return self.op("multiply", [x, mask], name="apply")
 
-    def _conv_layer(self, x, name, op, filters, activation, layout="(N, C, H, W)"):
-        """The checks every convolution layer makes: (tensor, layer name)."""
-        x = self._tensor(x)
-        name = self._layer_name(name, op)
-        self._check_filters(name, op, filters, activation)
-        if len(x.shape) != layout.count(",") + 1:
-            self._fail(name, op, f"expected input of shape {layout}, got {fmt_shape(x.shape)} "
-                       f"from {x.name!r}")
-        return x, name
-
-    def _check_filters(self, name, op, filters, activation):
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
-            raise ValueError(f"{op} {name!r}: filters must be a positive int, got {filters!r}")
-        if activation is not None and activation not in ACTIVATIONS:
-            raise ValueError(f"{op} {name!r}: unknown activation {activation!r}; "
-                             f"expected one of {ACTIVATIONS}")
-
     def _bias_and_activation(self, y, units, use_bias, bias_init, activation, axis):
         if use_bias:
             b = self.param("b", (units,), init=bias_init)
@@ -315,78 +217,6 @@ class LayerMethods:
         if activation not in (None, "linear"):
             y = self.activation(y, activation)
         return y
-
-    @layer
-    def max_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
-                   ceil_mode: bool = False, dilation=1):
-        """Maximum over windows of (N, C, H, W); strides default to the pool size.
-        ``ceil_mode`` keeps a last, partial window at the bottom and right;
-        ``dilation`` spaces the window's taps (PyTorch's MaxPool2d dilation).
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("img", (None, 3, 27, 27))
-        >>> g.max_pool2d(x, 2).shape, g.max_pool2d(x, 2, ceil_mode=True).shape
-        ((None, 3, 13, 13), (None, 3, 14, 14))
-        """
-        return self.op("max_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
-                       padding=padding, ceil_mode=ceil_mode, dilation=dilation)
-
-    @layer
-    def avg_pool2d(self, x, pool_size=2, strides=None, padding="valid", name=None,
-                   ceil_mode: bool = False, count_include_pad: bool = True):
-        """Mean over windows of (N, C, H, W). Zero padding counts in the mean
-        (PyTorch's default, also with padding="same"; Keras leaves it out) unless
-        ``count_include_pad`` is False; ``ceil_mode`` keeps a last, partial window
-        (its overhang never counts). "same" places the odd pixel of padding after,
-        as for conv2d.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("img", (None, 3, 5, 5))
-        >>> g.avg_pool2d(x, 3, strides=2, padding=1, count_include_pad=False).shape
-        (None, 3, 3, 3)
-        """
-        return self.op("avg_pool2d", [x], name=name, pool_size=pool_size, strides=strides,
-                       padding=padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
-
-    def _pool1d(self, op, x, pool_size, strides, padding, name):
-        x = self._tensor(x)
-        name = self._layer_name(name, op.replace("2d", "1d"))
-        if len(x.shape) != 3:
-            self._fail(name, op, f"expected input of shape (N, C, L), got {fmt_shape(x.shape)}")
-        pad = padding if isinstance(padding, str) else (0, 0, padding, padding)
-        with self.block(name):
-            image = self.op("reshape", [x], name="as_image", shape=(x.shape[0], x.shape[1], 1, x.shape[2]))
-            y = self.op(op, [image], name="pool", pool_size=(1, pool_size),
-                        strides=(1, strides or pool_size), padding=pad)
-            return self.op("reshape", [y], name="as_sequence", shape=(y.shape[0], y.shape[1], y.shape[3]))
-
-    @layer
-    def max_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
-        """Maximum over windows of (N, C, L) sequences.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("seq", (None, 3, 10))
-        >>> g.max_pool1d(x, 2).shape
-        (None, 3, 5)
-        """
-        return self._pool1d("max_pool2d", x, pool_size, strides, padding, name)
-
-    @layer
-    def avg_pool1d(self, x, pool_size=2, strides=None, padding="valid", name=None):
-        """Mean over windows of (N, C, L) sequences; zero padding counts in the mean
-        (PyTorch's default; Keras leaves it out), as for avg_pool2d.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); x = g.input("seq", (None, 3, 10))
-        >>> g.avg_pool1d(x, 3, strides=1, padding=1).shape
-        (None, 3, 10)
-        """
-        return self._pool1d("avg_pool2d", x, pool_size, strides, padding, name)
-
-    @layer
-    def global_avg_pool(self, x, name=None):
-        """Mean over H and W: (N, C, H, W) -> (N, C)."""
-        return self.op("global_avg_pool", [x], name=name)
 
     @layer
     def activation(self, x, kind: str, name: str | None = None, **attrs):
@@ -468,80 +298,6 @@ class LayerMethods:
         full = (x.shape[0], *shape) if x.shape and x.shape[0] is None else tuple(shape)
         return self.op("reshape", [x], name=name, shape=full)
 
-    # ---------------------------------------------------------------- losses
-    @layer
-    def mse(self, pred, target, reduction: str = "mean", name=None):
-        """Mean squared error (the L2 / RMS loss): the mean (or sum) over every element.
-        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
-        multiplied by its weight and the mean still divides by the
-        number of elements, as Keras does (not by the sum of the weights).
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); p, t = g.input("p", (None, 3)), g.input("t", (None, 3))
-        >>> g.mse(p, t).shape
-        ()
-        """
-        return self.op("mse", [pred, target], name=name, reduction=reduction)
-
-    @layer
-    def l1(self, pred, target, reduction: str = "mean", name=None):
-        """Mean absolute error over every element (or the sum).
-        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
-        multiplied by its weight and the mean still divides by the
-        number of elements (Keras's convention).
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); p, t = g.input("p", (None, 3)), g.input("t", (None, 3))
-        >>> g.l1(p, t, reduction="sum").shape
-        ()
-        """
-        return self.op("l1", [pred, target], name=name, reduction=reduction)
-
-    @layer
-    def softmax_cross_entropy(self, logits, labels, reduction: str = "mean", name=None):
-        """Cross-entropy of softmax(logits) against integer labels, one-hot rows or
-        soft targets (PyTorch's cross_entropy), averaged (or summed) over rows.
-        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
-        multiplied by its weight and the mean still divides by the
-        number of rows, as Keras does; PyTorch's class ``weight`` divides by the
-        sum of the weights instead.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); z = g.input("logits", (None, 10))
-        >>> g.softmax_cross_entropy(z, g.input("y", (None,), dtype="int64")).shape
-        ()
-        """
-        return self.op("softmax_cross_entropy", [logits, labels], name=name, reduction=reduction)
-
-    @layer
-    def cross_entropy(self, probs, labels, reduction: str = "mean", name=None):
-        """Cross-entropy of probabilities (a softmax's output) against labels or
-        one-hot rows. Compiled after a softmax, the pair becomes one stable
-        softmax_cross_entropy kernel. Otherwise probabilities are clipped to
-        [1e-7, 1] before the log (Keras's epsilon; PyTorch's nll of log p has no
-        clip). Sample weights average as in softmax_cross_entropy.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); z = g.input("logits", (None, 10))
-        >>> g.cross_entropy(g.softmax(z), g.input("y", (None,), dtype="int64")).shape
-        ()
-        """
-        return self.op("cross_entropy", [probs, labels], name=name, reduction=reduction)
-
-    @layer
-    def kl_divergence(self, pred, target, reduction: str = "mean", name=None):
-        """sum_k target log(target / pred) per row, averaged over rows (PyTorch's
-        reduction="batchmean") or summed. Both are clipped to [1e-7, 1] inside the
-        logs (Keras's epsilon), so a zero target adds nothing. Sample weights
-        average over the rows, as in softmax_cross_entropy.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); p, t = g.input("p", (None, 4)), g.input("t", (None, 4))
-        >>> g.kl_divergence(p, t).shape
-        ()
-        """
-        return self.op("kl_divergence", [pred, target], name=name, reduction=reduction)
-
     @layer
     def exp(self, x, name=None):
         """e^x."""
@@ -570,26 +326,6 @@ class LayerMethods:
             z = self.op("add", [mean, self.op("multiply", [std, noise], name="spread")], name="z")
             self.op("gaussian_kl", [mean, logvar], name="kl", scale=float(beta))
             return z
-
-    @layer
-    def binary_cross_entropy(self, pred, target, from_logits: bool = False,
-                             reduction: str = "mean", name=None):
-        """Binary cross-entropy from probabilities (or, stably, from logits), the
-        mean over every element (or the sum). Probabilities are clipped to
-        [1e-7, 1 - 1e-7] before the logs, as Keras does (PyTorch clamps each log
-        at -100 instead).
-        With sample weights (``fit(..., sample_weight=w)``) each row's loss is
-        multiplied by its weight and the mean still divides by the number of
-        elements: PyTorch's ``weight`` argument with one weight per row.
-
-        >>> from graphnn import Graph
-        >>> g = Graph(); z, t = g.input("z", (None, 1)), g.input("t", (None, 1))
-        >>> g.binary_cross_entropy(z, t, from_logits=True).shape
-        ()
-        """
-        return self.op("binary_cross_entropy", [pred, target], name=name,
-                        reduction=reduction, from_logits=from_logits)
-
 
 def _activation_method(op) -> None:
     """Give LayerMethods a method named after activation ``op`` (from the op table):
