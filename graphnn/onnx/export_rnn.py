@@ -37,18 +37,25 @@ def _cols(w, node, v, start, stop, tag):
                             w.ints(f"{node}/{tag}_axes", [1])], f"{node}/{tag}")
 
 
+def _preactivation(w, node, stacked, x, prev, t, units, features):
+    """[x_t; 1; h_prev] times the stacked weights' rows, as ONNX ops: x_t W + b
+    (+ h_prev U), (N, gate columns)."""
+    xt = w.node("Flatten", [_cols(w, node, x, t, t + 1, "x_t")], f"{node}/x", axis=1)     # (N, F)
+    z = w.node("MatMul", [xt, _rows(w, node, stacked, 0, features, "W")], f"{node}/xW")
+    z = w.node("Add", [z, _rows(w, node, stacked, features, features + 1, "b")], f"{node}/xWb")
+    if prev is not None:
+        hu = w.node("MatMul", [prev, _rows(w, node, stacked, features + 1, features + 1 + units, "U")],
+                    f"{node}/hU")
+        z = w.node("Add", [z, hu], f"{node}/z")
+    return z
+
+
 def lstm_cell(w, node, ins, a):
     ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
     gates = w.shape(ws)[1]
     units, features = gates // 4, w.shape(x)[2]
     half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
-    t = a["step"]
-    xt = w.node("Flatten", [_cols(w, node, x, t, t + 1, "x_t")], f"{node}/x", axis=1)     # (N, F)
-    z = w.node("MatMul", [xt, _rows(w, node, ws, 0, features, "W")], f"{node}/xW")
-    z = w.node("Add", [z, _rows(w, node, ws, features, features + 1, "b")], f"{node}/xWb")
-    if prev is not None:
-        hu = w.node("MatMul", [prev, _rows(w, node, ws, features + 1, features + 1 + units, "U")], f"{node}/hU")
-        z = w.node("Add", [z, hu], f"{node}/z")
+    z = _preactivation(w, node, ws, x, prev, a["step"], units, features)
     t = w.node("Tanh", [z], f"{node}/tanh_z")
     s = w.node("Add", [w.node("Mul", [t, half], f"{node}/half_tanh"), half], f"{node}/sigmoid")
     i, f, o = (_cols(w, node, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (2, "o")))
@@ -64,13 +71,7 @@ def gru_cell(w, node, ins, a):
     gs, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
     units, features = w.shape(gs)[1] // 4, w.shape(x)[2]
     half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
-    t = a["step"]
-    xt = w.node("Flatten", [_cols(w, node, x, t, t + 1, "x_t")], f"{node}/x", axis=1)     # (N, F)
-    z = w.node("MatMul", [xt, _rows(w, node, gs, 0, features, "W")], f"{node}/xW")
-    z = w.node("Add", [z, _rows(w, node, gs, features, features + 1, "b")], f"{node}/xWb")
-    if prev is not None:
-        hu = w.node("MatMul", [prev, _rows(w, node, gs, features + 1, features + 1 + units, "U")], f"{node}/hU")
-        z = w.node("Add", [z, hu], f"{node}/z")
+    z = _preactivation(w, node, gs, x, prev, a["step"], units, features)
     rz = w.node("Tanh", [_cols(w, node, z, 0, 2 * units, "rz_in")], f"{node}/tanh_rz")
     rz = w.node("Add", [w.node("Mul", [rz, half], f"{node}/half_tanh"), half], f"{node}/rz")
     r, u = _cols(w, node, rz, 0, units, "r"), _cols(w, node, rz, units, 2 * units, "u")
