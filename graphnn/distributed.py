@@ -176,7 +176,7 @@ def _local_batches(model, ranks, feeds, target, batch_size, order):
             mine = batch[:1]
         ex = ranks.executor(model, len(mine), target)
         for name, array in feeds.items():
-            np.take(array, mine, axis=0, out=ex.views[name], mode="clip")
+            array.take(mine, axis=0, out=ex.views[name], mode="clip")
         ex.views[SHARE][...] = share
         yield b, mine if share else mine[:0], ex
 

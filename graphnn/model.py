@@ -138,7 +138,7 @@ class Model(StateMethods):
             if ex is None or len(idx) != ex.program.batch_size:     # only the last batch differs
                 ex = self._executor(purpose, len(idx), target)
             for name, array in feeds.items():
-                np.take(array, idx, axis=0, out=ex.views[name], mode="clip")
+                array.take(idx, axis=0, out=ex.views[name], mode="clip")   # the method: a third of np.take's call cost
             yield b, idx, ex
 
     def _tally(self, totals: Batches, ex: Executor, loss: str, n: int) -> None:
