@@ -136,7 +136,7 @@ def training_variants(kind):
     fused, shape = graphnn_variant(kind)
     variants = {"graphnn": fused}
     if _blas_threads() > 1:                         # the Executor's default against the other choice
-        variants[_other_pool(fused)] = graphnn_variant(kind, pool=_other_threads(fused))[0]
+        variants[f"graphnn, {_other_pool(fused)}"] = graphnn_variant(kind, pool=_other_threads(fused))[0]
     if kind in ("mlp", "cnn"):
         variants["graphnn unfused"] = graphnn_variant(kind, fuse=False)[0]
         variants["plain NumPy"] = numpy_variant(kind, shape)
@@ -146,8 +146,8 @@ def training_variants(kind):
 
 
 def _other_pool(step):
-    """The row name of the kernel-pool choice the Executor did not make."""
-    return "graphnn, kernel pool off" if step.__self__.pool is not None else "graphnn, kernel pool on"
+    """The kernel-pool choice the Executor of ``step`` (its bound ``step``) did not make."""
+    return "kernel pool off" if step.__self__.pool is not None else "kernel pool on"
 
 
 def _other_threads(step):
@@ -163,7 +163,7 @@ def predict_variants(kind, batch=256):
     step, shape = graphnn_variant(kind, purpose="predict", batch=batch)
     variants = {"graphnn predict": step}
     if _blas_threads() > 1:
-        variants[f"graphnn predict, {_other_pool(step)[9:]}"] = graphnn_variant(
+        variants[f"graphnn predict, {_other_pool(step)}"] = graphnn_variant(
             kind, purpose="predict", batch=batch, pool=_other_threads(step))[0]
     if torch_models.available():
         variants["PyTorch no_grad"] = torch_models.predict_step(kind, shape)

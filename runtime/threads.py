@@ -50,14 +50,14 @@ EPILOGUE = {"bias_add": (0,), "relu": (0,), "relu_grad": (0, 1)}
 MIN_ELEMENTS = 1 << 15      # results smaller than this run whole: a hand-off costs ~10-50 us
 
 
-# Kernels of convolution and pooling programs: split by images over the pool
-# (with BLAS on one thread) they beat BLAS's own threads. Dense and recurrent
-# programs are 2-D GEMMs, which stay whole: under a pool they would run on one
-# BLAS thread (two threads, docs/performance.md: MLP step 1.49x and LSTM 1.16x
-# slower with the pool, CNN step 1.28x faster).
-POOLED_PROGRAMS = frozenset({"im2col", "col2im", "gemm_col2im", "matmul_tiles", "matmul_tiles_grad",
-                             "max_pool2d", "max_pool2d_grad", "max_pool_blocks", "max_pool_blocks_grad",
-                             "avg_pool2d", "avg_pool2d_grad"})
+# A program gets a pool by default when it has a kernel only convolution and
+# pooling programs have: every split kernel but the activations (which dense
+# programs have too), and gemm_col2im (split by _split_gemm). Split by images
+# over the pool (with BLAS on one thread) these beat BLAS's own threads; dense
+# and recurrent programs are 2-D GEMMs, which stay whole and under a pool would
+# run on one BLAS thread (two threads, docs/performance.md: MLP step 1.67x and
+# LSTM 1.23x slower with the pool, CNN step 1.13x faster).
+POOLED_PROGRAMS = (frozenset(BATCHED) - {"relu", "relu_grad"}) | {"gemm_col2im"}
 
 
 def pool_size(program) -> int:

@@ -31,6 +31,8 @@ from .recurrent import (
     _count,
     _step,
     cell_grad_shape,
+    cell_scratch,
+    cell_shape,
     cell_vjp,
     register_outputs,
     state_check,
@@ -82,33 +84,11 @@ register(OpDef("gru_weights_grad", 1, _weights_grad_shape, kind="gradient",
 _state = state_check(5, "a GRU")
 
 
-def _cell_shape(shapes, dtypes, attrs):
-    if len(shapes) not in (2, 3):
-        raise OpShapeError(f"expected GS, x and optionally the previous state, got {len(shapes)} operands")
-    gs, x = shapes[:2]
-    if len(gs) != 2 or gs[1] % 4:
-        raise OpShapeError(f"the stacked weights must be (K, 4 units), got {fmt_shape(gs)}")
-    units = gs[1] // 4
-    if len(x) != 3 or None in x[1:]:
-        raise OpShapeError(f"x must be a sequence (N, T, features), got {fmt_shape(x)}")
-    if attrs["step"] >= x[1]:
-        raise OpShapeError(f"step {attrs['step']} is past the {x[1]} steps of x")
-    need = x[2] + 1 + (units if len(shapes) == 3 else 0)
-    if gs[0] != need and not (len(shapes) == 2 and gs[0] == need + units):
-        raise OpShapeError(f"the stacked weights have {gs[0]} rows, expected {need}")
-    if len(shapes) == 3:
-        _state(shapes[2], units, x[0], "the previous state")
-    return (5 * units, x[0]), same_dtype(dtypes, *range(len(shapes)))
-
-
-def _cell_scratch(in_shapes, out_shape, attrs, dtype):
-    units, features = in_shapes[0][1] // 4, in_shapes[1][2]
-    rows = features + 1 + (units if len(in_shapes) == 3 else 0)
-    return [((rows + units, in_shapes[1][0]), dtype)]        # [x_t; 1; h_prev], then one block
+_cell_shape = cell_shape(5, _state, "GS")
 
 
 register(OpDef("gru_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step},
-               scratch=_cell_scratch, flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] + 10 * ins[0][1],
+               scratch=cell_scratch, flops=lambda ins, out, a: 2 * ins[0][0] * ins[0][1] + 10 * ins[0][1],
                doc="One GRU step: the state (5U, N) [r, z, n, h U_n + b_hn, h] from "
                    "GS^T [x_t; 1; h_prev] and h_prev."))
 

@@ -108,30 +108,41 @@ register(OpDef("lstm_weights_grad", 1, _weights_grad_shape, kind="gradient",
 
 # ------------------------------------------------------------------ one step
 
-def _cell_shape(shapes, dtypes, attrs):
-    if len(shapes) not in (2, 3):
-        raise OpShapeError(f"expected WS, x and optionally the previous state, got {len(shapes)} operands")
-    ws, x = shapes[:2]
-    if len(ws) != 2:
-        raise OpShapeError(f"the stacked weights must be 2-D, got {fmt_shape(ws)}")
-    units = _units(ws[1], "the stacked weights")
-    if len(x) != 3 or None in x[1:]:
-        raise OpShapeError(f"x must be a sequence (N, T, features), got {fmt_shape(x)}")
-    if attrs["step"] >= x[1]:
-        raise OpShapeError(f"step {attrs['step']} is past the {x[1]} steps of x")
-    need = x[2] + 1 + (units if len(shapes) == 3 else 0)
-    if ws[0] != need and not (len(shapes) == 2 and ws[0] == need + units):
-        raise OpShapeError(f"the stacked weights have {ws[0]} rows, expected {need} "
-                           f"({x[2]} features, the bias{', ' + str(units) + ' units' if len(shapes) == 3 else ''})")
-    if len(shapes) == 3:
-        _state_shape(shapes[2], units, x[0], "the previous state")
-    return (7 * units, x[0]), same_dtype(dtypes, *range(len(shapes)))
+def cell_shape(rows: int, check, stacked: str):
+    """The shape rule of a step op (``lstm_cell``, ``gru_cell``) whose state has
+    ``rows`` rows per unit: operands the stacked weights (named ``stacked`` in
+    errors), x (N, T, features) and optionally the previous state."""
+    def shape(shapes, dtypes, attrs):
+        if len(shapes) not in (2, 3):
+            raise OpShapeError(f"expected {stacked}, x and optionally the previous state, "
+                               f"got {len(shapes)} operands")
+        ws, x = shapes[:2]
+        if len(ws) != 2:
+            raise OpShapeError(f"the stacked weights must be 2-D, got {fmt_shape(ws)}")
+        units = _units(ws[1], "the stacked weights")
+        if len(x) != 3 or None in x[1:]:
+            raise OpShapeError(f"x must be a sequence (N, T, features), got {fmt_shape(x)}")
+        if attrs["step"] >= x[1]:
+            raise OpShapeError(f"step {attrs['step']} is past the {x[1]} steps of x")
+        need = x[2] + 1 + (units if len(shapes) == 3 else 0)
+        if ws[0] != need and not (len(shapes) == 2 and ws[0] == need + units):
+            raise OpShapeError(f"the stacked weights have {ws[0]} rows, expected {need} "
+                               f"({x[2]} features, the bias"
+                               f"{', ' + str(units) + ' units' if len(shapes) == 3 else ''})")
+        if len(shapes) == 3:
+            check(shapes[2], units, x[0], "the previous state")
+        return (rows * units, x[0]), same_dtype(dtypes, *range(len(shapes)))
+    return shape
 
 
-def _cell_scratch(in_shapes, out_shape, attrs, dtype):
+def cell_scratch(in_shapes, out_shape, attrs, dtype):
+    """A step op's scratch: [x_t; 1; h_prev], then one block of U rows."""
     units, features = in_shapes[0][1] // 4, in_shapes[1][2]
     rows = features + 1 + (units if len(in_shapes) == 3 else 0)
-    return [((rows + units, in_shapes[1][0]), dtype)]      # [x_t; 1; h_prev], then c's scratch
+    return [((rows + units, in_shapes[1][0]), dtype)]
+
+
+_cell_shape = cell_shape(7, _state_shape, "WS")
 
 
 def _zero_in_gates(g, dy) -> bool:
@@ -195,7 +206,7 @@ def _cell_flops(ins, out, attrs):
 
 
 register(OpDef("lstm_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step},
-               scratch=_cell_scratch, flops=_cell_flops,
+               scratch=cell_scratch, flops=_cell_flops,
                doc="One LSTM step: the state (7U, N) [i, f, o, g, c, tanh c, h] from "
                    "WS^T [x_t; 1; h_prev] and the previous state's c."))
 
