@@ -19,19 +19,97 @@ import sys
 
 
 class Callback:
-    """Override any of these; ``self.model`` is set before training starts."""
+    """Override any of these; ``self.model`` is set before training starts.
+
+    ``fit`` calls the hooks in this order; ``logs`` hold the running means of the
+    epoch so far (loss and metrics) at each batch's end, the epoch's means at its end.
+    With x = 0 and y = 1 the untrained output is its bias, 0, so the first
+    batch's loss is (1 - 0)**2 = 1; one SGD step (lr 0.01) moves the bias to 0.02,
+    so the second's is 0.98**2 = 0.9604 and the epoch's mean (1 + 0.9604) / 2:
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> class Log(Callback):
+    ...     def on_train_begin(self, logs=None): print("train begin", type(self.model).__name__)
+    ...     def on_epoch_begin(self, epoch, logs=None): print("epoch", epoch)
+    ...     def on_batch_end(self, batch, logs=None): print("  batch", batch, round(logs["loss"], 4))
+    ...     def on_epoch_end(self, epoch, logs=None): print("epoch end", round(logs["loss"], 4))
+    ...     def on_train_end(self, logs=None): print("train end")
+    >>> _ = m.fit(np.zeros((8, 2)), np.ones((8, 1)), batch_size=4, verbose=0, callbacks=[Log()])
+    train begin Model
+    epoch 0
+      batch 0 1.0
+      batch 1 0.9802
+    epoch end 0.9802
+    train end
+    """
 
     model = None
 
-    def on_train_begin(self, logs=None): ...
-    def on_epoch_begin(self, epoch, logs=None): ...
-    def on_batch_end(self, batch, logs=None): ...
-    def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_end(self, logs=None): ...
+    def on_train_begin(self, logs=None):
+        """Called once as ``fit`` starts (``logs`` is empty); a place to reset state.
+
+        >>> class Count(Callback):
+        ...     def on_train_begin(self, logs=None): self.epochs = 0
+        ...     def on_epoch_end(self, epoch, logs=None): self.epochs += 1
+        >>> c = Count(); c.on_train_begin({}); c.on_epoch_end(0, {"loss": 1.0}); c.epochs
+        1
+        """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called before epoch ``epoch`` (counted from 0); ``logs`` is empty.
+
+        >>> class Say(Callback):
+        ...     def on_epoch_begin(self, epoch, logs=None): print(f"Epoch {epoch + 1}")
+        >>> Say().on_epoch_begin(0, {})
+        Epoch 1
+        """
+
+    def on_batch_end(self, batch, logs=None):
+        """Called after each training step; ``logs`` holds the epoch's running means.
+
+        >>> class Worst(Callback):
+        ...     worst = 0.0
+        ...     def on_batch_end(self, batch, logs=None): self.worst = max(self.worst, logs["loss"])
+        >>> w = Worst(); w.on_batch_end(0, {"loss": 0.5}); w.on_batch_end(1, {"loss": 0.25}); w.worst
+        0.5
+        """
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called after each epoch with its mean loss and metrics (``val_*`` too,
+        given validation data); setting ``self.model.stop_training`` ends ``fit``.
+
+        >>> class StopBelow(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         self.model.stop_training = logs["loss"] < 0.1
+        >>> class Stub: stop_training = False
+        >>> s = StopBelow(); s.model = Stub(); s.on_epoch_end(3, {"loss": 0.05}); s.model.stop_training
+        True
+        """
+
+    def on_train_end(self, logs=None):
+        """Called once as ``fit`` ends (after the last epoch, or a stop); ``logs`` is empty.
+
+        >>> class Done(Callback):
+        ...     def on_train_end(self, logs=None): print("done")
+        >>> Done().on_train_end({})
+        done
+        """
 
 
 class CallbackList:
-    """Several callbacks called as one, in order; each gets ``model`` first."""
+    """Several callbacks called as one, in order; each gets ``model`` first.
+
+    >>> class Say(Callback):
+    ...     def __init__(self, name): self.name = name
+    ...     def on_epoch_end(self, epoch, logs=None): print(self.name, epoch, self.model)
+    >>> hooks = CallbackList([Say("a"), Say("b")], model="the model")
+    >>> hooks.on_epoch_end(0, {"loss": 1.0})
+    a 0 the model
+    b 0 the model
+    """
 
     def __init__(self, callbacks, model):
         self.callbacks = list(callbacks)
@@ -42,11 +120,64 @@ class CallbackList:
         for callback in self.callbacks:
             getattr(callback, method)(*args)
 
-    def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
-    def on_epoch_begin(self, epoch, logs=None): self._call("on_epoch_begin", epoch, logs)
-    def on_batch_end(self, batch, logs=None): self._call("on_batch_end", batch, logs)
-    def on_epoch_end(self, epoch, logs=None): self._call("on_epoch_end", epoch, logs)
-    def on_train_end(self, logs=None): self._call("on_train_end", logs)
+    def on_train_begin(self, logs=None):
+        """Each callback's ``on_train_begin``, in order.
+
+        >>> class Say(Callback):
+        ...     def __init__(self, name): self.name = name
+        ...     def on_train_begin(self, logs=None): print(self.name, "begins")
+        >>> CallbackList([Say("a"), Say("b")], None).on_train_begin({})
+        a begins
+        b begins
+        """
+        self._call("on_train_begin", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Each callback's ``on_epoch_begin``, in order.
+
+        >>> class Say(Callback):
+        ...     def on_epoch_begin(self, epoch, logs=None): print("epoch", epoch)
+        >>> CallbackList([Say(), Say()], None).on_epoch_begin(2, {})
+        epoch 2
+        epoch 2
+        """
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        """Each callback's ``on_batch_end``, in order.
+
+        >>> class Say(Callback):
+        ...     def on_batch_end(self, batch, logs=None): print(batch, logs)
+        >>> CallbackList([Say()], None).on_batch_end(4, {"loss": 0.5})
+        4 {'loss': 0.5}
+        """
+        self._call("on_batch_end", batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Each callback's ``on_epoch_end``, in order: a later one sees what an
+        earlier one did (here the first stops training, the second reads it).
+
+        >>> class Stop(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None): self.model.stop_training = True
+        >>> class Look(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None): print(self.model.stop_training)
+        >>> class Stub: stop_training = False
+        >>> CallbackList([Stop(), Look()], Stub()).on_epoch_end(0, {"loss": 1.0})
+        True
+        """
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_end(self, logs=None):
+        """Each callback's ``on_train_end``, in order.
+
+        >>> class Say(Callback):
+        ...     def __init__(self, name): self.name = name
+        ...     def on_train_end(self, logs=None): print(self.name, "ends")
+        >>> CallbackList([Say("a"), Say("b")], None).on_train_end({})
+        a ends
+        b ends
+        """
+        self._call("on_train_end", logs)
 
 
 def _better(mode, monitor):
@@ -65,8 +196,20 @@ def _watch(logs, monitor):
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience``
-    epochs; with ``restore_best_weights``, end on the best epoch's weights."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for more than
+    ``patience`` epochs in a row; with ``restore_best_weights``, end on the best
+    epoch's weights. ``mode`` 'auto' takes a name with "acc" in it as higher-is-better.
+
+    With patience 1, one epoch without improvement is borne, the second stops:
+
+    >>> class Stub: stop_training = False
+    >>> stop = EarlyStopping(monitor="loss", patience=1); stop.model = Stub()
+    >>> for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.96, 0.5]):
+    ...     stop.on_epoch_end(epoch, {"loss": loss})
+    ...     if stop.model.stop_training: break
+    >>> stop.stopped_epoch, stop.best
+    (3, 0.9)
+    """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
                  restore_best_weights=False):
@@ -75,9 +218,32 @@ class EarlyStopping(Callback):
         self.best, self.best_state, self.wait, self.stopped_epoch = None, None, 0, None
 
     def on_train_begin(self, logs=None):
+        """Forget what an earlier ``fit`` saw: each run starts with no best value.
+
+        >>> stop = EarlyStopping(monitor="loss"); stop.best, stop.wait = 0.1, 3
+        >>> stop.on_train_begin({}); stop.best, stop.wait
+        (None, 0)
+        """
         self.best, self.best_state, self.wait, self.stopped_epoch = None, None, 0, None
 
     def on_epoch_end(self, epoch, logs=None):
+        """Compare the epoch's ``monitor`` with the best so far; set the model's
+        ``stop_training`` once patience runs out. An accuracy must rise by more than
+        ``min_delta`` to count:
+
+        >>> class Stub: stop_training = False
+        >>> stop = EarlyStopping(monitor="val_accuracy", min_delta=0.01); stop.model = Stub()
+        >>> stop.on_epoch_end(0, {"val_accuracy": 0.90}); stop.on_epoch_end(1, {"val_accuracy": 0.905})
+        >>> stop.model.stop_training, stop.best
+        (True, 0.9)
+
+        A missing value is named, with where ``val_*`` values come from:
+
+        >>> stop.on_epoch_end(2, {"loss": 0.3})
+        Traceback (most recent call last):
+        ...
+        KeyError: "monitor 'val_accuracy' is not among the logged values ['loss']; pass validation_data for val_* values"
+        """
         value = _watch(logs, self.monitor)
         if self.best is None or self.better(value, self.best, self.min_delta):
             self.best, self.wait = value, 0
@@ -90,20 +256,56 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        """With ``restore_best_weights``, load the state saved at the best epoch.
+
+        >>> class Stub:
+        ...     stop_training, w = False, 0
+        ...     def state_dict(self): return {"w": self.w}
+        ...     def load_state_dict(self, state): self.w = state["w"]
+        >>> stop = EarlyStopping(monitor="loss", patience=5, restore_best_weights=True)
+        >>> stop.model = Stub()
+        >>> for epoch, loss in enumerate([0.5, 0.2, 0.4]):
+        ...     stop.model.w = epoch; stop.on_epoch_end(epoch, {"loss": loss})
+        >>> stop.on_train_end({}); stop.model.w        # epoch 1's weights (loss 0.2)
+        1
+        """
         if self.restore and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
 
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (``path`` may hold ``{epoch}`` and any
-    logged value, e.g. ``model-{epoch:02d}-{val_loss:.3f}.gnn``); with
-    ``save_best_only``, only when ``monitor`` improves."""
+    logged value, e.g. ``model-{epoch:02d}-{val_loss:.3f}.gnn``, epochs counted
+    from 1); with ``save_best_only``, only when ``monitor`` improves.
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save = ModelCheckpoint(os.path.join(d, "m-{epoch}-{loss:.2f}.gnn"))
+    ...     _ = m.fit(np.zeros((8, 2)), np.ones((8, 1)), epochs=2, batch_size=4, verbose=0,
+    ...               callbacks=[save])
+    ...     sorted(os.listdir(d))
+    ['m-1-0.98.gnn', 'm-2-0.90.gnn']
+    """
 
     def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto"):
         self.path, self.monitor, self.best_only = os.fspath(path), monitor, save_best_only
         self.better, self.best = _better(mode, monitor), None
 
     def on_epoch_end(self, epoch, logs=None):
+        """Save to ``path`` filled in with the epoch and its logs (if it is the best yet).
+
+        >>> class Stub:
+        ...     def save(self, path): print("saved", path)
+        >>> save = ModelCheckpoint("best-{epoch}.gnn", save_best_only=True); save.model = Stub()
+        >>> for epoch, loss in enumerate([0.5, 0.7, 0.4]):
+        ...     save.on_epoch_end(epoch, {"val_loss": loss})
+        saved best-1.gnn
+        saved best-3.gnn
+        """
         if self.best_only:
             value = _watch(logs, self.monitor)
             if self.best is not None and not self.better(value, self.best, 0.0):
@@ -113,12 +315,35 @@ class ModelCheckpoint(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``."""
+    """Set the learning rate at the start of each epoch to ``schedule(epoch, lr)``
+    (epoch counted from 0, lr the current rate).
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")      # lr 0.01
+    >>> halve = LearningRateScheduler(lambda epoch, lr: lr / 2)
+    >>> _ = m.fit(np.zeros((8, 2)), np.ones((8, 1)), epochs=3, verbose=0, callbacks=[halve])
+    >>> round(m.learning_rate, 8)                   # 0.01 / 2**3
+    0.00125
+    """
 
     def __init__(self, schedule, verbose=0):
         self.schedule, self.verbose = schedule, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Set the model's ``learning_rate``; a rate that is not a positive number is refused.
+
+        >>> class Stub: learning_rate = 0.1
+        >>> step = LearningRateScheduler(lambda epoch, lr: 0.1 * 0.5 ** (epoch // 2), verbose=1)
+        >>> step.model = Stub(); step.on_epoch_begin(2)
+        Epoch 3: learning rate 0.05
+        >>> zero = LearningRateScheduler(lambda epoch, lr: 0.0); zero.model = Stub()
+        >>> zero.on_epoch_begin(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: the schedule gave learning rate 0.0 for epoch 1
+        """
         lr = float(self.schedule(epoch, self.model.learning_rate))
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"the schedule gave learning rate {lr} for epoch {epoch + 1}")
@@ -128,16 +353,51 @@ class LearningRateScheduler(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one CSV row per epoch (epoch, then every logged value)."""
+    """Append one CSV row per epoch (epoch from 1, then every logged value), under
+    a header row; a new ``fit`` starts the file afresh unless ``append``.
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     log = CSVLogger(os.path.join(d, "log.csv"))
+    ...     _ = m.fit(np.zeros((8, 2)), np.ones((8, 1)), epochs=2, batch_size=4, verbose=0,
+    ...               callbacks=[log])
+    ...     print(open(log.path).read(), end="")
+    epoch,loss
+    1,0.9802
+    2,0.904105
+    """
 
     def __init__(self, path, append=False):
         self.path, self.append = os.fspath(path), append
 
     def on_train_begin(self, logs=None):
+        """Remove an old log at ``path``, unless appending to it.
+
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "log.csv"); _ = open(path, "w").write("old")
+        ...     CSVLogger(path, append=True).on_train_begin({}); kept = os.path.exists(path)
+        ...     CSVLogger(path).on_train_begin({}); kept, os.path.exists(path)
+        (True, False)
+        """
         if not self.append and os.path.exists(self.path):
             os.remove(self.path)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Append the epoch's row (the header first, into an empty file).
+
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     log = CSVLogger(os.path.join(d, "log.csv"))
+        ...     log.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.75})
+        ...     log.on_epoch_end(1, {"loss": 1 / 3, "accuracy": 0.8})
+        ...     open(log.path).read().splitlines()
+        ['epoch,loss,accuracy', '1,0.5,0.75', '2,0.333333,0.8']
+        """
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)
@@ -182,7 +442,12 @@ class Progress(Callback):
     terminal's width (80 columns included), replaced at the epoch's end by the
     epoch's line; one line per epoch otherwise (verbose=2, or not a terminal).
     The epoch's line holds every metric, validation ones included, wrapped if it
-    would be wider than the terminal."""
+    would be wider than the terminal.
+
+    >>> p = Progress(epochs=3, steps=10, verbose=2)
+    >>> p.on_epoch_begin(0); p.on_epoch_end(0, {"loss": 0.25, "accuracy": 0.875})
+    Epoch 1/3 - loss: 0.25 - acc: 0.875
+    """
 
     BAR = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
 
@@ -200,6 +465,18 @@ class Progress(Callback):
         return shutil.get_terminal_size()
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's bar (a tqdm bar of ``steps`` batches), on a terminal only.
+
+        >>> import io
+        >>> class Terminal(io.StringIO):
+        ...     def isatty(self): return True
+        >>> p = Progress(epochs=2, steps=4, stream=Terminal()); p.on_epoch_begin(0)
+        >>> p.bar.desc, p.bar.total
+        ('Epoch 1/2', 4)
+        >>> q = Progress(epochs=2, steps=4, stream=io.StringIO()); q.on_epoch_begin(0)
+        >>> q.bar is None                   # not a terminal: no bar, only the epoch's line
+        True
+        """
         if self._terminal():
             from tqdm import tqdm
             size = self._width()
@@ -208,6 +485,15 @@ class Progress(Callback):
                             bar_format=self.BAR)
 
     def on_batch_end(self, batch, logs=None):
+        """Advance the bar one batch; show the running metrics every tenth batch and at the last.
+
+        >>> import io
+        >>> class Terminal(io.StringIO):
+        ...     def isatty(self): return True
+        >>> p = Progress(epochs=2, steps=4, stream=Terminal()); p.on_epoch_begin(0)
+        >>> p.on_batch_end(0, {"loss": 0.5}); p.bar.n, p.bar.postfix
+        (1, ' loss: 0.5')
+        """
         if self.bar is not None:
             self.bar.update(1)
             if batch % 10 == 0 or batch == self.steps - 1:
@@ -217,6 +503,17 @@ class Progress(Callback):
                 self.bar.set_postfix_str(text[:max(room, 0)], refresh=batch == self.steps - 1)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Close the bar, if any, and print the epoch's line in its place.
+
+        >>> import io
+        >>> class Terminal(io.StringIO):
+        ...     def isatty(self): return True
+        >>> out = Terminal(); p = Progress(epochs=2, steps=4, stream=out); p.on_epoch_begin(0)
+        >>> p.on_epoch_end(0, {"loss": 0.5}); p.bar is None
+        True
+        >>> out.getvalue().split("\\r")[-1]       # the bar erased, the line written over it
+        'Epoch 1/2 - loss: 0.5\\n'
+        """
         head = f"Epoch {epoch + 1}/{self.epochs}"
         width = 10**6
         if self.bar is not None:
