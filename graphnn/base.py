@@ -20,7 +20,16 @@ _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
 
 
 def user_source() -> str | None:
-    """file:line of the innermost caller outside graphnn and compiler."""
+    """file:line of the innermost caller outside graphnn and compiler: where a
+    node was made or a bad argument given, as error messages cite it.
+
+    >>> user_source()
+    '<doctest graphnn.base.user_source[0]>:1'
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 2))       # made by graphnn, called from here
+    >>> g.nx.nodes["x"]["source"]
+    '<doctest graphnn.base.user_source[2]>:1'
+    """
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
@@ -31,7 +40,11 @@ def user_source() -> str | None:
 
 
 def plain(value):
-    """Tuples become lists, recursively (through dicts too): what JSON and YAML hold."""
+    """Tuples become lists, recursively (through dicts too): what JSON and YAML hold.
+
+    >>> plain({"pads": ((1, 1), (0, 2)), "name": "conv", "units": 3})
+    {'pads': [[1, 1], [0, 2]], 'name': 'conv', 'units': 3}
+    """
     if isinstance(value, (tuple, list)):
         return [plain(v) for v in value]
     if isinstance(value, dict):
@@ -41,21 +54,47 @@ def plain(value):
 
 @dataclass(frozen=True)
 class Tensor:
-    """A symbolic value: the output of one node of a Graph."""
+    """A symbolic value: the output of one node of a Graph (no data: its shape,
+    dtype and op are read from the node).
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 3)); y = g.relu(x)
+    >>> y, y.name, y.shape, y.dtype, y.op
+    (<Tensor 'relu' (N, 3) float32>, 'relu', (None, 3), 'float32', 'relu')
+    """
 
     graph: object        # the Graph that made it (graph.py sits above this module)
     name: str
 
     @property
     def shape(self) -> tuple:
+        """The node's shape; None stands for the batch dimension.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); g.flatten(g.input("x", (None, 2, 5))).shape
+        (None, 10)
+        """
         return self.graph.nx.nodes[self.name]["shape"]
 
     @property
     def dtype(self) -> str:
+        """The node's dtype, a NumPy name.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); g.input("ids", (None, 7), dtype="int64").dtype
+        'int64'
+        """
         return self.graph.nx.nodes[self.name]["dtype"]
 
     @property
     def op(self) -> str:
+        """The op of the node that makes it (a layer's last op).
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); x = g.input("x", (None, 2))
+        >>> x.op, g.dense(x, 3).op, g.dense(x, 3, activation="tanh").op
+        ('input', 'bias_add', 'tanh')
+        """
         return self.graph.nx.nodes[self.name]["op"]
 
     def __repr__(self) -> str:

@@ -40,7 +40,17 @@ class Graph(LayerMethods, ConvMethods, LossMethods, RecurrentMethods, BlockMetho
     """A model under construction: a DAG of ops, with parameters as nodes.
 
     ``dtype`` is the floating-point type of inputs and parameters (float32 by
-    default; float64 for gradient checks)."""
+    default; float64 for gradient checks). Each builder call adds op nodes to
+    ``nx`` (a networkx MultiDiGraph) and one record to ``layers``.
+
+    >>> g = Graph(); x = g.input("x", (None, 3)); h = g.dense(x, 4, activation="relu")
+    >>> h, len(g)                  # x, W, matmul, b, bias_add, relu
+    (<Tensor 'dense/relu' (N, 4) float32>, 6)
+    >>> [(r["type"], r["name"], r["inputs"]) for r in g.layers]
+    [('input', 'x', []), ('dense', 'dense', ['x'])]
+    >>> Graph("float64").input("x", (None, 2)).dtype
+    'float64'
+    """
 
     def __init__(self, dtype: str = "float32"):
         self.nx = nx.MultiDiGraph()
@@ -210,7 +220,23 @@ class Graph(LayerMethods, ConvMethods, LossMethods, RecurrentMethods, BlockMetho
         return {"graphnn_spec": SPEC_FORMAT, "dtype": self.dtype, "layers": layers}
 
     def check(self, outputs: list) -> nx.MultiDiGraph:
-        """Validate and infer the whole graph for these outputs (all errors at once)."""
+        """Validate and infer the whole graph for these outputs (all errors at once);
+        return the checked graph, every node with its shape and dtype.
+
+        >>> g = Graph(); x = g.input("x", (None, 3))
+        >>> y = g.dense(x, 2); g.check([y]).nodes["dense/bias_add"]["shape"]
+        (None, 2)
+
+        Shapes are checked as each node is added; what only the whole graph shows,
+        such as a node that reaches no output, is found here:
+
+        >>> _ = g.relu(x, name="unused")
+        >>> g.check([y])                               # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        graphnn.compiler.errors.GraphError: 1 problem in the graph:
+          node 'unused' (relu): does not reach any output; remove it or list it among the outputs  [created at ...]
+        """
         from .compiler import check_graph
         return check_graph(self.nx, [self._tensor(o).name for o in outputs])
 

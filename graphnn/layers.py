@@ -29,7 +29,19 @@ LAYER_TYPES: dict[str, inspect.Signature] = {}     # builder methods a spec may 
 
 def layer(method):
     """Record each top-level call of a builder method in ``graph.layers`` (its
-    type, name, inputs and arguments): specs, summaries and plots read it."""
+    type, name, inputs and arguments): specs, summaries and plots read it.
+    Calls made inside another builder (dense's activation) are not recorded on
+    their own; a bad argument's error is restated to name the layer.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 2)); _ = g.dense(x, 3, activation="relu")
+    >>> g.layers[-1]
+    {'type': 'dense', 'name': 'dense', 'inputs': ['x'], 'output': 'dense/relu', 'units': 3, 'activation': 'relu'}
+    >>> g.dense(x, 0, name="head")                   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dense 'head': ...
+    """
     signature = inspect.signature(method)
     LAYER_TYPES[method.__name__] = signature
 
@@ -81,7 +93,14 @@ def _naming_the_layer(graph, kind, signature, args, kwargs, error):
 
 
 class LayerMethods:
-    """Mixed into Graph: every user-facing layer, activation and loss."""
+    """Mixed into Graph: dense, activations, elementwise and shape layers (the
+    convolution, loss, recurrent and other families come from their own mixins).
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4, 2))
+    >>> g.dense(g.flatten(x), 3, activation="softmax").shape
+    (None, 3)
+    """
 
     # ---------------------------------------------------------------- blocks
     @contextmanager
@@ -220,7 +239,18 @@ class LayerMethods:
 
     @layer
     def activation(self, x, kind: str, name: str | None = None, **attrs):
-        """Apply an activation by name ('relu', 'tanh', ...)."""
+        """Apply an activation by name ('relu', 'tanh', ...; ACTIVATIONS lists them).
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 3)); y = g.activation(x, "relu")
+        >>> Model(g, x, y).predict(np.array([[-1.0, 0.0, 2.0]])).tolist()
+        [[0.0, 0.0, 2.0]]
+        >>> g.activation(x, "relu6")                     # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: activation 'activation': unknown activation 'relu6'; expected one of ('relu', ...
+        """
         if kind not in ACTIVATIONS:
             raise ValueError(f"unknown activation {kind!r}; expected one of {ACTIVATIONS}")
         return self.op(kind, [x], name=name, **attrs)
@@ -238,7 +268,15 @@ class LayerMethods:
 
     @layer
     def multiply(self, a, b, name=None):
-        """a * b elementwise, with NumPy broadcasting (a gate, say)."""
+        """a * b elementwise, with NumPy broadcasting (a gate, say).
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); a = g.input("a", (None, 2)); b = g.input("b", (None, 2))
+        >>> m = Model(g, [a, b], g.multiply(a, b))
+        >>> m.predict([np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]])]).tolist()
+        [[3.0, 8.0]]
+        """
         return self.op("multiply", [a, b], name=name)
 
     @layer
@@ -257,12 +295,30 @@ class LayerMethods:
 
     @layer
     def slice(self, x, start: int, stop: int, axis: int = 1, name=None):
-        """x[:, start:stop] (along ``axis``): a time step of a sequence, say."""
+        """x[:, start:stop] (along ``axis``): a time step of a sequence, say.
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 4, 2)); y = g.slice(x, 1, 3)
+        >>> y.shape
+        (None, 2, 2)
+        >>> Model(g, x, y).predict(np.arange(8.0).reshape(1, 4, 2)).tolist()   # rows 1 and 2
+        [[[2.0, 3.0], [4.0, 5.0]]]
+        """
         return self.op("slice", [x], name=name, axis=axis, start=start, stop=stop)
 
     @layer
     def transpose(self, x, perm, name=None):
-        """Axes permuted; the batch axis stays first, e.g. perm=(0, 2, 1)."""
+        """Axes permuted; the batch axis stays first, e.g. perm=(0, 2, 1).
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2, 3)); y = g.transpose(x, (0, 2, 1))
+        >>> y.shape
+        (None, 3, 2)
+        >>> Model(g, x, y).predict(np.arange(6.0).reshape(1, 2, 3)).tolist()
+        [[[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]]
+        """
         return self.op("transpose", [x], name=name, perm=list(perm))
 
     @layer
@@ -282,7 +338,16 @@ class LayerMethods:
 
     @layer
     def flatten(self, x, name=None):
-        """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+        """(N, d1, d2, ...) -> (N, d1 * d2 * ...), in row-major order.
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2, 3)); y = g.flatten(x)
+        >>> y.shape
+        (None, 6)
+        >>> Model(g, x, y).predict(np.arange(6.0).reshape(1, 2, 3)).tolist()
+        [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
+        """
         return self.op("flatten", [x], name=name)
 
     @layer
@@ -300,7 +365,14 @@ class LayerMethods:
 
     @layer
     def exp(self, x, name=None):
-        """e^x."""
+        """e^x, elementwise.
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2))
+        >>> [round(float(v), 5) for v in Model(g, x, g.exp(x)).predict(np.array([[0.0, 1.0]]))[0]]
+        [1.0, 2.71828]
+        """
         return self.op("exp", [x], name=name)
 
     @layer
