@@ -12,7 +12,16 @@ from .layers import layer
 
 
 class BlockMethods:
-    """Mixed into Graph: conv_transpose2d, upsample2d, sequential, inception."""
+    """Mixed into Graph: conv_transpose2d, upsample2d, sequential, inception.
+    A block is one layer record; the layers inside it that open blocks of their
+    own are kept in ``nested_layers``.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4))
+    >>> y = g.sequential(x, [("dense", {"units": 8}), ("dense", {"units": 2})], name="mlp")
+    >>> [r["name"] for r in g.layers], [r["name"] for r in g.nested_layers]
+    (['x', 'mlp'], ['mlp/dense', 'mlp/dense_1'])
+    """
 
     @layer
     def conv_transpose2d(self, x, filters: int, kernel_size, strides=1, padding=0,
@@ -41,7 +50,17 @@ class BlockMethods:
 
     @layer
     def upsample2d(self, x, factor=2, name=None):
-        """Nearest-neighbour upsampling of (N, C, H, W) by ``factor``."""
+        """Nearest-neighbour upsampling of (N, C, H, W) by ``factor``: each pixel
+        becomes a factor x factor square.
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 1, 2, 2)); y = g.upsample2d(x, 2)
+        >>> y.shape
+        (None, 1, 4, 4)
+        >>> Model(g, x, y).predict(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))[0, 0].tolist()
+        [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0], [3.0, 3.0, 4.0, 4.0]]
+        """
         return self.op("upsample2d", [x], name=name, factor=factor)
 
     @layer
@@ -69,7 +88,20 @@ class BlockMethods:
         """An inception module (Szegedy et al., 2015) on (N, C, H, W): four branches,
         concatenated along the channels: a 1x1 convolution; a 1x1 reduction then a
         3x3; a 1x1 reduction then a 5x5; a 3x3 max pool then a 1x1 projection.
-        ``filters_3x3`` and ``filters_5x5`` are (reduction, output) pairs."""
+        ``filters_3x3`` and ``filters_5x5`` are (reduction, output) pairs.
+
+        Output channels 4 + 8 + 4 + 4; parameters (weights + biases) 36 + 36 + 296
+        + 18 + 204 + 36, in one row of the summary:
+
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 8, 12, 12))
+        >>> y = g.inception(x, 4, (4, 8), (2, 4), 4); y.shape
+        (None, 20, 12, 12)
+        >>> Model(g, x, y).summary(memory=False).splitlines()[4].split()[:6]
+        ['inception', '(inception)', '(N,', '20,', '12,', '12)']
+        >>> Model(g, x, y).summary(memory=False).splitlines()[-1]
+        'Total params: 626 (trainable 626, non-trainable 0)'
+        """
         x = self._tensor(x)
         name = self._layer_name(name, "inception")
         with self.block(name):

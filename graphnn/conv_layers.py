@@ -16,7 +16,13 @@ from .layers import ACTIVATIONS, layer
 
 
 class ConvMethods:
-    """Mixed into Graph: conv2d, depthwise_conv2d, conv1d and the pooling layers."""
+    """Mixed into Graph: conv2d, depthwise_conv2d, conv1d and the pooling layers.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("seq", (None, 2, 16))
+    >>> g.max_pool1d(g.conv1d(x, 4, 3, padding="same"), 2).shape
+    (None, 4, 8)
+    """
 
     @layer
     def conv2d(self, x, filters: int, kernel_size, strides=1, padding="valid", dilation=1,
@@ -185,5 +191,14 @@ class ConvMethods:
 
     @layer
     def global_avg_pool(self, x, name=None):
-        """Mean over H and W: (N, C, H, W) -> (N, C)."""
+        """Mean over H and W: (N, C, H, W) -> (N, C).
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2, 2, 3)); y = g.global_avg_pool(x)
+        >>> y.shape
+        (None, 2)
+        >>> Model(g, x, y).predict(np.arange(12.0).reshape(1, 2, 2, 3)).tolist()  # means of 0..5, 6..11
+        [[2.5, 8.5]]
+        """
         return self.op("global_avg_pool", [x], name=name)

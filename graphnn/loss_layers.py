@@ -12,7 +12,16 @@ from .layers import layer
 
 
 class LossMethods:
-    """Mixed into Graph: mse, l1, the cross-entropies and the KL divergence."""
+    """Mixed into Graph: mse, l1, the cross-entropies and the KL divergence.
+    Each is a scalar node: a graph may train on a sum of them.
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); p, t = g.input("p", (None, 2)), g.input("t", (None, 2))
+    >>> m = Model(g, [p, t], g.add(g.mse(p, t), g.l1(p, t)))
+    >>> m.predict([np.array([[1.0, 3.0]]), np.array([[0.0, 1.0]])])   # (1 + 4) / 2 + (1 + 2) / 2
+    array([4.], dtype=float32)
+    """
 
     @layer
     def mse(self, pred, target, reduction: str = "mean", name=None):

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 
 class NamingMethods:
-    """Mixed into Graph (over ``self.nx`` and ``self._groups``, the open blocks)."""
+    """Mixed into Graph (over ``self.nx`` and ``self._groups``, the open blocks).
+    Names are free per block: a layer inside "enc" does not shift the count outside.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 2))
+    >>> with g.block("enc"):
+    ...     inner = g.dense(x, 2).name
+    >>> inner, g.dense(x, 2).name, g.relu(x).name, g.relu(x).name
+    ('enc/dense/bias_add', 'dense/bias_add', 'relu', 'relu_1')
+    """
 
     def _layer_name(self, name, kind):
         """``name``, or the first free ``kind``, ``kind_1``, ... within the current block."""

@@ -29,7 +29,20 @@ from .compiler.ir import op_attrs, operands
 
 
 class SharedLayer:
-    """A layer to call on several inputs: ``g.layer(kind, *args, **kwargs)``."""
+    """A layer to call on several inputs: ``g.layer(kind, *args, **kwargs)``.
+    The first call builds it; later calls read the same weights.
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); a = g.input("a", (None, 2)); b = g.input("b", (None, 2))
+    >>> fc = g.layer("dense", 1, name="fc"); fc
+    <SharedLayer dense 'fc', called 0 time(s)>
+    >>> m = Model(g, [a, b], [fc(a), fc(b)]); fc
+    <SharedLayer dense 'fc', called 2 time(s)>
+    >>> m.set_weights({"fc/W": np.array([[1.0], [2.0]]), "fc/b": np.array([0.0])})
+    >>> [y.item() for y in m.predict([np.array([[1.0, 1.0]]), np.array([[2.0, 0.0]])])]
+    [3.0, 2.0]
+    """
 
     def __init__(self, graph, kind, args, kwargs):
         self.graph, self.kind, self.args, self.kwargs = graph, kind, args, dict(kwargs)
@@ -59,12 +72,30 @@ class SharedLayer:
 
 
 class ReuseMethods:
-    """Mixed into Graph: layer, apply, and the parameter sharing they rest on."""
+    """Mixed into Graph: layer, apply, and the parameter sharing they rest on.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); a = g.input("a", (None, 3)); b = g.input("b", (None, 3))
+    >>> _ = g.dense(a, 2, name="fc"); _ = g.dense(b, 2, share="fc")
+    >>> sorted(n for n, d in g.nx.nodes(data=True) if d["op"] == "param")   # one set of weights
+    ['fc/W', 'fc/b']
+    """
 
     def layer(self, kind, *args, **kwargs) -> SharedLayer:
         """A layer to apply to several inputs with one set of weights: ``kind`` is a
         builder method's name ("dense", "conv2d", "lstm", ...) with its arguments,
-        or a built Model."""
+        or a built Model.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); a = g.input("a", (None, 4)); b = g.input("b", (None, 4))
+        >>> enc = g.layer("dense", 2, activation="tanh", name="enc")
+        >>> enc(a).shape, enc(b).name
+        ((None, 2), 'enc_1/tanh')
+        >>> g.layer("dense2")
+        Traceback (most recent call last):
+        ...
+        ValueError: layer: unknown layer type 'dense2'
+        """
         if hasattr(kind, "graph") and hasattr(kind, "outputs") and hasattr(kind, "program"):
             # a Model, known by what it holds: the builder imports nothing above it
             return SharedLayer(self, "model", (kind,), kwargs)
