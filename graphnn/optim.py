@@ -24,7 +24,18 @@ def _check(name, value, ok, expect):
 
 
 class Optimizer:
-    """Base: subclasses describe themselves as plain data with ``spec()``."""
+    """Base: subclasses describe themselves as plain data with ``spec()``.
+    ``lr`` may be a schedule: the optimizer then starts at its step-0 rate.
+
+    >>> from graphnn.schedules import StepDecay
+    >>> opt = SGD(lr=StepDecay(0.1, step_size=10), clip_norm=1.0)
+    >>> opt.lr, opt.spec()
+    (0.1, {'name': 'sgd', 'lr': {'schedule': 'StepDecay', 'initial': 0.1, 'step_size': 10, 'gamma': 0.1}, 'momentum': 0.0, 'nesterov': False, 'clip_norm': 1.0})
+    >>> SGD(lr=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a positive number, got -1
+    """
 
     name = ""
 
@@ -36,9 +47,20 @@ class Optimizer:
                                                                lambda v: v > 0, "positive")
 
     def hyper(self) -> dict:
+        """The optimizer's own settings (all but lr and clip_norm); none for the base.
+
+        >>> Optimizer(0.1).hyper()
+        {}
+        """
         return {}
 
     def spec(self) -> dict:
+        """Name, learning rate (or schedule), settings and clip norm as plain data:
+        what a saved model stores and ``from_spec`` reads back.
+
+        >>> Adagrad(lr=0.5, clip_norm=2).spec()
+        {'name': 'adagrad', 'lr': 0.5, 'eps': 1e-10, 'clip_norm': 2.0}
+        """
         spec = {"name": self.name, "lr": self.schedule.spec() if self.schedule else self.lr,
                 **self.hyper()}
         if self.clip_norm is not None:
@@ -73,6 +95,11 @@ class SGD(Optimizer):
         self.weight_decay = _check("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
 
     def hyper(self):
+        """Momentum and Nesterov always; weight decay where set.
+
+        >>> SGD(momentum=0.9).hyper(), SGD(weight_decay=1e-4).hyper()
+        ({'momentum': 0.9, 'nesterov': False}, {'momentum': 0.0, 'nesterov': False, 'weight_decay': 0.0001})
+        """
         return {"momentum": self.momentum, "nesterov": self.nesterov,
                 **({"weight_decay": self.weight_decay} if self.weight_decay else {})}
 
@@ -95,6 +122,11 @@ class Adam(Optimizer):
         self.eps = _check("eps", eps, lambda v: v > 0, "positive")
 
     def hyper(self):
+        """The two decay rates and eps.
+
+        >>> Adam(beta2=0.99).hyper()
+        {'beta1': 0.9, 'beta2': 0.99, 'eps': 1e-08}
+        """
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
@@ -114,6 +146,11 @@ class AdamW(Adam):
         self.weight_decay = _check("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
 
     def hyper(self):
+        """Adam's settings and the (decoupled) weight decay.
+
+        >>> AdamW().hyper()
+        {'beta1': 0.9, 'beta2': 0.999, 'eps': 1e-08, 'weight_decay': 0.01}
+        """
         return {**super().hyper(), "weight_decay": self.weight_decay}
 
 
@@ -144,6 +181,11 @@ class RMSprop(Optimizer):
         self.centered = centered
 
     def hyper(self):
+        """rho and eps; momentum and centered only where they differ from the defaults.
+
+        >>> RMSprop().hyper(), RMSprop(momentum=0.5).hyper()
+        ({'rho': 0.9, 'eps': 1e-07}, {'rho': 0.9, 'eps': 1e-07, 'momentum': 0.5})
+        """
         return {"rho": self.rho, "eps": self.eps,
                 **({"momentum": self.momentum} if self.momentum else {}),
                 **({"centered": True} if self.centered else {})}
@@ -165,6 +207,11 @@ class Adagrad(Optimizer):
         self.eps = _check("eps", eps, lambda v: v > 0, "positive")
 
     def hyper(self):
+        """eps alone.
+
+        >>> Adagrad(eps=1e-8).hyper()
+        {'eps': 1e-08}
+        """
         return {"eps": self.eps}
 
 
@@ -185,6 +232,11 @@ class Adadelta(Optimizer):
         self.eps = _check("eps", eps, lambda v: v > 0, "positive")
 
     def hyper(self):
+        """rho and eps.
+
+        >>> Adadelta(rho=0.95).hyper()
+        {'rho': 0.95, 'eps': 1e-06}
+        """
         return {"rho": self.rho, "eps": self.eps}
 
 
@@ -206,7 +258,16 @@ def from_spec(spec: dict) -> Optimizer:
 
 
 def get(optimizer) -> Optimizer:
-    """An Optimizer from an instance or a name ('sgd', 'adam', ...) with defaults."""
+    """An Optimizer from an instance (returned as it is) or a name ('sgd',
+    'adam', ..., any case) with its defaults.
+
+    >>> get("Adam"), get(SGD(0.5)).lr
+    (Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08), 0.5)
+    >>> get("lbfgs")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown optimizer 'lbfgs'; use one of ['adadelta', 'adagrad', 'adam', 'adamw', 'rmsprop', 'sgd'] or an instance
+    """
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:

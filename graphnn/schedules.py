@@ -14,12 +14,25 @@ import math
 
 
 class Schedule:
-    """Base class: ``schedule(step) -> learning rate``; ``spec()`` is plain data."""
+    """Base class: ``schedule(step) -> learning rate``; ``spec()`` is plain data.
+    A subclass keeps its settings as attributes and defines ``__call__``:
+
+    >>> class Halving(Schedule):
+    ...     def __init__(self, initial): self.initial = initial
+    ...     def __call__(self, step): return self.initial / 2 ** step
+    >>> h = Halving(1.0); [h(s) for s in range(4)], h
+    ([1.0, 0.5, 0.25, 0.125], Halving(initial=1.0))
+    """
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
     def spec(self) -> dict:
+        """The class name and settings as plain data (a wrapped schedule as its spec).
+
+        >>> WarmUp(StepDecay(0.1, step_size=2), warmup_steps=3).spec()
+        {'schedule': 'WarmUp', 'after': {'schedule': 'StepDecay', 'initial': 0.1, 'step_size': 2, 'gamma': 0.1}, 'warmup_steps': 3}
+        """
         return {"schedule": type(self).__name__, **{k: (v.spec() if isinstance(v, Schedule) else v)
                                                    for k, v in vars(self).items()}}
 
@@ -35,7 +48,12 @@ def _positive(name, value):
 
 
 class StepDecay(Schedule):
-    """initial * gamma ** (step // step_size)."""
+    """initial * gamma ** (step // step_size): the rate falls by ``gamma`` every
+    ``step_size`` steps.
+
+    >>> [StepDecay(1.0, step_size=2, gamma=0.5)(s) for s in range(6)]
+    [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    """
 
     def __init__(self, initial: float, step_size: int, gamma: float = 0.1):
         self.initial, self.step_size, self.gamma = _positive("initial", initial), \
@@ -46,7 +64,12 @@ class StepDecay(Schedule):
 
 
 class ExponentialDecay(Schedule):
-    """initial * decay_rate ** (step / decay_steps)."""
+    """initial * decay_rate ** (step / decay_steps): smooth, multiplied by
+    ``decay_rate`` every ``decay_steps`` steps.
+
+    >>> [round(ExponentialDecay(1.0, 0.5, decay_steps=2)(s), 4) for s in range(5)]
+    [1.0, 0.7071, 0.5, 0.3536, 0.25]
+    """
 
     def __init__(self, initial: float, decay_rate: float, decay_steps: int = 1):
         self.initial, self.decay_rate = _positive("initial", initial), _positive("decay_rate", decay_rate)
@@ -58,7 +81,11 @@ class ExponentialDecay(Schedule):
 
 class CosineDecay(Schedule):
     """From initial down to initial * alpha along half a cosine over decay_steps,
-    then constant (Loshchilov and Hutter's SGDR without restarts)."""
+    then constant (Loshchilov and Hutter's SGDR without restarts).
+
+    >>> [round(CosineDecay(1.0, decay_steps=4, alpha=0.1)(s), 4) for s in range(6)]
+    [1.0, 0.8682, 0.55, 0.2318, 0.1, 0.1]
+    """
 
     def __init__(self, initial: float, decay_steps: int, alpha: float = 0.0):
         self.initial, self.decay_steps = _positive("initial", initial), _positive("decay_steps", decay_steps)
@@ -73,7 +100,13 @@ class CosineDecay(Schedule):
 
 class WarmUp(Schedule):
     """A linear ramp from 0 over warmup_steps to ``after`` (a rate or a schedule,
-    which then starts at its own step 0)."""
+    which then starts at its own step 0).
+
+    >>> [WarmUp(0.1, warmup_steps=4)(s) for s in (0, 1, 3, 4, 100)]
+    [0.025, 0.05, 0.1, 0.1, 0.1]
+    >>> [WarmUp(StepDecay(0.1, step_size=2, gamma=0.5), 2)(s) for s in range(6)]
+    [0.05, 0.1, 0.1, 0.1, 0.05, 0.05]
+    """
 
     def __init__(self, after, warmup_steps: int):
         self.after, self.warmup_steps = after, int(_positive("warmup_steps", warmup_steps))
@@ -87,7 +120,13 @@ class WarmUp(Schedule):
 
 
 def from_spec(spec):
-    """A schedule from its ``spec()`` (a number stays a number)."""
+    """A schedule from its ``spec()`` (a number stays a number).
+
+    >>> from_spec({"schedule": "StepDecay", "initial": 0.1, "step_size": 5}), from_spec(0.01)
+    (StepDecay(initial=0.1, step_size=5, gamma=0.1), 0.01)
+    >>> w = WarmUp(CosineDecay(1.0, 10), 5); from_spec(w.spec())(7) == w(7)
+    True
+    """
     if not isinstance(spec, dict):
         return spec
     spec = dict(spec)
