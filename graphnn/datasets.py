@@ -29,7 +29,13 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """The UCI 8x8 handwritten digits (1,797 samples) shipped with graphnn:
-    images as float32 in [0, 1] of shape (1797, 8, 8), labels as int64 0..9."""
+    images as float32 in [0, 1] of shape (1797, 8, 8), labels as int64 0..9,
+    about 180 of each.
+
+    >>> x, y = digits()
+    >>> float(x.min()), float(x.max()), y[:10].tolist(), np.bincount(y).tolist()
+    (0.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+    """
     with resources.files("graphnn").joinpath("data/digits.npz").open("rb") as f:
         data = np.load(f, allow_pickle=False)
         return (data["images"].astype(np.float32) / 16.0, data["labels"].astype(np.int64))
@@ -90,6 +96,11 @@ def _download(name: str, cache_dir: str) -> str:
 
 
 def default_cache_dir() -> str:
+    """Where ``mnist(download=True)`` keeps the files: ~/.cache/graphnn/mnist.
+
+    >>> default_cache_dir() == os.path.expanduser(os.path.join("~", ".cache", "graphnn", "mnist"))
+    True
+    """
     return os.path.join(os.path.expanduser("~"), ".cache", "graphnn", "mnist")
 
 
@@ -99,7 +110,25 @@ def mnist(path: str | None = None, kind: str = "t10k", download: bool = False,
 
     ``kind`` is "train" or "t10k". Files are looked up in ``path`` (gzipped or
     not); with ``download=True`` missing ones are fetched into ``cache_dir`` and
-    checked against their known checksums."""
+    checked against their known checksums.
+
+    Here two tiny 2x2 "images" written as IDX files stand in for MNIST's:
+
+    >>> import os, tempfile
+    >>> def idx(path, array):             # an IDX file: magic (uint8, ndim), sizes, bytes
+    ...     head = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    ...     with open(path, "wb") as f: f.write(head + array.astype(np.uint8).tobytes())
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     idx(os.path.join(d, "t10k-images-idx3-ubyte"), np.array([[[0, 255], [255, 0]]] * 2))
+    ...     idx(os.path.join(d, "t10k-labels-idx1-ubyte"), np.array([7, 2]))
+    ...     images, labels = mnist(d)
+    >>> images[0].tolist(), images.dtype, labels
+    ([[0.0, 1.0], [1.0, 0.0]], dtype('float32'), array([7, 2]))
+    >>> mnist(tempfile.gettempdir(), kind="train")     # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no train-images-idx3-ubyte[.gz] in '...'; pass the folder holding the MNIST files, or download=True
+    """
     if kind not in ("train", "t10k"):
         raise ValueError(f"kind must be 'train' or 't10k', got {kind!r}")
     out = []
@@ -127,7 +156,21 @@ def mnist(path: str | None = None, kind: str = "t10k", download: bool = False,
 def mnist_split(path: str | None = None, **kwargs):
     """The project's MNIST convention: the 10,000-image test file, the first 5,000
     images to train on and the last 5,000 to test on.
-    Returns ((x_train, y_train), (x_test, y_test)); ``kwargs`` go to ``mnist``."""
+    Returns ((x_train, y_train), (x_test, y_test)); ``kwargs`` go to ``mnist``.
+
+    With a stand-in test file of 5,002 one-pixel images labelled i % 10:
+
+    >>> import os, tempfile
+    >>> def idx(path, array):             # an IDX file: magic (uint8, ndim), sizes, bytes
+    ...     head = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    ...     with open(path, "wb") as f: f.write(head + array.astype(np.uint8).tobytes())
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     idx(os.path.join(d, "t10k-images-idx3-ubyte"), np.zeros((5002, 1, 1)))
+    ...     idx(os.path.join(d, "t10k-labels-idx1-ubyte"), np.arange(5002) % 10)
+    ...     (x_train, y_train), (x_test, y_test) = mnist_split(d)
+    >>> len(x_train), y_test.tolist()           # the last two are the test set
+    (5000, [0, 1])
+    """
     x, y = mnist(path, **kwargs)
     return (x[:5000], y[:5000]), (x[5000:], y[5000:])
 
