@@ -45,9 +45,10 @@ def read_idx(path: str) -> np.ndarray:
     """Read an IDX file (gzipped or not), checking its header and size.
 
     >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "a.idx")
-    >>> _ = open(p, "wb").write(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]))
-    >>> read_idx(p)
+    >>> with tempfile.TemporaryDirectory() as d:      # uint8, 1 dimension of 2, then 7 and 9
+    ...     p = os.path.join(d, "a.idx")
+    ...     _ = open(p, "wb").write(bytes([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]))
+    ...     read_idx(p)
     array([7, 9], dtype=uint8)
     """
     with open(path, "rb") as f:
