@@ -48,7 +48,15 @@ def _jsonable(value):
 
 
 def graph_to_json(g: nx.MultiDiGraph) -> dict:
-    """Nodes (with attributes) and edges (with ports), as plain data."""
+    """Nodes (with attributes) and edges (with ports), as plain data: tuples
+    become lists, NumPy scalars Python numbers; both edges of add(x, x) are kept.
+
+    >>> g = nx.MultiDiGraph(); g.add_node("x", op="input", shape=(None, 2))
+    >>> g.add_node("y", op="leaky_relu", alpha=np.float32(0.5))
+    >>> _ = g.add_edge("x", "y", port=0); _ = g.add_edge("x", "y", port=1)
+    >>> graph_to_json(g)
+    {'nodes': [{'name': 'x', 'op': 'input', 'shape': [None, 2]}, {'name': 'y', 'op': 'leaky_relu', 'alpha': 0.5}], 'edges': [['x', 'y', 0], ['x', 'y', 1]]}
+    """
     return {"nodes": [{"name": n, **_jsonable(d)} for n, d in g.nodes(data=True)],
             "edges": [[u, v, d["port"]] for u, v, d in g.edges(data=True)]}
 
@@ -58,7 +66,15 @@ SHAPE_KEYS = ("shape", "pool_size", "strides", "padding", "dilation", "kernel_si
 
 def graph_from_json(data: dict) -> nx.MultiDiGraph:
     """The graph of ``graph_to_json``. The builder's ``source`` (file:line of the
-    code that made a node) is dropped: it points into code that is not this run's."""
+    code that made a node) is dropped: it points into code that is not this run's.
+    Shape-like attributes become tuples again.
+
+    >>> data = {"nodes": [{"name": "x", "op": "input", "shape": [None, 2], "source": "a.py:3"},
+    ...                   {"name": "y", "op": "add"}], "edges": [["x", "y", 0], ["x", "y", 1]]}
+    >>> g = graph_from_json(data)
+    >>> g.nodes["x"], [d["port"] for _, _, d in g.edges(data=True)]
+    ({'op': 'input', 'shape': (None, 2)}, [0, 1])
+    """
     g = nx.MultiDiGraph()
     for node in data["nodes"]:
         attrs = {k: tuple(v) if k in SHAPE_KEYS and isinstance(v, list) else v
@@ -112,7 +128,21 @@ def _alive(pid: int) -> bool:
 def save_model(model, path) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring). The
     file's mode follows the umask, like any file the user creates; temporaries
-    left by an earlier save that was killed are removed."""
+    left by an earlier save that was killed are removed.
+
+    >>> import tempfile, zipfile
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_model(m, os.path.join(d, "m.gnn"))
+    ...     zipfile.ZipFile(os.path.join(d, "m.gnn")).namelist(), os.listdir(d)
+    (['meta.json', 'graph.json', 'layers.json', 'variables.npz'], ['m.gnn'])
+    >>> with tempfile.TemporaryDirectory() as d:              # doctest: +ELLIPSIS
+    ...     save_model(m, os.path.join(d, "no", "m.gnn"))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: [Errno 2] no folder .../no to save the model in: '.../no/m.gnn'
+    """
     from . import __version__
     from .checks import path_argument
     path = path_argument(path)

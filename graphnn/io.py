@@ -13,9 +13,9 @@ lives here, above it.
 >>> import os, tempfile, numpy as np
 >>> from graphnn import Graph, Model
 >>> g = Graph(); x = g.input("x", (None, 3)); m = Model(g, inputs=x, outputs=g.dense(x, 2))
->>> path = os.path.join(tempfile.mkdtemp(), "m.gnn")
->>> save_model(m, path)
->>> np.array_equal(load_model(path).predict(np.ones((1, 3))), m.predict(np.ones((1, 3))))
+>>> with tempfile.TemporaryDirectory() as d:
+...     save_model(m, os.path.join(d, "m.gnn")); back = load_model(os.path.join(d, "m.gnn"))
+>>> np.array_equal(back.predict(np.ones((1, 3))), m.predict(np.ones((1, 3))))
 True
 """
 from __future__ import annotations
@@ -71,7 +71,27 @@ def load_model(path, max_bytes: int | None = None):
 
     The file is not trusted: every member is checked before anything is built
     from it (see graphnn.modelfile), and a file declaring more than ``max_bytes``
-    of weights (default: this machine's memory) is refused before allocating."""
+    of weights (default: this machine's memory) is refused before allocating.
+
+    A trained model comes back with its optimizer state and epoch count, so
+    training resumes where it stopped:
+
+    >>> import tempfile
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="adam")
+    >>> _ = m.fit(np.ones((4, 2)), np.ones((4, 1)), epochs=3, verbose=0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     m.save(os.path.join(d, "m.gnn")); back = load_model(os.path.join(d, "m.gnn"))
+    >>> back.epoch, back.optimizer, all(np.array_equal(v, back.variables[k]) for k, v in m.variables.items())
+    (3, Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08), True)
+    >>> with tempfile.TemporaryDirectory() as d:              # doctest: +ELLIPSIS
+    ...     _ = open(os.path.join(d, "bad.gnn"), "wb").write(b"not a zip")
+    ...     load_model(os.path.join(d, "bad.gnn"))
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: .../bad.gnn: not a graphnn model file or truncated (File is not a zip file)
+    """
     from .checks import path_argument
     from .compiler import GraphError
     from .graph import Graph

@@ -34,7 +34,12 @@ FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be loaded; the message names the file and member."""
+    """A model file that cannot be loaded; the message names the file and member.
+    A ValueError, so ``except ValueError`` catches it too.
+
+    >>> issubclass(ModelFileError, ValueError)
+    True
+    """
 
 
 def memory_limit() -> int:
@@ -57,7 +62,23 @@ def _safe_name(name: str) -> bool:
 def open_members(source, path: str) -> tuple[dict[str, bytes], int]:
     """The JSON members' bytes and the declared size of variables.npz, after
     checking the zip's member names and sizes (the weights are read later, by
-    read_member, once the graph says how big they may be)."""
+    read_member, once the graph says how big they may be).
+
+    >>> import io, zipfile
+    >>> def archive(**members):
+    ...     buffer = io.BytesIO()
+    ...     with zipfile.ZipFile(buffer, "w") as z:
+    ...         for name, data in members.items(): z.writestr(name.replace("_", "."), data)
+    ...     return io.BytesIO(buffer.getvalue())
+    >>> parts, npz = open_members(archive(meta_json="{}", graph_json="{}", layers_json="[]",
+    ...                                   variables_npz=b"12345"), "m.gnn")
+    >>> parts, npz
+    ({'meta.json': b'{}', 'graph.json': b'{}', 'layers.json': b'[]'}, 5)
+    >>> open_members(archive(meta_json="{}"), "m.gnn")
+    Traceback (most recent call last):
+    ...
+    graphnn.modelfile.ModelFileError: m.gnn: not a graphnn model file (missing graph.json, layers.json, variables.npz)
+    """
     with _zip(source, path) as z:
         infos = z.infolist()
         for info in infos:
