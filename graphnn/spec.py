@@ -35,7 +35,21 @@ CALLER = re.compile(r"\s+\[(called|created) at [^\]]*\]")
 
 
 class SpecError(ValueError):
-    """A spec that cannot be turned into a graph; the message says where."""
+    """A spec that cannot be turned into a graph; the message says where. A
+    ValueError; every bad entry is reported at once.
+
+    >>> load_spec('''
+    ... layers:
+    ...   - {type: input, name: x, shape: [null, 4]}
+    ...   - {type: dense, inputs: y, units: 8}
+    ...   - {type: dense, inputs: x, unit: 8}
+    ... ''')
+    Traceback (most recent call last):
+    ...
+    graphnn.spec.SpecError: 2 bad layer entries in the spec:
+      layers[1] (line 4): key 'inputs' refers to ['y'], which no earlier entry names
+      layers[2] (line 5): unknown key(s) ['unit']; dense takes activation, bias_init, kernel_init, kernel_regularizer, name, share, units, use_bias
+    """
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -48,7 +62,16 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def read_spec(src) -> dict:
-    """A spec as a dict, from a dict, a .yaml/.yml/.json path, or YAML/JSON text."""
+    """A spec as a dict, from a dict, a .yaml/.yml/.json path, or YAML/JSON text.
+    YAML mappings carry the line they start on (key ``__line__``), for errors.
+
+    >>> read_spec("layers: [{type: input, name: x, shape: [null, 2]}]")
+    {'layers': [{'type': 'input', 'name': 'x', 'shape': [None, 2], '__line__': 1}], '__line__': 1}
+    >>> read_spec("- just a list")
+    Traceback (most recent call last):
+    ...
+    graphnn.spec.SpecError: spec: expected a mapping with a 'layers' list, got list
+    """
     if isinstance(src, dict):
         return src
     text, where = src, "spec"
@@ -92,7 +115,19 @@ def _without_lines(value):
 
 def load_spec(src, name: str | None = None) -> Graph:
     """Build the Graph a spec describes (``src``: dict, path, or YAML/JSON text;
-    ``name``: what errors call it, by default the file's path)."""
+    ``name``: what errors call it, by default the file's path).
+
+    >>> text = '''
+    ... layers:
+    ...   - {type: input, name: x, shape: [null, 4]}
+    ...   - {type: dense, name: hidden, inputs: x, units: 8, activation: relu}
+    ...   - {type: dense, name: out, inputs: hidden, units: 3}
+    ... model: {loss: softmax_cross_entropy, optimizer: sgd}
+    ... '''
+    >>> g = load_spec(text)
+    >>> [r["name"] for r in g.layers], g["out/bias_add"]
+    (['x', 'hidden', 'out'], <Tensor 'out/bias_add' (N, 3) float32>)
+    """
     spec = read_spec(src)
     source = name or (os.fspath(src) if not isinstance(src, dict) and
                     (isinstance(src, os.PathLike) or _looks_like_a_path(src)) else "the spec")
@@ -186,7 +221,15 @@ def _build(g, kind, tensors, entry, where):
 
 def to_spec(graph: Graph, outputs: list | None = None, model: dict | None = None) -> dict:
     """The spec of ``graph`` (its builder records, or its ops one by one: see
-    ``Graph.to_spec``), with the ``model`` section if given."""
+    ``Graph.to_spec``), with the ``model`` section if given: what load_spec reads back.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4)); _ = g.dense(x, 2, name="out")
+    >>> to_spec(g, model={"loss": "mse"})
+    {'graphnn_spec': 1, 'dtype': 'float32', 'layers': [{'type': 'input', 'name': 'x', 'shape': [None, 4]}, {'type': 'dense', 'name': 'out', 'inputs': ['x'], 'units': 2}], 'model': {'loss': 'mse'}}
+    >>> [r["name"] for r in load_spec(to_spec(g)).layers]
+    ['x', 'out']
+    """
     spec = graph.to_spec(outputs)
     if model:
         spec["model"] = model
@@ -194,7 +237,26 @@ def to_spec(graph: Graph, outputs: list | None = None, model: dict | None = None
 
 
 def save_spec(graph: Graph, path: str, model: dict | None = None) -> None:
-    """Write the spec as YAML (.yaml/.yml) or JSON (any other suffix)."""
+    """Write the spec as YAML (.yaml/.yml) or JSON (any other suffix).
+
+    >>> import tempfile
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4)); _ = g.relu(x, name="r")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_spec(g, os.path.join(d, "m.yaml"), model={"outputs": ["r"]})
+    ...     print(open(os.path.join(d, "m.yaml")).read(), end="")
+    graphnn_spec: 1
+    dtype: float32
+    layers:
+    - type: input
+      name: x
+      shape: [null, 4]
+    - type: relu
+      name: r
+      inputs: [x]
+    model:
+      outputs: [r]
+    """
     spec = to_spec(graph, model=model)
     with open(path, "w", encoding="utf-8") as f:
         if path.endswith((".yaml", ".yml")):
@@ -205,7 +267,20 @@ def save_spec(graph: Graph, path: str, model: dict | None = None) -> None:
 
 def model_from_spec(src):
     """A Model from a spec with a ``model`` section ({inputs, outputs, loss,
-    optimizer, metrics, seed}); compiled when the section names a loss."""
+    optimizer, metrics, seed}); compiled when the section names a loss. Inputs
+    default to the input entries, outputs to the last entry.
+
+    >>> text = '''
+    ... layers:
+    ...   - {type: input, name: x, shape: [null, 4]}
+    ...   - {type: dense, name: hidden, inputs: x, units: 8, activation: relu}
+    ...   - {type: dense, name: out, inputs: hidden, units: 3}
+    ... model: {loss: softmax_cross_entropy, optimizer: sgd}
+    ... '''
+    >>> m = model_from_spec(text)
+    >>> m.inputs, m.outputs, m.optimizer
+    (['x'], ['out/bias_add'], SGD(lr=0.01, momentum=0.0, nesterov=False))
+    """
     from . import optim
     from .model import Model
     spec = read_spec(src)
