@@ -35,7 +35,12 @@ def _inputs(signature) -> str:
 
 
 def layer_table() -> str:
-    """Markdown: one row per layer type (builder method)."""
+    """Markdown: one row per layer type (builder method): its tensor inputs and
+    its other arguments with their defaults.
+
+    >>> [row for row in layer_table().splitlines() if row.startswith("| `flatten`")]
+    ['| `flatten` | x | `name=None` |']
+    """
     rows = ["| type | inputs | arguments |", "|---|---|---|"]
     for name in sorted(LAYER_TYPES):
         sig = LAYER_TYPES[name]
@@ -45,7 +50,14 @@ def layer_table() -> str:
 
 def op_table() -> str:
     """Markdown: one row per op a ``type: op`` entry may name (sources and the ops
-    that only compiler passes make are left out)."""
+    that only compiler passes make are left out).
+
+    >>> rows = op_table().splitlines()
+    >>> rows[0], [row for row in rows if row.startswith("| `relu`")]
+    ('| op | operands | attributes | what it computes |', ['| `relu` | 1 | - | max(x, 0) |'])
+    >>> any(row.startswith("| `sgd_update`") for row in rows)     # made by the compiler only
+    False
+    """
     rows = ["| op | operands | attributes | what it computes |", "|---|---|---|---|"]
     for name in sorted(OPS):
         op = OPS[name]
@@ -59,11 +71,27 @@ def op_table() -> str:
 
 
 def generated() -> str:
+    """Both tables with their headings, between the markers ``update`` looks for.
+
+    >>> text = generated()
+    >>> text.startswith(BEGIN), text.endswith(END), "### Ops (`type: op`)" in text
+    (True, True, True)
+    """
     return f"{BEGIN}\n\n### Layer types\n\nEach `type` is a builder method of `graphnn.Graph`; the arguments are its keyword arguments (defaults shown), the inputs come from `inputs`. Any layer may also take `share: NAME`, the layer whose weights it uses.\n\n{layer_table()}\n\n### Ops (`type: op`)\n\n{op_table()}\n\n{END}"
 
 
 def update(path: str) -> bool:
-    """Rewrite the generated part of ``path``; True if it changed."""
+    """Rewrite the generated part of ``path`` (or append it, under a Reference
+    heading, to a file without the markers); True if it changed.
+
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "spec.md"); _ = open(path, "w").write("# Specs\\n")
+    ...     first, again = update(path), update(path)
+    ...     text = open(path).read()
+    >>> first, again, text.startswith("# Specs\\n\\n## Reference\\n\\n" + BEGIN)
+    (True, False, True)
+    """
     with open(path, encoding="utf-8") as f:
         text = f.read()
     if BEGIN in text and END in text:
