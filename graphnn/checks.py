@@ -20,7 +20,16 @@ from .training import feeds_for
 
 
 def positive_int(value, what: str) -> int:
-    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming ``what``."""
+    """``value`` if it is an int >= 1 (not a bool), else a ValueError naming ``what``.
+
+    >>> import numpy as np
+    >>> positive_int(np.int64(8), "epochs")              # NumPy ints count, as a plain int
+    8
+    >>> positive_int(True, "epochs")
+    Traceback (most recent call last):
+    ...
+    ValueError: epochs must be a positive int, got True
+    """
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{what} must be a positive int, got {value!r}")
     return int(value)
@@ -112,7 +121,21 @@ def _validation(model, data) -> None:
 
 
 def evaluate_arguments(model, x, y, sample_weight, *, batch_size, verbose):
-    """Every argument of ``evaluate``; returns (feeds, target layout) (see fit_arguments)."""
+    """Every argument of ``evaluate``; returns (feeds, target layout) (see fit_arguments).
+
+    >>> import numpy as np
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2))
+    >>> m = Model(g, x, g.dense(x, 3)); m.compile("softmax_cross_entropy")
+    >>> feeds, target = evaluate_arguments(m, np.zeros((4, 2)), [0, 1, 2, 1], None,
+    ...                                    batch_size=2, verbose=0)
+    >>> {k: (v.shape, v.dtype.name) for k, v in feeds.items()}, target
+    ({'x': ((4, 2), 'float32'), 'target': ((4,), 'int64')}, TargetSpec(shape=(None,), dtype='int64', weighted=False))
+    >>> evaluate_arguments(m, np.zeros((4, 2)), [0, 1, 3, 1], None, batch_size=2, verbose=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: y: label 3 at row 2 is out of range: the output has 3 classes, so labels must be 0..2
+    """
     model._require_compiled()
     positive_int(batch_size, "batch_size")
     choice(verbose, (0, 1, 2), "verbose")
