@@ -33,7 +33,13 @@ import numpy as np
 
 
 class NonFiniteUpdate(FloatingPointError):
-    """An instruction wrote a NaN or inf into a variable (and was undone)."""
+    """An instruction wrote a NaN or inf into a variable (and was undone). A
+    FloatingPointError that keeps the node, kernel and variable apart.
+
+    >>> e = NonFiniteUpdate("fc/W/update", "sgd_update", "fc/W")
+    >>> str(e), e.variable, isinstance(e, FloatingPointError)
+    ("node 'fc/W/update' (sgd_update) wrote a NaN or inf into 'fc/W'", 'fc/W', True)
+    """
 
     def __init__(self, node: str, kernel: str, variable: str):
         self.node, self.kernel, self.variable = node, kernel, variable
@@ -121,7 +127,22 @@ def _spans(views: list) -> list:
 
 class StepGuard:
     """Undo for a training step: a copy of every variable the step writes
-    (in spans, see ``_Undo``), taken before it runs and checked after."""
+    (in spans, see ``_Undo``), taken before it runs and checked after.
+    ``fit`` runs every step through one; an update that overflows stops
+    training with the model as it was:
+
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.optim import SGD
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer=SGD(1e30))
+    >>> before = m.get_weights()
+    >>> m.fit(np.full((4, 2), 1e10), np.zeros((4, 1)), verbose=0)
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: training stopped at epoch 1, batch 1: the update of parameter 'dense/b' (node 'dense/b/update', sgd_update) wrote a NaN or inf into 'dense/b'; lower the learning rate or clip the gradients (clip_norm). The step was undone: weights and optimizer state are as they were before it.
+    >>> all(np.array_equal(w, m.get_weights()[k]) for k, w in before.items())
+    True
+    """
 
     def _undo(self, ex) -> _Undo:
         made = getattr(ex, "_step_undo", None)     # one per executor, made at its first step
@@ -131,7 +152,26 @@ class StepGuard:
 
     def run(self, ex) -> None:
         """One step of ``ex``; on any error, or a NaN or inf written into a
-        variable, every variable is put back as it was before the step."""
+        variable, every variable is put back as it was before the step.
+
+        A one-instruction program that adds its input to a weight, w += g:
+
+        >>> from graphnn.runtime import Executor
+        >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+        >>> p = Program(buffers={"w": Buffer("w", (2,), "float64", persistent=True),
+        ...                      "g": Buffer("g", (2,), "float64", offset=0)},
+        ...             instructions=[Instruction("add", ["w", "g"], ["w"], node="w/update")],
+        ...             inputs=["g"], outputs=[], batch_size=1, memory=MemoryReport(16, 16, 16))
+        >>> w = np.ones(2); ex = Executor(p, {"w": w}); guard = StepGuard()
+        >>> ex.views["g"][:] = [1.0, 2.0]; guard.run(ex); w
+        array([2., 3.])
+        >>> ex.views["g"][:] = [1.0, np.inf]; guard.run(ex)
+        Traceback (most recent call last):
+        ...
+        graphnn.guard.NonFiniteUpdate: node 'w/update' (add) wrote a NaN or inf into 'w'
+        >>> w                                     # as before the failed step
+        array([2., 3.])
+        """
         undo = self._undo(ex)
         undo.save()
         try:
@@ -148,7 +188,21 @@ class StepGuard:
     def step(self, model, ex, forward, where: str) -> None:
         """One training step; on a NaN or inf, undone, and a FloatingPointError
         naming the node at fault. ``forward()`` gives an unfused forward program
-        for finding the first non-finite node when the loss is NaN or inf."""
+        for finding the first non-finite node when the loss is NaN or inf.
+
+        A loss that overflows is caught before any update runs, and the unfused
+        forward pass names the first node that went non-finite:
+
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+        >>> m.compile(loss="mse", optimizer="sgd")
+        >>> m.fit(np.full((4, 2), 1e30), np.zeros((4, 1)), verbose=0)
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: training stopped at epoch 1, batch 1: loss is inf; first non-finite value at node 'loss' (mse). The step was undone: weights and optimizer state are as they were before it.
+        >>> m._steps                              # the step is not counted either
+        0
+        """
         try:
             self.run(ex)
         except NonFiniteUpdate as e:
