@@ -60,7 +60,11 @@ __all__ = ["INSTALL_HINT", "Ranks", "fit", "launched_ranks", "shares", "training
 
 def launched_ranks(environ=None) -> int:
     """The number of processes an MPI launcher started (1 when none did), read from
-    the launcher's environment without importing MPI."""
+    the launcher's environment without importing MPI.
+
+    >>> launched_ranks({"OMPI_COMM_WORLD_SIZE": "8"}), launched_ranks({"SLURM_NTASKS": "8"})
+    (8, 1)
+    """
     environ = os.environ if environ is None else environ
     for name in SIZE_VARIABLES:
         if environ.get(name, "").isdigit():
@@ -69,13 +73,30 @@ def launched_ranks(environ=None) -> int:
 
 
 def shares(batch: np.ndarray, ranks: int) -> list[np.ndarray]:
-    """Each rank's contiguous part of one global batch (sizes differ by at most one)."""
+    """Each rank's contiguous part of one global batch (sizes differ by at most one;
+    with fewer samples than ranks, the last ranks get none).
+
+    >>> [part.tolist() for part in shares(np.arange(10, 15), 2)]
+    [[10, 11, 12], [13, 14]]
+    >>> [len(part) for part in shares(np.arange(2), 3)]
+    [1, 1, 0]
+    """
     return np.array_split(batch, ranks)
 
 
 def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int = BUCKET_BYTES):
     """The distributed training step's Program at a local ``batch_size``: the
-    model's training graph with the bucketed gradient all-reduce inserted."""
+    model's training graph with the bucketed gradient all-reduce inserted.
+    It reads one more input, this rank's share of the global batch; each update
+    reads its gradient from the summed bucket:
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> p = training_program(m, batch_size=4)
+    >>> p.inputs, [i.kernel for i in p.instructions][-5:]
+    (['x', 'target', 'allreduce/share'], ['allreduce_bucket', 'bucket_slice', 'sgd_update', 'bucket_slice', 'sgd_update'])
+    """
     model._require_compiled()
     built = model._build(target_spec or default_target(model._checked, model._loss, model.outputs))
     key = ("train_allreduce", bucket_bytes)
@@ -87,7 +108,19 @@ def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int
 
 
 class Ranks:
-    """One communicator and what distributed training does with it."""
+    """One communicator and what distributed training does with it. The
+    examples use stand-in communicators (no MPI needed): ``comm`` needs only
+    Get_rank, Get_size, allgather, Bcast, Allreduce and Abort.
+
+    >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
+    ...     def Get_rank(self): return 1
+    ...     def Get_size(self): return 2
+    ...     def allgather(self, value): return [value, value]
+    ...     def Bcast(self, buf, root): buf[...] = 10
+    ...     def Allreduce(self, send, recv): recv[...] = send + 10
+    >>> ranks = Ranks(Rank1Of2()); ranks.rank, ranks.size, ranks.root
+    (1, 2, False)
+    """
 
     def __init__(self, comm=None, bucket_bytes: int = BUCKET_BYTES):
         self.comm = world() if comm is None else comm
@@ -96,10 +129,35 @@ class Ranks:
 
     @property
     def root(self) -> bool:
+        """Whether this is rank 0, the one that runs callbacks.
+
+        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
+        ...     def Get_rank(self): return 0
+        ...     def Get_size(self): return 1
+        ...     def allgather(self, value): return [value]
+        ...     def Bcast(self, buf, root): pass
+        ...     def Allreduce(self, send, recv): recv[...] = send
+        >>> Ranks(OneRank()).root
+        True
+        """
         return self.rank == 0
 
     def executor(self, model, batch_size: int, target_spec) -> Executor:
-        """The distributed training Executor at one local batch size (cached)."""
+        """The distributed training Executor at one local batch size (cached).
+
+        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
+        ...     def Get_rank(self): return 0
+        ...     def Get_size(self): return 1
+        ...     def allgather(self, value): return [value]
+        ...     def Bcast(self, buf, root): pass
+        ...     def Allreduce(self, send, recv): recv[...] = send
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+        >>> m.compile(loss="mse", optimizer="sgd")
+        >>> ranks = Ranks(OneRank()); ex = ranks.executor(m, 4, None)
+        >>> ex.program.batch_size, ex is ranks.executor(m, 4, None)
+        (4, True)
+        """
         key = ("train_allreduce", batch_size, target_spec, self.bucket_bytes)
         if key not in model._executors:
             program = training_program(model, batch_size, target_spec, self.bucket_bytes)
@@ -108,27 +166,73 @@ class Ranks:
 
     def agree(self, what: str, value) -> None:
         """Raise on every rank (so none waits in a collective) unless all ranks
-        hold the same ``value``."""
+        hold the same ``value``.
+
+        >>> class Rank1Of2:            # a stand-in communicator: rank 1 of 2, rank 0 holding 32
+        ...     def Get_rank(self): return 1
+        ...     def Get_size(self): return 2
+        ...     def allgather(self, value): return [32, value]
+        >>> Ranks(Rank1Of2()).agree("batch size", 32)
+        >>> Ranks(Rank1Of2()).agree("batch size", 10)
+        Traceback (most recent call last):
+        ...
+        ValueError: distributed training needs the same batch size on every rank, got [32, 10] (by rank)
+        """
         values = self.comm.allgather(value)
         if any(v != values[0] for v in values):
             raise ValueError(f"distributed training needs the same {what} on every rank, "
                              f"got {values} (by rank)")
 
     def broadcast(self, variables: dict) -> None:
-        """Rank 0's weights and optimizer state, everywhere (in place)."""
+        """Rank 0's weights and optimizer state, everywhere (in place).
+
+        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
+        ...     def Get_rank(self): return 1
+        ...     def Get_size(self): return 2
+        ...     def allgather(self, value): return [value, value]
+        ...     def Bcast(self, buf, root): buf[...] = 10
+        ...     def Allreduce(self, send, recv): recv[...] = send + 10
+        >>> variables = {"W": np.zeros(3)}
+        >>> Ranks(Rank1Of2()).broadcast(variables); variables["W"]
+        array([10., 10., 10.])
+        """
         self.agree("variables", sorted((k, v.shape, str(v.dtype)) for k, v in variables.items()))
         for name in sorted(variables):
             self.comm.Bcast(variables[name], root=0)
 
     def sum(self, values) -> np.ndarray:
-        """Element-wise sum over ranks of a few float64 numbers."""
+        """Element-wise sum over ranks of a few float64 numbers.
+
+        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
+        ...     def Get_rank(self): return 1
+        ...     def Get_size(self): return 2
+        ...     def allgather(self, value): return [value, value]
+        ...     def Bcast(self, buf, root): buf[...] = 10
+        ...     def Allreduce(self, send, recv): recv[...] = send + 10
+        >>> Ranks(Rank1Of2()).sum([1, 2.5])
+        array([11. , 12.5])
+        """
         buf = np.array(values, dtype=np.float64)
         self.comm.Allreduce(buf.copy(), buf)
         return buf
 
     def follow_root(self, model) -> None:
         """What rank 0's callbacks may change between steps: the learning rate
-        and whether to stop."""
+        and whether to stop. Rank 0 sends them; the others take them.
+
+        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
+        ...     def Get_rank(self): return 1
+        ...     def Get_size(self): return 2
+        ...     def allgather(self, value): return [value, value]
+        ...     def Bcast(self, buf, root): buf[...] = 10
+        ...     def Allreduce(self, send, recv): recv[...] = send + 10
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+        >>> m.compile(loss="mse", optimizer="sgd")
+        >>> m.stop_training = False
+        >>> Ranks(Rank1Of2()).follow_root(m); m.learning_rate, m.stop_training
+        (10.0, True)
+        """
         state = np.array([model.learning_rate, float(bool(model.stop_training))])
         self.comm.Bcast(state, root=0)
         if not self.root:
@@ -137,7 +241,20 @@ class Ranks:
     @contextmanager
     def abort_on_failure(self):
         """An exception on one rank aborts all of them, naming the rank (with one
-        rank it is raised as usual)."""
+        rank it is raised as usual).
+
+        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
+        ...     def Get_rank(self): return 0
+        ...     def Get_size(self): return 1
+        ...     def allgather(self, value): return [value]
+        ...     def Bcast(self, buf, root): pass
+        ...     def Allreduce(self, send, recv): recv[...] = send
+        >>> with Ranks(OneRank()).abort_on_failure():
+        ...     raise KeyError("x")
+        Traceback (most recent call last):
+        ...
+        KeyError: 'x'
+        """
         try:
             yield
         except BaseException as e:
@@ -156,7 +273,26 @@ def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data
         sample_weight=None, comm=None, bucket_bytes: int = BUCKET_BYTES, initial_epoch: int = 0):
     """``model.fit(..., distributed=True)``: training over the ranks of ``comm``
     (default: every process mpiexec started); the arguments mean what they mean
-    there, ``batch_size`` being the global batch. Every rank returns the same History."""
+    there, ``batch_size`` being the global batch. Every rank returns the same History.
+
+    With one rank it trains exactly as ``Model.fit`` does:
+
+    >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
+    ...     def Get_rank(self): return 0
+    ...     def Get_size(self): return 1
+    ...     def allgather(self, value): return [value]
+    ...     def Bcast(self, buf, root): pass
+    ...     def Allreduce(self, send, recv): recv[...] = send
+    >>> from graphnn import Graph, Model
+    >>> def model():
+    ...     g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    ...     m.compile(loss="mse", optimizer="sgd"); return m
+    >>> data = np.random.default_rng(0).normal(size=(10, 2)); y = data @ [[1.0], [2.0]]
+    >>> alone = model().fit(data, y, epochs=2, batch_size=4, verbose=0)
+    >>> ranked = fit(model(), data, y, epochs=2, batch_size=4, verbose=0, comm=OneRank())
+    >>> ranked.history == alone.history
+    True
+    """
     ranks = Ranks(comm, bucket_bytes)
     with ranks.abort_on_failure():   # every rank stops if one fails, even in argument checks
         return _fit(model, ranks, x, y, epochs, batch_size, validation_data, shuffle, seed,
