@@ -13,13 +13,24 @@ from .compiler.training import TARGET, WEIGHTS, target_spec
 
 
 class History:
-    """Per-epoch logs of ``fit``: ``history["loss"][e]`` is epoch e's mean loss."""
+    """Per-epoch logs of ``fit``: ``history["loss"][e]`` is epoch e's mean loss.
+
+    >>> h = History(); h.append(0, {"loss": 0.75, "accuracy": 0.5}); h.append(1, {"loss": 0.5, "accuracy": 1.0})
+    >>> h.epoch, h.history["loss"], h
+    ([0, 1], [0.75, 0.5], <History 2 epochs, last {'loss': 0.5, 'accuracy': 1.0}>)
+    """
 
     def __init__(self):
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
 
     def append(self, epoch: int, logs: dict) -> None:
+        """Add one epoch's logs (values as Python floats; a new name starts its own list).
+
+        >>> h = History(); h.append(3, {"loss": np.float32(0.5)}); h.append(4, {"loss": 0.25, "val_loss": 0.5})
+        >>> h.epoch, h.history
+        ([3, 4], {'loss': [0.5, 0.25], 'val_loss': [0.5]})
+        """
         self.epoch.append(epoch)
         for k, v in logs.items():
             self.history.setdefault(k, []).append(float(v))
@@ -32,7 +43,22 @@ class History:
 def prepare_inputs(g, names: list[str], data, what: str, aliases: dict | None = None) -> dict:
     """Match ``data`` (an array, a list in order, or a dict by name) to the input
     nodes ``names``; check shape, dtype and finiteness; cast to each node's dtype.
-    ``aliases`` names inputs the user never made (the loss's target is ``y``)."""
+    ``aliases`` names inputs the user never made (the loss's target is ``y``).
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 3))
+    >>> m.compile("softmax_cross_entropy", metrics=["accuracy"])
+    >>> prepare_inputs(m._checked, ["x"], [[1, 2]], "x")          # ints cast to the input's float32
+    {'x': array([[1., 2.]], dtype=float32)}
+    >>> prepare_inputs(m._checked, ["x"], [[1, 2, 3]], "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: input 'x' expects arrays of shape (N, 2), got (1, 3)
+    >>> prepare_inputs(m._checked, ["x"], [[1, np.nan]], "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: input 'x' contains NaN or inf as float32 (first at row 0)
+    """
     if isinstance(data, dict):
         missing = sorted(set(names) - set(data))
         extra = sorted(set(data) - set(names))
@@ -76,7 +102,20 @@ def prepare_inputs(g, names: list[str], data, what: str, aliases: dict | None = 
 
 def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]:
     """The arrays ``model`` is fed, by input name (inputs, targets and sample
-    weights, checked and cast), and the target layout (TargetSpec) they need."""
+    weights, checked and cast), and the target layout (TargetSpec) they need.
+    Integer labels and sample weights make their own layout:
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 3))
+    >>> m.compile("softmax_cross_entropy", metrics=["accuracy"])
+    >>> feeds, target = feeds_for(m, np.zeros((2, 2)), [1, 2], sample_weight=[1, 0.5])
+    >>> {k: v.dtype.name for k, v in feeds.items()}, target
+    ({'x': 'float32', 'target': 'int64', 'sample_weight': 'float32'}, TargetSpec(shape=(None,), dtype='int64', weighted=True))
+    >>> feeds_for(m, np.zeros((2, 2)), [1, 2, 0])
+    Traceback (most recent call last):
+    ...
+    ValueError: inputs have different numbers of samples: {'x': 2, 'y': 3}
+    """
     g, loss = model._checked, model._loss
     feeds = prepare_inputs(g, model.inputs, x, "x")
     target = None
@@ -97,7 +136,15 @@ def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]
 
 
 def sample_weights(weights, dtype: str) -> np.ndarray:
-    """``sample_weight`` as an array: one finite weight >= 0 per sample."""
+    """``sample_weight`` as an array: one finite weight >= 0 per sample.
+
+    >>> sample_weights([1, 2], "float32")
+    array([1., 2.], dtype=float32)
+    >>> sample_weights([1, -2], "float32")
+    Traceback (most recent call last):
+    ...
+    ValueError: sample_weight must be one finite weight >= 0 per sample, got an array of shape (2,)
+    """
     w = np.asarray(weights, dtype=dtype)
     if w.ndim != 1 or not np.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"sample_weight must be one finite weight >= 0 per sample, "
@@ -110,7 +157,14 @@ def _label(name: str) -> str:
 
 
 def check_targets(loss_op: str, targets: dict, out_shape) -> None:
-    """Labels out of range and similar target mistakes, named clearly."""
+    """Labels out of range and similar target mistakes, named clearly.
+
+    >>> check_targets("softmax_cross_entropy", {"target": np.array([0, 2])}, (None, 3))   # fine
+    >>> check_targets("binary_cross_entropy", {"target": np.array([0.0, 2.0])}, (None, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: y: binary cross-entropy targets must lie in [0, 1], got values from 0.0 to 2.0
+    """
     for name, t in targets.items():
         if loss_op in ("softmax_cross_entropy", "cross_entropy") and t.dtype.kind in "iu" and out_shape:
             classes = out_shape[-1]
@@ -125,7 +179,15 @@ def check_targets(loss_op: str, targets: dict, out_shape) -> None:
 
 
 def check_metrics(metrics) -> list[str]:
-    """The metrics asked for, as a list; only 'accuracy' is known."""
+    """The metrics asked for, as a list; only 'accuracy' is known.
+
+    >>> check_metrics(None), check_metrics(("accuracy",))
+    ([], ['accuracy'])
+    >>> check_metrics(["auc"])
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown metric(s) ['auc']; available: ['accuracy']
+    """
     metrics = list(metrics or [])
     unknown = [m for m in metrics if m != "accuracy"]
     if unknown:
@@ -134,18 +196,41 @@ def check_metrics(metrics) -> list[str]:
 
 
 class Batches:
-    """Sums a loss (weighted by batch size) and accuracy over an epoch's batches."""
+    """Sums a loss (weighted by batch size) and accuracy over an epoch's batches.
+
+    Two batches, of 2 samples (mean loss 0.5, one right) and of 1 (loss 2.0, right):
+
+    >>> b = Batches(["accuracy"])
+    >>> b.add(0.5, np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]), 2, 0.5)
+    >>> b.add(2.0, np.array([[0.1, 0.9]]), np.array([1]), 1, 0.5)
+    >>> b.result()                       # loss (2 * 0.5 + 2.0) / 3, accuracy 2 / 3
+    {'loss': 1.0, 'accuracy': 0.6666666666666666}
+    """
 
     def __init__(self, metrics: list[str]):
         self.metrics, self.loss, self.correct, self.count = metrics, 0.0, 0, 0
 
     def add(self, loss, pred, target, n: int, threshold: float) -> None:
+        """Count one batch of ``n`` samples: its mean ``loss``, and its hits (one
+        output column: ``pred > threshold`` against ``target > 0.5``).
+
+        >>> b = Batches(["accuracy"])
+        >>> b.add(0.25, np.array([[0.7], [0.2], [0.9]]), np.array([[1.0], [1.0], [1.0]]), 3, 0.5)
+        >>> b.loss, b.correct, b.count
+        (0.75, 2, 3)
+        """
         self.loss += float(loss) * n
         self.count += n
         if "accuracy" in self.metrics and pred is not None and target is not None:
             self.correct += int(np.count_nonzero(accuracy_hits(pred, target, threshold)))
 
     def result(self) -> dict:
+        """The means so far: loss per sample, and accuracy if asked for.
+
+        >>> b = Batches([]); b.add(1.0, None, None, 4, 0.5); b.add(4.0, None, None, 1, 0.5)
+        >>> b.result(), Batches([]).result()           # (4 * 1 + 4) / 5; nothing seen yet
+        ({'loss': 1.6}, {'loss': 0.0})
+        """
         logs = {"loss": self.loss / max(self.count, 1)}
         if "accuracy" in self.metrics:
             logs["accuracy"] = self.correct / max(self.count, 1)
@@ -205,7 +290,20 @@ def _rows(data, sl, several: bool):
 def split_validation(model, x, y, sample_weight, fraction, validation_data):
     """(x, y, sample_weight, validation_data) with the last ``fraction`` of the
     samples held out for validation (Keras's ``validation_split``: taken before
-    any shuffling, the same samples every epoch)."""
+    any shuffling, the same samples every epoch).
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 3))
+    >>> m.compile("softmax_cross_entropy", metrics=["accuracy"])
+    >>> x_fit, y_fit, w, (x_val, y_val) = split_validation(m, np.arange(10.0).reshape(5, 2),
+    ...                                                    np.arange(5), None, 0.4, None)
+    >>> y_fit.tolist(), y_val.tolist(), w
+    ([0, 1, 2], [3, 4], None)
+    >>> split_validation(m, np.zeros((2, 2)), np.zeros(2), None, 0.1, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: validation_split=0.1 of 2 samples leaves 2 to train on and 0 to validate on; both need at least one
+    """
     if not fraction:
         return x, y, sample_weight, validation_data
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
@@ -228,6 +326,10 @@ def split_validation(model, x, y, sample_weight, fraction, validation_data):
 
 
 def as_list(result: dict):
-    """``evaluate(return_dict=False)``: the loss alone, or [loss, metrics...] in order."""
+    """``evaluate(return_dict=False)``: the loss alone, or [loss, metrics...] in order.
+
+    >>> as_list({"loss": 0.5}), as_list({"loss": 0.5, "accuracy": 1.0})
+    (0.5, [0.5, 1.0])
+    """
     values = list(result.values())
     return values[0] if len(values) == 1 else values
