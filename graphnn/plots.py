@@ -32,7 +32,20 @@ def _save(fig, to_file):
 
 
 def plot_history(history, to_file: str | None = None):
-    """Loss (and each metric) per epoch, training and validation side by side."""
+    """Loss (and each metric) per epoch, training and validation side by side.
+
+    >>> import matplotlib.pyplot as plt
+    >>> from graphnn.training import History
+    >>> h = History()
+    >>> h.append(0, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.2})
+    >>> h.append(1, {"loss": 0.5, "accuracy": 0.7, "val_loss": 0.7})
+    >>> fig = plot_history(h)
+    >>> [(ax.get_title(), [line.get_label() for line in ax.get_lines()]) for ax in fig.axes]
+    [('loss', ['train', 'validation']), ('accuracy', ['train'])]
+    >>> fig.axes[0].get_lines()[1].get_ydata().tolist()
+    [1.2, 0.7]
+    >>> plt.close(fig)
+    """
     plt = _pyplot()
     names = [k for k in history.history if not k.startswith("val_")]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
@@ -51,7 +64,16 @@ def plot_history(history, to_file: str | None = None):
 
 def decision_grid(model, x: np.ndarray, resolution: int = 200, margin: float = 0.1):
     """(xx, yy, scores): the model's output on a grid covering the 2-D points ``x``
-    (for one output column, the output itself; for several, the argmax)."""
+    (for one output column, the output itself; for several, the argmax).
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> m.set_weights({"dense/W": np.array([[1.0], [0.0]]), "dense/b": np.zeros(1)})   # y = x0
+    >>> xx, yy, scores = decision_grid(m, np.array([[0.0, 0.0], [1.0, 2.0]]), resolution=3, margin=0)
+    >>> xx[0].tolist(), yy[:, 0].tolist(), scores.tolist()      # scores: x0 at every point
+    ([0.0, 0.5, 1.0], [0.0, 1.0, 2.0], [[0.0, 0.5, 1.0], [0.0, 0.5, 1.0], [0.0, 0.5, 1.0]])
+    """
     lo, hi = x.min(axis=0), x.max(axis=0)
     pad = (hi - lo) * margin
     xx, yy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution),
@@ -63,7 +85,19 @@ def decision_grid(model, x: np.ndarray, resolution: int = 200, margin: float = 0
 
 def plot_decision_boundary(model, x: np.ndarray, y: np.ndarray, to_file: str | None = None,
                            resolution: int = 200, title: str | None = None):
-    """The regions a 2-D classifier assigns, with the data points on top."""
+    """The regions a 2-D classifier assigns, with the data points on top.
+
+    >>> import matplotlib.pyplot as plt
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> m.set_weights({"dense/W": np.array([[1.0], [0.0]]), "dense/b": np.zeros(1)})   # y = x0
+    >>> points = np.array([[0.0, 0.0], [1.0, 2.0]])
+    >>> fig = plot_decision_boundary(m, points, np.array([0, 1]), resolution=20, title="x0")
+    >>> ax = fig.axes[0]; ax.get_title(), ax.collections[-1].get_offsets().tolist()
+    ('x0', [[0.0, 0.0], [1.0, 2.0]])
+    >>> plt.close(fig)
+    """
     plt = _pyplot()
     xx, yy, scores = decision_grid(model, x, resolution)
     fig, ax = plt.subplots(figsize=(5, 4.5))
@@ -81,7 +115,21 @@ def loss_landscape(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 
     """(alphas, losses): the loss at weights w + a d1 + b d2 for a, b in
     [-span, span], d1 and d2 random directions scaled, parameter by parameter,
     to the parameter's own norm (filter normalization, Li et al., 2018). The
-    model's weights are restored afterwards."""
+    model's weights are restored afterwards.
+
+    At weights that fit the data exactly the centre of the grid is the minimum, 0:
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> m.set_weights({"dense/W": np.array([[1.0], [0.0]]), "dense/b": np.zeros(1)})   # y = x0
+    >>> points = np.array([[0.0, 0.0], [1.0, 2.0]])
+    >>> alphas, losses = loss_landscape(m, points, points[:, :1], steps=3)
+    >>> alphas.tolist(), float(losses[1, 1]), bool((np.delete(losses.ravel(), 4) > 0).all())
+    ([-1.0, 0.0, 1.0], 0.0, True)
+    >>> m.get_weights()["dense/W"].ravel().tolist()          # restored
+    [1.0, 0.0]
+    """
     rng = np.random.default_rng(seed)
     weights = model.get_weights()
     directions = []
@@ -106,7 +154,19 @@ def loss_landscape(model, x, y, steps: int = 21, span: float = 1.0, seed: int = 
 
 def plot_loss_landscape(model, x, y, to_file: str | None = None, steps: int = 21,
                         span: float = 1.0, seed: int = 0):
-    """A contour map of ``loss_landscape``; the trained weights sit at the centre."""
+    """A contour map of ``loss_landscape``; the trained weights sit at the centre.
+
+    >>> import matplotlib.pyplot as plt
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> m.set_weights({"dense/W": np.array([[1.0], [0.0]]), "dense/b": np.zeros(1)})   # y = x0
+    >>> points = np.array([[0.0, 0.0], [1.0, 2.0]])
+    >>> fig = plot_loss_landscape(m, points, points[:, :1], steps=5)
+    >>> fig.axes[0].get_title(), fig.axes[1].get_ylabel()         # the map and its colour bar
+    ('loss landscape around the trained weights', 'loss')
+    >>> plt.close(fig)
+    """
     plt = _pyplot()
     alphas, losses = loss_landscape(model, x, y, steps, span, seed)
     fig, ax = plt.subplots(figsize=(5, 4.5))
@@ -129,7 +189,18 @@ def arena_storages(program) -> list[dict]:
     written over it) with its place and lifetime, from the Program alone:
     ``{"name", "buffers", "offset", "nbytes", "start", "end", "role"}``. ``start``
     is the instruction that first writes it (-1 for a fed input), ``end`` the last
-    that reads or writes it (the instruction count for the program's outputs)."""
+    that reads or writes it (the instruction count for the program's outputs).
+
+    A prediction program of a dense layer at batch 2: the fed input (2 x 2
+    float32) lives through the program; the output is written by instruction 0
+    and kept to the end (1, the instruction count):
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> for s in arena_storages(m.program("predict", 2)): print(s)
+    {'name': 'x', 'buffers': ['x'], 'offset': 0, 'nbytes': 16, 'start': -1, 'end': 1, 'role': 'input'}
+    {'name': 'dense/bias_add', 'buffers': ['dense/bias_add'], 'offset': 64, 'nbytes': 8, 'start': 0, 'end': 1, 'role': 'forward'}
+    """
     from .viz_program import instruction_role
     arena = {n: b for n, b in program.buffers.items() if b.offset is not None}
     owner = {n: n for n in arena}
