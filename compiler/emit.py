@@ -8,7 +8,9 @@ here, then ``plan_memory`` places what is left:
   its operand's bytes;
 - an in-place op (relu, bias_add, a gradient of an activation, ...) writes its
   result over operand 0 when nothing reads that operand's storage afterwards;
-- scratch buffers a kernel asks for live for that one instruction.
+- scratch buffers a kernel asks for live for that one instruction;
+- a node whose op is an ``extra_output`` (a routed max pool's routes) runs no
+  kernel: its operand's instruction writes it, beside its own result.
 
 >>> from graphnn.compiler.ir import new_graph, add_op
 >>> from graphnn.compiler.infer import infer_shapes
@@ -69,8 +71,14 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
             buffers[node].view_of = src
             buffers[node].persistent = buffers[src].persistent
 
+    extras: dict[str, list[str]] = {}         # node -> the further results its instruction writes
+    for node in order:
+        if OPS[g.nodes[node]["op"]].extra_output:
+            extras.setdefault(operands(g, node)[0], []).append(node)
     reads: dict[str, int] = {}                # storage -> last step that reads it
     for node in order:
+        if OPS[g.nodes[node]["op"]].extra_output:
+            continue                          # written by its operand's instruction, reads nothing
         for i in operands(g, node):
             reads[root[i]] = max(reads.get(root[i], -1), step[node])
     pinned = {root[n] for n, d in g.nodes(data=True) if d["op"] == "input"}
@@ -80,13 +88,13 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
     for node in order:
         d = g.nodes[node]
         op, ins = OPS[d["op"]], operands(g, node)
-        if op.view:
+        if op.view or op.extra_output:
             continue
         attrs = _concrete_attrs(op_attrs(g, node), batch_size)
         if op.kind == "update":
             outs = [ins[p] for p in op.mutates if p < len(ins)]
         else:
-            outs = [node]
+            outs = [node, *extras.get(node, ())]
         over = []
         if inplace and op.inplace and op.kind != "update":
             src = find(ins[0])

@@ -9,6 +9,8 @@ fused node anchored on a convolution becomes a fused GEMM:
     conv2d_grad_input(dy, w)  -> crop2d(gemm_col2im(reshape(w), reshape(dy)))
                                  (= col2im(matmul(reshape(w)^T, reshape(dy))), a batch chunk at a time)
     max/avg_pool2d, padded    -> pool(pad2d(x))   (and crop2d after the gradient)
+    max_pool2d_grad(dy, x, y) -> max_pool2d_routed_grad(dy, routes), where y is
+                                 max_pool2d_routed(x) writing routes beside y
 
 The pass itself only walks the graph in order and calls the hooks with one
 rewriter that shares equal nodes, so the columns of an input are built once
@@ -30,6 +32,7 @@ import networkx as nx
 from .blocked import lower_pool, lower_pool_grad, lower_pool_then_relu, plan_blocks, plan_relu_moves
 from .ir import copy_graph, op_attrs, operands, topological_order
 from .ops import OPS
+from .ops.pool import route_max_pools
 from .rewrite import OPERAND_ROLE, Rewriter
 
 
@@ -67,4 +70,5 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
         if op == "max_pool2d_grad" and lower_pool_grad(rw, node, ins):
             continue
         OPS[op].lower(rw, node, ins, op_attrs(g, node))
+    route_max_pools(rw)         # a max pool with a gradient keeps its routes for it
     return g

@@ -40,6 +40,8 @@ BATCHED = {
     "im2col": (0,), "col2im": (0,),
     "max_pool2d": (0,), "max_pool2d_grad": (0, 1, 2),
     "max_pool_blocks": (0,), "max_pool_blocks_grad": (0, 1, 2),
+    "max_pool2d_routed": (0,), "max_pool2d_routed_grad": (0, 1),       # routes: (N, offsets, ...)
+    "max_pool_blocks_routed": (0,), "max_pool_blocks_routed_grad": (0, 1),
     "matmul_tiles": (1,), "matmul_tiles_grad": (0, 1),        # per-image GEMMs: the same BLAS calls
     "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
     "relu": (0,), "relu_grad": (0, 1),

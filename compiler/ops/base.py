@@ -77,6 +77,7 @@ class OpDef:
     mutates: tuple[int, ...] = ()        # operand ports an update op writes in place
     inplace: bool = False                # the kernel may write its result over operand 0
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
+    extra_output: bool = False           # a further result of operand 0's instruction (no kernel)
     scratch: Callable | None = None      # a composite's scratch (fused); else the kernel declares it
     lower: Callable | None = None        # see above
     lowers: Callable | None = None       # (attrs) -> whether a node needs `lower` (default: yes)
@@ -93,7 +94,7 @@ class OpDef:
 
     def __post_init__(self):
         if self.kernel == _AUTO:
-            none = self.kind == "source" or self.view or self.lower is not None
+            none = self.kind == "source" or self.view or self.extra_output or self.lower is not None
             self.kernel = None if none else self.name
         if self.user_names is None:
             self.user_names = (self.name,) if self.role else ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from math import prod
 
 from ..errors import OpShapeError
+from ..ir import consumers, op_attrs, operands
 from .base import Attr, OpDef, fmt_shape, register, same_dtype
 from .window import (
     _dilation,
@@ -182,6 +183,80 @@ register(OpDef("max_pool_blocks", 1, _blocks_shape, kind="lowered", attrs={"pool
 register(OpDef("max_pool_blocks_grad", 3, _blocks_grad_shape, kind="lowered", attrs={"pooled_hw": _hw},
                flops=lambda ins, out, a: prod(ins[1]),
                doc="Route each window's gradient to its first maximum, in tile order."))
+
+
+# Routed max pooling (training programs). The gradient of a max pool routes each
+# window's gradient to the window's first maximum; finding it takes a comparison
+# and a routing step per window offset. A training program finds it once, in the
+# forward, which keeps it as a second output: one boolean mask per offset,
+# ``routes`` (N, offsets, C, OH, OW), a ``max_pool_routes`` node the pool's
+# instruction writes. The gradient then only scatters dy by the masks, and the
+# pool's input need not live until the backward. Prediction programs have no
+# gradient and keep the plain pool.
+
+def _routes_shape(shapes, dtypes, attrs):
+    (y,) = shapes
+    return (y[0], attrs["offsets"], *y[1:]), "bool"
+
+
+def _routed_grad_shape(shapes, dtypes, attrs):
+    dy, routes = shapes
+    if len(dy) != 4 or tuple(routes) != (dy[0], routes[1], *dy[1:]):
+        raise OpShapeError(f"expected routes (N, offsets, C, OH, OW) for the gradient {fmt_shape(dy)}, "
+                           f"got {fmt_shape(routes)}")
+    return (dy[0], dy[1], *attrs["input_hw"]), same_dtype(dtypes, 0)
+
+
+def _routed_blocks_grad_shape(shapes, dtypes, attrs):
+    dy, routes = shapes
+    (oh, ow), p = attrs["pooled_hw"], routes[1]
+    if tuple(dy[2:]) != (oh, ow) or tuple(routes) != (dy[0], p, *dy[1:]):
+        raise OpShapeError(f"expected routes (N, blocks, C, {oh}, {ow}) for the gradient {fmt_shape(dy)}, "
+                           f"got {fmt_shape(routes)}")
+    return (dy[0], p, dy[1], oh * ow), same_dtype(dtypes, 0)
+
+
+register(OpDef("max_pool_routes", 1, _routes_shape, kind="lowered", extra_output=True,
+               attrs={"offsets": Attr(check=lambda v: isinstance(v, int) and v > 0, expect="a positive int")},
+               doc="The routes a routed max pool writes beside its maxima: for each window "
+                   "offset, which windows have their first maximum there."))
+register(OpDef("max_pool2d_routed", 1, _pool_shape, kind="lowered", attrs=_pool_attrs, flops=_pool_flops,
+               doc="max_pool2d that also writes its gradient's routes (a max_pool_routes node)."))
+register(OpDef("max_pool2d_routed_grad", 2, _routed_grad_shape, kind="lowered",
+               attrs={**_pool_attrs, "input_hw": _hw}, flops=lambda ins, out, a: prod(ins[1]),
+               doc="Scatter each window's gradient to the pixel its route names."))
+register(OpDef("max_pool_blocks_routed", 1, _blocks_shape, kind="lowered", attrs={"pooled_hw": _hw},
+               flops=lambda ins, out, a: prod(ins[0]),
+               doc="max_pool_blocks that also writes its gradient's routes (a max_pool_routes node)."))
+register(OpDef("max_pool_blocks_routed_grad", 2, _routed_blocks_grad_shape, kind="lowered",
+               attrs={"pooled_hw": _hw}, flops=lambda ins, out, a: prod(ins[1]),
+               doc="Scatter each window's gradient to the block its route names, in tile order."))
+
+ROUTED = {"max_pool2d_grad": ("max_pool2d", "max_pool2d_routed", "max_pool2d_routed_grad"),
+          "max_pool_blocks_grad": ("max_pool_blocks", "max_pool_blocks_routed", "max_pool_blocks_routed_grad")}
+
+
+def route_max_pools(rw) -> None:
+    """Every lowered max-pool gradient (dy, x, y) whose y is the max pool of x:
+    the pool keeps its routes and the gradient reads them (see above). Run by
+    the lower pass after every node is lowered."""
+    g = rw.g
+    for node in [n for n, d in g.nodes(data=True) if d["op"] in ROUTED]:
+        pool_op, routed, routed_grad = ROUTED[g.nodes[node]["op"]]
+        dy, x, y = operands(g, node)
+        yd = g.nodes[y]
+        if yd["op"] not in (pool_op, routed) or operands(g, y) != [x]:
+            continue
+        attrs = op_attrs(g, y)
+        if yd["op"] == pool_op and any(op_attrs(g, node).get(k) != v for k, v in attrs.items()):
+            continue
+        routes = next((r for r in consumers(g, y) if g.nodes[r]["op"] == "max_pool_routes"), None)
+        if routes is None:
+            rw.become(y, routed, [x], **attrs)
+            offsets = g.nodes[x]["shape"][1] if pool_op == "max_pool_blocks" else prod(pair(attrs["pool_size"]))
+            routes = rw.emit(f"{y}/routes", "max_pool_routes", [y], offsets=offsets)
+        extra = {} if pool_op == "max_pool_blocks" else {"input_hw": list(g.nodes[node]["shape"][2:])}
+        rw.become(node, routed_grad, [dy, routes], **attrs, **extra)
 
 
 def _gap_shape(shapes, dtypes, attrs):

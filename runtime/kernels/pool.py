@@ -125,6 +125,114 @@ def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
     return run
 
 
+# Routed max pooling: in a training program the forward also keeps, for every
+# window offset k, a boolean mask ``routes[:, k]`` of the windows whose first
+# maximum is at k (compiler/ops/pool.py, ``route_max_pools``); the gradient then
+# only scatters dy by them, and the pool's input need not live until the
+# backward. The forward finds the routes as it takes the maxima: offset k
+# leads when its value is greater than the maximum of the offsets before it
+# (strictly: a tie keeps the earlier offset), and a window's first maximum is
+# the last offset that led. Same maxima, same routes as the comparisons x == y
+# of the unrouted gradient, for every input without NaN (a window holding a NaN
+# has a NaN maximum and a loss that the step guard rejects).
+
+def _lead(y, block, lead):
+    """One offset of the running maximum: ``lead`` where ``block`` beats ``y``."""
+    np.greater(block, y, out=lead)
+    np.maximum(y, block, out=y)
+
+
+def _first_leads(routes, later):
+    """Turn the masks of the offsets that led (in window order) into the mask of
+    each window's first maximum, in place; ``later`` is scratch."""
+    if len(routes) == 1:
+        routes[0].fill(True)
+        return
+    np.copyto(later, routes[-1])
+    for lead in routes[-2:0:-1]:
+        np.greater(lead, later, out=lead)           # led, and no later offset did
+        np.logical_or(later, lead, out=later)
+    np.logical_not(later, out=routes[0])
+
+
+@kernel(operands=1, scratch={"window": ("out", "same"), "later": ("out", "bool")})
+def max_pool2d_routed(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, window, later,
+                      **_):
+    """max_pool2d, and the routes of its gradient (N, window offsets, C, OH, OW).
+    Each strided window view is read once, into a contiguous copy: the
+    comparisons and maxima then run on unit strides."""
+    (x,), (y, routes) = ins, outs
+    first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
+    leads = [routes[:, k] for k in range(len(rest) + 1)]
+
+    def run():
+        np.copyto(y, first)
+        for view, lead in zip(rest, leads[1:]):
+            np.copyto(window, view)
+            _lead(y, window, lead)
+        _first_leads(leads, later)
+    return run
+
+
+@kernel(operands=2, scratch={"part": (0, "same")})
+def max_pool2d_routed_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1,
+                           input_hw=None, *, part, **_):
+    """Each window's gradient to the pixel its route names (max_pool2d_routed).
+    The product goes through the contiguous ``part``: a product written
+    straight into a strided view, its mask strided by images, runs twice as long."""
+    (dy, routes), (dx,) = ins, outs
+    views = _pool_offsets(dx, pool_size, strides, dy.shape[2:], dilation)
+    leads = [routes[:, k] for k in range(len(views))]
+    k, st = _pair(pool_size), _pair(strides or pool_size)
+    tiles = (st == k and _pair(dilation) == (1, 1)
+             and tuple(dx.shape[2:]) == (dy.shape[2] * k[0], dy.shape[3] * k[1]))
+
+    def run_tiles():                # each pixel in exactly one window: assign
+        for lead, view in zip(leads, views):
+            np.multiply(lead, dy, out=part)
+            np.copyto(view, part)
+
+    def run():                      # pixels in several windows, or in none
+        dx.fill(0)
+        for lead, view in zip(leads, views):
+            np.multiply(lead, dy, out=part)
+            np.add(view, part, out=view)
+    return run_tiles if tiles else run
+
+
+@kernel(operands=1, scratch={"later": ("out", "bool")})
+def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
+    """max_pool_blocks, and the routes of its gradient (N, blocks, C, OH, OW)."""
+    (x,), (y, routes) = ins, outs
+    n, p, c, m = x.shape
+    flat = [a.reshape(n, c, m) for a in (y, later)]
+    chunks = [(yc, laterc, [xc[:, k] for k in range(p)], [rc[:, k] for k in range(p)])
+              for yc, laterc, xc, rc in _batch_chunks(x, [*flat, x, routes.reshape(n, p, c, m)])]
+
+    def run():
+        for yc, laterc, blocks, leads in chunks:
+            np.greater(blocks[1], blocks[0], out=leads[1])
+            np.maximum(blocks[0], blocks[1], out=yc)
+            for block, lead in zip(blocks[2:], leads[2:]):
+                _lead(yc, block, lead)
+            _first_leads(leads, laterc)
+    return run
+
+
+@kernel(operands=2)
+def max_pool_blocks_routed_grad(ins, outs, pooled_hw=None):
+    """Each window's gradient to the block its route names (max_pool_blocks_routed)."""
+    (dy, routes), (dx,) = ins, outs
+    n, p, c, m = dx.shape
+    flat, leads = dy.reshape(n, c, m), routes.reshape(n, p, c, m)
+    blocks = [(leads[:, k], dx[:, k]) for k in range(p)]
+
+    def run():
+        for lead, block in blocks:
+            np.multiply(lead, flat, out=block)
+    return run
+
+
 def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):
     """1 / (the number of counted pixels) per window: a scalar when every pixel
     counts, else an (OH, OW) map, made once by pooling a mask of counted pixels."""

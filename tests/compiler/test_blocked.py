@@ -20,6 +20,9 @@ CASES = [(1, 8, 3, 1, "same", 1, 2, (8, 10), "relu"),
          (2, 12, (3, 2), 1, "valid", 1, (1, 2), (6, 9), None),
          (1, 5, 2, 1, 0, 1, 2, (7, 9), "relu")]
 BLOCK_KERNELS = {"max_pool_blocks", "max_pool_blocks_grad"}
+# a training program's pools keep their gradient's routes (compiler/ops/pool.py)
+ROUTED_BLOCK_KERNELS = {"max_pool_blocks_routed", "max_pool_blocks_routed_grad"}
+IMAGE_KERNELS = {"max_pool2d", "max_pool2d_grad", "max_pool2d_routed", "max_pool2d_routed_grad"}
 
 
 def conv_pool(case, dtype="float64"):
@@ -52,7 +55,7 @@ def _training_kernels(g, y, wrt):
 def test_these_cases_take_tile_order(case):
     g, y = conv_pool(case)
     ks = _training_kernels(g, y, ["c/W", "c/b"])
-    assert BLOCK_KERNELS <= set(ks) and "max_pool2d" not in ks and "max_pool2d_grad" not in ks
+    assert ROUTED_BLOCK_KERNELS <= set(ks) and not (IMAGE_KERNELS | BLOCK_KERNELS) & set(ks)
     if case[-1] == "relu":                   # the ReLU's gradient moved onto the pooled gradient
         assert ks.count("relu_grad") == 1
     g, y = conv_pool(case)
@@ -62,7 +65,7 @@ def test_these_cases_take_tile_order(case):
 def test_the_input_gradient_keeps_image_order():
     g, y = conv_pool(CASES[0])
     ks = _training_kernels(g, y, ["x", "c/W"])
-    assert not BLOCK_KERNELS & set(ks) and "max_pool2d_grad" in ks
+    assert not (BLOCK_KERNELS | ROUTED_BLOCK_KERNELS) & set(ks) and "max_pool2d_routed_grad" in ks
 
 
 def test_a_convolution_output_that_is_a_program_output_keeps_image_order():
@@ -117,7 +120,7 @@ def test_the_relu_gradient_moves_onto_the_pooled_gradient(pool):
     by_node = {i.node: i for i in program.instructions}
     relu = [i for i in program.instructions if i.kernel == "relu_grad"]
     assert len(relu) == 1 and program.buffers[relu[0].outputs[0]].shape == program.buffers[y.name].shape
-    assert any(i.kernel == "max_pool2d_grad" and relu[0].node in i.inputs for i in by_node.values())
+    assert any(i.kernel == "max_pool2d_routed_grad" and relu[0].node in i.inputs for i in by_node.values())
 
 
 # ---------------------------------------------------------------- the kernels
@@ -175,6 +178,18 @@ def test_max_pool_blocks_and_gradient_match_window_loops(size, tile):
     for _ in range(2):                        # a second step finds no state left by the first
         run()
         np.testing.assert_array_equal(dx, _tile_order(want_dx, *tile))
+    # the training program's pair: the forward keeps each window's route, the gradient reads it
+    y, routes = np.full((n, c, oh, ow), np.nan), np.ones((n, xt.shape[1], c, oh, ow), bool)
+    forward = bind(KERNELS["max_pool_blocks_routed"], [xt], [y, routes, np.ones(y.shape, bool)],
+                   {"pooled_hw": [oh, ow]})
+    backward = bind(KERNELS["max_pool_blocks_routed_grad"], [dy, routes], [dx], {"pooled_hw": [oh, ow]})
+    for _ in range(2):
+        dx.fill(np.nan)
+        forward()
+        backward()
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_array_equal(routes.sum(axis=1), 1)
+        np.testing.assert_array_equal(dx, _tile_order(want_dx, *tile))
 
 
 def test_lowering_without_the_outputs_keeps_image_order_and_the_relu_gradient():
@@ -187,7 +202,7 @@ def test_lowering_without_the_outputs_keeps_image_order_and_the_relu_gradient():
     checked, grads = differentiate(check_graph(g.nx, [y.name, loss.name]), loss.name, ["c/W"])
     lowered = lower(fuse_epilogues(checked, [y.name, *grads.values()]))
     ops = [d["op"] for _, d in lowered.nodes(data=True)]
-    assert "max_pool_blocks" not in ops and "max_pool2d_grad" in ops
+    assert not {"max_pool_blocks", "max_pool_blocks_routed"} & set(ops) and "max_pool2d_routed_grad" in ops
 
 
 @pytest.mark.parametrize("pool", RELU_POOLS)

@@ -106,6 +106,43 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_each_window(size, k, s):
         np.testing.assert_allclose(dx, _max_pool_grad_by_loops(dy, x, k, s), rtol=1e-15, atol=1e-15)
 
 
+@pytest.mark.parametrize("size, k, s, d", [((2, 3, 8, 6), (2, 2), (2, 2), (1, 1)),     # tiles
+                                           ((2, 3, 9, 6), (3, 3), (3, 3), (1, 1)),
+                                           ((2, 3, 7, 7), (3, 3), (2, 2), (1, 1)),     # overlapping
+                                           ((2, 3, 7, 6), (2, 2), (2, 2), (1, 1)),     # a row left over
+                                           ((2, 2, 7, 8), (2, 3), (1, 2), (2, 1)),     # dilated
+                                           ((2, 2, 5, 5), (1, 1), (2, 2), (1, 1))])    # one offset
+def test_routed_max_pool_keeps_each_windows_first_maximum_for_its_gradient(size, k, s, d):
+    """max_pool2d_routed writes the maxima and one mask per window offset; its
+    gradient, reading only the masks, is the window-by-window routing (first
+    maximum of each window, ties after a ReLU)."""
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)
+    span = [dd * (kk - 1) + 1 for kk, dd in zip(k, d)]
+    oh, ow = (size[2] - span[0]) // s[0] + 1, (size[3] - span[1]) // s[1] + 1
+    n, c = size[:2]
+    y, routes = np.full((n, c, oh, ow), np.nan), np.full((n, k[0] * k[1], c, oh, ow), True)
+    dy, dx = rng.normal(size=(n, c, oh, ow)), np.full_like(x, np.nan)
+    attrs = {"pool_size": list(k), "strides": list(s), "dilation": list(d)}
+    scratch = [np.full(shape, 7, dt) for shape, dt in KERNELS["max_pool2d_routed"].scratch_buffers(
+        [x.shape], y.shape, "float64")]
+    forward = bind(KERNELS["max_pool2d_routed"], [x], [y, routes, *scratch], attrs)
+    backward = bind(KERNELS["max_pool2d_routed_grad"], [dy, routes], [dx, np.full_like(dy, 7.0)],
+                    {**attrs, "input_hw": list(size[2:])})
+    want_y, want_dx = np.empty_like(y), np.zeros_like(x)
+    for a, b, i, j in np.ndindex(n, c, oh, ow):
+        window = x[a, b, i * s[0]:i * s[0] + span[0]:d[0], j * s[1]:j * s[1] + span[1]:d[1]]
+        p, q = np.unravel_index(np.argmax(window), window.shape)        # argmax: the first
+        want_y[a, b, i, j] = window.max()
+        want_dx[a, b, i * s[0] + p * d[0], j * s[1] + q * d[1]] += dy[a, b, i, j]
+    for _ in range(2):                        # a second step finds no state left by the first
+        forward()
+        backward()
+        np.testing.assert_array_equal(routes.sum(axis=1), 1)               # one route per window
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-15, atol=1e-15)
+
+
 def _col2im_by_loops(cols, image_shape, k, s, d, wide):
     """Scatter-add every column entry to its pixel, one entry at a time."""
     n, c, h, w = image_shape

@@ -46,6 +46,22 @@ def _both(name, ins, out_shape, attrs, pool, dtype="float64", scratch=()):
     return results
 
 
+def _routed_both(name, x, out_shape, offsets, attrs, pool):
+    """(whole, split) of a routed max pool: each its maxima and its routes."""
+    results = []
+    for split in (False, True):
+        y = np.full(out_shape, np.nan, dtype=x.dtype)
+        routes = np.ones((out_shape[0], offsets, *out_shape[1:]), bool)
+        outs = [y, routes, *_scratch(name, [x], y, str(x.dtype))]
+        run = (split_call(KERNELS[name], name, [x], outs, attrs, pool, min_elements=0) if split
+               else bind(KERNELS[name], [x], outs, attrs))
+        assert (getattr(run, "parts", 1) > 1) == split
+        run()
+        run()
+        results.append((y, routes))
+    return results
+
+
 def _pool_case(rng, n, c, h, w, size, stride, dtype):
     x = (np.round(rng.standard_normal((n, c, h, w)) * 2) / 2).astype(dtype)   # ties in windows
     oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
@@ -72,6 +88,15 @@ def test_pooling_split_equals_whole(pool, n, c, h, w, size, stride, dtype):
     g_whole, g_split = _both("max_pool2d_grad", [dy, x, whole], x.shape, attrs, pool, dtype)
     np.testing.assert_array_equal(g_split, g_whole)
     assert np.isclose(g_whole.sum(dtype=np.float64), dy.sum(dtype=np.float64), rtol=1e-4)
+    (r_whole, routes), (r_split, routes_split) = _routed_both("max_pool2d_routed", x, out_shape, size * size,
+                                                              attrs, pool)
+    np.testing.assert_array_equal(r_whole, whole)
+    np.testing.assert_array_equal(r_split, whole)
+    np.testing.assert_array_equal(routes_split, routes)
+    rg_whole, rg_split = _both("max_pool2d_routed_grad", [dy, routes], x.shape,
+                               {**attrs, "input_hw": [h, w]}, pool, dtype)
+    np.testing.assert_array_equal(rg_split, g_whole)
+    np.testing.assert_array_equal(rg_whole, g_whole)
     a_whole, a_split = _both("avg_pool2d", [x], out_shape, attrs, pool, dtype)
     np.testing.assert_array_equal(a_split, a_whole)
     ga_whole, ga_split = _both("avg_pool2d_grad", [dy], x.shape, attrs, pool, dtype)
@@ -89,6 +114,14 @@ def test_tile_order_pooling_split_equals_whole(pool, n):
     g_whole, g_split = _both("max_pool_blocks_grad", [dy, x, whole], x.shape, {}, pool)
     np.testing.assert_array_equal(g_split, g_whole)
     np.testing.assert_allclose(g_whole.sum(axis=1), dy.reshape(n, 3, 6), rtol=1e-15)
+    (r_whole, routes), (r_split, routes_split) = _routed_both("max_pool_blocks_routed", x, (n, 3, 2, 3), 4,
+                                                              {"pooled_hw": [2, 3]}, pool)
+    np.testing.assert_array_equal(r_whole, whole)
+    np.testing.assert_array_equal(r_split, whole)
+    np.testing.assert_array_equal(routes_split, routes)
+    rg_whole, rg_split = _both("max_pool_blocks_routed_grad", [dy, routes], x.shape, {"pooled_hw": [2, 3]}, pool)
+    np.testing.assert_array_equal(rg_split, g_whole)
+    np.testing.assert_array_equal(rg_whole, g_whole)
     w, cols = rng.standard_normal((3, 5)), rng.standard_normal((n, 5, 24))
     whole, split = _both("matmul_tiles", [w, cols], (n, 4, 3, 6), {"tiles": 4}, pool)
     np.testing.assert_array_equal(split, whole)
@@ -203,7 +236,8 @@ def test_fused_epilogue_split_equals_whole(pool, n):
 def test_every_batched_kernel_is_tested():
     assert set(BATCHED) == {"im2col", "col2im", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
                             "max_pool_blocks", "max_pool_blocks_grad", "matmul_tiles", "matmul_tiles_grad",
-                            "avg_pool2d_grad", "relu", "relu_grad"}
+                            "avg_pool2d_grad", "relu", "relu_grad", "max_pool2d_routed",
+                            "max_pool2d_routed_grad", "max_pool_blocks_routed", "max_pool_blocks_routed_grad"}
 
 
 def test_chunks_cover_the_batch():
@@ -277,15 +311,16 @@ def test_cnn_training_steps_equal_at_one_and_three_threads(monkeypatch):
         split = {i.kernel for i, call in zip(program.instructions, ex.calls) if getattr(call, "parts", 1) > 1}
         assert (not split) == (n == 1)
         if n == 3:              # the convolutions' GEMMs, tile-order pooling and gemm_col2im split too
-            assert {"matmul", "matmul_tiles", "matmul_tiles_grad", "gemm_col2im", "max_pool_blocks",
-                    "max_pool_blocks_grad"} <= split
+            assert {"matmul", "matmul_tiles", "matmul_tiles_grad", "gemm_col2im", "max_pool_blocks_routed",
+                    "max_pool_blocks_routed_grad", "max_pool2d_routed", "max_pool2d_routed_grad"} <= split
         assert (ex.pool is None) == (n == 1)
         for _ in range(2):
             ex.run(feeds)
         finals.append(ex.variables)
         if n == 3:
             kernels = {i.kernel for i in program.instructions}
-            assert {"im2col", "gemm_col2im", "max_pool2d", "max_pool2d_grad", "max_pool_blocks"} <= kernels
+            assert {"im2col", "gemm_col2im", "max_pool2d_routed", "max_pool2d_routed_grad",
+                    "max_pool_blocks_routed"} <= kernels
             ex.close()
     for name in finals[0]:
         np.testing.assert_array_equal(finals[1][name], finals[0][name], err_msg=name)
