@@ -34,13 +34,31 @@ from .optim import OPTIMIZERS
 
 
 class UsageError(ValueError):
-    """A command-line mistake: reported in one line, exit status 1."""
+    """A command-line mistake: reported in one line, exit status 1.
+
+    >>> import contextlib
+    >>> with contextlib.redirect_stderr(sys.stdout):
+    ...     main(["train", "no-such-spec.yaml"])
+    graphnn: error: no-such-spec.yaml: no such file
+    1
+    """
 
 
 # ----------------------------------------------------------------- data
 
 def load_data(source: str, seed: int = 0):
-    """((x_train, y_train), (x_test, y_test)) from a --data argument."""
+    """((x_train, y_train), (x_test, y_test)) from a --data argument: the
+    embedded digits split 3:1 (seeded), MNIST's split, or an .npz (split 3:1
+    unless it holds x_test and y_test).
+
+    >>> (x, y), (x_test, y_test) = load_data("digits")
+    >>> x.shape, x_test.shape
+    ((1348, 8, 8), (449, 8, 8))
+    >>> load_data("cifar")
+    Traceback (most recent call last):
+    ...
+    graphnn.cli.UsageError: --data 'cifar': expected digits, mnist:FOLDER or FILE.npz
+    """
     from . import datasets
     if source == "digits":
         x, y = datasets.digits()
@@ -73,7 +91,15 @@ def load_data(source: str, seed: int = 0):
 
 
 def fit_to_input(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
-    """Reshape samples to the model input's per-sample shape (same element count)."""
+    """Reshape samples to the model input's per-sample shape (same element count).
+
+    >>> fit_to_input(np.zeros((3, 8, 8)), (None, 64), "x").shape      # images to a dense input
+    (3, 64)
+    >>> fit_to_input(np.zeros((3, 8, 8)), (None, 60), "x")
+    Traceback (most recent call last):
+    ...
+    graphnn.cli.UsageError: the data's samples have shape (8, 8), but input 'x' takes (60,)
+    """
     want = tuple(shape[1:])
     if x.shape[1:] == want:
         return x
@@ -86,7 +112,21 @@ def fit_to_input(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 # ----------------------------------------------------------------- models
 
 def open_model(path: str):
-    """A Model from a saved .gnn file, an ONNX file or a spec (YAML/JSON)."""
+    """A Model from a saved .gnn file, an ONNX file or a spec (YAML/JSON), by suffix.
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> m = open_model(spec); m.inputs, m.outputs, m.optimizer     # the spec's loss: compiled
+    (['x'], ['out/bias_add'], Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08))
+    >>> m.save(saved); open_model(saved).outputs
+    ['out/bias_add']
+    >>> d.cleanup()
+    """
     from .io import load_model
     from .spec import model_from_spec
     if not os.path.exists(path):
@@ -104,6 +144,24 @@ def _input_shape(model):
 
 
 def cmd_train(args):
+    """``graphnn train``: compile the spec's model (its loss, or --loss), train it
+    on --data with the test part as validation, print the test loss and accuracy,
+    and save it to --out. Here a dense layer learns 4 one-hot classes:
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
+    ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
+    test loss: ... - test accuracy: 1.0000
+    saved .../m.gnn
+    0
+    >>> d.cleanup()
+    """
     from . import optim
     model = open_model(args.spec)
     (x, y), (xt, yt) = load_data(args.data, args.seed)
@@ -135,6 +193,25 @@ def _fit(model, x, y, **kwargs) -> bool:
 
 
 def cmd_evaluate(args):
+    """``graphnn evaluate``: a compiled model's loss and metrics on the test part of --data.
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
+    ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
+    test loss: ... - test accuracy: 1.0000
+    saved .../m.gnn
+    0
+    >>> main(["evaluate", saved, "--data", data])               # doctest: +ELLIPSIS
+    loss: ... - accuracy: 1.0000
+    0
+    >>> d.cleanup()
+    """
     model = open_model(args.model)
     if model.compile_config() is None:
         raise UsageError(f"{args.model}: the model was never compiled; train it first")
@@ -144,6 +221,28 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
+    """``graphnn predict``: the model's outputs on the test part of --data: the
+    first 20 classes printed, all outputs saved as .npy with --out.
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
+    ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
+    test loss: ... - test accuracy: 1.0000
+    saved .../m.gnn
+    0
+    >>> main(["predict", saved, "--data", data])
+    first predictions: 3 3 0 0 3 2 3 2 2 1
+    0
+    >>> (_, _), (x_test, y_test) = load_data(data); y_test.tolist()     # the labels: all right
+    [3, 3, 0, 0, 3, 2, 3, 2, 2, 1]
+    >>> d.cleanup()
+    """
     model = open_model(args.model)
     _, (xt, _) = load_data(args.data, args.seed)
     out = model.predict(fit_to_input(xt, _input_shape(model), model.inputs[0]))
@@ -155,10 +254,49 @@ def cmd_predict(args):
 
 
 def cmd_summary(args):
+    """``graphnn summary``: ``Model.summary``'s table (at --batch-size, --expand for
+    the layers inside blocks).
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["summary", spec, "--batch-size", "4"])             # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    ===...
+    Layer (type)  Output shape  Param #  Trainable  FLOPs  Kept for bwd  Weights  Opt. state  Connected to
+    ===...
+    x (input)     (N, 4)        0                   0      0             0        0
+    out (dense)   (N, 4)        20       yes        36     64 B          80 B     ...        x
+    ===...
+    Total params: 20 (trainable 20, non-trainable 0)
+    ...
+    0
+    >>> d.cleanup()
+    """
     print(open_model(args.spec).summary(batch_size=args.batch_size, expand_nested=args.expand))
 
 
 def cmd_plot(args):
+    """``graphnn plot``: draw the model with graphviz (``graphnn.viz.plot_model``)
+    into -o, the format from its suffix.
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["plot", spec, "-o", os.path.join(d.name, "net.svg")])     # doctest: +ELLIPSIS
+    wrote .../net.svg
+    0
+    >>> "<svg" in open(os.path.join(d.name, "net.svg")).read()
+    True
+    >>> d.cleanup()
+    """
     from .viz import plot_model, write
     model = open_model(args.spec)
     dot = plot_model(model, view=args.view, expand_nested=args.expand, rankdir=args.rankdir,
@@ -168,6 +306,30 @@ def cmd_plot(args):
 
 
 def cmd_inspect(args):
+    """``graphnn inspect``: print the compiled Program (--purpose, --batch-size;
+    --allreduce: the distributed step; --passes: the graph after every compiler
+    pass), and with --memory-plot draw its memory plan.
+
+    >>> import tempfile
+    >>> d = tempfile.TemporaryDirectory()
+    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
+    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
+    ...                           "model: {loss: softmax_cross_entropy}\\n")
+    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> main(["inspect", spec, "--batch-size", "2"])            # doctest: +NORMALIZE_WHITESPACE
+    program (batch 2): 1 instructions, arena 128 B (naive 128 B, lower bound 128 B)
+      inputs:  x@0
+        0  out/bias_add@64 = fused[matmul+bias_add](x@0, out/W, out/b)
+      outputs: out/bias_add@64
+      buffers:
+        x              (2, 4)   float32  [0, 32)
+        out/bias_add   (2, 4)   float32  [64, 96)
+        out/W          (4, 4)   float32  persistent
+        out/b          (4,)     float32  persistent
+    0
+    >>> d.cleanup()
+    """
     model = open_model(args.spec)
     if args.purpose == "train" and model.compile_config() is None:
         raise UsageError(f"{args.spec}: --purpose train needs a loss (the spec's model.loss)")
@@ -191,6 +353,13 @@ def cmd_inspect(args):
 
 
 def cmd_export(args):
+    """``graphnn export``: write the model's inference graph as ONNX (-o, --opset);
+    needs the onnx extra, checked before the model is read.
+
+    >>> args = parser().parse_args(["export", "m.gnn"])
+    >>> args.run is cmd_export, args.output, args.opset
+    (True, 'model.onnx', 21)
+    """
     from .onnx import export, require_onnx
     require_onnx()                         # before reading the model: say what is missing first
     model = open_model(args.model)
@@ -199,6 +368,13 @@ def cmd_export(args):
 
 
 def cmd_demo(args):
+    """``graphnn demo``: ``graphnn.demo.run_demo`` (a small CNN on the digits,
+    pictures written to --out).
+
+    >>> args = parser().parse_args(["demo", "--epochs", "3"])
+    >>> args.run is cmd_demo, args.out, args.epochs, args.seed
+    (True, 'out', 3, 0)
+    """
     from .demo import run_demo
     run_demo(out=args.out, epochs=args.epochs, seed=args.seed)
 
@@ -236,6 +412,19 @@ def positive_float(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per verb, each with its defaults and
+    its ``run`` function.
+
+    >>> args = parser().parse_args(["train", "net.yaml", "--epochs", "3"])
+    >>> args.run is cmd_train, args.epochs, args.batch_size, args.optimizer, args.data
+    (True, 3, 32, 'adam', 'digits')
+    >>> import contextlib
+    >>> with contextlib.redirect_stderr(sys.stdout):
+    ...     parser().parse_args(["train", "net.yaml", "--epochs", "0"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
     p = argparse.ArgumentParser(prog="graphnn", description="Neural networks as graphs: "
                                 "declare, compile, train with NumPy, and look at them.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
@@ -314,6 +503,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status: 0 done, 1 an error (one
+    line on stderr, no traceback), 2 no command (the help is printed).
+
+    >>> import contextlib
+    >>> with contextlib.redirect_stderr(sys.stdout):
+    ...     main(["evaluate", "model.gnn", "--data", "cifar"])
+    graphnn: error: model.gnn: no such file
+    1
+    >>> main([])                                   # doctest: +ELLIPSIS
+    usage: graphnn [-h] [--version] COMMAND ...
+    ...
+    2
+    """
     from . import GraphError, __version__
     args = parser().parse_args(argv)
     if args.version:
