@@ -21,7 +21,11 @@ COLORS = {"forward": "white", "backward": "#dbe9f6", "update": "#fde0c5", "sourc
 
 
 class Ids:
-    """Short graphviz ids (n0, n1, ...) for any hashable names."""
+    """Short graphviz ids (n0, n1, ...) for any hashable names.
+
+    >>> ids = Ids(); ids("fc/W"), ids(("in", "x")), ids("fc/W")
+    ('n0', 'n1', 'n0')
+    """
 
     def __init__(self):
         self.ids = {}
@@ -31,11 +35,23 @@ class Ids:
 
 
 def in_focus(name: str, focus: str | None) -> bool:
+    """Whether node ``name`` lies in layer or block ``focus`` (everything does without one).
+
+    >>> in_focus("enc/fc/W", "enc"), in_focus("encoder/W", "enc"), in_focus("x", None)
+    (True, False, True)
+    """
     return focus is None or name == focus or name.startswith(focus + "/")
 
 
 def check_focus(names, focus):
-    """A focus that names no layer is an error that lists the layers there are."""
+    """A focus that names no layer is an error that lists the layers there are.
+
+    >>> check_focus(["x", "fc/matmul"], "fc")
+    >>> check_focus(["x", "fc/matmul", "loss"], "conv")
+    Traceback (most recent call last):
+    ...
+    ValueError: focus='conv' names no layer or block of this model; layers: fc, loss, x
+    """
     if focus is not None and not any(in_focus(n, focus) for n in names):
         layers = sorted({layer_of(n) for n in names})
         raise ValueError(f"focus={focus!r} names no layer or block of this model; layers: "
@@ -44,7 +60,13 @@ def check_focus(names, focus):
 
 def focused(items: dict, edges: list, focus: str | None) -> dict:
     """``items`` cut down to those in ``focus``, plus one grey box per outside layer
-    that sends or receives a value across the cut."""
+    that sends or receives a value across the cut.
+
+    >>> items = {1: (("fc", "matmul"), {"node": "fc/matmul"}), 2: (("x", ""), {"node": "x"}),
+    ...          3: (("out", ""), {"node": "out/relu"})}
+    >>> focused(items, [(2, 1, {})], "fc")        # x feeds fc: kept, as context; out is dropped
+    {1: (('fc', 'matmul'), {'node': 'fc/matmul'}), 2: (('context', 'x', ''), {'node': 'x', 'role': 'context'})}
+    """
     if focus is None:
         return items
     inside = {k: v for k, v in items.items() if in_focus(v[1]["node"], focus)}
@@ -96,6 +118,18 @@ def _title(key, infos, clustered, depth):
 
 # ------------------------------------------------------------------ training view
 def training_items(model, show_shapes=True, show_params=True, fold_=None, depth=None):
+    """(items, edges) of the training graph: for each node, its folding key
+    (layer, name in the layer, role) and what its box shows; an edge per operand.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, x, g.dense(x, 2, name="fc"))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> items, edges = training_items(m)
+    >>> [(n, key, info["op"]) for n, (key, info) in items.items() if n.startswith("fc/")][:4]
+    [('fc/W', ('fc', 'W', 'source'), 'param'), ('fc/matmul', ('fc', 'matmul', 'forward'), 'matmul'), ('fc/b', ('fc', 'b', 'source'), 'param'), ('fc/bias_add', ('fc', 'bias_add', 'forward'), 'bias_add')]
+    >>> sorted({info["role"] for _, info in items.values()}), len(items), len(edges)
+    (['backward', 'forward', 'source', 'update'], 14, 18)
+    """
     if model is None or model._loss is None:
         raise ValueError("the training view needs a compiled Model (model.compile(...))")
     if not model._built:
@@ -129,7 +163,21 @@ def _next_step(items, u, v):
 
 def training_view(model, dot, show_shapes=True, show_params=True, depth=None, focus=None,
                   expand_repeats=False) -> int:
-    """Draw the training graph; returns the number of boxes drawn."""
+    """Draw the training graph; returns the number of boxes drawn: a box per
+    node, per layer and role with ``depth=1``, and only one layer's (with grey
+    boxes for its neighbours) with ``focus``.
+
+    >>> import graphviz
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, x, g.dense(x, 2, name="fc"))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> training_view(m, graphviz.Digraph()), training_view(m, graphviz.Digraph(), focus="fc")
+    (14, 11)
+    >>> dot = graphviz.Digraph(); training_view(m, dot, depth=1)
+    10
+    >>> "fillcolor=\\"#fde0c5\\"" in dot.source                 # the update boxes' colour
+    True
+    """
     fold_ = Folding(model.graph, expand_repeats or focus is not None)
     items, edges = training_items(model, show_shapes, show_params, fold_, depth)
     check_focus([i[1]["node"] for i in items.values()], focus)
@@ -158,7 +206,15 @@ def training_view(model, dot, show_shapes=True, show_params=True, depth=None, fo
 
 # ------------------------------------------------------------------ compiled view
 def instruction_role(ins) -> str:
-    """forward, backward, update or allreduce: what an instruction of a training Program does."""
+    """forward, backward, update or allreduce: what an instruction of a training Program does.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, x, g.dense(x, 2, name="fc"))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> p = m.program("train", 2)
+    >>> [(i.kernel, instruction_role(i)) for i in p.instructions][2:6]
+    [('check_finite', 'forward'), ('mse_grad', 'backward'), ('bias_grad', 'backward'), ('sgd_update', 'update')]
+    """
     if ins.kernel.endswith("_update"):
         return "update"
     if ins.kernel in ("allreduce_bucket", "bucket_slice"):
@@ -169,7 +225,19 @@ def instruction_role(ins) -> str:
 
 
 def compiled_items(program, fold_, depth=None):
-    """(items, edges): instructions and fed inputs; an edge per arena buffer read."""
+    """(items, edges): instructions and fed inputs; an edge per arena buffer read,
+    labelled with the buffer, its offset and size.
+
+    >>> from graphnn.viz_fold import Folding
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, x, g.dense(x, 2, name="fc"))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> items, edges = compiled_items(m.program("train", 2), Folding(m.graph))
+    >>> [(k, info["kernel"]) for k, (_, info) in items.items()][:4]
+    [(('in', 'x'), 'input'), (('in', 'target'), 'input'), (0, 'fused[matmul+bias_add]'), (1, 'mse')]
+    >>> [(u, v, info["label"].replace("\\n", " ")) for u, v, info in edges][:2]    # x: 2 x 4 float32
+    [(('in', 'x'), 0, 'x @64, 32 B'), (0, 1, 'fc/bias_add @128, 16 B')]
+    """
     items, made, edges = {}, {}, []
     for name in program.inputs:
         items[("in", name)] = (fold_.key(name, depth) + ("source", "input"),
@@ -202,7 +270,18 @@ def compiled_items(program, fold_, depth=None):
 
 def compiled_view(model, dot, batch_size=32, show_params=True, depth=None, focus=None,
                   expand_repeats=False, distributed=False) -> int:
-    """Draw the Program's instructions in order; returns the number of boxes drawn."""
+    """Draw the Program's instructions in order; returns the number of boxes drawn
+    (the training program once compiled, else the prediction one).
+
+    >>> import graphviz
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 4)); m = Model(g, x, g.dense(x, 2, name="fc"))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> dot = graphviz.Digraph(); compiled_view(m, dot, batch_size=2)   # 2 inputs, 8 instructions
+    10
+    >>> [line.strip() for line in dot.source.splitlines() if "arena" in line]
+    ['label="compiled program, batch 2: arena 448 B (lower bound 448 B, naive 640 B)" labelloc=t']
+    """
     if model is None:
         raise ValueError("the compiled view needs a Model")
     if distributed:
