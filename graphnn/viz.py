@@ -213,7 +213,18 @@ def plot_model(model_or_graph, to_file: str | None = None, show_shapes: bool = T
 
 def write(dot: graphviz.Digraph, to_file: str) -> str:
     """Write DOT or a rendering, by suffix; returns the path written (the .dot
-    beside it when ``dot`` is missing). Nothing else is left on disk."""
+    beside it when ``dot`` is missing). Nothing else is left on disk.
+
+    >>> import tempfile
+    >>> dot = graphviz.Digraph(); dot.edge("a", "b")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = write(dot, os.path.join(d, "sub", "g.dot"))     # the folder is made
+    ...     print(open(path).read(), end=""); os.listdir(os.path.join(d, "sub"))
+    digraph {
+    \ta -> b
+    }
+    ['g.dot']
+    """
     stem, suffix = os.path.splitext(os.fspath(to_file))
     fmt = suffix.lstrip(".").lower() or "dot"
     folder = os.path.dirname(os.path.abspath(to_file))
@@ -236,7 +247,15 @@ def write(dot: graphviz.Digraph, to_file: str) -> str:
 
 
 def mimebundle(obj, include=None, exclude=None):
-    """Jupyter display: SVG when ``dot`` is there, else the DOT text."""
+    """Jupyter display: SVG when ``dot`` is there, else the DOT text. Graphs and
+    Models show themselves this way in a notebook.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 2)); _ = g.relu(x, name="act")
+    >>> bundle = mimebundle(g)
+    >>> list(bundle) in (["image/svg+xml"], ["text/plain"]), "act" in next(iter(bundle.values()))
+    (True, True)
+    """
     dot = plot_model(obj)
     try:
         return {"image/svg+xml": dot.pipe(format="svg").decode("utf-8")}
