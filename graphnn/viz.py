@@ -219,11 +219,8 @@ def write(dot: graphviz.Digraph, to_file: str) -> str:
     >>> dot = graphviz.Digraph(); dot.edge("a", "b")
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = write(dot, os.path.join(d, "sub", "g.dot"))     # the folder is made
-    ...     print(open(path).read(), end=""); os.listdir(os.path.join(d, "sub"))
-    digraph {
-    \ta -> b
-    }
-    ['g.dot']
+    ...     open(path).read().split(), os.listdir(os.path.join(d, "sub"))
+    (['digraph', '{', 'a', '->', 'b', '}'], ['g.dot'])
     """
     stem, suffix = os.path.splitext(os.fspath(to_file))
     fmt = suffix.lstrip(".").lower() or "dot"
