@@ -18,7 +18,13 @@ INSTALL_HINT = "ONNX support needs the onnx package: pip install graphnn[onnx]"
 
 
 def require_onnx():
-    """The onnx module, or an ImportError that says how to install it."""
+    """The onnx module, or an ImportError that says how to install it.
+
+    >>> onnx = require_onnx(); onnx.helper.make_node("Relu", ["x"], ["y"]).op_type
+    'Relu'
+    >>> INSTALL_HINT
+    'ONNX support needs the onnx package: pip install graphnn[onnx]'
+    """
     try:
         import onnx
     except ImportError:

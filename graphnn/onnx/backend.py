@@ -30,7 +30,17 @@ SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Resize": (1, 2, 3), "Up
 
 
 def shape_inputs(proto) -> list[str]:
-    """Graph inputs that feed a shape-like operand (see SHAPE_INPUTS)."""
+    """Graph inputs that feed a shape-like operand (see SHAPE_INPUTS).
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> shape_inputs(proto)
+    ['s']
+    """
     fed = {v.name for v in proto.graph.input} - {t.name for t in proto.graph.initializer}
     names = []
     for node in proto.graph.node:
@@ -41,13 +51,36 @@ def shape_inputs(proto) -> list[str]:
 
 
 def output_dtypes(proto) -> list:
-    """The NumPy dtype each graph output declares (None where it declares none)."""
+    """The NumPy dtype each graph output declares (None where it declares none).
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> output_dtypes(proto)
+    [dtype('float32')]
+    """
     return [onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
             if v.type.tensor_type.elem_type else None for v in proto.graph.output]
 
 
 def freeze(proto, values: dict):
-    """A copy of ``proto`` in which the named inputs are initializers holding ``values``."""
+    """A copy of ``proto`` in which the named inputs are initializers holding ``values``.
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> frozen = freeze(proto, {"s": np.array([3, 2])})
+    >>> [v.name for v in frozen.graph.input], [t.name for t in frozen.graph.initializer]
+    (['x'], ['s'])
+    >>> [v.name for v in proto.graph.input]          # the original is untouched
+    ['x', 's']
+    """
     frozen = onnx.ModelProto()
     frozen.CopyFrom(proto)
     kept = [v for v in frozen.graph.input if v.name not in values]
@@ -58,7 +91,14 @@ def freeze(proto, values: dict):
 
 
 class GraphnnRep(BackendRep):
-    """A prepared model: compiled once per batch size, then run."""
+    """A prepared model: compiled once per batch size, then run.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 3)); m = Model(g, x, g.relu(x))
+    >>> rep = GraphnnRep(m)
+    >>> rep.run({"x": np.array([[-1.0, 0.0, 2.0]])}), rep.input_names
+    ((array([[0., 0., 2.]], dtype=float32),), ['x'])
+    """
 
     def __init__(self, model, input_names=None, output_dtypes=None):
         self.model = model
@@ -75,7 +115,15 @@ class GraphnnRep(BackendRep):
 
     def run(self, inputs, **kwargs):
         """Outputs (a tuple, in the model's output order) for inputs given as a
-        list (in input order) or a dict by name."""
+        list (in input order) or a dict by name.
+
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 3)); m = Model(g, x, g.relu(x))
+        >>> rep = GraphnnRep(m)
+        >>> rep.run([np.array([[-1.0, 0.0, 2.0], [3.0, -3.0, 0.5]])])[0]     # a batch of 2
+        array([[0. , 0. , 2. ],
+               [3. , 0. , 0.5]], dtype=float32)
+        """
         names = self.model.inputs
         if not isinstance(inputs, dict):
             inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
@@ -96,7 +144,21 @@ class GraphnnRep(BackendRep):
 
 class FrozenShapesRep(BackendRep):
     """For models that feed shape-like inputs: imported when the first inputs
-    arrive, with those inputs frozen to their values (re-imported if they change)."""
+    arrive, with those inputs frozen to their values (re-imported if they change).
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> rep = FrozenShapesRep(proto, ["s"]); rep.input_names
+    ['x', 's']
+    >>> rep.run([np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, 2])])[0].shape
+    (3, 2)
+    >>> rep.run([np.arange(6, dtype=np.float32).reshape(2, 3), np.array([6, 1])])[0].shape
+    (6, 1)
+    """
 
     def __init__(self, proto, frozen: list[str]):
         self.proto, self.frozen = proto, frozen
@@ -105,6 +167,18 @@ class FrozenShapesRep(BackendRep):
         self._reps: dict = {}
 
     def run(self, inputs, **kwargs):
+        """Outputs for these inputs (a list in input order, or a dict), the shape
+        inputs frozen to the values given.
+
+        >>> from onnx import helper, TensorProto
+        >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+        >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+        >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+        ...                                             "g", [x, s], [y]))       # the shape is fed
+        >>> FrozenShapesRep(proto, ["s"]).run({"x": np.ones((2, 3), np.float32), "s": np.array([1, 6])})
+        (array([[1., 1., 1., 1., 1., 1.]], dtype=float32),)
+        """
         if not isinstance(inputs, dict):
             inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
             inputs = dict(zip(self.input_names, inputs))
@@ -117,10 +191,30 @@ class FrozenShapesRep(BackendRep):
 
 
 class GraphnnBackend(Backend):
-    """Runs ONNX models with graphnn's compiler and NumPy runtime, on the CPU."""
+    """Runs ONNX models with graphnn's compiler and NumPy runtime, on the CPU.
+
+    >>> from onnx import helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> type(GraphnnBackend.prepare(proto)).__name__       # a fed shape: frozen when run
+    'FrozenShapesRep'
+    """
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> GraphnnRep:
+        """Import the model with every dimension as written and return its runner
+        (a FrozenShapesRep if it feeds shape-like inputs).
+
+        >>> from onnx import helper, TensorProto
+        >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+        >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "g", [x], [y]))
+        >>> rep = GraphnnBackend.prepare(proto); type(rep).__name__, rep.model.graph["y"].shape
+        ('GraphnnRep', (1, 2))
+        """
         super().prepare(model, device, **kwargs)
         frozen = shape_inputs(model)
         if frozen:
@@ -131,10 +225,24 @@ class GraphnnBackend(Backend):
 
     @classmethod
     def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
+        """``prepare`` and run once.
+
+        >>> from onnx import helper, TensorProto
+        >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+        >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "g", [x], [y]))
+        >>> GraphnnBackend.run_model(proto, [np.array([[1.0, -2.0]], np.float32)])
+        (array([[-1.,  2.]], dtype=float32),)
+        """
         return cls.prepare(model, device, **kwargs).run(inputs)
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
+        """The CPU only.
+
+        >>> GraphnnBackend.supports_device("CPU"), GraphnnBackend.supports_device("CUDA:0")
+        (True, False)
+        """
         return device.upper().startswith("CPU")
 
 

@@ -30,7 +30,15 @@ def _text(v, default):
 
 def same_pads(mode, sizes, kernels, strides):
     """(begin, end) padding that gives ceil(size / stride) outputs; SAME_UPPER puts
-    the odd pixel at the end, SAME_LOWER at the beginning."""
+    the odd pixel at the end, SAME_LOWER at the beginning.
+
+    Size 5, kernel 2, stride 2: 3 outputs need one pixel of padding:
+
+    >>> same_pads("SAME_UPPER", [5], [2], [2]), same_pads("SAME_LOWER", [5], [2], [2])
+    (([0], [1]), ([1], [0]))
+    >>> same_pads("SAME_UPPER", [4, 4], [3, 3], [1, 1])      # a 3x3 kernel at stride 1: 1 each side
+    ([1, 1], [1, 1])
+    """
     begin, end = [], []
     for n, k, s in zip(sizes, kernels, strides):
         total = max((ceil(n / s) - 1) * s + k - n, 0)

@@ -38,7 +38,16 @@ def _text(v, default):
 
 
 def repeat_factors(a, x_shape, scales, sizes):
-    """Whole factors (fh, fw) if this is a nearest resize that repeats pixels, else None."""
+    """Whole factors (fh, fw) if this is a nearest resize that repeats pixels, else None.
+
+    >>> repeat_factors({"mode": "nearest"}, (None, 1, 2, 2), np.array([1, 1, 2, 3], np.float32), None)
+    (2, 3)
+    >>> repeat_factors({}, (None, 1, 2, 3), None, np.array([1, 1, 4, 6]))      # by sizes
+    (2, 2)
+    >>> print(repeat_factors({"mode": "nearest"}, (None, 1, 2, 2), np.array([1, 1, 1.5, 2]), None),
+    ...       repeat_factors({"mode": "linear"}, (None, 1, 2, 2), np.array([1, 1, 2, 2]), None))
+    None None
+    """
     if _text(a.get("mode"), "nearest") != "nearest" or len(x_shape) != 4 or a.get("axes") is not None:
         return None
     if scales is not None and scales.size:
@@ -61,7 +70,16 @@ def repeat_factors(a, x_shape, scales, sizes):
 def resize_map(node, consts, hw, dtype, opset):
     """(M (H W, OH OW), c (OH OW,)) with resize(x) = x M + c for one (H, W) image.
 
-    ``consts`` holds the node's inputs after X (roi, scales, sizes; None if absent)."""
+    ``consts`` holds the node's inputs after X (roi, scales, sizes; None if absent).
+
+    Nearest doubling of a 1 x 2 image: each output pixel copies one input pixel:
+
+    >>> from onnx import helper
+    >>> node = helper.make_node("Resize", ["x", "", "s"], ["y"], mode="nearest")
+    >>> m, c = resize_map(node, [None, np.array([1, 1, 1, 2], np.float32)], (1, 2), "float32", 19)
+    >>> m.tolist(), c.tolist()
+    ([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]], [0.0, 0.0, 0.0, 0.0])
+    """
     h, w = hw
     images = h * w + 1                                      # the basis, then a zero image
     basis = np.zeros((images, 1, h, w), dtype=dtype)

@@ -26,11 +26,24 @@ CONVERTERS: dict = {}
 
 class Unsupported(Exception):
     """An op, attribute value or dtype the importer cannot take (the message says
-    what it can)."""
+    what it can). The importer collects them into one GraphError.
+
+    >>> need_floats(np.array([1, 2]), what="Relu")
+    Traceback (most recent call last):
+    ...
+    graphnn.onnx.converters.Unsupported: Relu on int64: graphnn computes it on float32/float64 tensors only
+    """
 
 
 def converter(*op_types):
-    """Register a function as the converter of these ONNX op types."""
+    """Register a function as the converter of these ONNX op types.
+
+    >>> @converter("MyIdentity")
+    ... def _same(ctx, node, ins, attrs): return [ins[0]]
+    >>> CONVERTERS["MyIdentity"] is _same
+    True
+    >>> del CONVERTERS["MyIdentity"]        # the table is shared by every import: as it was
+    """
     def register(fn):
         for op_type in op_types:
             CONVERTERS[op_type] = fn
@@ -41,18 +54,44 @@ def converter(*op_types):
 # ------------------------------------------------------------------ helpers
 
 def is_const(v) -> bool:
+    """Whether a converter's input is a known constant (a NumPy array) rather than a graph tensor.
+
+    >>> from graphnn import Graph
+    >>> is_const(np.zeros(2)), is_const(Graph().input("x", (None, 2)))
+    (True, False)
+    """
     return isinstance(v, np.ndarray)
 
 
 def shape_of(v) -> tuple:
+    """The shape of a constant or a graph tensor (None for the batch).
+
+    >>> from graphnn import Graph
+    >>> shape_of(np.zeros((2, 3))), shape_of(Graph().input("x", (None, 2)))
+    ((2, 3), (None, 2))
+    """
     return tuple(v.shape)
 
 
 def dtype_of(v) -> str:
+    """The dtype's name, of a constant or a graph tensor.
+
+    >>> from graphnn import Graph
+    >>> dtype_of(np.zeros(2, "float32")), dtype_of(Graph().input("ids", (None,), dtype="int64"))
+    ('float32', 'int64')
+    """
     return str(v.dtype)
 
 
 def need_floats(*values, what="this op"):
+    """Refuse integer or bool operands where graphnn computes on floats only (None is skipped).
+
+    >>> need_floats(np.zeros(2, "float32"), None)
+    >>> need_floats(np.array([True]), what="Exp")
+    Traceback (most recent call last):
+    ...
+    graphnn.onnx.converters.Unsupported: Exp on bool: graphnn computes it on float32/float64 tensors only
+    """
     for v in values:
         if v is not None and not dtype_of(v).startswith("float"):
             raise Unsupported(f"{what} on {dtype_of(v)}: graphnn computes it on float32/float64 "
@@ -60,18 +99,42 @@ def need_floats(*values, what="this op"):
 
 
 def const(v, what: str) -> np.ndarray:
-    """``v`` must be known when the model loads (an initializer or folded)."""
+    """``v`` must be known when the model loads (an initializer or folded).
+
+    >>> const(np.array([3, 2]), "the shape of Reshape")
+    array([3, 2])
+    >>> from graphnn import Graph
+    >>> const(Graph().input("s", (2,), dtype="int64"), "the shape of Reshape")
+    Traceback (most recent call last):
+    ...
+    graphnn.onnx.converters.Unsupported: the shape of Reshape must be a constant (an initializer or computable at load time)
+    """
     if not is_const(v):
         raise Unsupported(f"{what} must be a constant (an initializer or computable at load time)")
     return v
 
 
 def out(node, i: int = 0) -> str:
+    """The name of the node's output ``i``: the name its graphnn op gets.
+
+    >>> out(helper.make_node("Split", ["x"], ["a", "b"])), out(helper.make_node("Split", ["x"], ["a", "b"]), 1)
+    ('a', 'b')
+    """
     return node.output[i]
 
 
 def reshape(ctx, x, shape, name):
-    """A reshape that keeps the batch symbol where the input has it."""
+    """A reshape that keeps the batch symbol where the input has it. A nameless
+    constant is reshaped at once; the same shape is no op at all.
+
+    >>> from graphnn import Graph
+    >>> from graphnn.onnx.importer import ImportContext
+    >>> g = Graph(); ctx = ImportContext(g, 21); x = g.input("x", (None, 6))
+    >>> reshape(ctx, x, (None, 3, 2), "r"), reshape(ctx, x, (None, 6), "same") is x
+    (<Tensor 'r' (N, 3, 2) float32>, True)
+    >>> reshape(ctx, np.arange(6.0), (2, 3), "k").shape
+    (2, 3)
+    """
     shape = tuple(shape)
     if shape_of(x) == shape:
         return x
@@ -267,7 +330,17 @@ def _transpose(ctx, node, ins, a):
 
 def reshape_target(in_shape, spec, allowzero=False) -> tuple:
     """ONNX Reshape's target (0 copies, -1 infers, BATCH is the batch) as a
-    graphnn shape (None for the batch)."""
+    graphnn shape (None for the batch).
+
+    >>> reshape_target((None, 2, 3), [BATCH, -1]), reshape_target((None, 2, 3), [0, 3, 2])
+    ((None, 6), (None, 3, 2))
+    >>> reshape_target((None, 6), [-1, 3, 2])             # -1 where only the batch is left
+    (None, 3, 2)
+    >>> reshape_target((None, 6), [BATCH, -2])            # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphnn.onnx.converters.Unsupported: target shape [..., -2]: dimension -2
+    """
     target, infer = [], None
     for i, d in enumerate(int(v) for v in spec):
         if d == BATCH:

@@ -223,7 +223,18 @@ def _descendants(g, node):
 
 def export_model(model, path=None, opset: int = 21) -> onnx.ModelProto:
     """The ONNX ModelProto of ``model``'s inference graph, checked by
-    ``onnx.checker`` (full check); written to ``path`` when given."""
+    ``onnx.checker`` (full check); written to ``path`` when given.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 3)); m = Model(g, x, g.dense(x, 2, activation="relu", name="fc"))
+    >>> proto = export_model(m)
+    >>> [n.op_type for n in proto.graph.node], [t.name for t in proto.graph.initializer]
+    (['MatMul', 'Add', 'Relu'], ['fc/W', 'fc/b'])
+    >>> from graphnn.onnx.importer import load_model
+    >>> data = np.array([[1.0, -2.0, 0.5]])
+    >>> np.array_equal(load_model(proto).predict(data), m.predict(data))     # the round trip
+    True
+    """
     g = inference_graph(model._checked, model.outputs)
     computed, constant = _constants(g, model.variables)
     w = _Writer(g)

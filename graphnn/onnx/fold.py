@@ -26,12 +26,25 @@ NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
 
 
 def shape_of(tensor) -> np.ndarray:
-    """A graph tensor's shape as int64, the batch as BATCH."""
+    """A graph tensor's shape as int64, the batch as BATCH.
+
+    >>> from graphnn import Graph
+    >>> s = shape_of(Graph().input("x", (None, 3))); s.tolist() == [BATCH, 3], s.dtype
+    (True, dtype('int64'))
+    """
     return np.array([BATCH if d is None else d for d in tensor.shape], dtype=np.int64)
 
 
 def fold_node(node, ins: list, opset: int):
-    """The node's outputs as NumPy arrays, or None when it must stay a node."""
+    """The node's outputs as NumPy arrays, or None when it must stay a node.
+
+    >>> from graphnn import Graph
+    >>> x = Graph().input("x", (None, 3))
+    >>> (s,) = fold_node(helper.make_node("Shape", ["x"], ["s"], start=1), [x], 21); s
+    array([3])
+    >>> print(fold_node(helper.make_node("Relu", ["x"], ["y"]), [x], 21))     # x is not known
+    None
+    """
     if node.op_type == "Shape" and ins and ins[0] is not None:
         full = shape_of(ins[0]) if not isinstance(ins[0], np.ndarray) else np.array(ins[0].shape)
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -44,7 +57,11 @@ def fold_node(node, ins: list, opset: int):
 
 
 def evaluate(node, ins, opset):
-    """Run one node with ONNX's reference evaluator."""
+    """Run one node with ONNX's reference evaluator.
+
+    >>> evaluate(helper.make_node("Add", ["a", "b"], ["c"]), [np.array([1, 2]), np.array([10, 20])], 21)
+    [array([11, 22])]
+    """
     from onnx.reference import ReferenceEvaluator
     feeds, inputs = {}, []
     for name, value in zip(node.input, ins):

@@ -36,7 +36,14 @@ INTS = ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8"
 
 class ImportContext:
     """What converters see: the graph being built, the values by ONNX name
-    (a Tensor of the graph or a NumPy constant), and helpers."""
+    (a Tensor of the graph or a NumPy constant), and helpers.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); ctx = ImportContext(g, opset=21); x = g.input("x", (None, 2))
+    >>> w = np.ones((2, 3), np.float32); ctx.constant("W", w, trainable=True)
+    >>> ctx.op("matmul", [x, w], "mm"), g.nx.nodes["W"]["op"], sorted(ctx.weights)
+    (<Tensor 'mm' (N, 3) float32>, 'param', ['W'])
+    """
 
     def __init__(self, graph, opset: int):
         self.g, self.opset = graph, opset
@@ -47,7 +54,15 @@ class ImportContext:
         self.made: dict = {}             # ONNX name of a constant -> its graph tensor
 
     def constant(self, name: str, value: np.ndarray, trainable: bool = False):
-        """Record a constant value of the ONNX graph (an initializer when trainable)."""
+        """Record a constant value of the ONNX graph (an initializer when trainable).
+        Nothing is added to the graph until an op reads it.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); ctx = ImportContext(g, opset=21); x = g.input("x", (None, 2))
+        >>> w = np.ones((2, 3), np.float32); ctx.constant("W", w, trainable=True)
+        >>> ctx.values["W"] is w, sorted(ctx.trainable), "W" in g.nx
+        (True, ['W'], False)
+        """
         self.values[name] = value
         self.names[id(value)] = name
         if trainable:
@@ -56,7 +71,18 @@ class ImportContext:
     def tensor(self, value, fallback: str):
         """``value`` as a graph tensor: a constant array becomes a param (an
         initializer's, trainable, named as in the file) or a constant node;
-        a tensor stays itself."""
+        a tensor stays itself.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); ctx = ImportContext(g, opset=21); x = g.input("x", (None, 2))
+        >>> w = np.ones((2, 3), np.float32); ctx.constant("W", w, trainable=True)
+        >>> t = ctx.tensor(w, "unused"); t, g.nx.nodes["W"]["op"], ctx.tensor(w, "again") is t
+        (<Tensor 'W' (2, 3) float32>, 'param', True)
+        >>> ctx.tensor(np.array([1.0, 2.0]), "bias"), g.nx.nodes["bias"]["op"]   # no initializer
+        (<Tensor 'bias' (2,) float64>, 'constant')
+        >>> ctx.tensor(x, "x") is x
+        True
+        """
         if not isinstance(value, np.ndarray):
             return value
         name = self.names.get(id(value))
@@ -79,14 +105,27 @@ class ImportContext:
         return t
 
     def free(self, name: str) -> str:
-        """A node name not yet in the graph: ``name`` or ``name_1``..."""
+        """A node name not yet in the graph: ``name`` or ``name_1``...
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); ctx = ImportContext(g, 21); _ = g.input("x", (None, 2))
+        >>> ctx.free("x"), ctx.free("y")
+        ('x_1', 'y')
+        """
         base, i = name, 1
         while name in self.g.nx:
             name, i = f"{base}_{i}", i + 1
         return name
 
     def op(self, op: str, inputs: list, name: str, **attrs):
-        """Add a graphnn op on ``inputs`` (tensors or constants) named ``name``."""
+        """Add a graphnn op on ``inputs`` (tensors or constants) named ``name``.
+
+        >>> from graphnn import Graph
+        >>> g = Graph(); ctx = ImportContext(g, opset=21); x = g.input("x", (None, 2))
+        >>> w = np.ones((2, 3), np.float32); ctx.constant("W", w, trainable=True)
+        >>> ctx.op("matmul", [x, w], "y"), ctx.op("relu", [x], "y")   # a free name for the second
+        (<Tensor 'y' (N, 3) float32>, <Tensor 'y_1' (N, 2) float32>)
+        """
         tensors = [self.tensor(v, f"{name}/const{i}") for i, v in enumerate(inputs)]
         return self.g.op(op, tensors, name=self.free(name), **attrs)
 
@@ -109,7 +148,23 @@ def _input_shape(value_info, batch_symbolic: bool) -> tuple:
 
 
 def graph_from_onnx(proto, batch_symbolic: bool = True):
-    """(Graph, input names, output names, initial weights) from a ModelProto."""
+    """(Graph, input names, output names, initial weights) from a ModelProto.
+
+    >>> from onnx import helper, numpy_helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    >>> W = numpy_helper.from_array(np.ones((2, 3), np.float32), "W")
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])],
+    ...                                             "g", [x], [y], initializer=[W]))
+    >>> graph, inputs, outputs, weights = graph_from_onnx(proto)
+    >>> inputs, outputs, graph["y"].shape, {k: v.shape for k, v in weights.items()}
+    (['x'], ['y'], (None, 3), {'W': (2, 3)})
+    >>> graph_from_onnx(proto, batch_symbolic=False)      # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 1 problem in the graph:
+      node 'x' (input): input 'x': dimension 0 is symbolic (N)...
+    """
     from ..graph import Graph
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
     graph = proto.graph
@@ -199,7 +254,17 @@ def _attributes(node) -> dict:
 
 def load_model(path_or_proto, batch_symbolic: bool = True):
     """A Model built from an ONNX file or ModelProto, its weights set from the
-    initializers. ``batch_symbolic=False`` keeps every input dimension as written."""
+    initializers. ``batch_symbolic=False`` keeps every input dimension as written.
+
+    >>> from onnx import helper, numpy_helper, TensorProto
+    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])
+    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    >>> W = numpy_helper.from_array(np.ones((2, 3), np.float32), "W")
+    >>> proto = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])],
+    ...                                             "g", [x], [y], initializer=[W]))
+    >>> load_model(proto).predict(np.array([[1.0, 2.0]]))      # x @ ones((2, 3))
+    array([[3., 3., 3.]], dtype=float32)
+    """
     from ..model import Model
     proto = onnx.load(path_or_proto) if isinstance(path_or_proto, str) else path_or_proto
     graph, inputs, outputs, weights = graph_from_onnx(proto, batch_symbolic)
