@@ -63,7 +63,21 @@ class LossSpec:
 
     @classmethod
     def resolve(cls, loss, g: nx.MultiDiGraph) -> LossSpec:
-        """A LossSpec from a loss name or a LossSpec, checked against ``g``."""
+        """A LossSpec from a loss name or a LossSpec, checked against ``g``.
+
+        >>> from graphnn.compiler.ir import new_graph, add_op
+        >>> g = new_graph()
+        >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+        >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+        >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+        >>> g = check_graph(g, ["y"])
+        >>> LossSpec.resolve("l2", g)
+        LossSpec(op='mse', node=None)
+        >>> LossSpec.resolve(LossSpec(node="y"), g)
+        Traceback (most recent call last):
+        ...
+        ValueError: loss 'y' is not a loss node of the graph
+        """
         spec = loss if isinstance(loss, cls) else cls.named(loss)
         if spec.node is not None and (spec.node not in g or OPS[g.nodes[spec.node]["op"]].kind != "loss"):
             raise ValueError(f"loss {spec.node!r} is not a loss node of the graph")
@@ -71,18 +85,40 @@ class LossSpec:
 
     @classmethod
     def named(cls, name: str) -> LossSpec:
-        """The loss a user names (``"mse"``, ``"l2"``, ``"cross_entropy"``, ...)."""
+        """The loss a user names (``"mse"``, ``"l2"``, ``"cross_entropy"``, ...).
+
+        >>> LossSpec.named("l2"), LossSpec.named("cross_entropy").op
+        (LossSpec(op='mse', node=None), 'softmax_cross_entropy')
+        >>> LossSpec.named("hinge")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown loss 'hinge'; expected one of ['bce', 'binary_cross_entropy', 'categorical_cross_entropy', 'cross_entropy', 'kl_divergence', 'l1', 'l2', 'mse', 'rms', 'softmax_cross_entropy'] or a loss tensor of the graph
+        """
         if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)} "
                              "or a loss tensor of the graph")
         return cls(op=LOSSES[name])
 
     def op_in(self, g: nx.MultiDiGraph) -> str:
-        """The loss op, also when the loss is a node of ``g``."""
+        """The loss op, also when the loss is a node of ``g``.
+
+        >>> from graphnn.compiler.ir import new_graph, add_op
+        >>> h = new_graph()                  # a graph with its own loss node l(x, t)
+        >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+        >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
+        >>> _ = add_op(h, "l", "mse", ["x", "t"])
+        >>> _ = add_op(h, "y", "relu", ["x"])
+        >>> LossSpec(node="l").op_in(h), LossSpec.named("bce").op_in(h)
+        ('mse', 'binary_cross_entropy')
+        """
         return self.op or g.nodes[self.node]["op"]
 
     def config(self) -> list:
-        """As plain data: ``["name", op]`` or ``["node", node name]``."""
+        """As plain data: ``["name", op]`` or ``["node", node name]``.
+
+        >>> LossSpec.named("l2").config(), LossSpec(node="vae/loss").config()
+        (['name', 'mse'], ['node', 'vae/loss'])
+        """
         return ["name", self.op] if self.op else ["node", self.node]
 
     @classmethod
@@ -99,14 +135,22 @@ class LossSpec:
 class TargetSpec(NamedTuple):
     """The fed target a training graph is built for: its shape and dtype (None
     when the loss is a node of the graph, whose targets are its own inputs) and
-    whether one weight per sample is fed too."""
+    whether one weight per sample is fed too.
+
+    >>> t = TargetSpec((None,), "int64"); t, t.weighted
+    (TargetSpec(shape=(None,), dtype='int64', weighted=False), False)
+    """
 
     shape: tuple | None
     dtype: str | None
     weighted: bool = False
 
     def config(self) -> list:
-        """As plain data: ``[shape as a list or None, dtype, weighted]``."""
+        """As plain data: ``[shape as a list or None, dtype, weighted]``.
+
+        >>> TargetSpec((None, 2), "float32", True).config(), TargetSpec(None, None).config()
+        ([[None, 2], 'float32', True], [None, None, False])
+        """
         return [None if self.shape is None else list(self.shape), self.dtype, self.weighted]
 
     @classmethod
@@ -124,7 +168,22 @@ class TargetSpec(NamedTuple):
 def target_spec(g: nx.MultiDiGraph, loss: LossSpec, outputs: list[str], y=None,
                 weighted: bool = False) -> TargetSpec:
     """The target for ``loss``: like the first output, or labels (one int per
-    sample) for a class loss unless ``y`` is given as one-hot rows."""
+    sample) for a class loss unless ``y`` is given as one-hot rows.
+
+    >>> import numpy as np
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> g = check_graph(g, ["y"])
+    >>> target_spec(g, LossSpec.named("mse"), ["y"])
+    TargetSpec(shape=(None, 2), dtype='float32', weighted=False)
+    >>> target_spec(g, LossSpec.named("softmax_cross_entropy"), ["y"])           # labels
+    TargetSpec(shape=(None,), dtype='int64', weighted=False)
+    >>> target_spec(g, LossSpec.named("softmax_cross_entropy"), ["y"], y=np.eye(2))   # one-hot
+    TargetSpec(shape=(None, 2), dtype='float32', weighted=False)
+    """
     if loss.node is not None:
         return TargetSpec(None, None, weighted)
     if loss.op in CLASS_LOSSES and (y is None or getattr(y, "ndim", None) == 1):
@@ -135,7 +194,17 @@ def target_spec(g: nx.MultiDiGraph, loss: LossSpec, outputs: list[str], y=None,
 
 def target_inputs(g: nx.MultiDiGraph, loss: LossSpec, inputs: list[str]) -> list[str]:
     """The fed targets the loss reads (not the sample weights): ``target``, or
-    the inputs of ``g`` that reach the loss node and are not the model's inputs."""
+    the inputs of ``g`` that reach the loss node and are not the model's inputs.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
+    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "l", "mse", ["x", "t"])
+    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> target_inputs(h, LossSpec(node="l"), ["x"]), target_inputs(h, LossSpec.named("mse"), ["x"])
+    (['t'], ['target'])
+    """
     if loss.op is not None:
         return [TARGET]
     return sorted(n for n in ancestors_of(g, [loss.node])
@@ -144,7 +213,17 @@ def target_inputs(g: nx.MultiDiGraph, loss: LossSpec, inputs: list[str]) -> list
 
 def graph_ends(g: nx.MultiDiGraph) -> list[str]:
     """Losses, penalties and declared updates that nothing reads: ends of the
-    graph besides its outputs, which checking must not call unreachable."""
+    graph besides its outputs, which checking must not call unreachable.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
+    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "l", "mse", ["x", "t"])
+    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> graph_ends(h)
+    ['l']
+    """
     return [n for n, d in g.nodes(data=True)
             if OPS.get(d.get("op")) is not None and OPS[d["op"]].kind in ("loss", "update")
             and g.out_degree(n) == 0]
@@ -152,7 +231,22 @@ def graph_ends(g: nx.MultiDiGraph) -> list[str]:
 
 def check_model_io(g: nx.MultiDiGraph, inputs: list[str], outputs: list[str]) -> None:
     """Every listed input is an input node, and every input an output depends on
-    is listed; raise GraphError naming each one that is not."""
+    is listed; raise GraphError naming each one that is not.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
+    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "l", "mse", ["x", "t"])
+    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> check_model_io(check_graph(h, ["y", "l"]), ["x"], ["y"])        # fine
+    >>> check_model_io(check_graph(h, ["y", "l"]), ["x", "y"], ["l"])
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 2 problems in the graph:
+      node 'y' (relu): is listed among the model's inputs but is not an input node
+      node 't' (input): output 'l' depends on it, but it is not among the model's inputs
+    """
     problems = []
     for name in inputs:
         if name not in g or g.nodes[name]["op"] != "input":
@@ -168,7 +262,18 @@ def check_model_io(g: nx.MultiDiGraph, inputs: list[str], outputs: list[str]) ->
 
 
 class LossGraph(NamedTuple):
-    """A checked graph holding the loss, and the name of the value to minimize."""
+    """A checked graph holding the loss, and the name of the value to minimize.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> g = check_graph(g, ["y"])
+    >>> built = add_loss(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"), ["y"])
+    >>> built.loss, built.graph.nodes[built.loss]["shape"]
+    ('loss', ())
+    """
 
     graph: nx.MultiDiGraph
     loss: str
@@ -195,7 +300,23 @@ def add_loss(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec, outputs: li
     ``loss`` reading the first output; a weighted target adds a ``sample_weight``
     input (one weight per sample) as the loss's third operand; the ``penalties``
     (by default every penalty node of ``g``) are summed with the loss into
-    ``total_loss``. Only the new nodes are inferred: ``g`` was checked already."""
+    ``total_loss``. Only the new nodes are inferred: ``g`` was checked already.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> g = check_graph(g, ["y"])
+    >>> built = add_loss(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32", True), ["y"])
+    >>> sorted(set(built.graph) - set(g)), built.graph.nodes["sample_weight"]["shape"]
+    (['loss', 'sample_weight', 'target'], (None,))
+    >>> add_loss(g, LossSpec.named("mse"), TargetSpec((None, 5), "float32"), ["y"])   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.ShapeError: 1 problem in the graph:
+      node 'loss' (mse): ...
+    """
     if loss.node is not None and (loss.node not in g or OPS[g.nodes[loss.node]["op"]].kind != "loss"):
         raise ValueError(f"loss {loss.node!r} is not a loss node of the graph")
     g = copy_graph(g)
@@ -220,7 +341,19 @@ def add_loss(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec, outputs: li
 
 class TrainingGraph(NamedTuple):
     """What a model trains and evaluates for one target: the training graph
-    (forward, backward, updates), the evaluation graph, and the loss's name."""
+    (forward, backward, updates), the evaluation graph, and the loss's name.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> g = check_graph(g, ["y"])
+    >>> built = build_training_graph(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"),
+    ...                              ["y"], {"name": "sgd", "lr": 0.1})
+    >>> built.loss, sorted(built.eval)                # evaluation: no gradients, no updates
+    ('loss', ['W', 'loss', 'target', 'x', 'y'])
+    """
 
     train: nx.MultiDiGraph
     eval: nx.MultiDiGraph
@@ -231,7 +364,19 @@ def build_training_graph(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec,
                          outputs: list[str], optimizer: dict, penalties: list[str] | None = None,
                          weight_dtype: str = "float32", fuse: bool = True) -> TrainingGraph:
     """``add_loss``, then gradients and one optimizer update per trainable
-    parameter (``training_graph``), and the inference-mode evaluation graph."""
+    parameter (``training_graph``), and the inference-mode evaluation graph.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> g = check_graph(g, ["y"])
+    >>> built = build_training_graph(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"),
+    ...                              ["y"], {"name": "sgd", "lr": 0.1})
+    >>> sorted(set(built.train) - set(built.eval))      # seed, gradients, the rate, the update
+    ['W/update', 'loss/grad_mse_grad', 'loss/grad_seed', 'optimizer/lr', 'y/grad_matmul_1']
+    """
     loss_graph, name = add_loss(g, loss, target, outputs, penalties, weight_dtype)
     train, _ = training_graph(loss_graph, name, outputs, optimizer, fuse=fuse)
     return TrainingGraph(train, inference_graph(loss_graph, [name, *outputs]), name)
