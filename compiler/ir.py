@@ -20,12 +20,29 @@ META_KEYS = frozenset({"op", "shape", "dtype", "source", "group", "role"})
 
 
 def new_graph() -> nx.MultiDiGraph:
-    """An empty IR graph."""
+    """An empty IR graph: a networkx MultiDiGraph (two edges may join the same nodes).
+
+    >>> g = new_graph(); type(g).__name__, len(g)
+    ('MultiDiGraph', 0)
+    """
     return nx.MultiDiGraph()
 
 
 def add_op(g: nx.MultiDiGraph, name: str, op: str, inputs: list[str], **attrs) -> str:
-    """Add node ``name`` running ``op`` on ``inputs`` (in operand order)."""
+    """Add node ``name`` running ``op`` on ``inputs`` (in operand order); return
+    the name. Nothing is checked or inferred here (see ``compiler.validate``).
+
+    >>> g = new_graph()
+    >>> add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    'x'
+    >>> _ = add_op(g, "y", "add", ["x", "x"])
+    >>> sorted(g.nodes["y"].items()), [d["port"] for _, _, d in g.in_edges("y", data=True)]
+    ([('op', 'add')], [0, 1])
+    >>> add_op(g, "y", "relu", ["x"])
+    Traceback (most recent call last):
+    ...
+    KeyError: "a node named 'y' already exists"
+    """
     if name in g:
         raise KeyError(f"a node named {name!r} already exists")
     g.add_node(name, op=op, **attrs)
@@ -35,7 +52,16 @@ def add_op(g: nx.MultiDiGraph, name: str, op: str, inputs: list[str], **attrs) -
 
 
 def operands(g: nx.MultiDiGraph, node: str) -> list[str]:
-    """The operands of ``node``, ordered by port."""
+    """The operands of ``node``, ordered by port (not by the order edges were added).
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "a", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "b", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "d", "subtract", [])
+    >>> _ = g.add_edge("b", "d", port=1); _ = g.add_edge("a", "d", port=0)   # port 1 added first
+    >>> operands(g, "d")
+    ['a', 'b']
+    """
     pred = g._pred[node]          # networkx's storage, read directly: this is hot
     if len(pred) == 1:
         (src, keyed), = pred.items()
@@ -115,7 +141,15 @@ def topological_order(g: nx.MultiDiGraph) -> list:
 
 
 def consumers(g: nx.MultiDiGraph, node: str) -> list[str]:
-    """The nodes that read ``node`` (each once), in the order of their first edge."""
+    """The nodes that read ``node`` (each once), in the order of their first edge.
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "a", "relu", ["x"]); _ = add_op(g, "b", "exp", ["x"])
+    >>> _ = add_op(g, "y", "add", ["a", "b"])
+    >>> consumers(g, "x"), consumers(g, "y")
+    (['a', 'b'], [])
+    """
     return list(g._succ[node])     # networkx's adjacency: one key per successor, in edge order
 
 
@@ -123,14 +157,29 @@ def op_attrs(g: nx.MultiDiGraph, node: str) -> dict:
     """The op's own attributes of ``node``, as its op record declares them.
 
     (``shape`` and ``dtype`` are attributes of source ops and of reshape, where
-    they coincide with the inferred output; elsewhere they are inferred only.)"""
+    they coincide with the inferred output; elsewhere they are inferred only.)
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2, 3), dtype="float32", source="net.py:3")
+    >>> _ = add_op(g, "t", "transpose", ["x"], perm=[0, 2, 1], shape=(None, 3, 2))
+    >>> op_attrs(g, "x"), op_attrs(g, "t")        # not the inferred shape, not the source
+    ({'shape': (None, 2, 3), 'dtype': 'float32'}, {'perm': [0, 2, 1]})
+    """
     from .ops import OPS
     data = g._node[node]          # networkx's storage, read directly: this is hot
     return {k: data[k] for k in OPS[data["op"]].attrs if k in data}
 
 
 def unique_name(g: nx.MultiDiGraph, base: str) -> str:
-    """``base`` if unused, else ``base_1``, ``base_2``, ..."""
+    """``base`` if unused, else ``base_1``, ``base_2``, ...
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "a", "relu", ["x"]); _ = add_op(g, "b", "exp", ["x"])
+    >>> _ = add_op(g, "y", "add", ["a", "b"])
+    >>> unique_name(g, "z"), unique_name(g, "x")
+    ('z', 'x_1')
+    """
     if base not in g:
         return base
     i = 1
@@ -140,12 +189,28 @@ def unique_name(g: nx.MultiDiGraph, base: str) -> str:
 
 
 def ancestors_of(g: nx.MultiDiGraph, outputs: list[str]) -> set[str]:
-    """The outputs and every node they depend on (one walk for all of them)."""
+    """The outputs and every node they depend on (one walk for all of them).
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "a", "relu", ["x"]); _ = add_op(g, "b", "exp", ["x"])
+    >>> _ = add_op(g, "y", "add", ["a", "b"])
+    >>> sorted(ancestors_of(g, ["a"])), sorted(ancestors_of(g, ["y"]))
+    (['a', 'x'], ['a', 'b', 'x', 'y'])
+    """
     return _reach(g.pred, outputs)
 
 
 def descendants_of(g: nx.MultiDiGraph, sources: list[str]) -> set[str]:
-    """The sources and every node that depends on one of them."""
+    """The sources and every node that depends on one of them.
+
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "a", "relu", ["x"]); _ = add_op(g, "b", "exp", ["x"])
+    >>> _ = add_op(g, "y", "add", ["a", "b"])
+    >>> sorted(descendants_of(g, ["a"])), sorted(descendants_of(g, ["y"]))
+    (['a', 'y'], ['y'])
+    """
     return _reach(g.succ, sources)
 
 
