@@ -48,7 +48,28 @@ def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True,
                 trace=None) -> nx.MultiDiGraph:
     """Validate the structure, then infer every shape; raise with all problems
     (structural ones, and the shape problems of the nodes they do not touch).
-    ``copy=False`` annotates ``g`` itself (for a caller that owns it)."""
+    ``copy=False`` annotates ``g`` itself (for a caller that owns it).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> c = check_graph(g, ["loss", "y"])
+    >>> c.nodes["y"]["shape"], c.nodes["loss"]["shape"], "shape" in g.nodes["y"]   # g untouched
+    ((None, 2), (), False)
+    >>> h = new_graph()
+    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(h, "y", "matmul", ["x", "x"]); _ = add_op(h, "z", "frob", ["x"])
+    >>> check_graph(h, ["y", "z"])
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 2 problems in the graph:
+      node 'z' (frob): unknown op 'frob'
+      node 'y' (matmul): inner dimensions differ: (N, 3) @ (N, 3) contracts 3 with None; expected operand 1 to have 3 rows (operands: x: (N, 3) float32, x: (N, 3) float32)
+    """
     try:
         checked = validate(g, outputs, copy)
     except GraphError as e:
@@ -85,13 +106,31 @@ def _shape_problems_beside(g, problems: list[Problem]) -> list[Problem]:
 
 def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
     """Dead-code elimination: keep only the roots and what they depend on.
-    (Returns ``g`` itself when nothing is dead: every pass copies before it writes.)"""
+    (Returns ``g`` itself when nothing is dead: every pass copies before it writes.)
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> c = check_graph(g, ["loss", "y"])
+    >>> sorted(prune(c, ["y"])), prune(c, ["loss", "y"]) is c
+    (['W', 'x', 'y'], True)
+    """
     keep = ancestors_of(g, roots)
     return g if len(keep) == len(g) else copy_graph(g, keep)
 
 
 def declared_updates(g: nx.MultiDiGraph) -> list[str]:
-    """Update nodes the user's graph declares (batch norm's running averages)."""
+    """Update nodes the user's graph declares (batch norm's running averages).
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4)); y = g.batch_norm(x, name="bn")
+    >>> sorted(declared_updates(g.nx))
+    ['bn/running_mean_update', 'bn/running_var_update']
+    """
     return [n for n, d in g.nodes(data=True) if OPS[d["op"]].kind == "update"]
 
 
@@ -102,7 +141,20 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
 
     Returns (graph, update node names); the graph keeps only what the outputs,
     the loss and the updates need. Softmax + cross-entropy become one stable op
-    first, with or without ``fuse`` (a correctness rewrite)."""
+    first, with or without ``fuse`` (a correctness rewrite).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> c = check_graph(g, ["loss", "y"])
+    >>> train, updates = training_graph(c, "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> updates, sorted(set(train) - set(c))
+    (['W/update'], ['W/update', 'loss/grad_mse_grad', 'loss/grad_seed', 'optimizer/lr', 'y/grad_matmul_1'])
+    """
     declared = declared_updates(g)
     g = prune(g, [loss, *outputs, *declared])
     # The stable form is a correctness rewrite: it runs with fusion off too.
@@ -124,7 +176,16 @@ def inference_graph(g: nx.MultiDiGraph, outputs: list[str], trace=None) -> nx.Mu
     """The graph for evaluation and prediction: each op whose record has an
     ``inference`` hook rewrites itself (x * dropout_mask(x) becomes x, gaussian
     noise becomes zero, batch norm uses its running statistics, folded into the
-    layer before it where possible); then what the outputs do not need goes."""
+    layer before it where possible); then what the outputs do not need goes.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); x = g.input("x", (None, 4)); y = g.dropout(g.relu(x), 0.5, name="drop")
+    >>> checked = g.check([y])
+    >>> sorted(d["op"] for _, d in checked.nodes(data=True))
+    ['dropout_mask', 'input', 'multiply', 'relu']
+    >>> sorted(d["op"] for _, d in inference_graph(checked, [y.name]).nodes(data=True))
+    ['input', 'linear', 'relu']
+    """
     todo = [n for n, d in g.nodes(data=True) if OPS[d["op"]].inference is not None]
     if not todo:
         return _traced(trace, "inference", prune(g, outputs))
@@ -139,7 +200,22 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
                   guard: tuple[str, ...] = (), fuse: bool = True, trace=None):
     """Fuse, lower and emit a checked (and possibly differentiated) graph.
 
-    ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison."""
+    ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison.
+    ``guard`` names values checked finite before anything after them runs.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> c = check_graph(g, ["loss", "y"])
+    >>> train, _ = training_graph(c, "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> p = build_program(train, ["loss", "y"], batch_size=4, guard=("loss",))
+    >>> p.batch_size, [i.kernel for i in p.instructions]
+    (4, ['matmul', 'mse', 'check_finite', 'mse_grad', 'matmul', 'sgd_update'])
+    """
     g = prune(fuse_softmax_cross_entropy(g), [*outputs, *declared_updates(g)])   # always
     if fuse:
         g = fuse_epilogues(g, outputs)
@@ -158,7 +234,21 @@ def compile_graph(g: nx.MultiDiGraph, outputs: list[str], batch_size: int, *,
                   loss: str | None = None, optimizer: dict | None = None, fuse: bool = True,
                   trace=None):
     """All passes at once: a Program computing ``outputs`` (and, with a loss and
-    an optimizer, one training step). ``trace(pass_name, result)`` sees each pass."""
+    an optimizer, one training step). ``trace(pass_name, result)`` sees each pass.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> passes = []
+    >>> p = compile_graph(g, ["y"], 4, loss="loss", optimizer={"name": "sgd", "lr": 0.1},
+    ...                   trace=lambda name, result: passes.append(name))
+    >>> p.inputs, passes
+    (['x', 't'], ['validate', 'infer', 'stabilize', 'autodiff', 'updates', 'fuse', 'lower', 'schedule', 'plan'])
+    """
     g = check_graph(g, [*outputs, *([loss] if loss else [])], trace=trace)
     if optimizer is not None:
         g, _ = training_graph(g, loss, outputs, optimizer, fuse=fuse, trace=trace)
