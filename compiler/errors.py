@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with one node."""
+    """One thing wrong with one node.
+
+    >>> str(Problem("fc/matmul", "matmul", "inner dimensions differ", "net.py:12"))
+    "node 'fc/matmul' (matmul): inner dimensions differ  [created at net.py:12]"
+    >>> str(Problem("<graph>", None, "the graph has a cycle"))
+    "node '<graph>': the graph has a cycle"
+    """
 
     node: str
     op: str | None
@@ -32,7 +38,15 @@ class Problem:
 class GraphError(ValueError):
     """A graph that cannot be compiled: a cycle, an unknown op, a bad operand...
 
-    ``problems`` lists every problem found, each naming its node.
+    ``problems`` lists every problem found, each naming its node. A ValueError.
+
+    >>> e = GraphError([Problem("a", "relu", "unknown input"), Problem("b", "frob", "unknown op 'frob'")])
+    >>> print(e)
+    2 problems in the graph:
+      node 'a' (relu): unknown input
+      node 'b' (frob): unknown op 'frob'
+    >>> GraphError("no output given").problems
+    [Problem(node='<graph>', op=None, message='no output given', source=None, kind='graph')]
     """
 
     def __init__(self, problems: list[Problem] | str):
@@ -45,12 +59,26 @@ class GraphError(ValueError):
 
     @property
     def nodes(self) -> list[str]:
-        """The names of the nodes at fault, in the order they were found."""
+        """The names of the nodes at fault, in the order they were found.
+
+        >>> GraphError([Problem("b", "relu", "x"), Problem("a", "relu", "y")]).nodes
+        ['b', 'a']
+        """
         return [p.node for p in self.problems]
 
 
 class ShapeError(GraphError):
-    """Shapes or dtypes that do not fit the op that reads them."""
+    """Shapes or dtypes that do not fit the op that reads them (a GraphError
+    whose problems are all of kind "shape").
+
+    >>> raise_problems([Problem("y", "add", "shapes (N, 3) and (N, 4) do not broadcast", kind="shape")])
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.ShapeError: 1 problem in the graph:
+      node 'y' (add): shapes (N, 3) and (N, 4) do not broadcast
+    >>> issubclass(ShapeError, GraphError)
+    True
+    """
 
 
 def raise_problems(problems: list[Problem]) -> None:
@@ -66,4 +94,18 @@ def raise_problems(problems: list[Problem]) -> None:
 
 
 class OpShapeError(Exception):
-    """Raised inside an op's shape rule; the infer pass turns it into a Problem."""
+    """Raised inside an op's shape rule; the infer pass turns it into a Problem
+    naming the node and its operands.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.infer import infer_shapes
+    >>> g = new_graph()
+    >>> _ = add_op(g, "a", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "b", "input", [], shape=(None, 4), dtype="float32")
+    >>> _ = add_op(g, "y", "add", ["a", "b"])
+    >>> infer_shapes(g)
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.ShapeError: 1 problem in the graph:
+      node 'y' (add): shapes (N, 3) and (N, 4) do not broadcast (operands: a: (N, 3) float32, b: (N, 4) float32)
+    """

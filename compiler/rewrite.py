@@ -42,7 +42,15 @@ class Rewriter:
     ``role`` tags every emitted node (``backward``, ``update``) unless the
     caller names another; ``share=True`` returns the node already emitted for
     the same op, operands and attributes (lowering builds one ``im2col`` per
-    input, read by the forward convolution and its weight gradient)."""
+    input, read by the forward convolution and its weight gradient).
+
+    >>> from graphnn.compiler.ir import new_graph
+    >>> rw = Rewriter(new_graph(), role="backward", share=True)
+    >>> x = rw.emit("x", "input", [], shape=(None, 3), role="source")
+    >>> a, b = rw.emit("e", "exp", [x]), rw.emit("e", "exp", [x])     # shared: emitted once
+    >>> a, b, rw.g.nodes[a]["role"], len(rw.g)
+    ('e', 'e', 'backward', 2)
+    """
 
     def __init__(self, g: nx.MultiDiGraph, role: str | None = None, share: bool = False):
         self.g = g
@@ -55,7 +63,20 @@ class Rewriter:
 
         Metadata comes from ``like`` (the node it stands for), then ``role``.
         ``checked=True``: ``attrs`` are complete and were checked already (a pass
-        emitting many nodes with one set of attributes checks it once)."""
+        emitting many nodes with one set of attributes checks it once).
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> rw.emit("y", "leaky_relu", [x]), g.nodes["y_1"]["alpha"]     # a free name; alpha defaulted
+        ('y_1', 0.01)
+        >>> rw.emit("bad", "relu", [x], alpha=2)
+        Traceback (most recent call last):
+        ...
+        graphnn.compiler.errors.GraphError: 1 problem in the graph:
+          node 'bad' (relu): a compiler pass made an invalid node: unknown attribute(s) ['alpha']
+        """
         if self.memo is not None:
             key = (op, tuple(inputs), repr(sorted(attrs.items())))
             if key in self.memo:
@@ -80,7 +101,15 @@ class Rewriter:
         return name
 
     def become(self, node: str, op: str, inputs: list, **attrs) -> None:
-        """Turn ``node`` into ``op(*inputs)``, keeping its name, metadata and readers."""
+        """Turn ``node`` into ``op(*inputs)``, keeping its name, metadata and readers.
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> rw.become(y, "exp", [x]); g.nodes["y"]["op"], operands(g, "z")
+        ('exp', ['y', 'x'])
+        """
         g = self.g
         d = g._node[node]
         keep = {k: d[k] for k in CARRIED if k in d}
@@ -97,7 +126,15 @@ class Rewriter:
     def replace(self, node: str, op: str, inputs: list, **attrs) -> None:
         """Put a new node ``op(*inputs)`` in the place of ``node``: same name,
         metadata and readers, but last in the graph's order (a fused node runs
-        where its last part ran, so the scheduler sees it as that part)."""
+        where its last part ran, so the scheduler sees it as that part).
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> rw.replace(y, "tanh", [x]); list(g), g.nodes["y"]["op"], operands(g, "z")
+        (['x', 'z', 'y'], 'tanh', ['y', 'x'])
+        """
         g = self.g
         d = g._node[node]
         keep = {k: d[k] for k in CARRIED if k in d}
@@ -112,7 +149,15 @@ class Rewriter:
         infer_node(g, node)
 
     def rewire(self, node: str, port: int, src: str) -> None:
-        """Make ``src`` operand ``port`` of ``node``."""
+        """Make ``src`` operand ``port`` of ``node``.
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> rw.rewire(z, 1, y); operands(g, "z")       # z = y + y
+        ['y', 'y']
+        """
         g = self.g
         for u, _, key, data in list(g.in_edges(node, keys=True, data=True)):
             if data["port"] == port:
@@ -120,14 +165,30 @@ class Rewriter:
         g.add_edge(src, node, port=port)
 
     def move_readers(self, node: str, to: str) -> None:
-        """Make every reader of ``node`` read ``to`` instead (same ports)."""
+        """Make every reader of ``node`` read ``to`` instead (same ports).
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> w = rw.emit("w", "exp", [x]); rw.move_readers(y, w); operands(g, "z"), list(g.successors("y"))
+        (['w', 'x'], [])
+        """
         g = self.g
         for _, dst, key, data in list(g.out_edges(node, keys=True, data=True)):
             g.remove_edge(node, dst, key)
             g.add_edge(to, dst, **data)
 
     def remove(self, nodes) -> None:
-        """Drop ``nodes`` (and their edges)."""
+        """Drop ``nodes`` (and their edges).
+
+        >>> from graphnn.compiler.ir import new_graph, operands
+        >>> rw = Rewriter(new_graph()); g = rw.g
+        >>> x = rw.emit("x", "input", [], shape=(None, 3)); y = rw.emit("y", "relu", [x])
+        >>> z = rw.emit("z", "add", [y, x])
+        >>> rw.remove([z]); sorted(g), list(g.successors("y"))
+        (['x', 'y'], [])
+        """
         self.g.remove_nodes_from(list(nodes))
 
     def _checked(self, node, op, attrs) -> dict:
