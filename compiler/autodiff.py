@@ -30,16 +30,49 @@ from .rewrite import Rewriter
 
 
 class VJPContext:
-    """What a VJP rule may do: read shapes and add gradient nodes."""
+    """What a VJP rule may do: read shapes and add gradient nodes.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.infer import infer_shapes
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+    >>> _ = add_op(g, "y", "exp", ["x"])
+    >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+    >>> ctx.node, ctx.shape("x")
+    ('y', (None, 2))
+    """
 
     def __init__(self, rw: Rewriter, node: str):
         self.rw, self.g, self.node = rw, rw.g, node
 
     def shape(self, name: str):
+        """The inferred shape of node ``name``.
+
+        >>> from graphnn.compiler.ir import new_graph, add_op
+        >>> from graphnn.compiler.infer import infer_shapes
+        >>> g = new_graph()
+        >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+        >>> _ = add_op(g, "y", "exp", ["x"])
+        >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+        >>> ctx.shape("y")
+        (None, 2)
+        """
         return self.g.nodes[name]["shape"]
 
     def emit(self, op: str, inputs: list[str], **attrs) -> str:
-        """Add a gradient node ``op(*inputs)``, named after the node it differentiates."""
+        """Add a gradient node ``op(*inputs)``, named after the node it differentiates.
+
+        >>> from graphnn.compiler.ir import new_graph, add_op
+        >>> from graphnn.compiler.infer import infer_shapes
+        >>> g = new_graph()
+        >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+        >>> _ = add_op(g, "y", "exp", ["x"])
+        >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+        >>> ctx.emit("scale", ["x"], factor=2.0)
+        'y/grad_scale'
+        >>> g.nodes["y/grad_scale"]
+        {'op': 'scale', 'role': 'backward', 'factor': 2.0, 'shape': (None, 2), 'dtype': 'float64'}
+        """
         return self.rw.emit(f"{self.node}/grad_{op}", op, inputs, **attrs)
 
 
@@ -63,7 +96,31 @@ def _gather_slices(ctx: VJPContext, parts: list[str]) -> str | None:
 def differentiate(g: nx.MultiDiGraph, loss: str, wrt: list[str]):
     """Return (graph with gradient nodes, {name in wrt: its gradient node}).
 
-    ``g`` must already carry shapes; ``loss`` must be a scalar."""
+    ``g`` must already carry shapes; ``loss`` must be a scalar.
+
+    For L = mean((x + w - t)^2) over N x 2 elements, dL/dw = 2 / (2 N) times the
+    column sums of x + w - t; with x = [[1, 2], [3, 4]], w = 0, t = 0 that is [2, 3]:
+
+    >>> import numpy as np
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.infer import infer_shapes
+    >>> from graphnn.compiler.pipeline import build_program
+    >>> from graphnn.runtime import Executor
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float64")
+    >>> _ = add_op(g, "w", "param", [], shape=(2,), dtype="float64")
+    >>> _ = add_op(g, "y", "add", ["x", "w"]); _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> d, grads = differentiate(infer_shapes(g), "loss", ["w"])
+    >>> run = Executor(build_program(d, [grads["w"]], 2), {"w": np.zeros(2)}).run
+    >>> run({"x": np.array([[1.0, 2.0], [3.0, 4.0]]), "t": np.zeros((2, 2))})[grads["w"]]
+    array([2., 3.])
+    >>> differentiate(infer_shapes(g), "y", ["w"])
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 1 problem in the graph:
+      node 'y' (add): the loss must be a scalar, got shape (None, 2)
+    """
     g = copy_graph(g)
     if g.nodes[loss]["shape"] != ():
         raise GraphError([Problem(loss, g.nodes[loss]["op"],

@@ -21,7 +21,15 @@ from .ops import OPS, fmt_shape
 
 
 def infer_node(g: nx.MultiDiGraph, node: str) -> None:
-    """Set shape and dtype of one node from its operands (raises OpShapeError)."""
+    """Set shape and dtype of one node from its operands (raises OpShapeError).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3, 4), dtype="float32")
+    >>> _ = add_op(g, "y", "transpose", ["x"], perm=[0, 2, 1])
+    >>> infer_node(g, "x"); infer_node(g, "y"); g.nodes["y"]["shape"], g.nodes["y"]["dtype"]
+    ((None, 4, 3), 'float32')
+    """
     ins = operands(g, node)
     shapes = [g.nodes[i]["shape"] for i in ins]
     dtypes = [g.nodes[i]["dtype"] for i in ins]
@@ -31,7 +39,15 @@ def infer_node(g: nx.MultiDiGraph, node: str) -> None:
 
 
 def describe_operands(g: nx.MultiDiGraph, node: str) -> str:
-    """'x: (N, 3) float32, W: (4, 2) float32' for error messages."""
+    """'x: (N, 3) float32, W: (4, 2) float32' for error messages.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3, 4), dtype="float32")
+    >>> _ = add_op(g, "y", "transpose", ["x"], perm=[0, 2, 1])
+    >>> g = infer_shapes(g); describe_operands(g, "y"), describe_operands(g, "x")
+    ('x: (N, 3, 4) float32', 'no operands')
+    """
     parts = []
     for i in operands(g, node):
         d = g.nodes[i]
@@ -40,7 +56,23 @@ def describe_operands(g: nx.MultiDiGraph, node: str) -> str:
 
 
 def infer_shapes(g: nx.MultiDiGraph, copy: bool = True) -> nx.MultiDiGraph:
-    """Annotate every node of (a copy of) ``g`` with ``shape`` and ``dtype``."""
+    """Annotate every node of (a copy of) ``g`` with ``shape`` and ``dtype``. A
+    node whose rule fails is reported; what reads it (r) is skipped, not reported
+    again. (Attributes must be complete: ``compiler.validate`` fills the defaults.)
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3, 4), dtype="float32")
+    >>> _ = add_op(g, "y", "transpose", ["x"], perm=[0, 2, 1])
+    >>> _ = add_op(g, "z", "add", ["x", "y"]); _ = add_op(g, "r", "relu", ["z"])
+    >>> infer_shapes(g)
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.ShapeError: 1 problem in the graph:
+      node 'z' (add): shapes (N, 3, 4) and (N, 4, 3) do not broadcast (operands: x: (N, 3, 4) float32, y: (N, 4, 3) float32)
+    >>> "shape" in g.nodes["y"]                  # a copy was annotated, not g
+    False
+    """
     g = copy_graph(g) if copy else g
     failed: set[str] = set()
     problems: list[Problem] = []

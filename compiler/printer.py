@@ -73,7 +73,20 @@ def _constant(value) -> str:
 
 
 def node_line(g: nx.MultiDiGraph, node: str) -> str:
-    """One node as ``%name = op(%operand, ...) attrs : shape dtype``."""
+    """One node as ``%name = op(%operand, ...) attrs : shape dtype`` (attributes
+    at their defaults left out).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    >>> c = check_graph(g, ["z"])
+    >>> node_line(c, "y"), node_line(c, "z")
+    ('%y = matmul(%x, %W) : (N, 2) f32', '%z = leaky_relu(%y) alpha=0.2 : (N, 2) f32')
+    """
     d = g.nodes[node]
     op = d["op"]
     attrs = op_attrs(g, node)
@@ -95,20 +108,62 @@ def node_line(g: nx.MultiDiGraph, node: str) -> str:
 
 
 def stable_order(g: nx.MultiDiGraph) -> list:
-    """Topological order, ties broken by the order nodes were added."""
+    """Topological order, ties broken by the order nodes were added.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    >>> c = check_graph(g, ["z"])
+    >>> stable_order(c)
+    ['x', 'W', 'y', 'z']
+    """
     index = {n: i for i, n in enumerate(g)}
     return list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
 
 
 def format_graph(g: nx.MultiDiGraph, order: list | None = None) -> str:
-    """The graph as a program, one line per node, in ``order`` (default: ``stable_order``)."""
+    """The graph as a program, one line per node, in ``order`` (default: ``stable_order``).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    >>> c = check_graph(g, ["z"])
+    >>> print(format_graph(c))
+    %x = input : (N, 3) f32
+    %W = param init='zeros' : (3, 2) f32
+    %y = matmul(%x, %W) : (N, 2) f32
+    %z = leaky_relu(%y) alpha=0.2 : (N, 2) f32
+    """
     return "\n".join(node_line(g, n) for n in (order if order is not None else stable_order(g)))
 
 
 def format_program(program) -> str:
     """A planned Program, one line per instruction: ``%out@offset = kernel(%in@offset, ...)
     : shape dtype``; persistent buffers have no offset. Views and in-place writes
-    are named; the first line gives the arena against its lower bound."""
+    are named; the first line gives the arena against its lower bound.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    >>> c = check_graph(g, ["z"])
+    >>> from graphnn.compiler.pipeline import build_program
+    >>> print(format_program(build_program(c, ["z"], batch_size=2)))
+    # batch 2: 1 instructions, arena 192 B (lower bound 192 B, naive 192 B)
+    %x@0 = input : (2, 3) f32
+    %z@64, %z/scratch0@128 = fused[matmul+leaky_relu](%x@0, %W) : (2, 2) f32
+    """
     def place(name):
         b = program.buffers[name]
         return f"%{name}" if b.offset is None else f"%{name}@{b.offset}"
@@ -137,5 +192,19 @@ def format_program(program) -> str:
 
 
 def format_stage(obj) -> str:
-    """A traced pass's result: a graph, or (after ``plan``) a Program."""
+    """A traced pass's result: a graph, or (after ``plan``) a Program.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
+    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    >>> c = check_graph(g, ["z"])
+    >>> from graphnn.compiler.pipeline import build_program
+    >>> p = build_program(c, ["z"], batch_size=2)
+    >>> format_stage(c) == format_graph(c), format_stage(p) == format_program(p)
+    (True, True)
+    """
     return format_graph(obj) if isinstance(obj, nx.Graph) else format_program(obj)
