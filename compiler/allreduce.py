@@ -46,7 +46,21 @@ PER_SAMPLE_LOSSES = ("mse", "l1", "softmax_cross_entropy", "cross_entropy",
 
 def trained_gradients(g: nx.MultiDiGraph) -> dict[str, str]:
     """{parameter: its gradient node} for every optimizer update in ``g``
-    (batch norm's running averages update ``state`` nodes, not parameters)."""
+    (batch norm's running averages update ``state`` nodes, not parameters).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph, training_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
+    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
+    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> trained_gradients(train)
+    {'W1': 'h/grad_matmul_1', 'W2': 'y/grad_matmul_1'}
+    """
     grads = {}
     for n, d in g.nodes(data=True):
         if OPS[d["op"]].kind != "update":
@@ -75,7 +89,22 @@ def _check_mean_losses(g):
 def buckets_of(g: nx.MultiDiGraph, grads: dict[str, str], bucket_bytes: int) -> list[list[str]]:
     """Parameters grouped into buckets: in the order their gradients appear in a
     topological order of ``g`` (the backward pass reaches the last layer first),
-    one dtype per bucket, each closed once it holds ``bucket_bytes`` or more."""
+    one dtype per bucket, each closed once it holds ``bucket_bytes`` or more.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph, training_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
+    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
+    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> grads = trained_gradients(train)
+    >>> buckets_of(train, grads, 4 << 20), buckets_of(train, grads, 1)    # the last layer's first
+    ([['W2', 'W1']], [['W2'], ['W1']])
+    """
     position = {n: i for i, n in enumerate(topological_order(g))}
     buckets, size, dtype = [], 0, None
     for param in sorted(grads, key=lambda p: (position[grads[p]], p)):
@@ -90,7 +119,30 @@ def buckets_of(g: nx.MultiDiGraph, grads: dict[str, str], bucket_bytes: int) -> 
 
 
 def insert_allreduce(g: nx.MultiDiGraph, bucket_bytes: int = BUCKET_BYTES) -> nx.MultiDiGraph:
-    """A copy of training graph ``g`` whose updates read gradients summed over ranks."""
+    """A copy of training graph ``g`` whose updates read gradients summed over ranks.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph, training_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
+    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
+    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
+    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> summed = insert_allreduce(train, bucket_bytes=1)        # one bucket per gradient
+    >>> sorted(set(summed) - set(train))
+    ['W1/allreduced_grad', 'W2/allreduced_grad', 'allreduce/bucket0', 'allreduce/bucket1', 'allreduce/share']
+    >>> from graphnn.compiler.ir import operands
+    >>> operands(summed, "W1/update")
+    ['W1', 'W1/allreduced_grad', 'optimizer/lr']
+    >>> insert_allreduce(check_graph(g, ["loss", "y"]))
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 1 problem in the graph:
+      node '<graph>': the graph has no optimizer update: there is no gradient to all-reduce
+    """
     if not (isinstance(bucket_bytes, int) and bucket_bytes > 0):
         raise ValueError(f"bucket_bytes must be a positive int, got {bucket_bytes!r}")
     grads = trained_gradients(g)

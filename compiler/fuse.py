@@ -43,7 +43,19 @@ EPILOGUE_KINDS = ("elementwise", "broadcast")
 
 
 def fuse_softmax_cross_entropy(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """Rewrite cross_entropy(softmax(z), t) into softmax_cross_entropy(z, t)."""
+    """Rewrite cross_entropy(softmax(z), t) into softmax_cross_entropy(z, t)
+    (stable: no log of a probability that underflowed to 0).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "z", "input", [], shape=(None, 4), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None,), dtype="int64")
+    >>> _ = add_op(g, "p", "softmax", ["z"]); _ = add_op(g, "loss", "cross_entropy", ["p", "t"])
+    >>> f = fuse_softmax_cross_entropy(check_graph(g, ["loss"]))
+    >>> f.nodes["loss"]["op"], operands(f, "loss")
+    ('softmax_cross_entropy', ['z', 't'])
+    """
     if not any(d["op"] == "cross_entropy" for _, d in g.nodes(data=True)):
         return g
     g = copy_graph(g)
@@ -88,7 +100,25 @@ def _part(g, node):
 
 def fuse_epilogues(g: nx.MultiDiGraph, outputs: list[str]) -> nx.MultiDiGraph:
     """Replace each anchor + epilogue chain by one ``fused`` node (named after the
-    chain's last node, so its readers are unchanged)."""
+    chain's last node, so its readers are unchanged). A value listed in
+    ``outputs`` ends a chain: it must stay in a buffer of its own.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "b", "param", [], shape=(2,), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"]); _ = add_op(g, "yb", "bias_add", ["y", "b"])
+    >>> _ = add_op(g, "r", "relu", ["yb"])
+    >>> c = check_graph(g, ["r"])
+    >>> f = fuse_epilogues(c, ["r"])
+    >>> sorted(f), operands(f, "r"), [p["op"] for p in [f.nodes["r"]["anchor"], *f.nodes["r"]["epilogue"]]]
+    (['W', 'b', 'r', 'x'], ['x', 'W', 'b'], ['matmul', 'bias_add', 'relu'])
+    >>> f = fuse_epilogues(c, ["r", "yb"])          # yb is wanted: the relu stays apart
+    >>> f.nodes["yb"]["op"], f.nodes["r"]["op"]
+    ('fused', 'relu')
+    """
     g = copy_graph(g)
     rw = Rewriter(g)
     for anchor in topological_order(g):

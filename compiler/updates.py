@@ -22,7 +22,16 @@ LR_NODE = "optimizer/lr"
 
 def update_op(spec: dict):
     """The update op's record for an optimizer spec (each update op lists the
-    optimizers it implements; its attributes are the hyperparameters)."""
+    optimizers it implements; its attributes are the hyperparameters).
+
+    >>> update_op({"name": "adamw"}).name, sorted(update_op({"name": "sgd"}).attrs)
+    ('adam_update', ['momentum', 'nesterov', 'weight_decay'])
+    >>> update_op({"name": "lbfgs"})
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 1 problem in the graph:
+      node '<graph>': unknown optimizer 'lbfgs'; known: ['adadelta', 'adagrad', 'adam', 'adamw', 'rmsprop', 'sgd']
+    """
     name = spec.get("name")
     for op in OPS.values():
         if name in op.optimizers:
@@ -34,7 +43,13 @@ def update_op(spec: dict):
 def slots_for(spec: dict, param: str) -> list[str]:
     """The state nodes an optimizer keeps for ``param`` (a slot ending in _t is a
     scalar step count; SGD keeps its velocity only with momentum, RMSprop its mean
-    gradient only when centered and its buffer only with momentum)."""
+    gradient only when centered and its buffer only with momentum).
+
+    >>> slots_for({"name": "sgd"}, "W"), slots_for({"name": "sgd", "momentum": 0.9}, "W")
+    ([], ['W/momentum'])
+    >>> slots_for({"name": "rmsprop", "centered": True}, "W")
+    ['W/rms_v', 'W/rms_mean_grad']
+    """
     return [f"{param}/{s}" for s in _slots(spec, update_op(spec))]
 
 
@@ -59,7 +74,28 @@ def _clipped(g, grads: dict, max_norm: float) -> dict:
 
 
 def append_updates(g: nx.MultiDiGraph, grads: dict[str, str], spec: dict, copy: bool = True):
-    """Return (graph with one update node per parameter, [update node names])."""
+    """Return (graph with one update node per parameter, [update node names]).
+    Each update reads its parameter, its gradient, the shared learning rate and
+    its slots; with ``clip_norm`` the gradients are scaled together first.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op, operands
+    >>> from graphnn.compiler.pipeline import check_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "dW", "input", [], shape=(3, 2), dtype="float32")     # stands for a gradient
+    >>> c = check_graph(g, ["W", "dW"])
+    >>> u, updates = append_updates(c, {"W": "dW"}, {"name": "sgd", "lr": 0.1, "momentum": 0.9})
+    >>> updates, operands(u, "W/update"), u.nodes["optimizer/lr"]["init"]
+    (['W/update'], ['W', 'dW', 'optimizer/lr', 'W/momentum'], 0.1)
+    >>> u, _ = append_updates(c, {"W": "dW"}, {"name": "sgd", "lr": 0.1, "clip_norm": 1.0})
+    >>> operands(u, "W/update")
+    ['W', 'W/clipped_grad', 'optimizer/lr']
+    >>> append_updates(c, {"W": "dW"}, {"name": "sgd", "lr": 0.1, "momentum": 2.0})
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 1 problem in the graph:
+      node '<graph>': optimizer sgd: attribute momentum=2.0 is invalid: expected a momentum in [0, 1)
+    """
     g = copy_graph(g) if copy else g
     op = update_op(spec)
     rw = Rewriter(g, role="update")
