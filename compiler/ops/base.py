@@ -32,7 +32,14 @@ FUSION_KINDS = ("elementwise", "broadcast", "injective", "reduce",
 
 @dataclass(frozen=True)
 class Attr:
-    """One op attribute: its default (or REQUIRED) and a check of its value."""
+    """One op attribute: its default (or REQUIRED) and a check of its value.
+
+    >>> alpha = OPS["leaky_relu"].attrs["alpha"]
+    >>> alpha.default, alpha.check(0.2), alpha.check(1.5), alpha.expect
+    (0.01, True, False, 'a slope in [0, 1)')
+    >>> Attr().default is REQUIRED
+    True
+    """
 
     default: Any = REQUIRED
     check: Callable[[Any], bool] = lambda v: True
@@ -63,6 +70,13 @@ class OpDef:
     - ``fold_axes(attrs, rank)``, on a layer op whose operand 1 is a weight:
       (the output's channel axis, the weight's channel axis) when a per-channel
       scale of the output can be folded into the weight, else None.
+
+    >>> op = OpDef("double", 1, like_input(0), fusion="elementwise", flops=elementwise_flops(1),
+    ...            doc="2 x")           # a record (not registered): its kernel is named after it
+    >>> op.kernel, op.kind, op.infer([(None, 3)], ["float32"], {})
+    ('double', 'compute', ((None, 3), 'float32'))
+    >>> OpDef("x", 0, None, kind="source").kernel is None      # a source runs no kernel
+    True
     """
 
     name: str
@@ -101,7 +115,13 @@ class OpDef:
 
     def scratch_buffers(self, in_shapes, out_shape, attrs, dtype) -> list:
         """Temporary buffers the kernel needs for one call, planned in the arena:
-        [(shape, dtype)] as the runtime kernel declares them (runtime.kernels.base)."""
+        [(shape, dtype)] as the runtime kernel declares them (runtime.kernels.base).
+
+        >>> OPS["relu"].scratch_buffers([(4, 3)], (4, 3), {}, "float32")
+        []
+        >>> OPS["softmax_cross_entropy"].scratch_buffers([(4, 10), (4,)], (), {}, "float32")
+        [((4, 10), 'float32')]
+        """
         if self.scratch is not None:
             return list(self.scratch(in_shapes, out_shape, attrs, dtype))
         if self.kernel is None:
@@ -109,7 +129,15 @@ class OpDef:
         return KERNELS[self.kernel].scratch_buffers(in_shapes, out_shape, dtype)
 
     def check_attrs(self, attrs: dict) -> tuple[dict, list[str]]:
-        """Fill defaults and check values; return (attrs, messages about bad ones)."""
+        """Fill defaults and check values; return (attrs, messages about bad ones).
+
+        >>> OPS["matmul"].check_attrs({})
+        ({'transpose_a': False, 'transpose_b': False}, [])
+        >>> OPS["leaky_relu"].check_attrs({"alpha": "x"})
+        ({'alpha': 'x'}, ["attribute alpha='x' is invalid: expected a slope in [0, 1)"])
+        >>> OPS["transpose"].check_attrs({})
+        ({}, ["missing required attribute 'perm' (a permutation)"])
+        """
         out, bad = {}, []
         for key, spec in self.attrs.items():
             if key in attrs:
@@ -133,7 +161,18 @@ OPS: dict[str, OpDef] = {}
 
 
 def register(op: OpDef) -> OpDef:
-    """Add an op to the table (each name once)."""
+    """Add an op to the table (each name once); the record's fusion kind, kernel
+    name and role are checked first.
+
+    >>> register(OpDef("relu", 1, like_input(0)))
+    Traceback (most recent call last):
+    ...
+    KeyError: "op 'relu' is registered twice"
+    >>> register(OpDef("twice", 1, like_input(0), fusion="fast"))
+    Traceback (most recent call last):
+    ...
+    ValueError: op 'twice': unknown fusion kind 'fast'
+    """
     if op.name in OPS:
         raise KeyError(f"op {op.name!r} is registered twice")
     if op.fusion not in FUSION_KINDS:
@@ -200,7 +239,11 @@ def concrete(shape: Shape, batch: int) -> tuple[int, ...]:
 
 
 def numel(shape: Shape, batch: int = 1) -> int:
-    """Number of elements, counting the batch symbol as ``batch``."""
+    """Number of elements, counting the batch symbol as ``batch``.
+
+    >>> numel((None, 3, 4)), numel((None, 3), batch=8), numel(())
+    (12, 24, 1)
+    """
     return prod(concrete(shape, batch))
 
 
@@ -224,7 +267,15 @@ def broadcast_shapes(a: Shape, b: Shape) -> Shape:
 
 
 def same_dtype(dtypes: list[str], *ports: int) -> str:
-    """The common float dtype of the given operands; an error if they differ."""
+    """The common float dtype of the given operands; an error if they differ.
+
+    >>> same_dtype(["float32", "int64", "float32"], 0, 2)
+    'float32'
+    >>> same_dtype(["float32", "float64"], 0, 1)
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.OpShapeError: operand dtypes differ: float32, float64; cast one of them
+    """
     picked = [dtypes[p] for p in ports]
     if len(set(picked)) != 1:
         raise OpShapeError(f"operand dtypes differ: {', '.join(picked)}; cast one of them")
@@ -235,7 +286,16 @@ def same_dtype(dtypes: list[str], *ports: int) -> str:
 
 def like_input(port: int = 0):
     """Shape rule: the output has the shape and dtype of operand ``port``,
-    and every operand has that same shape."""
+    and every operand has that same shape.
+
+    >>> rule = like_input(0)
+    >>> rule([(None, 3), (None, 3)], ["float32", "float32"], {})
+    ((None, 3), 'float32')
+    >>> rule([(None, 3), (None, 4)], ["float32", "float32"], {})
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.OpShapeError: operand 1 has shape (N, 4), expected (N, 3) (the shape of operand 0)
+    """
     def rule(shapes, dtypes, attrs):
         ref = shapes[port]
         for i, s in enumerate(shapes):
@@ -248,13 +308,27 @@ def like_input(port: int = 0):
 
 
 def elementwise_flops(per_element: int = 1):
-    """FLOPs rule: ``per_element`` operations for each output element."""
+    """FLOPs rule: ``per_element`` operations for each output element.
+
+    >>> elementwise_flops(2)([(4, 3)], (4, 3), {})
+    24
+    """
     return lambda ins, out, attrs: per_element * prod(out)
 
 
 def is_pos_int(v) -> bool:
+    """An attribute check: an int > 0, not a bool.
+
+    >>> is_pos_int(3), is_pos_int(0), is_pos_int(True), is_pos_int(2.0)
+    (True, False, False, False)
+    """
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def is_number(v) -> bool:
+    """An attribute check: an int or float, not a bool.
+
+    >>> is_number(1.5), is_number(-2), is_number(True), is_number("1")
+    (True, True, False, False)
+    """
     return isinstance(v, (int, float)) and not isinstance(v, bool)
