@@ -21,7 +21,11 @@ import numpy as np
 
 @dataclass
 class Buffer:
-    """One array: in the arena at ``offset``, or persistent (weights, state, constants)."""
+    """One array: in the arena at ``offset``, or persistent (weights, state, constants).
+
+    >>> Buffer("x", (32, 784), "float32", offset=0).nbytes, Buffer("W", (3, 2), "float64", persistent=True).offset
+    (100352, None)
+    """
 
     name: str
     shape: tuple
@@ -33,12 +37,23 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
+        """Its size in bytes: elements times the dtype's item size.
+
+        >>> Buffer("s", (), "float64").nbytes, Buffer("m", (4, 3), "float16").nbytes
+        (8, 24)
+        """
         return prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclass
 class Instruction:
-    """Run ``kernel`` reading ``inputs`` and writing ``outputs`` (buffer names)."""
+    """Run ``kernel`` reading ``inputs`` and writing ``outputs`` (buffer names).
+    ``inplace``: the input whose bytes the output reuses (the planner put them at
+    one offset).
+
+    >>> Instruction("relu", ["fc/bias_add"], ["fc/relu"], node="fc/relu", inplace=["fc/bias_add"])
+    Instruction(kernel='relu', inputs=['fc/bias_add'], outputs=['fc/relu'], attrs={}, node='fc/relu', inplace=['fc/bias_add'])
+    """
 
     kernel: str
     inputs: list
@@ -50,7 +65,19 @@ class Instruction:
 
 @dataclass
 class MemoryReport:
-    """Arena sizes in bytes: every buffer apart, the peak of live bytes, the plan."""
+    """Arena sizes in bytes: every buffer apart, the peak of live bytes, the plan.
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import compile_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 256), dtype="float32")
+    >>> _ = add_op(g, "a", "exp", ["x"]); _ = add_op(g, "b", "tanh", ["a"]); _ = add_op(g, "c", "exp", ["b"])
+    >>> compile_graph(g, ["c"], batch_size=1, fuse=False).memory
+    MemoryReport(naive_bytes=4096, lower_bound_bytes=3072, planned_bytes=3072)
+
+    Four buffers of 1 KiB apart; at most three alive at once (the fed x, an
+    operand and its result), and the plan reaches that bound (c reuses a's bytes).
+    """
 
     naive_bytes: int
     lower_bound_bytes: int
@@ -59,6 +86,28 @@ class MemoryReport:
 
 @dataclass
 class Program:
+    """Buffers by name, instructions in run order, the fed inputs, the outputs,
+    the batch size it was planned for and its memory report.
+
+    >>> import numpy as np
+    >>> from graphnn.runtime import Executor
+    >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
+    ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+    >>> Executor(p).run({"x": np.array([[-1.0, 2.0], [3.0, -4.0]])})["y"]
+    array([[0., 2.],
+           [3., 0.]], dtype=float32)
+    >>> print(p)
+    program (batch 2): 1 instructions, arena 80 B (naive 80 B, lower bound 80 B)
+      inputs:  x@0
+        0  y@64 = relu(x@0)
+      outputs: y@64
+      buffers:
+        x                                (2, 2)           float32  [0, 16)
+        y                                (2, 2)           float32  [64, 80)
+    """
+
     buffers: dict
     instructions: list
     inputs: list
@@ -68,15 +117,53 @@ class Program:
 
     @property
     def arena_bytes(self) -> int:
+        """The bytes the arena needs: the end of the buffer that ends last.
+
+        >>> import numpy as np
+        >>> from graphnn.runtime import Executor
+        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
+        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
+        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> p.arena_bytes                     # y: 16 bytes from offset 64
+        80
+        """
         ends = [b.offset + b.nbytes for b in self.buffers.values() if b.offset is not None]
         return max(ends, default=0)
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready data."""
+        """Plain JSON-ready data.
+
+        >>> import numpy as np
+        >>> from graphnn.runtime import Executor
+        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
+        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
+        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> import json
+        >>> d = p.to_dict(); d["instructions"][0]["kernel"], d["buffers"]["y"]["offset"]
+        ('relu', 64)
+        >>> len(json.dumps(d)) > 0
+        True
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Program:
+        """The Program ``to_dict`` describes (shapes back to tuples), also after a
+        trip through JSON.
+
+        >>> import numpy as np
+        >>> from graphnn.runtime import Executor
+        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
+        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
+        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> import json
+        >>> back = Program.from_dict(json.loads(json.dumps(p.to_dict())))
+        >>> back == p, back.buffers["x"].shape
+        (True, (2, 2))
+        """
         buffers = {k: Buffer(**{**b, "shape": tuple(b["shape"])}) for k, b in d["buffers"].items()}
         return cls(buffers=buffers, instructions=[Instruction(**i) for i in d["instructions"]],
                    inputs=list(d["inputs"]), outputs=list(d["outputs"]),
