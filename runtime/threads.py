@@ -12,7 +12,9 @@ carry the batch on axis 0; its results and scratch always do), every array cut
 is C-contiguous with that batch as its first dimension, and the result is large
 enough (``MIN_ELEMENTS``) for the hand-off to pay; a transpose that keeps the
 batch axis first splits too. Stacked (per-image) GEMMs split by images, with
-BLAS on one thread during a pooled step (``single_blas``); 2-D GEMMs stay whole.
+BLAS on one thread during a pooled step (``single_blas``); large 2-D GEMMs by
+their result's rows or columns (``_split_gemm_2d``), large element-wise
+optimizer updates by flat ranges (``FLAT_UPDATES``).
 
 >>> import numpy as np
 >>> from graphnn.runtime.kernels import KERNELS
@@ -45,20 +47,27 @@ BATCHED = {
     "matmul_tiles": (1,), "matmul_tiles_grad": (0, 1),        # per-image GEMMs: the same BLAS calls
     "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
     "relu": (0,), "relu_grad": (0, 1),
+    "pad2d": (0,), "crop2d": (0,),
 }
 # Kernels that may follow a GEMM in a fused kernel: there the GEMM runs whole
 # and the epilogue is split. bias_add only when its bias is not along axis 0.
 EPILOGUE = {"bias_add": (0,), "relu": (0,), "relu_grad": (0, 1)}
 MIN_ELEMENTS = 1 << 15      # results smaller than this run whole: a hand-off costs ~10-50 us
+MIN_GEMM_MACS = 1 << 21     # a 2-D GEMM with fewer multiply-adds runs whole (about 20 us)
+# Optimizer updates are element by element: a large parameter's arrays are cut
+# into one flat range per thread. (Adam's and Adamax's step counter is shared:
+# they run whole.)
+FLAT_UPDATES = frozenset({"sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update"})
+MIN_UPDATE_ELEMENTS = 1 << 16
 
 
 # A program gets a pool by default when it has a kernel only convolution and
 # pooling programs have: every split kernel but the activations (which dense
 # programs have too), and gemm_col2im (split by _split_gemm). Split by images
 # over the pool (with BLAS on one thread) these beat BLAS's own threads; dense
-# and recurrent programs are 2-D GEMMs, which stay whole and under a pool would
-# run on one BLAS thread (two threads, docs/performance.md: MLP step 1.67x and
-# LSTM 1.23x slower with the pool, CNN step 1.13x faster).
+# and recurrent programs keep BLAS's own threads for their GEMMs (two threads,
+# docs/performance.md, before 2-D GEMMs were split: MLP step 1.67x and LSTM
+# 1.23x slower with the pool, CNN step 1.13x faster).
 POOLED_PROGRAMS = (frozenset(BATCHED) - {"relu", "relu_grad"}) | {"gemm_col2im"}
 
 
@@ -206,6 +215,10 @@ def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Poo
         split = _split_epilogue(ins, outs, attrs, pool, min_elements)
         if split is not None:
             return split
+    if name in FLAT_UPDATES and pool is not None and pool.size > 1:
+        split = _split_update(factory, ins, outs, attrs, pool)
+        if split is not None:
+            return split
     whole = bind(factory, ins, outs, attrs)
     batched = BATCHED.get(name)
     if name == "transpose" and list(attrs.get("perm", ()))[:1] == [0]:
@@ -290,9 +303,7 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
 
 def _gemm_batched(ins, out, attrs):
     """Indices of a stacked matmul's operands cut with its result's images, or
-    None. 2-D GEMMs stay whole: BLAS computes a block of rows in another order
-    than the whole product (a one-row block becomes a GEMV), so a row split
-    would not give the same bits."""
+    None (2-D GEMMs: ``_split_gemm_2d``)."""
     if out.ndim >= 3:
         return tuple(i for i, a in enumerate(ins) if a.ndim == out.ndim and a.shape[0] == out.shape[0])
     return None
@@ -300,6 +311,8 @@ def _gemm_batched(ins, out, attrs):
 
 def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
     out = outs[0]
+    if out.ndim == 2 and name != "gemm_col2im":
+        return _split_gemm_2d(factory, name, ins, outs, attrs, pool)
     n = out.shape[0] if out.ndim else 0
     if n < 2 or out.size < min_elements or not out.flags.c_contiguous:
         return None
@@ -327,6 +340,74 @@ def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
         return None
     return _on_pool([[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(ins)],
                            [o[a:b] for o in outs], attrs)] for a, b in chunks(n, pool.size)], pool)
+
+
+def _split_gemm_2d(factory, name, ins, outs, attrs, pool):
+    """A 2-D GEMM (and its bias/ReLU epilogue) cut along its result's longer
+    side: by rows, A's rows; by columns, B's columns; the other operand whole.
+    Each output element is the same dot product over K either way, and OpenBLAS
+    computes it the same way in a piece as in the whole product: tested bit for
+    bit on the dense layers of the benchmark MLP and CNN, float32 and float64,
+    with BLAS on one thread and on two (tests/runtime/test_threads.py). By
+    columns for the CNN's (64, 1568) @ (1568, 128) and (64, 128) @ (128, 1568),
+    by rows for its (1568, 64) @ (64, 128): halves of 108, 126 and 90 us where
+    the whole took 202, 266 and 184 us (one thread, thread CPU time). None when
+    the product is small (MIN_GEMM_MACS) or an operand does not qualify."""
+    out = outs[0]
+    if name == "matmul":
+        mm, epilogue = attrs, []
+    else:
+        if attrs["anchor"]["kernel"] != "matmul":
+            return None
+        mm, epilogue = attrs["anchor"]["attrs"], attrs["epilogue"]
+        if any(spec["kernel"] not in EPILOGUE for spec in epilogue):
+            return None
+    a, b, *extras = ins
+    if a.ndim != 2 or b.ndim != 2 or len(extras) != sum(spec["extra"] for spec in epilogue):
+        return None
+    ta, tb = mm.get("transpose_a", False), mm.get("transpose_b", False)
+    (m, n), k = out.shape, a.shape[0] if ta else a.shape[1]
+    if m * n * k < MIN_GEMM_MACS or any(s.shape != out.shape for s in outs[1:]):
+        return None
+    axis = 0 if m >= n else 1           # the longer side of the result
+
+    def cut(x, lo, hi, along):
+        return x[lo:hi] if along == 0 else x[:, lo:hi]
+
+    kinds = []                          # how each epilogue operand is cut
+    for spec in epilogue:
+        for x in extras[len(kinds):len(kinds) + spec["extra"]]:
+            if x.shape == out.shape:
+                kinds.append("same")
+            elif spec["kernel"] == "bias_add" and x.ndim == 1:
+                kinds.append("cut" if spec["attrs"].get("axis", -1) % 2 == axis else "whole")
+            else:
+                return None
+    parts = []
+    for lo, hi in chunks(out.shape[axis], pool.size):
+        if axis == 0:                   # A's rows: a's columns when a is transposed
+            pa, pb = cut(a, lo, hi, 1 if ta else 0), b
+        else:                           # B's columns: b's rows when b is transposed
+            pa, pb = a, cut(b, lo, hi, 0 if tb else 1)
+        pe = [cut(x, lo, hi, axis) if kind == "same" else x[lo:hi] if kind == "cut" else x
+              for x, kind in zip(extras, kinds)]
+        parts.append([bind(factory, [pa, pb, *pe], [cut(o, lo, hi, axis) for o in outs], attrs)])
+    return _on_pool(parts, pool)
+
+
+def _split_update(factory, ins, outs, attrs, pool):
+    """An element-wise optimizer update (FLAT_UPDATES) over one flat range of
+    its parameter per thread: every array shaped like the parameter is cut
+    alike, the 0-d learning rate shared. None for small parameters."""
+    p = ins[0]
+    arrays = [x for x in (*ins, *outs) if x.ndim]
+    if p.size < MIN_UPDATE_ELEMENTS or any(x.shape != p.shape or not x.flags.c_contiguous for x in arrays):
+        return None
+    flat_ins = [x.reshape(-1) if x.ndim else x for x in ins]
+    flat_outs = [x.reshape(-1) for x in outs]
+    return _on_pool([[bind(factory, [x[lo:hi] if x.ndim else x for x in flat_ins],
+                           [x[lo:hi] for x in flat_outs], attrs)]
+                     for lo, hi in chunks(p.size, pool.size)], pool)
 
 
 class single_blas:

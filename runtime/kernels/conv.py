@@ -20,6 +20,43 @@ from numpy.lib.stride_tricks import as_strided
 
 from .base import kernel
 
+# OpenBLAS (0.3.x, the NumPy wheels' BLAS) multiplies small matrices, M * N * K
+# up to 100^3, with kernels that skip packing the operands; just above that its
+# packing GEMM is up to twice as slow for the thin products here (K = the
+# filters). A per-image GEMM above the limit is run as a few GEMMs of row
+# pieces below it: gemm_col2im's tall GEMM of the benchmark CNN, (144, 32) @
+# (32, 256) per image, 1.52 -> 1.22 ms a step (one thread, thread CPU time).
+# Each output element is still one dot product over K, computed by one call.
+SMALL_GEMM = 100 ** 3
+MIN_PIECE_ROWS = 16     # thinner pieces lose more to call overhead than they gain
+
+
+def row_pieces(m: int, n: int, k: int) -> list[tuple[int, int]]:
+    """Row ranges of an (m, k) @ (k, n) product, each piece at most SMALL_GEMM
+    multiply-adds where pieces of MIN_PIECE_ROWS rows allow (else as close as
+    they allow).
+
+    >>> row_pieces(144, 256, 32)
+    [(0, 72), (72, 144)]
+    >>> row_pieces(32, 196, 145)
+    [(0, 32)]
+    """
+    parts = min(-(-m * n * k // SMALL_GEMM), m // MIN_PIECE_ROWS)
+    if parts < 2:
+        return [(0, m)]
+    q, r = divmod(m, parts)
+    bounds = [0]
+    for i in range(parts):
+        bounds.append(bounds[-1] + q + (i < r))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _matmul_rows(w, x, out):
+    """np.matmul(w, x, out=out) for a 2-D ``w`` and stacked ``x``, by row pieces
+    of ``w`` (``row_pieces``): a list of calls."""
+    return [partial(np.matmul, w[a:b], x, out=out[..., a:b, :])
+            for a, b in row_pieces(w.shape[0], x.shape[-1], w.shape[1])]
+
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
@@ -160,7 +197,8 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
         for a in range(0, dy.shape[0], rows):
             b = min(a + rows, dy.shape[0])
             buf = cols[:b - a]
-            parts.append((partial(np.matmul, wt, dy[a:b], out=buf), col2im([buf], [image[a:b]], **window)))
+            parts.append((partial(_run_all, _matmul_rows(wt, dy[a:b], buf)),
+                          col2im([buf], [image[a:b]], **window)))
         prepare = None
     else:
         n, c, h, wd = image.shape
@@ -180,7 +218,7 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
             per = buf.reshape(b - a, q, plane)
             pairs = [(flat[:, s:], per[:, i, :plane - s]) for i, s in enumerate(starts)]
             parts.append((partial(_padded_gemm, inside[:b - a], dy[a:b].reshape(b - a, f, oh, ow),
-                                  ordered, pad[:b - a], buf), partial(_shifted_sum, pairs)))
+                                  _matmul_rows(ordered, pad[:b - a], buf)), partial(_shifted_sum, pairs)))
 
         def prepare():
             np.copyto(ordered.reshape(q, c, f), source)
@@ -196,9 +234,14 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
     return run
 
 
-def _padded_gemm(inside, dy, w, padded, cols):
+def _padded_gemm(inside, dy, gemms):
     np.copyto(inside, dy)
-    np.matmul(w, padded, out=cols)
+    _run_all(gemms)
+
+
+def _run_all(calls):
+    for call in calls:
+        call()
 
 
 def _shifted_sum(pairs):

@@ -174,9 +174,21 @@ def test_col2im_sums_every_column_entry_into_its_pixel(k, s, d, wide):
         np.testing.assert_allclose(image, _col2im_by_loops(cols, shape, k, s, d, wide), rtol=1e-14)
 
 
+@pytest.fixture(params=[False, True], ids=["whole GEMM", "GEMM by row pieces"])
+def gemm_pieces(request, monkeypatch):
+    """With pieces, every GEMM of gemm_col2im runs as 3 or 4 row pieces
+    (runtime.kernels.conv.row_pieces), as the large ones do."""
+    if request.param:
+        from graphnn.runtime.kernels import conv
+        monkeypatch.setattr(conv, "SMALL_GEMM", 2000)
+        monkeypatch.setattr(conv, "MIN_PIECE_ROWS", 1)
+        assert len(conv.row_pieces(27, 56, 4)) == 4 and len(conv.row_pieces(27, 42, 4)) == 3
+    return request.param
+
+
 @pytest.mark.parametrize("rows", [1, 2, 5])
 @pytest.mark.parametrize("k, s, d, wide", [((3, 3), (1, 1), (1, 1), True), ((2, 3), (2, 1), (1, 2), False)])
-def test_gemm_col2im_is_col2im_of_the_product_chunk_by_chunk(rows, k, s, d, wide):
+def test_gemm_col2im_is_col2im_of_the_product_chunk_by_chunk(rows, k, s, d, wide, gemm_pieces):
     """The batch goes through the columns buffer ``rows`` images at a time (5 images:
     chunks of 1, 2 + 2 + 1, or all at once); every chunk lands in its own images."""
     rng = np.random.default_rng(6)
@@ -199,7 +211,7 @@ def test_gemm_col2im_is_col2im_of_the_product_chunk_by_chunk(rows, k, s, d, wide
 
 @pytest.mark.parametrize("rows", [1, 2, 5])
 @pytest.mark.parametrize("k, d", [((3, 3), (1, 1)), ((3, 2), (2, 1)), ((1, 1), (1, 1))])
-def test_tall_gemm_col2im_adds_whole_images_per_offset(rows, k, d):
+def test_tall_gemm_col2im_adds_whole_images_per_offset(rows, k, d, gemm_pieces):
     """Tall columns: dy padded to every pixel (zero where no window starts) a chunk
     at a time, and the GEMM's rows in (offset, channel) order; the image is still
     the sum of every column entry at its pixel."""
@@ -219,3 +231,27 @@ def test_tall_gemm_col2im_adds_whole_images_per_offset(rows, k, d):
     for _ in range(2):
         run()
         np.testing.assert_allclose(image, want, rtol=1e-13)
+
+
+def test_gemm_col2im_of_the_benchmark_cnn_runs_its_gemm_in_row_pieces():
+    """The benchmark CNN's second convolution (16 -> 32 channels, 3x3, 16x16
+    padded image): its tall GEMM, (144, 32) @ (32, 256) per image, is above
+    OpenBLAS's small-matrix size and runs as two row pieces; the image is still
+    the sum of every column entry at its pixel (float64)."""
+    from graphnn.runtime.kernels.conv import row_pieces
+    assert row_pieces(144, 256, 32) == [(0, 72), (72, 144)]
+    rng = np.random.default_rng(8)
+    n, c, f, h, w = 3, 16, 32, 16, 16
+    weights = rng.normal(size=(f, c * 9))
+    dy = rng.normal(size=(n, f, 14, 14))
+    wide = np.zeros((n, f, 14, w))
+    wide[..., :14] = dy
+    want = _col2im_by_loops(np.matmul(weights.T, wide.reshape(n, f, -1)), (n, c, h, w), (3, 3), (1, 1),
+                            (1, 1), True)
+    image = np.full((n, c, h, w), np.nan)
+    scratch = [np.full((2, c * 9, h * w), np.nan), np.full((2, f, h * w), np.nan)]
+    run = KERNELS["gemm_col2im"]([weights, dy.reshape(n, f, -1)], [image, *scratch], kernel_size=[3, 3],
+                                 wide=True, tall=True)
+    for _ in range(2):
+        run()
+        np.testing.assert_allclose(image, want, rtol=1e-12, atol=1e-12)

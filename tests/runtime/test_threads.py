@@ -5,6 +5,7 @@ once cut into batch chunks on a pool; the results must be bitwise equal (every
 output element goes through the same operations). Batch sizes are odd and do
 not divide evenly among the threads.
 """
+import contextlib
 import itertools
 
 import numpy as np
@@ -146,7 +147,7 @@ def test_stacked_gemms_split_equal_whole(pool, n):
     np.testing.assert_array_equal(split, whole)
     np.testing.assert_allclose(whole, np.maximum(np.einsum("fk,nkl->nfl", w, cols), 0), rtol=1e-12)
     run = split_call(KERNELS["matmul"], "matmul", [dy[0], cols[0].T], [np.empty((4, 6))], {}, pool, min_elements=0)
-    assert getattr(run, "parts", 1) == 1
+    assert getattr(run, "parts", 1) == 1            # a small 2-D GEMM (MIN_GEMM_MACS) stays whole
 
 
 def test_batch_first_transposes_split_and_others_do_not(pool):
@@ -233,11 +234,177 @@ def test_fused_epilogue_split_equals_whole(pool, n):
     assert getattr(run, "parts", 1) == 1
 
 
+@pytest.mark.parametrize("n", [5, 7])
+def test_pad_and_crop_split_equal_whole(pool, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 3, 4, 5))
+    whole, split = _both("pad2d", [x], (n, 3, 7, 6), {"pads": [1, 2, 0, 1], "value": -np.inf}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole, np.pad(x, [(0, 0), (0, 0), (1, 2), (0, 1)], constant_values=-np.inf))
+    whole, split = _both("crop2d", [x], (n, 3, 2, 3), {"pads": [1, 1, 2, 0]}, pool)
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_array_equal(whole, x[:, :, 1:3, 2:5])
+
+
+# The dense layers of the benchmark CNN, then MLP: (M, K, N) of the forward GEMM.
+CNN_DENSE = [(64, 1568, 128), (64, 128, 10)]
+DENSE_SHAPES = [*CNN_DENSE, (128, 784, 512), (128, 512, 256), (128, 256, 10), (7, 33, 5)]
+
+
+@pytest.mark.parametrize("blas_threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,k,n", DENSE_SHAPES)
+def test_2d_gemms_split_equal_whole(monkeypatch, m, k, n, dtype, blas_threads):
+    """A dense layer's three GEMMs (forward with its bias and ReLU, input and
+    weight gradients, the latter two with a transposed operand) cut along the
+    result's longer side give the whole GEMM's bits, with BLAS on one thread
+    (as under a pool). Against the whole on two BLAS threads (the one-thread
+    Executor at two threads) for the CNN's shapes, the ones a default pool
+    meets: OpenBLAS on two threads computes the MLP's (128, 784) @ (784, 512)
+    in another order than on one, split or not."""
+    if blas_threads == 2 and (m, k, n) not in CNN_DENSE:
+        pytest.skip("BLAS's own threads change the MLP's first product, with or without a split")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(threading_mod, "MIN_GEMM_MACS", 0)
+    rng = np.random.default_rng(m + k + n)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (n,)))
+    dy, y = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal((m, k)).astype(dtype)
+    fwd = {"anchor": {"kernel": "matmul", "attrs": {}},
+           "epilogue": [{"kernel": "bias_add", "attrs": {"axis": -1}, "extra": 1},
+                        {"kernel": "relu", "attrs": {}, "extra": 0}]}
+    back = {"anchor": {"kernel": "matmul", "attrs": {"transpose_b": True}},
+            "epilogue": [{"kernel": "relu_grad", "attrs": {}, "extra": 1}]}
+    cases = [("fused", [x, w, b], (m, n), fwd, [], np.maximum(x.astype("f8") @ w + b, 0)),
+             ("matmul", [dy, w], (m, k), {"transpose_b": True}, [], dy.astype("f8") @ w.T),
+             ("matmul", [x, dy], (k, n), {"transpose_a": True}, [], x.T.astype("f8") @ dy),
+             ("fused", [dy, w, y], (m, k), back, [((m, k), "bool")], (dy.astype("f8") @ w.T) * (y > 0))]
+    p = Pool(2)
+    try:
+        for name, ins, shape, attrs, scratch, want in cases:
+            with threadpoolctl.threadpool_limits(blas_threads):
+                whole = np.full(shape, np.nan, dtype)
+                bind(KERNELS[name], ins, [whole, *(np.ones(s, t) for s, t in scratch)], attrs)()
+            split = np.full(shape, np.nan, dtype)
+            run = split_call(KERNELS[name], name, ins, [split, *(np.ones(s, t) for s, t in scratch)], attrs, p)
+            assert getattr(run, "parts", 1) == 2, name
+            with threadpoolctl.threadpool_limits(1):
+                run()
+            np.testing.assert_array_equal(split, whole, err_msg=f"{name} {attrs}")
+            if want is not None:
+                np.testing.assert_allclose(whole, want, rtol=1e-4 if dtype == "float32" else 1e-12,
+                                           atol=1e-4 if dtype == "float32" else 1e-12)
+    finally:
+        p.close()
+
+
+def test_2d_gemm_split_cuts_the_longer_side_and_small_ones_stay_whole(pool):
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((40, 600)), rng.standard_normal((600, 200))
+    for (x, y), attrs, shape in [((a, b), {}, (40, 200)), ((b, a), {"transpose_a": True, "transpose_b": True},
+                                                            (200, 40))]:
+        out = np.empty(shape)
+        run = split_call(KERNELS["matmul"], "matmul", [x, y], [out], attrs, pool)
+        assert run.parts == 3
+        run()
+        np.testing.assert_allclose(out, (x.T if attrs else x) @ (y.T if attrs else y), rtol=1e-12)
+    small = split_call(KERNELS["matmul"], "matmul", [a[:, :100], b[:100, :50]], [np.empty((40, 50))], {}, pool)
+    assert getattr(small, "parts", 1) == 1
+
+
+UPDATES = [("sgd_update", 1, {"momentum": 0.9}), ("sgd_update", 1, {"momentum": 0.9, "nesterov": True,
+                                                                   "weight_decay": 0.01}),
+           ("sgd_update", 0, {}), ("rmsprop_update", 2, {"momentum": 0.5, "centered": True}),
+           ("adagrad_update", 1, {}), ("adadelta_update", 2, {})]
+
+
+@pytest.mark.parametrize("name,slots,attrs", UPDATES)
+def test_large_updates_split_equal_whole(monkeypatch, pool, name, slots, attrs):
+    """Element-wise updates of a large parameter, one flat range per thread."""
+    monkeypatch.setattr(threading_mod, "MIN_UPDATE_ELEMENTS", 1000)
+    rng = np.random.default_rng(len(name) + slots)
+    shape = (101, 37)
+    # slots of squares, and rmsprop's v above its centred mean squared
+    start = [(np.abs(rng.standard_normal(shape)) + (i == 1)).astype("float32") * (0.2 if i == 2 else 1)
+             for i in range(1 + slots)]
+    g, lr = rng.standard_normal(shape).astype("float32"), np.array(0.05, "float32")
+    factory = KERNELS[name]
+    results = []
+    for split in (False, True):
+        p, *state = (a.copy() for a in start)
+        scratch = [np.full(shape, 7, "float32") for _ in factory.scratch]
+        if name == "rmsprop_update":                # v, then the centred mean, then the momentum
+            ins, outs = [p, g, lr, *state, np.zeros(shape, "float32")], [p, *state]
+            outs.append(ins[-1])
+        else:
+            ins, outs = [p, g, lr, *state], [p, *state]
+        args = (factory, name, ins, [*outs, *scratch], attrs, pool)
+        run = split_call(*args) if split else bind(factory, ins, [*outs, *scratch], attrs)
+        assert getattr(run, "parts", 1) == (3 if split else 1)
+        run()
+        run()
+        results.append([p, *state])
+    for whole, cut in zip(*results):
+        np.testing.assert_array_equal(cut, whole)
+    if name == "sgd_update" and not attrs:          # against the formula
+        np.testing.assert_allclose(results[0][0], start[0] - 2 * 0.05 * g, rtol=1e-6)
+
+
+def test_small_updates_and_adam_run_whole(pool):
+    p, g, lr = np.ones(100, "float32"), np.ones(100, "float32"), np.array(0.1, "float32")
+    run = split_call(KERNELS["sgd_update"], "sgd_update", [p, g, lr], [p, np.empty(100, "float32")], {}, pool)
+    assert getattr(run, "parts", 1) == 1
+    big = np.ones(1 << 17, "float32")
+    args = [big, big.copy(), lr, big.copy(), big.copy(), np.zeros((), "float32")]
+    run = split_call(KERNELS["adam_update"], "adam_update", args, [big, args[3], args[4], big.copy()], {}, pool)
+    assert getattr(run, "parts", 1) == 1             # its step counter is shared
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_benchmark_training_steps_equal_at_one_and_two_threads(kind):
+    """The benchmark CNN and MLP at their own sizes (float32, SGD with momentum):
+    every split of the two-thread pool, the dense GEMMs' too, leaves the weights
+    of three steps bit for bit those of the one-thread run. (The MLP's one-thread
+    run holds BLAS to one thread too: see test_2d_gemms_split_equal_whole.)"""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from graphnn import Graph, Model, optim
+    g = Graph()
+    if kind == "cnn":
+        x = g.input("x", (None, 1, 28, 28))
+        h = g.max_pool2d(g.conv2d(x, 16, 3, padding="same", activation="relu"), 2)
+        h = g.max_pool2d(g.conv2d(h, 32, 3, padding="same", activation="relu"), 2)
+        h = g.dense(g.flatten(h), 128, activation="relu")
+        shape = (64, 1, 28, 28)
+    else:
+        x = g.input("x", (None, 784))
+        h = g.dense(g.dense(x, 512, activation="relu"), 256, activation="relu")
+        shape = (128, 784)
+    model = Model(g, inputs=x, outputs=g.dense(h, 10), seed=0)
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.05, momentum=0.9))
+    program = model.program("train", shape[0])
+    rng = np.random.default_rng(4)
+    feeds = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
+    finals = []
+    for n in (1, 2):
+        ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=n)
+        if n == 2:
+            split = {i.node for i, call in zip(program.instructions, ex.calls) if getattr(call, "parts", 1) > 1}
+            dense = "dense/matmul/grad_matmul_1" if kind == "cnn" else "dense_1/matmul/grad_matmul_1"
+            assert dense in split and "dense/W/update" in split
+        with threadpoolctl.threadpool_limits(1) if kind == "mlp" else contextlib.nullcontext():
+            for _ in range(3):
+                ex.run(feeds)
+        finals.append(ex.variables)
+        ex.close()
+    for name in finals[0]:
+        np.testing.assert_array_equal(finals[1][name], finals[0][name], err_msg=name)
+
+
 def test_every_batched_kernel_is_tested():
     assert set(BATCHED) == {"im2col", "col2im", "max_pool2d", "max_pool2d_grad", "avg_pool2d",
                             "max_pool_blocks", "max_pool_blocks_grad", "matmul_tiles", "matmul_tiles_grad",
                             "avg_pool2d_grad", "relu", "relu_grad", "max_pool2d_routed",
-                            "max_pool2d_routed_grad", "max_pool_blocks_routed", "max_pool_blocks_routed_grad"}
+                            "max_pool2d_routed_grad", "max_pool_blocks_routed", "max_pool_blocks_routed_grad",
+                            "pad2d", "crop2d"}
 
 
 def test_chunks_cover_the_batch():
