@@ -21,7 +21,7 @@ import numpy as np
 
 from .kernels import KERNELS
 from .program import Program
-from .threads import Pool, pool_size, single_blas, split_call
+from .threads import Pool, pool_size, segments, single_blas, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -74,6 +74,10 @@ class Executor:
             self.calls.append(split_call(factory, ins.kernel, [self.views[i] for i in ins.inputs],
                                          [self.views[o] for o in ins.outputs], {**ins.attrs, **extra},
                                          self.pool))
+        # What a step runs: the calls, with each run of split calls that may
+        # share a hand-off merged (runtime/threads.py, segments). ``calls``
+        # stays one per instruction (profile, first_non_finite).
+        self.step_calls = self.calls if self.pool is None else segments(self.calls, self.pool)
         if self.pool is not None:
             # The workers hold no reference to the Executor: stop them when it goes.
             self._finalizer = weakref.finalize(self, self.pool.close)
@@ -109,11 +113,11 @@ class Executor:
         previous = np.setbufsize(UFUNC_BUFFER)
         try:
             if self.pool is None:
-                for call in self.calls:
+                for call in self.step_calls:
                     call()
             else:                       # the pool's threads split the GEMMs: BLAS on one thread
                 with single_blas():
-                    for call in self.calls:
+                    for call in self.step_calls:
                         call()
         finally:
             np.setbufsize(previous)

@@ -34,7 +34,14 @@ import itertools
 import os
 import threading
 
+import numpy as np
+
 from .kernels import bind
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:             # NumPy < 2
+    byte_bounds = np.byte_bounds
 
 # kernel name -> indices of the operands whose axis 0 is the batch. Results and
 # scratch buffers are always cut along axis 0.
@@ -230,8 +237,8 @@ def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Poo
     if (n < 2 or outs[0].size < min_elements
             or any(a.ndim == 0 or a.shape[0] != n or not a.flags.c_contiguous for a in cut)):
         return whole
-    return _on_pool([[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(ins)],
-                           [o[a:b] for o in outs], attrs)] for a, b in chunks(n, pool.size)], pool)
+    return _bound_parts(factory, [([x[a:b] if i in batched else x for i, x in enumerate(ins)],
+                                   [o[a:b] for o in outs]) for a, b in chunks(n, pool.size)], attrs, pool)
 
 
 def _on_pool(parts, pool, before=None):
@@ -243,7 +250,18 @@ def _on_pool(parts, pool, before=None):
             before()
         pool.run_all(tasks)
     run_split.parts = len(tasks)        # how many chunks (tests and profiles read it)
+    run_split.tasks = tasks
     return run_split
+
+
+def _bound_parts(factory, pieces, attrs, pool):
+    """``factory`` bound once per piece [(operands, results)], piece k run on
+    thread k; the call records the memory each piece reads and writes
+    (``touches``), so that split calls in a row can share one hand-off
+    (``segments``)."""
+    run = _on_pool([[bind(factory, list(i), list(o), attrs)] for i, o in pieces], pool)
+    run.touches = [(_extents(i), _extents(o)) for i, o in pieces]
+    return run
 
 
 def _sequence(calls):
@@ -322,8 +340,8 @@ def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
         if parts < 2:
             return None
         rows = chunks(scratch[0].shape[0], parts)
-        return _on_pool([[bind(factory, [ins[0], ins[1][a:b]], [out[a:b], *(s[r0:r1] for s in scratch)], attrs)]
-                         for (a, b), (r0, r1) in zip(chunks(n, parts), rows)], pool)
+        return _bound_parts(factory, [([ins[0], ins[1][a:b]], [out[a:b], *(s[r0:r1] for s in scratch)])
+                                      for (a, b), (r0, r1) in zip(chunks(n, parts), rows)], attrs, pool)
     if name == "matmul":
         batched = _gemm_batched(ins, out, attrs)
     else:
@@ -338,8 +356,8 @@ def _split_gemm(factory, name, ins, outs, attrs, pool, min_elements):
                              if ins[i].ndim == out.ndim and ins[i].shape[0] == n)
     if not batched or any(a.ndim == 0 or a.shape[0] != n or not a.flags.c_contiguous for a in outs[1:]):
         return None
-    return _on_pool([[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(ins)],
-                           [o[a:b] for o in outs], attrs)] for a, b in chunks(n, pool.size)], pool)
+    return _bound_parts(factory, [([x[a:b] if i in batched else x for i, x in enumerate(ins)],
+                                   [o[a:b] for o in outs]) for a, b in chunks(n, pool.size)], attrs, pool)
 
 
 def _split_gemm_2d(factory, name, ins, outs, attrs, pool):
@@ -383,7 +401,7 @@ def _split_gemm_2d(factory, name, ins, outs, attrs, pool):
                 kinds.append("cut" if spec["attrs"].get("axis", -1) % 2 == axis else "whole")
             else:
                 return None
-    parts = []
+    pieces = []
     for lo, hi in chunks(out.shape[axis], pool.size):
         if axis == 0:                   # A's rows: a's columns when a is transposed
             pa, pb = cut(a, lo, hi, 1 if ta else 0), b
@@ -391,8 +409,8 @@ def _split_gemm_2d(factory, name, ins, outs, attrs, pool):
             pa, pb = a, cut(b, lo, hi, 0 if tb else 1)
         pe = [cut(x, lo, hi, axis) if kind == "same" else x[lo:hi] if kind == "cut" else x
               for x, kind in zip(extras, kinds)]
-        parts.append([bind(factory, [pa, pb, *pe], [cut(o, lo, hi, axis) for o in outs], attrs)])
-    return _on_pool(parts, pool)
+        pieces.append(([pa, pb, *pe], [cut(o, lo, hi, axis) for o in outs]))
+    return _bound_parts(factory, pieces, attrs, pool)
 
 
 def _split_update(factory, ins, outs, attrs, pool):
@@ -405,9 +423,86 @@ def _split_update(factory, ins, outs, attrs, pool):
         return None
     flat_ins = [x.reshape(-1) if x.ndim else x for x in ins]
     flat_outs = [x.reshape(-1) for x in outs]
-    return _on_pool([[bind(factory, [x[lo:hi] if x.ndim else x for x in flat_ins],
-                           [x[lo:hi] for x in flat_outs], attrs)]
-                     for lo, hi in chunks(p.size, pool.size)], pool)
+    return _bound_parts(factory, [([x[lo:hi] if x.ndim else x for x in flat_ins], [x[lo:hi] for x in flat_outs])
+                                  for lo, hi in chunks(p.size, pool.size)], attrs, pool)
+
+
+# ---------------------------------------------------------------- segments
+# Split calls in a row usually cut the same images the same way: the rows of
+# pad2d's result that thread k writes are the rows its im2col reads, and so on
+# down the forward convolutions, and back up the gradients. Such a run of calls
+# needs no hand-off between them: thread k runs part k of each call in turn,
+# one hand-off for the run. A call joins the run only when none of its parts
+# touches memory that another thread's part of an earlier call of the run
+# writes, nor writes memory that such a part touches: then no thread can see
+# or overwrite what another does before the run ends, and each thread runs
+# its parts in program order, so every result is what the calls one by one give.
+
+def _extents(arrays) -> list[tuple[int, int]]:
+    """[start, stop) byte addresses spanned by each non-empty array."""
+    return [byte_bounds(a) for a in arrays if a.size]
+
+
+def _overlap(spans_a, spans_b) -> bool:
+    return any(lo < hi2 and lo2 < hi for lo, hi in spans_a for lo2, hi2 in spans_b)
+
+
+def _joins(run, call) -> bool:
+    """``call`` may join segment ``run``: no part of it and part of an earlier
+    call, on different threads, where one writes memory the other touches."""
+    for member in run:
+        for k, (reads_k, writes_k) in enumerate(member.touches):
+            for j, (reads_j, writes_j) in enumerate(call.touches):
+                if k != j and (_overlap(writes_k, reads_j + writes_j) or _overlap(writes_j, reads_k + writes_k)):
+                    return False
+    return True
+
+
+def segments(calls: list, pool: Pool) -> list:
+    """``calls`` with each run of split calls that may share a hand-off (see
+    above) merged into one call, in which thread k runs part k of each call of
+    the run in order. Other calls stay as they are.
+
+    >>> from graphnn.runtime.kernels import KERNELS
+    >>> x, y, z = np.arange(-4.0, 4.0).reshape(4, 2), np.empty((4, 2)), np.empty((4, 2))
+    >>> p = Pool(2)
+    >>> relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, p, min_elements=0)
+    >>> mask = np.empty((4, 2), bool)
+    >>> grad = split_call(KERNELS["relu_grad"], "relu_grad", [x, y], [z, mask], {}, p, min_elements=0)
+    >>> (step,) = segments([relu, grad], p)     # the rows each thread reads are its own
+    >>> step(); z[:, 1]
+    array([-0., -0.,  1.,  3.])
+    >>> p.close()
+    """
+    out, run = [], []
+
+    def close():
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(_segment(list(run), pool))
+        run.clear()
+
+    for call in calls:
+        if getattr(call, "touches", None) is None:
+            close()
+            out.append(call)
+            continue
+        if run and not _joins(run, call):
+            close()
+        run.append(call)
+    close()
+    return out
+
+
+def _segment(run, pool):
+    parts = max(len(call.tasks) for call in run)
+    tasks = [_sequence([call.tasks[k] for call in run if k < len(call.tasks)]) for k in range(parts)]
+
+    def run_segment():
+        pool.run_all(tasks)
+    run_segment.calls = run             # the split calls it runs (tests read it)
+    return run_segment
 
 
 class single_blas:

@@ -551,3 +551,81 @@ def test_a_guarded_step_on_a_pooled_executor_equals_one_thread(monkeypatch):
         results.append(model.state_dict())
     for k in results[0]:
         np.testing.assert_array_equal(results[1][k], results[0][k], err_msg=k)
+
+
+def test_split_calls_in_a_row_share_a_hand_off_only_where_threads_keep_apart(pool):
+    """relu then relu_grad over the same rows: one hand-off. A call whose part
+    on one thread writes memory that another thread's part of the run reads
+    (a (4, 4) result over the (4, 2) input's memory, the row boundaries
+    differing) closes the run."""
+    buf = np.arange(-16.0, 16.0)
+    x, y, mask = buf[:8].reshape(4, 2), np.empty((4, 2)), np.empty((4, 2), bool)
+    relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, pool, min_elements=0)
+    grad = split_call(KERNELS["relu_grad"], "relu_grad", [x, y], [np.empty((4, 2)), mask], {}, pool,
+                      min_elements=0)
+    (merged,) = threading_mod.segments([relu, grad], pool)
+    assert merged.calls == [relu, grad]
+    over = buf[:16].reshape(4, 4)                   # thread 0 writes rows 0-1: all of x
+    clobber = split_call(KERNELS["relu"], "relu", [np.ones((4, 4))], [over], {}, pool, min_elements=0)
+    runs = threading_mod.segments([relu, clobber], pool)
+    assert runs == [relu, clobber]
+    whole = bind(KERNELS["relu"], [x], [np.empty((4, 2))], {})     # not split: stays, and closes a run
+    assert threading_mod.segments([relu, whole, grad], pool) == [relu, whole, grad]
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_segments_of_the_benchmark_steps_give_the_same_results_in_any_order(kind):
+    """Each segment of the benchmark CNN's and MLP's two-thread steps (their real
+    arena plans) run with one thread's parts all before the other's, both ways:
+    every buffer ends as when the calls run one by one, so no interleaving of
+    the threads can change a result."""
+    from graphnn import Graph, Model, optim
+    g = Graph()
+    if kind == "cnn":
+        x = g.input("x", (None, 1, 28, 28))
+        h = g.max_pool2d(g.conv2d(x, 16, 3, padding="same", activation="relu"), 2)
+        h = g.max_pool2d(g.conv2d(h, 32, 3, padding="same", activation="relu"), 2)
+        h = g.dense(g.flatten(h), 128, activation="relu")
+        shape = (64, 1, 28, 28)
+    else:
+        x = g.input("x", (None, 784))
+        h = g.dense(g.dense(x, 512, activation="relu"), 256, activation="relu")
+        shape = (128, 784)
+    model = Model(g, inputs=x, outputs=g.dense(h, 10), seed=0)
+    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.05, momentum=0.9))
+    program = model.program("train", shape[0])
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
+    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
+    merged = [c for c in ex.step_calls if hasattr(c, "calls")]
+    assert len(merged) >= (4 if kind == "cnn" else 1)
+    assert len(ex.step_calls) < len(ex.calls)
+    ex.feed(feeds)
+    state = {}
+    for call in ex.step_calls:
+        if not hasattr(call, "calls"):
+            call()
+            continue
+        before = (ex.arena.copy(), {k: v.copy() for k, v in ex.variables.items()})
+        ends = []
+        for order in ("one by one", "thread 0 first", "thread 1 first"):
+            ex.arena[...] = before[0]
+            for k, v in before[1].items():
+                ex.variables[k][...] = v
+            if order == "one by one":
+                for member in call.calls:
+                    for task in member.tasks:
+                        task()
+            else:
+                threads = [[m.tasks[k] for m in call.calls if k < len(m.tasks)] for k in (0, 1)]
+                for k in ((0, 1) if order == "thread 0 first" else (1, 0)):
+                    for task in threads[k]:
+                        task()
+            ends.append((ex.arena.copy(), {k: v.copy() for k, v in ex.variables.items()}))
+        for arena, variables in ends[1:]:
+            np.testing.assert_array_equal(arena, ends[0][0])
+            for k in variables:
+                np.testing.assert_array_equal(variables[k], ends[0][1][k], err_msg=k)
+        state = ends[0]
+    assert state
+    ex.close()
