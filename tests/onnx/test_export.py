@@ -142,3 +142,21 @@ if __name__ == "__main__":        # the agreement figures of docs/onnx.md: pytho
         proto = export(model)
         print(f"{name:16s} batch 1: {agreement(model, proto, 1):.1e}  batch 7: "
               f"{agreement(model, proto, 7):.1e}  ({len(proto.graph.node)} ONNX nodes)")
+
+
+def test_a_trained_cnn_with_routed_pools_exports_max_pool():
+    """Training programs run routed max pools (a second output, the routes:
+    compiler/ops/pool.py); export writes the inference graph, where each is
+    still one MaxPool, and agrees with onnxruntime after a training step."""
+    model = MODELS["cnn"]()
+    model.compile(loss="softmax_cross_entropy", optimizer="sgd")
+    shape = model._checked.nodes[model.inputs[0]]["shape"][1:]
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, *shape)).astype(np.float32), rng.integers(0, 10, 8)
+    kernels = [i.kernel for i in model.program("train", 8).instructions]
+    assert "max_pool2d_routed_grad" in kernels or "max_pool_blocks_routed_grad" in kernels
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    proto = export(model)
+    pools = sum(d["op"] == "max_pool2d" for _, d in model._checked.nodes(data=True))
+    assert pools > 0 and [n.op_type for n in proto.graph.node].count("MaxPool") == pools
+    assert agreement(model, proto, 7) <= 1e-5
