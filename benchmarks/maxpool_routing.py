@@ -53,7 +53,7 @@ def pairs(x, dy, layout):
     fwd, bwd, rfwd, rbwd = names
     dtype = str(x.dtype)
     dx, rdx = np.empty_like(x), np.empty_like(x)
-    routes = np.empty((n, 4, *dy.shape[1:]), bool)
+    routes = np.empty((n, 4, *dy.shape[1:]), np.int8)
     forward = bind(KERNELS[fwd], [x], [y, *_scratch(fwd, [x.shape], y.shape, dtype)], attrs)
     forward()
     backward = bind(KERNELS[bwd], [dy, x, y], [dx, *_scratch(bwd, [dy.shape, x.shape, y.shape], x.shape, dtype)],

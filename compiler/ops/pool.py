@@ -196,7 +196,7 @@ register(OpDef("max_pool_blocks_grad", 3, _blocks_grad_shape, kind="lowered", at
 
 def _routes_shape(shapes, dtypes, attrs):
     (y,) = shapes
-    return (y[0], attrs["offsets"], *y[1:]), "bool"
+    return (y[0], attrs["offsets"], *y[1:]), "int8"
 
 
 def _routed_grad_shape(shapes, dtypes, attrs):

@@ -40,7 +40,7 @@ def test_the_training_pool_writes_its_routes_and_the_gradient_reads_only_them(po
     y, routes = forward.outputs[:2]
     kh, kw = (pool["pool_size"],) * 2 if isinstance(pool["pool_size"], int) else pool["pool_size"]
     n, c, oh, ow = train.buffers[y].shape
-    assert train.buffers[routes].shape == (n, kh * kw, c, oh, ow) and train.buffers[routes].dtype == "bool"
+    assert train.buffers[routes].shape == (n, kh * kw, c, oh, ow) and train.buffers[routes].dtype == "int8"
     assert backward.inputs[1] == routes
     # nothing after the forward reads the pool's input: it need not live until the backward
     order = train.instructions.index(forward)

@@ -121,7 +121,7 @@ def test_routed_max_pool_keeps_each_windows_first_maximum_for_its_gradient(size,
     span = [dd * (kk - 1) + 1 for kk, dd in zip(k, d)]
     oh, ow = (size[2] - span[0]) // s[0] + 1, (size[3] - span[1]) // s[1] + 1
     n, c = size[:2]
-    y, routes = np.full((n, c, oh, ow), np.nan), np.full((n, k[0] * k[1], c, oh, ow), True)
+    y, routes = np.full((n, c, oh, ow), np.nan), np.full((n, k[0] * k[1], c, oh, ow), 7, np.int8)
     dy, dx = rng.normal(size=(n, c, oh, ow)), np.full_like(x, np.nan)
     attrs = {"pool_size": list(k), "strides": list(s), "dilation": list(d)}
     scratch = [np.full(shape, 7, dt) for shape, dt in KERNELS["max_pool2d_routed"].scratch_buffers(
@@ -138,7 +138,8 @@ def test_routed_max_pool_keeps_each_windows_first_maximum_for_its_gradient(size,
     for _ in range(2):                        # a second step finds no state left by the first
         forward()
         backward()
-        np.testing.assert_array_equal(routes.sum(axis=1), 1)               # one route per window
+        np.testing.assert_array_equal((routes == -1).sum(axis=1), 1)        # one route per window
+        assert np.isin(routes, (0, -1)).all()                              # bytes of all ones or zeros
         np.testing.assert_array_equal(y, want_y)
         np.testing.assert_allclose(dx, want_dx, rtol=1e-15, atol=1e-15)
 

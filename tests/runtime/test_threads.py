@@ -52,7 +52,7 @@ def _routed_both(name, x, out_shape, offsets, attrs, pool):
     results = []
     for split in (False, True):
         y = np.full(out_shape, np.nan, dtype=x.dtype)
-        routes = np.ones((out_shape[0], offsets, *out_shape[1:]), bool)
+        routes = np.ones((out_shape[0], offsets, *out_shape[1:]), np.int8)
         outs = [y, routes, *_scratch(name, [x], y, str(x.dtype))]
         run = (split_call(KERNELS[name], name, [x], outs, attrs, pool, min_elements=0) if split
                else bind(KERNELS[name], [x], outs, attrs))
