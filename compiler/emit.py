@@ -43,7 +43,19 @@ def emit_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
 
     ``guard`` names scalar outputs (the loss) checked for NaN/inf right after
     they are computed, before any update can run. ``inplace=False`` gives every
-    result its own storage (for comparisons)."""
+    result its own storage (for comparisons).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.infer import infer_shapes
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "y", "tanh", ["x"]); _ = add_op(g, "z", "relu", ["y"])
+    >>> p = emit_program(infer_shapes(g), ["z"], batch_size=4, guard=("z",), inplace=False)
+    >>> [i.kernel for i in p.instructions], p.buffers["z"].shape
+    (['tanh', 'relu', 'check_finite'], (4, 2))
+    >>> p.buffers["y"].offset, p.buffers["z"].offset       # no in-place write: apart
+    (64, 128)
+    """
     order = schedule(g, outputs)
     step = {n: i for i, n in enumerate(order)}
     end = len(order)

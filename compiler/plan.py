@@ -33,7 +33,13 @@ def _round_up(n: int) -> int:
 
 
 def lower_bound(sizes: dict, lifetimes: dict) -> int:
-    """Peak, over the schedule, of the bytes alive at once (no plan can do better)."""
+    """Peak, over the schedule, of the bytes alive at once (no plan can do better).
+    Sizes count rounded up to 64 bytes, as placed: at step 1 a (128 B) and b
+    (64 B) are alive, at step 2 b and c (128 B):
+
+    >>> lower_bound({"a": 100, "b": 10, "c": 64}, {"a": (0, 1), "b": (1, 2), "c": (2, 2)})
+    192
+    """
     events: dict[int, int] = {}
     for name, (start, end) in lifetimes.items():
         events[start] = events.get(start, 0) + _round_up(sizes[name])
@@ -137,7 +143,13 @@ def plan_memory(sizes: dict, lifetimes: dict, search: bool = False) -> tuple[dic
     """Return ({storage: offset}, MemoryReport). ``lifetimes`` maps each storage
     to (first step, last step), both inclusive. ``search=True`` runs the local
     search on every order's plan and tries seeded shuffles whatever the size
-    (slow on large graphs, for the last few percent)."""
+    (slow on large graphs, for the last few percent).
+
+    a dies after step 1, c starts at step 2: c takes a's bytes.
+
+    >>> plan_memory({"a": 64, "b": 64, "c": 64}, {"a": (0, 1), "b": (1, 2), "c": (2, 3)})
+    ({'a': 0, 'b': 64, 'c': 0}, MemoryReport(naive_bytes=192, lower_bound_bytes=128, planned_bytes=128))
+    """
     bound = lower_bound(sizes, lifetimes)
     best, best_top = {}, None
     for order in ORDERS.values():

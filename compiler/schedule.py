@@ -29,7 +29,17 @@ from .ops import OPS
 
 def readers_through_views(g: nx.MultiDiGraph, node: str) -> list[str]:
     """Every op that reads ``node``'s bytes: its readers, and the readers of its
-    views (a reshaped weight read by a lowered convolution's GEMM, say)."""
+    views (a reshaped weight read by a lowered convolution's GEMM, say).
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 4), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(2, 2), dtype="float32", init="zeros")
+    >>> _ = add_op(g, "Wf", "reshape", ["W"], shape=(4,)); _ = add_op(g, "y", "multiply", ["x", "Wf"])
+    >>> _ = add_op(g, "z", "exp", ["W"])
+    >>> readers_through_views(g, "W")        # y reads W's bytes through the reshape
+    ['Wf', 'z', 'y']
+    """
     found, stack = [], [node]
     while stack:
         for reader in consumers(g, stack.pop()):
@@ -40,7 +50,20 @@ def readers_through_views(g: nx.MultiDiGraph, node: str) -> list[str]:
 
 
 def schedule(g: nx.MultiDiGraph, outputs: list[str]) -> list[str]:
-    """Return the non-source nodes of ``g`` in execution order."""
+    """Return the non-source nodes of ``g`` in execution order. In a training
+    step the loss and the outputs come first, each update as soon as it may:
+
+    >>> from graphnn.compiler.ir import new_graph, add_op
+    >>> from graphnn.compiler.pipeline import check_graph, training_graph
+    >>> g = new_graph()
+    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32")
+    >>> _ = add_op(g, "y", "matmul", ["x", "W"]); _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> schedule(train, ["loss", "y"])
+    ['y', 'loss', 'loss/grad_mse_grad', 'y/grad_matmul_1', 'W/update']
+    """
     kind = {n: OPS[d["op"]].kind for n, d in g.nodes(data=True)}
     deps = nx.DiGraph()
     index = {}

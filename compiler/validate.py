@@ -53,7 +53,19 @@ def _check_operands(g, node, op) -> list[str]:
 def validate(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
     """Check the structure of ``g`` for the given outputs; raise GraphError listing
     every problem, or return a copy with attribute defaults filled in
-    (``copy=False``: fill them in ``g`` itself)."""
+    (``copy=False``: fill them in ``g`` itself).
+
+    >>> g = nx.MultiDiGraph()
+    >>> g.add_node("x", op="input", shape=(None, 2)); g.add_node("z", op="add", alpha=1)
+    >>> _ = g.add_edge("x", "z", port=0)
+    >>> validate(g, ["z", "w"])
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.GraphError: 3 problems in the graph:
+      node 'w': is requested as an output but is not in the graph
+      node 'z' (add): expected 2 operand(s), got 1: missing port(s) [1]
+      node 'z' (add): unknown attribute(s) ['alpha']; add takes none
+    """
     problems: list[Problem] = []
     # A hand-built DiGraph becomes a MultiDiGraph (that conversion is a copy).
     if not isinstance(g, nx.MultiDiGraph):

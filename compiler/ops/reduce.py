@@ -53,7 +53,11 @@ def reduced_axes(shape, axes) -> tuple[int, ...]:
 
 
 def kept_shape(shape, axes) -> tuple:
-    """The shape with the reduced axes kept as size 1."""
+    """The shape with the reduced axes kept as size 1 (negative axes count from the end).
+
+    >>> kept_shape((None, 3, 4), [1]), kept_shape((None, 3, 4), [-1, 1])
+    ((None, 1, 4), (None, 1, 1))
+    """
     axes = reduced_axes(shape, axes)
     return tuple(1 if i in axes else d for i, d in enumerate(shape))
 
