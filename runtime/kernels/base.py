@@ -40,7 +40,23 @@ def kernel(operands: int | None, scratch: dict | None = None, name: str | None =
            register: bool = True):
     """Declare a kernel's operands and scratch buffers, and add it to KERNELS
     (under ``name``, by default the function's; not at all with ``register=False``,
-    for a kernel that a wrapper registers)."""
+    for a kernel that a wrapper registers).
+
+    >>> import numpy as np
+    >>> @kernel(operands=2, register=False)
+    ... def hypot(ins, outs):
+    ...     (a, b), (y,) = ins, outs
+    ...     return lambda: np.hypot(a, b, out=y)
+    >>> y = np.empty(1); _ = hypot([np.array([3.0]), np.array([4.0])], [y])(); y
+    array([5.])
+    >>> hypot.operands, hypot.scratch, "hypot" in KERNELS
+    (2, {}, False)
+    >>> @kernel(operands=1, scratch={"t": ("out", "same")}, register=False)
+    ... def wrong(ins, outs, *, s): ...
+    Traceback (most recent call last):
+    ...
+    TypeError: kernel wrong: declares scratch ['t'] but takes keyword-only parameters ['s'] (they must be the same, in order)
+    """
     scratch = dict(scratch or {})
 
     def declare(fn):
@@ -71,7 +87,13 @@ def _declared(fn, operands, scratch, name):
 
 
 def like(inner, name: str):
-    """Register ``inner``'s declaration for a wrapper of it (the weighted losses)."""
+    """Register ``inner``'s declaration for a wrapper of it (the weighted losses).
+
+    >>> KERNELS["mse"].operands, KERNELS["mse"].scratch      # the wrapper, as the inner kernel declared
+    (None, {'d': (0, 'same')})
+    >>> KERNELS["mse"].scratch_buffers([(4, 3), (4, 3)], (), "float32")
+    [((4, 3), 'float32')]
+    """
     def wrap(fn):
         fn.__name__ = name
         return _declared(fn, inner.operands, inner.scratch, name)
@@ -80,7 +102,13 @@ def like(inner, name: str):
 
 def bind(factory, ins: list, outs: list, attrs: dict):
     """Call a kernel factory: ``outs`` holds its results, then its scratch
-    buffers in declaration order, which it receives by name."""
+    buffers in declaration order, which it receives by name.
+
+    >>> import numpy as np
+    >>> p, t, loss, scratch = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.empty(()), np.empty(2)
+    >>> bind(KERNELS["mse"], [p, t], [loss, scratch], {"reduction": "sum"})(); float(loss)   # 1 + 4
+    5.0
+    """
     k = len(factory.scratch)
     results, extra = (outs[:-k], outs[-k:]) if k else (outs, [])
     return factory(ins, results, **dict(zip(factory.scratch, extra)), **attrs)

@@ -30,7 +30,11 @@ INSTALL_HINT = ("distributed training needs mpi4py and an MPI library: "
 
 
 def world():
-    """mpi4py's COMM_WORLD, imported on first use (ImportError with the install hint)."""
+    """mpi4py's COMM_WORLD, imported on first use (ImportError with the install hint).
+
+    (No example: importing mpi4py initializes MPI in the calling process, which a
+    test run must not do; tests/distributed runs it under mpiexec.)
+    """
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -40,6 +44,15 @@ def world():
 
 @kernel(operands=None)
 def allreduce_bucket(ins, outs, comm=None):
+    """Pack share * g_i for each gradient into ``outs[0]`` and sum it over the ranks.
+
+    >>> class OneRank:                 # a stand-in communicator: a world of one
+    ...     def Get_size(self): return 1
+    >>> bucket = np.empty(3)
+    >>> allreduce_bucket([np.array(0.25), np.array([4.0]), np.array([8.0, -4.0])], [bucket], comm=OneRank())()
+    >>> bucket                         # this rank's quarter of the batch: its gradients times 1/4
+    array([ 1.,  2., -1.])
+    """
     share, *grads = ins
     (bucket,) = outs
     comm = world() if comm is None else comm
@@ -66,6 +79,12 @@ allreduce_bucket.collective = True      # the Executor passes its communicator
 
 @kernel(operands=1)
 def bucket_slice(ins, outs, start, shape):
+    """Copy one gradient, ``shape`` at ``start``, back out of a summed bucket.
+
+    >>> g = np.empty((2, 2)); bucket_slice([np.arange(6.0)], [g], start=1, shape=[2, 2])(); g
+    array([[1., 2.],
+           [3., 4.]])
+    """
     (bucket,), (out,) = ins, outs
     return partial(np.copyto, out, bucket[start:start + out.size].reshape(out.shape))
 
