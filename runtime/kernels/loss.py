@@ -84,6 +84,20 @@ def _weighted_grad(unweighted):
 
 @kernel(operands=None, scratch={"d": (0, "same")}, register=False)
 def mse(ins, outs, reduction="mean", *, d):
+    """mean((p - t)^2) over every element (``reduction="sum"``: the sum).
+
+    >>> p, t, out = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.empty(())
+    >>> mse([p, t], [out], reduction="sum", d=np.empty(2))(); float(out)        # 1 + 4
+    5.0
+
+    The registered kernel (``KERNELS["mse"]``) also takes one weight per row: each
+    row's share is multiplied by it, and the mean still divides by the element count.
+
+    >>> from .base import KERNELS
+    >>> KERNELS["mse"]([p[:, None], t[:, None], np.array([1.0, 0.0])], [out], d=np.empty((2, 1)))()
+    >>> float(out)                                                            # (1 * 1 + 0 * 4) / 2
+    0.5
+    """
     (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
@@ -95,6 +109,11 @@ def mse(ins, outs, reduction="mean", *, d):
 
 @kernel(operands=None, register=False)
 def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
+    """dp = dl 2 (p - t) / n (``reduction="sum"``: without the 1 / n).
+
+    >>> dp = np.empty(2); mse_grad([np.array(1.0), np.array([1.0, 3.0]), np.array([0.0, 1.0])], [dp])(); dp
+    array([1., 2.])
+    """
     (dl, p, t), (dx,) = ins, outs
     k = 2.0 * _scale(reduction, p.size)
 
@@ -106,6 +125,12 @@ def mse_grad(ins, outs, reduction="mean"):     # d/dp = 2 (p - t) k
 
 @kernel(operands=None, scratch={"d": (0, "same")}, register=False)
 def l1(ins, outs, reduction="mean", *, d):
+    """mean(|p - t|) over every element.
+
+    >>> out = np.empty(()); l1([np.array([1.0, -1.0]), np.array([0.0, 1.0])], [out], d=np.empty(2))()
+    >>> float(out)                                                            # (1 + 2) / 2
+    1.5
+    """
     (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
@@ -118,6 +143,11 @@ def l1(ins, outs, reduction="mean", *, d):
 
 @kernel(operands=None, register=False)
 def l1_grad(ins, outs, reduction="mean"):      # d/dp = sign(p - t) k
+    """dp = dl sign(p - t) / n.
+
+    >>> dp = np.empty(2); l1_grad([np.array(1.0), np.array([1.0, -1.0]), np.array([0.0, 1.0])], [dp])(); dp
+    array([ 0.5, -0.5])
+    """
     (dl, p, t), (dx,) = ins, outs
     k = _scale(reduction, p.size)
 
@@ -162,7 +192,18 @@ class _RowWork:
 
 @kernel(operands=None, scratch={"logp": (0, "same")}, register=False)
 def softmax_cross_entropy(ins, outs, reduction="mean", *, logp):
-    """-mean over rows of log softmax(z)[label] (or of its dot with one-hot rows)."""
+    """-mean over rows of log softmax(z)[label] (or of its dot with one-hot rows).
+
+    Two equal logits give each class 1/2, so the loss is log 2 for either label:
+
+    >>> out = np.empty(())
+    >>> softmax_cross_entropy([np.zeros((2, 2)), np.array([0, 1])], [out], logp=np.empty((2, 2)))()
+    >>> round(float(out), 6)
+    0.693147
+    >>> softmax_cross_entropy([np.array([[1000.0, 0.0]]), np.array([[1.0, 0.0]])], [out],
+    ...                       logp=np.empty((1, 2)))(); float(out) == 0     # one-hot rows; no overflow
+    True
+    """
     (z, labels), (out,) = ins, outs
     neg_k = np.array(-_scale(reduction, z.shape[0]), out.dtype)
     work, flat = _RowWork(z, labels), logp.reshape(-1)
@@ -185,7 +226,12 @@ def softmax_cross_entropy(ins, outs, reduction="mean", *, logp):
 @kernel(operands=None, register=False)
 def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - onehot
     """dz = dl * k * (softmax(z) - onehot(label)), softmax computed directly
-    (exp of the shifted row over its sum), nothing allocated per step."""
+    (exp of the shifted row over its sum), nothing allocated per step.
+
+    >>> dz = np.empty((1, 2))
+    >>> softmax_cross_entropy_grad([np.array(1.0), np.zeros((1, 2)), np.array([0])], [dz])(); dz
+    array([[-0.5,  0.5]])
+    """
     (dl, z, labels), (dz,) = ins, outs
     k = np.array(_scale(reduction, z.shape[0]), dz.dtype)
     work, flat = _RowWork(z, labels), dz.reshape(-1)
@@ -207,6 +253,12 @@ def softmax_cross_entropy_grad(ins, outs, reduction="mean"):   # softmax(z) - on
 
 @kernel(operands=None, scratch={"logp": (0, "same")}, register=False)
 def cross_entropy(ins, outs, reduction="mean", *, logp):
+    """-mean over rows of log p[label] for probabilities p (clipped to EPS first).
+
+    >>> out = np.empty(()); cross_entropy([np.array([[0.25, 0.75]]), np.array([1])], [out], logp=np.empty((1, 2)))()
+    >>> round(float(out), 6)                                                  # -log 0.75
+    0.287682
+    """
     (p, labels), (out,) = ins, outs
     k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
 
@@ -220,6 +272,12 @@ def cross_entropy(ins, outs, reduction="mean", *, logp):
 
 @kernel(operands=None, register=False)
 def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
+    """dp = -dl k t / p: nonzero at each row's label only, for labels.
+
+    >>> dp = np.empty((1, 2))
+    >>> cross_entropy_grad([np.array(1.0), np.array([[0.25, 0.75]]), np.array([1])], [dp])(); dp.round(6)
+    array([[ 0.      , -1.333333]])
+    """
     (dl, p, labels), (dp,) = ins, outs
     k, rows, sparse = _scale(reduction, p.shape[0]), np.arange(p.shape[0]), labels.dtype.kind in "iu"
 
@@ -237,6 +295,14 @@ def cross_entropy_grad(ins, outs, reduction="mean"):       # -t / p
 
 @kernel(operands=None, scratch={"a": (0, "same")}, register=False)
 def kl_divergence(ins, outs, reduction="mean", *, a):
+    """mean over rows of sum t log(t / p) (target t, prediction p, both clipped to EPS).
+
+    >>> out = np.empty(()); t, p = np.array([[0.5, 0.5]]), np.array([[0.25, 0.75]])
+    >>> kl_divergence([p, t], [out], a=np.empty((1, 2)))(); round(float(out), 6)   # 0.5 log 2 + 0.5 log(2/3)
+    0.143841
+    >>> kl_divergence([t, t], [out], a=np.empty((1, 2)))(); float(out)             # no divergence from itself
+    0.0
+    """
     (p, t), (out,) = ins, outs
     k = _scale(reduction, p.shape[0])
 
@@ -252,6 +318,13 @@ def kl_divergence(ins, outs, reduction="mean", *, a):
 
 @kernel(operands=None, scratch={"c": ("out", "same")}, register=False)
 def kl_divergence_grad(ins, outs, reduction="mean", *, c):        # -t / p
+    """dp = -dl k t / p.
+
+    >>> dp = np.empty((1, 2))
+    >>> kl_divergence_grad([np.array(1.0), np.array([[0.25, 0.75]]), np.array([[0.5, 0.5]])], [dp],
+    ...                    c=np.empty((1, 2)))(); dp.round(6)
+    array([[-2.      , -0.666667]])
+    """
     (dl, p, t), (dp,) = ins, outs
     k = _scale(reduction, p.shape[0])
 
@@ -264,6 +337,15 @@ def kl_divergence_grad(ins, outs, reduction="mean", *, c):        # -t / p
 
 @kernel(operands=2)
 def gaussian_kl(ins, outs, scale=1.0):
+    """A VAE's KL term: KL(N(mean, exp(logvar)) || N(0, 1)) summed over features,
+    averaged over rows, times ``scale``.
+
+    >>> out = np.empty(())
+    >>> gaussian_kl([np.zeros((2, 3)), np.zeros((2, 3))], [out])(); float(out) == 0   # already N(0, 1)
+    True
+    >>> gaussian_kl([np.array([[1.0]]), np.zeros((1, 1))], [out])(); float(out)    # mean 1: 1/2
+    0.5
+    """
     (mean, logvar), (out,) = ins, outs
     k = -0.5 * scale / mean.shape[0]
 
@@ -274,6 +356,14 @@ def gaussian_kl(ins, outs, scale=1.0):
 
 @kernel(operands=3)
 def gaussian_kl_grad(ins, outs, scale=1.0, wrt=0):
+    """d/dmean = dl k mean (``wrt=0``), d/dlogvar = dl k (exp(logvar) - 1) / 2 (``wrt=1``).
+
+    >>> d = np.empty((1, 2)); mean, logvar = np.array([[1.0, -2.0]]), np.log(np.array([[3.0, 1.0]]))
+    >>> gaussian_kl_grad([np.array(1.0), mean, logvar], [d], wrt=0)(); d
+    array([[ 1., -2.]])
+    >>> gaussian_kl_grad([np.array(1.0), mean, logvar], [d], wrt=1)(); d.round(6)
+    array([[1., 0.]])
+    """
     (dl, mean, logvar), (d,) = ins, outs
     k = scale / mean.shape[0]
 
@@ -289,6 +379,17 @@ def gaussian_kl_grad(ins, outs, scale=1.0, wrt=0):
 
 @kernel(operands=None, scratch={"a": (0, "same"), "b": (0, "same")}, register=False)
 def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False, *, a, b):
+    """-mean(t log p + (1 - t) log(1 - p)); with ``from_logits``, of p = sigmoid(z),
+    computed from z without overflow.
+
+    >>> out, a, b = np.empty(()), np.empty(2), np.empty(2)
+    >>> binary_cross_entropy([np.array([0.5, 0.5]), np.array([0.0, 1.0])], [out], a=a, b=b)()
+    >>> round(float(out), 6)                                                  # log 2
+    0.693147
+    >>> binary_cross_entropy([np.array([1000.0, -1000.0]), np.array([1.0, 0.0])], [out],
+    ...                      from_logits=True, a=a, b=b)(); float(out)        # sure and right
+    0.0
+    """
     (p, t), (out,) = ins, outs
     k = _scale(reduction, p.size)
 
@@ -308,6 +409,13 @@ def binary_cross_entropy(ins, outs, reduction="mean", from_logits=False, *, a, b
 
 @kernel(operands=None, scratch={"c": ("out", "same")}, register=False)
 def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False, *, c):
+    """d/dp = dl k (p - t) / (p (1 - p)); from logits, d/dz = dl k (sigmoid(z) - t).
+
+    >>> dz = np.empty(2)
+    >>> binary_cross_entropy_grad([np.array(1.0), np.zeros(2), np.array([0.0, 1.0])], [dz],
+    ...                           from_logits=True, c=np.empty(2))(); dz   # (1/2 - t) / 2
+    array([ 0.25, -0.25])
+    """
     (dl, p, t), (dx,) = ins, outs
     k = _scale(reduction, p.size)
 
@@ -330,6 +438,11 @@ def binary_cross_entropy_grad(ins, outs, reduction="mean", from_logits=False, *,
 
 @kernel(operands=1)
 def l2_penalty(ins, outs, scale):
+    """scale * sum(w^2).
+
+    >>> out = np.empty(()); l2_penalty([np.array([1.0, -2.0])], [out], scale=0.5)(); float(out)
+    2.5
+    """
     (w,), (out,) = ins, outs
     flat = w.reshape(-1)
 
@@ -340,6 +453,11 @@ def l2_penalty(ins, outs, scale):
 
 @kernel(operands=2)
 def l2_penalty_grad(ins, outs, scale):          # 2 scale w
+    """dw = dl 2 scale w.
+
+    >>> dw = np.empty(2); l2_penalty_grad([np.array(1.0), np.array([1.0, -2.0])], [dw], scale=0.5)(); dw
+    array([ 1., -2.])
+    """
     (dl, w), (dw,) = ins, outs
 
     def run():
@@ -349,6 +467,11 @@ def l2_penalty_grad(ins, outs, scale):          # 2 scale w
 
 @kernel(operands=1)
 def l1_penalty(ins, outs, scale):
+    """scale * sum(|w|).
+
+    >>> out = np.empty(()); l1_penalty([np.array([1.0, -2.0])], [out], scale=0.5)(); float(out)
+    1.5
+    """
     (w,), (out,) = ins, outs
 
     def run():
@@ -358,6 +481,11 @@ def l1_penalty(ins, outs, scale):
 
 @kernel(operands=2)
 def l1_penalty_grad(ins, outs, scale):          # scale sign(w)
+    """dw = dl scale sign(w) (0 at w = 0).
+
+    >>> dw = np.empty(3); l1_penalty_grad([np.array(1.0), np.array([1.0, 0.0, -2.0])], [dw], scale=0.5)(); dw
+    array([ 0.5,  0. , -0.5])
+    """
     (dl, w), (dw,) = ins, outs
 
     def run():
