@@ -27,6 +27,11 @@ def _layout(x, axis):
 
 @kernel(operands=1)
 def batch_mean(ins, outs, axis=1):
+    """Per-channel mean over every axis but ``axis`` (batch and space).
+
+    >>> m = np.empty(2); _ = batch_mean([np.arange(16.0).reshape(2, 2, 2, 2)], [m], axis=1)(); m
+    array([5.5, 9.5])
+    """
     (x,), (mean,) = ins, outs
     axis, others, _shape = _layout(x, axis)
     return partial(np.mean, x, axis=others, out=mean)
@@ -34,6 +39,12 @@ def batch_mean(ins, outs, axis=1):
 
 @kernel(operands=1)
 def batch_mean_grad(ins, outs, axis=1, shape=None):
+    """Each channel's gradient spread evenly over the values it averaged.
+
+    >>> dx = np.empty((2, 2)); _ = batch_mean_grad([np.array([4.0, 8.0])], [dx], axis=1)(); dx
+    array([[2., 4.],
+           [2., 4.]])
+    """
     (dmean,), (dx,) = ins, outs
     axis, _others, layout = _layout(dx, axis)
     count = dx.size // dx.shape[axis]
@@ -42,6 +53,12 @@ def batch_mean_grad(ins, outs, axis=1, shape=None):
 
 @kernel(operands=2, scratch={"centred": (0, "same")})
 def batch_var(ins, outs, axis=1, *, centred):
+    """Per-channel variance (biased: divided by the count), given the mean.
+
+    >>> x = np.array([[1.0, 0.0], [3.0, 0.0]]); v = np.empty(2)
+    >>> batch_var([x, x.mean(0)], [v], axis=1, centred=np.empty((2, 2)))(); v
+    array([1., 0.])
+    """
     (x, mean), (var,) = ins, outs
     axis, others, shape = _layout(x, axis)
     m = mean.reshape(shape)
@@ -55,6 +72,15 @@ def batch_var(ins, outs, axis=1, *, centred):
 
 @kernel(operands=3, scratch={"centred": (1, "same")})
 def batch_var_grad(ins, outs, axis=1, wrt=0, *, centred):
+    """d var / d x = 2 (x - mean) dvar / M (``wrt=0``); d var / d mean =
+    -2 sum(x - mean) dvar / M (``wrt=1``), zero at the true mean.
+
+    >>> x, c = np.array([[1.0], [3.0]]), np.empty((2, 1)); d, dm = np.empty((2, 1)), np.empty(1)
+    >>> batch_var_grad([np.ones(1), x, np.array([2.0])], [d], wrt=0, centred=c)(); d.ravel()
+    array([-1.,  1.])
+    >>> batch_var_grad([np.ones(1), x, np.array([1.0])], [dm], wrt=1, centred=c)(); dm   # -2 (0 + 2) / 2
+    array([-2.])
+    """
     (dvar, x, mean), (d,) = ins, outs
     axis, others, shape = _layout(x, axis)
     count = x.size // x.shape[axis]
@@ -74,6 +100,14 @@ def batch_var_grad(ins, outs, axis=1, wrt=0, *, centred):
 
 @kernel(operands=5, scratch={"scale": (1, "same"), "shift": (1, "same")})
 def normalize(ins, outs, axis=1, eps=1e-3, *, scale, shift):
+    """gamma (x - mean) / sqrt(var + eps) + beta, per channel (as one scale and shift).
+
+    >>> x = np.array([[1.0, 10.0], [3.0, 30.0]]); y = np.empty((2, 2))
+    >>> normalize([x, x.mean(0), x.var(0), np.ones(2), np.array([0.0, 5.0])], [y], eps=0.0,
+    ...           scale=np.empty(2), shift=np.empty(2))(); y
+    array([[-1.,  4.],
+           [ 1.,  6.]])
+    """
     (x, mean, var, gamma, beta), (y,) = ins, outs
     axis, _others, shape = _layout(x, axis)
     s, t = scale.reshape(shape), shift.reshape(shape)
@@ -91,6 +125,20 @@ def normalize(ins, outs, axis=1, eps=1e-3, *, scale, shift):
 
 @kernel(operands=5, scratch={"work": (1, "same"), "inv": (4, "same")})
 def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0, *, work, inv):
+    """The gradient of normalize with respect to operand ``wrt``: x (0), mean
+    (1), var (2), gamma (3) or beta (4), the mean and variance taken as inputs
+    (their own gradients flow through batch_mean and batch_var).
+
+    >>> x = np.array([[1.0], [3.0]]); dy = np.array([[1.0], [2.0]]); d = np.empty((2, 1)); g = np.empty(1)
+    >>> args = [dy, x, np.array([2.0]), np.array([1.0]), np.array([3.0])]
+    >>> work = dict(eps=0.0, work=np.empty((2, 1)), inv=np.empty(1))
+    >>> normalize_grad(args, [d], wrt=0, **work)(); d.ravel()               # dy gamma / sqrt(var)
+    array([3., 6.])
+    >>> normalize_grad(args, [g], wrt=3, **work)(); g                        # sum(dy (x - mean) / sqrt(var))
+    array([1.])
+    >>> normalize_grad(args, [g], wrt=4, **work)(); g                        # sum(dy)
+    array([3.])
+    """
     (dy, x, mean, var, gamma), (d,) = ins, outs
     axis, others, shape = _layout(x, axis)
     m, g, i = mean.reshape(shape), gamma.reshape(shape), inv.reshape(shape)
@@ -126,6 +174,12 @@ def normalize_grad(ins, outs, axis=1, eps=1e-3, wrt=0, *, work, inv):
 
 @kernel(operands=2)
 def moving_average(ins, outs, momentum=0.99):
+    """running = momentum running + (1 - momentum) value, in place (it writes its operand 0).
+
+    >>> running = np.array([1.0, 0.0])
+    >>> moving_average([running, np.array([3.0, 10.0])], [], momentum=0.75)(); running
+    array([1.5, 2.5])
+    """
     running, value = ins
 
     def run():
@@ -136,6 +190,13 @@ def moving_average(ins, outs, momentum=0.99):
 
 @kernel(operands=2)
 def bn_fold_scale(ins, outs, eps=1e-3):
+    """gamma / sqrt(running_var + eps): batch norm at inference, folded into the
+    layer before it as a per-channel scale of its weight.
+
+    >>> scale = np.empty(2); bn_fold_scale([np.array([2.0, 1.0]), np.array([4.0, 0.25])], [scale], eps=0.0)()
+    >>> scale
+    array([1., 2.])
+    """
     (gamma, running_var), (scale,) = ins, outs
 
     def run():
@@ -147,6 +208,16 @@ def bn_fold_scale(ins, outs, eps=1e-3):
 
 @kernel(operands=4)
 def bn_fold_shift(ins, outs):
+    """(b - running_mean) scale + beta: the folded layer's new bias. Then
+    x W scale + shift is normalize(x W + b) with the running statistics:
+
+    >>> x, W, b = np.array([[1.0, 2.0]]), np.array([[1.0], [1.0]]), np.array([0.5])
+    >>> mean, var, gamma, beta = np.array([1.0]), np.array([4.0]), np.array([3.0]), np.array([0.1])
+    >>> scale, shift = np.empty(1), np.empty(1)
+    >>> bn_fold_scale([gamma, var], [scale], eps=0.0)(); bn_fold_shift([b, mean, scale, beta], [shift])()
+    >>> float((x @ (W * scale) + shift)[0, 0]), float(((x @ W + b - mean) / 2.0 * 3.0 + 0.1)[0, 0])
+    (3.85, 3.85)
+    """
     (b, running_mean, scale, beta), (shift,) = ins, outs
 
     def run():
