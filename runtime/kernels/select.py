@@ -20,11 +20,22 @@ _UFUNCS = {"less": np.less, "less_equal": np.less_equal, "greater": np.greater,
 
 @kernel(operands=2)
 def compare(ins, outs, relation, dtype="float32"):
+    """a <relation> b as 0.0 / 1.0 (``relation``: less, less_equal, greater, greater_equal, equal).
+
+    >>> y = np.empty(3); _ = compare([np.array([1.0, 2.0, 3.0]), np.array([2.0])], [y], relation="less")(); y
+    array([1., 0., 0.])
+    """
     return partial(_UFUNCS[relation], ins[0], ins[1], out=outs[0])     # bool -> 0.0 / 1.0
 
 
 @kernel(operands=3)
 def where(ins, outs):
+    """a where c != 0, else b; the branch not taken is never read into y (a NaN there does not leak).
+
+    >>> c, a, b, y = np.array([1.0, 0.0, 1.0]), np.array([1.0, 2.0, 3.0]), np.full(3, -1.0), np.empty(3)
+    >>> where([c, a, b], [y])(); y
+    array([ 1., -1.,  3.])
+    """
     (c, a, b), (y,) = ins, outs
 
     def run():
@@ -36,6 +47,14 @@ def where(ins, outs):
 
 @kernel(operands=2)
 def where_grad(ins, outs, branch):
+    """dy where the branch (``"taken"``: c != 0, else c == 0) was chosen, 0 elsewhere.
+
+    >>> c, dy, g = np.array([1.0, 0.0, 1.0]), np.array([5.0, 6.0, 7.0]), np.empty(3)
+    >>> where_grad([c, dy], [g], branch="taken")(); g
+    array([5., 0., 7.])
+    >>> where_grad([c, dy], [g], branch="other")(); g
+    array([0., 6., 0.])
+    """
     (c, dy), (g,) = ins, outs
 
     def run():
@@ -51,6 +70,12 @@ def _positive(idx, size):
 
 @kernel(operands=2)
 def gather_elements(ins, outs, axis=0):
+    """ONNX's GatherElements: y[i][j] = x[i][idx[i][j]] along ``axis`` (negative indices count from the end).
+
+    >>> x = np.array([[10.0, 20.0, 30.0]]); y = np.empty((1, 2))
+    >>> gather_elements([x, np.array([[2, -3]])], [y], axis=1)(); y
+    array([[30., 10.]])
+    """
     (x, idx), (y,) = ins, outs
 
     def run():
@@ -60,7 +85,12 @@ def gather_elements(ins, outs, axis=0):
 
 @kernel(operands=3)
 def gather_elements_grad(ins, outs, axis=0):
-    """Repeated indices add up (np.add.at), as the gradient of a gather must."""
+    """Repeated indices add up (np.add.at), as the gradient of a gather must.
+
+    >>> g = np.empty((1, 3))
+    >>> gather_elements_grad([np.array([[1.0, 2.0]]), np.array([[1, 1]]), np.empty((1, 3))], [g], axis=1)(); g
+    array([[0., 3., 0.]])
+    """
     (dy, idx, _x), (g,) = ins, outs
     axis = axis % g.ndim
 

@@ -25,6 +25,11 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 @kernel(operands=1)
 def erf(ins, outs):
+    """The error function, elementwise, through ``math.erf`` (see the module docstring).
+
+    >>> y = np.empty(2); erf([np.array([-30.0, 1.0])], [y])(); y.round(8)
+    array([-1.        ,  0.84270079])
+    """
     (x,), (y,) = ins, outs
 
     def run():
@@ -34,6 +39,13 @@ def erf(ins, outs):
 
 @kernel(operands=2)
 def erf_grad(ins, outs):
+    """dx = dy 2 / sqrt(pi) e^(-x^2), from the input x.
+
+    >>> x, h, dx, f = np.array([-1.0, 0.0, 0.5]), 1e-6, np.empty(3), np.frompyfunc(math.erf, 1, 1)
+    >>> erf_grad([np.ones(3), x], [dx])()
+    >>> np.allclose(dx, (f(x + h) - f(x - h)).astype(float) / (2 * h))   # central differences
+    True
+    """
     (dy, x), (dx,) = ins, outs
 
     def run():
