@@ -9,7 +9,7 @@ For each shape and layout (image order: ``max_pool2d``; tile order:
 
 - unrouted: the plain forward (what a prediction program runs) and the gradient
   that finds each window's first maximum again (x == y per window offset);
-- routed: the forward that also writes the routes (one boolean mask per window
+- routed: the forward that also writes the routes (one byte mask per window
   offset) and the gradient that only scatters dy by them (what a training
   program runs, compiler/ops/pool.py).
 

@@ -188,9 +188,10 @@ register(OpDef("max_pool_blocks_grad", 3, _blocks_grad_shape, kind="lowered", at
 # Routed max pooling (training programs). The gradient of a max pool routes each
 # window's gradient to the window's first maximum; finding it takes a comparison
 # and a routing step per window offset. A training program finds it once, in the
-# forward, which keeps it as a second output: one boolean mask per offset,
-# ``routes`` (N, offsets, C, OH, OW), a ``max_pool_routes`` node the pool's
-# instruction writes. The gradient then only scatters dy by the masks, and the
+# forward, which keeps it as a second output: one byte mask per offset (all ones
+# where the window's first maximum is there, else zeros), ``routes`` (N, offsets,
+# C, OH, OW) int8, a ``max_pool_routes`` node the pool's instruction writes. The
+# gradient then only scatters dy by the masks (a bitwise AND), and the
 # pool's input need not live until the backward. Prediction programs have no
 # gradient and keep the plain pool.
 

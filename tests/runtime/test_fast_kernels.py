@@ -112,12 +112,18 @@ def test_max_pool_gradient_goes_to_the_first_maximum_of_each_window(size, k, s):
                                            ((2, 3, 7, 6), (2, 2), (2, 2), (1, 1)),     # a row left over
                                            ((2, 2, 7, 8), (2, 3), (1, 2), (2, 1)),     # dilated
                                            ((2, 2, 5, 5), (1, 1), (2, 2), (1, 1))])    # one offset
-def test_routed_max_pool_keeps_each_windows_first_maximum_for_its_gradient(size, k, s, d):
+@pytest.mark.parametrize("values", ["relu", "signed zeros and infinities"])
+def test_routed_max_pool_keeps_each_windows_first_maximum_for_its_gradient(size, k, s, d, values):
     """max_pool2d_routed writes the maxima and one mask per window offset; its
     gradient, reading only the masks, is the window-by-window routing (first
-    maximum of each window, ties after a ReLU)."""
+    maximum of each window: ties after a ReLU, -0.0 against 0.0, infinities,
+    windows of -inf as padding makes them)."""
     rng = np.random.default_rng(3)
-    x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)
+    if values == "relu":
+        x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)
+    else:
+        x = rng.choice([-np.inf, -1.0, -0.0, 0.0, 1.0, np.inf], size=size)
+        x[0, 0] = -np.inf
     span = [dd * (kk - 1) + 1 for kk, dd in zip(k, d)]
     oh, ow = (size[2] - span[0]) // s[0] + 1, (size[3] - span[1]) // s[1] + 1
     n, c = size[:2]
