@@ -155,7 +155,8 @@ def test_im2col_in_tile_order_reads_every_window(k, s, d, blocks):
 
 @pytest.mark.parametrize("size, tile", [((2, 3, 8, 6), (2, 2)), ((2, 3, 9, 6), (3, 3)),
                                         ((3, 2, 6, 4), (2, 1)), ((1, 2, 4, 9), (1, 3))])
-def test_max_pool_blocks_and_gradient_match_window_loops(size, tile):
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["whole", "image-by-image"])
+def test_max_pool_blocks_and_gradient_match_window_loops(size, tile, chunk_bytes, monkeypatch):
     rng = np.random.default_rng(2)
     x = np.maximum(rng.integers(-3, 3, size), 0).astype(np.float64)   # many ties, as after relu
     n, c, h, w = size
@@ -179,6 +180,9 @@ def test_max_pool_blocks_and_gradient_match_window_loops(size, tile):
         run()
         np.testing.assert_array_equal(dx, _tile_order(want_dx, *tile))
     # the training program's pair: the forward keeps each window's route, the gradient reads it
+    if chunk_bytes is not None:              # cut into batch chunks of one image each
+        from graphnn.runtime.kernels import pool as pool_kernels
+        monkeypatch.setattr(pool_kernels, "ROUTED_CHUNK_BYTES", chunk_bytes)
     y, routes = np.full((n, c, oh, ow), np.nan), np.ones((n, xt.shape[1], c, oh, ow), np.int8)
     forward = bind(KERNELS["max_pool_blocks_routed"], [xt], [y, routes, np.ones(y.shape, bool)],
                    {"pooled_hw": [oh, ow]})
