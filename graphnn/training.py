@@ -15,7 +15,8 @@ from .compiler.training import TARGET, WEIGHTS, target_spec
 class History:
     """Per-epoch logs of ``fit``: ``history["loss"][e]`` is epoch e's mean loss.
 
-    >>> h = History(); h.append(0, {"loss": 0.75, "accuracy": 0.5}); h.append(1, {"loss": 0.5, "accuracy": 1.0})
+    >>> h = History()
+    >>> h.append(0, {"loss": 0.75, "accuracy": 0.5}); h.append(1, {"loss": 0.5, "accuracy": 1.0})
     >>> h.epoch, h.history["loss"], h
     ([0, 1], [0.75, 0.5], <History 2 epochs, last {'loss': 0.5, 'accuracy': 1.0}>)
     """
@@ -27,7 +28,8 @@ class History:
     def append(self, epoch: int, logs: dict) -> None:
         """Add one epoch's logs (values as Python floats; a new name starts its own list).
 
-        >>> h = History(); h.append(3, {"loss": np.float32(0.5)}); h.append(4, {"loss": 0.25, "val_loss": 0.5})
+        >>> h = History(); h.append(3, {"loss": np.float32(0.5)})
+        >>> h.append(4, {"loss": 0.25, "val_loss": 0.5})
         >>> h.epoch, h.history
         ([3, 4], {'loss': [0.5, 0.25], 'val_loss': [0.5]})
         """

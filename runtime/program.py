@@ -23,7 +23,8 @@ import numpy as np
 class Buffer:
     """One array: in the arena at ``offset``, or persistent (weights, state, constants).
 
-    >>> Buffer("x", (32, 784), "float32", offset=0).nbytes, Buffer("W", (3, 2), "float64", persistent=True).offset
+    >>> x, W = Buffer("x", (32, 784), "float32", offset=0), Buffer("W", (3, 2), "float64", persistent=True)
+    >>> x.nbytes, W.offset
     (100352, None)
     """
 

@@ -211,7 +211,8 @@ class GraphnnBackend(Backend):
         >>> from onnx import helper, TensorProto
         >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
         >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
-        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "g", [x], [y]))
+        >>> neg = helper.make_node("Neg", ["x"], ["y"])
+        >>> proto = helper.make_model(helper.make_graph([neg], "g", [x], [y]))
         >>> rep = GraphnnBackend.prepare(proto); type(rep).__name__, rep.model.graph["y"].shape
         ('GraphnnRep', (1, 2))
         """
@@ -230,7 +231,8 @@ class GraphnnBackend(Backend):
         >>> from onnx import helper, TensorProto
         >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
         >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
-        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Neg", ["x"], ["y"])], "g", [x], [y]))
+        >>> neg = helper.make_node("Neg", ["x"], ["y"])
+        >>> proto = helper.make_model(helper.make_graph([neg], "g", [x], [y]))
         >>> GraphnnBackend.run_model(proto, [np.array([[1.0, -2.0]], np.float32)])
         (array([[-1.,  2.]], dtype=float32),)
         """

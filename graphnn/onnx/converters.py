@@ -117,7 +117,7 @@ def const(v, what: str) -> np.ndarray:
 def out(node, i: int = 0) -> str:
     """The name of the node's output ``i``: the name its graphnn op gets.
 
-    >>> out(helper.make_node("Split", ["x"], ["a", "b"])), out(helper.make_node("Split", ["x"], ["a", "b"]), 1)
+    >>> split = helper.make_node("Split", ["x"], ["a", "b"]); out(split), out(split, 1)
     ('a', 'b')
     """
     return node.output[i]

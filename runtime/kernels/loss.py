@@ -256,7 +256,7 @@ def cross_entropy(ins, outs, reduction="mean", *, logp):
     """-mean over rows of log p[label] for probabilities p (clipped to EPS first).
 
     >>> out, p, labels = np.empty(()), np.array([[0.25, 0.75]]), np.array([1])
-    >>> cross_entropy([p, labels], [out], logp=np.empty((1, 2)))(); round(float(out), 6)                                                  # -log 0.75
+    >>> cross_entropy([p, labels], [out], logp=np.empty((1, 2)))(); round(float(out), 6)   # -log 0.75
     0.287682
     """
     (p, labels), (out,) = ins, outs
