@@ -154,8 +154,19 @@ def predict_arguments(model, x, *, batch_size) -> dict:
     >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, inputs=x, outputs=g.relu(x))
     >>> predict_arguments(m, np.ones((5, 2)), batch_size=8)["x"].shape
     (5, 2)
+    >>> g = Graph(); x = g.input("x", (None, 2)); s = Model(g, inputs=x, outputs=g.op("reduce_sum", [x]))
+    >>> predict_arguments(s, np.ones((5, 2)), batch_size=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: predict: output 'reduce_sum' has shape (1, 1), no batch axis, so it has no value per sample (its value would depend on batch_size); use evaluate, or an output of shape (None, ...)
     """
     positive_int(batch_size, "batch_size")
+    for out in model.outputs:
+        shape = model._checked.nodes[out]["shape"]
+        if not shape or shape[0] is not None:
+            raise ValueError(f"predict: output {out!r} has shape {shape}, no batch axis, so it has no value "
+                             "per sample (its value would depend on batch_size); use evaluate, or an output "
+                             "of shape (None, ...)")
     feeds, _ = feeds_for(model, x, None)
     samples(feeds)
     return feeds

@@ -76,14 +76,19 @@ def get(spec) -> Regularizer | None:
     Traceback (most recent call last):
     ...
     ValueError: unknown regularizer ('dropout', 0.5); use graphnn.regularizers.L1/L2/L1L2, 'l2', ('l2', 1e-4) or {'l1': ..., 'l2': ...}
+    >>> get("dropout")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown regularizer 'dropout'; use graphnn.regularizers.L1/L2/L1L2, 'l2', ('l2', 1e-4) or {'l1': ..., 'l2': ...}
     """
     if spec is None or isinstance(spec, Regularizer):
         return spec
+    given = spec                        # named in the error as the caller wrote it
     if isinstance(spec, str):
         spec = (spec, 0.01)
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in ("l1", "l2"):
         return Regularizer(**{spec[0]: spec[1]})
     if isinstance(spec, dict):
         return Regularizer(**spec)
-    raise ValueError(f"unknown regularizer {spec!r}; use graphnn.regularizers.L1/L2/L1L2, "
+    raise ValueError(f"unknown regularizer {given!r}; use graphnn.regularizers.L1/L2/L1L2, "
                      "'l2', ('l2', 1e-4) or {'l1': ..., 'l2': ...}")

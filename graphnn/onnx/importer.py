@@ -142,8 +142,10 @@ def _input_shape(value_info, batch_symbolic: bool) -> tuple:
         elif i == 0 and batch_symbolic:
             dims.append(None)
         else:
+            allowed = ("only the first (the batch) may be" if batch_symbolic else
+                       "with batch_symbolic=False every dimension must be fixed")
             raise Unsupported(f"input {value_info.name!r}: dimension {i} is symbolic "
-                              f"({d.dim_param or '?'}); only the first (the batch) may be")
+                              f"({d.dim_param or '?'}); {allowed}")
     return tuple(dims)
 
 

@@ -96,6 +96,8 @@ def test_regularizer_short_forms_and_errors():
     assert regularizers.get({"l1": 0.1, "l2": 0.2}).terms() == [("l1_penalty", 0.1), ("l2_penalty", 0.2)]
     with pytest.raises(ValueError, match="unknown regularizer"):
         regularizers.get(("l3", 1))
+    with pytest.raises(ValueError, match=r"unknown regularizer 'dropout';"):    # as written, not a tuple built from it
+        regularizers.get("dropout")
     with pytest.raises(ValueError, match="l2 must be a number >= 0"):
         regularizers.L2(-1)
 

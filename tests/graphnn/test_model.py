@@ -68,6 +68,16 @@ def test_predict_matches_a_numpy_forward_pass():
     np.testing.assert_allclose(model.predict(x, batch_size=16), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_predict_refuses_an_output_without_a_batch_axis():
+    g = Graph()
+    x = g.input("x", (None, 2))
+    h = g.dense(x, 1, name="lin")
+    total = g.op("reduce_sum", [h], name="total")       # (1, 1): one value per batch, not per sample
+    model = Model(g, inputs=x, outputs=[h, total])
+    with pytest.raises(ValueError, match=r"predict: output 'total' has shape \(1, 1\), no batch axis"):
+        model.predict(np.ones((3, 2)), batch_size=2)
+
+
 def test_evaluate_matches_numpy_loss_and_accuracy():
     model = classifier()
     x, y = data(30)

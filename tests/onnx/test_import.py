@@ -129,3 +129,14 @@ def test_a_linear_resize_runs_as_the_map_onnxruntime_computes():
     model = gx.load(proto)
     data = np.random.default_rng(0).normal(size=(3, 2, 4, 6)).astype(np.float32)
     np.testing.assert_allclose(model.predict(data), _onnxruntime(proto, data), atol=1e-5, rtol=0)
+
+
+def test_symbolic_dimensions_are_named_with_the_rule_that_refuses_them():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "T"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "T"])
+    proto = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    with pytest.raises(GraphError, match=r"dimension 1 is symbolic \(T\); only the first \(the batch\) may be"):
+        gx.load(proto)
+    with pytest.raises(GraphError, match=r"dimension 0 is symbolic \(N\); with batch_symbolic=False every "
+                                         r"dimension must be fixed"):
+        gx.load(proto, batch_symbolic=False)
