@@ -13,6 +13,7 @@ array([0., 1., 4., 5.])
 """
 from __future__ import annotations
 
+import itertools
 from functools import partial
 
 import numpy as np
@@ -48,7 +49,7 @@ def row_pieces(m: int, n: int, k: int) -> list[tuple[int, int]]:
     bounds = [0]
     for i in range(parts):
         bounds.append(bounds[-1] + q + (i < r))
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def _matmul_rows(w, x, out):
