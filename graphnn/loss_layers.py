@@ -13,14 +13,17 @@ from .layers import layer
 
 class LossMethods:
     """Mixed into Graph: mse, l1, the cross-entropies and the KL divergence.
-    Each is a scalar node: a graph may train on a sum of them.
+    Each is a scalar node; ``Model.compile(loss=node)`` trains on it, with its
+    target fed among the model's inputs:
 
     >>> import numpy as np
     >>> from graphnn import Graph, Model
-    >>> g = Graph(); p, t = g.input("p", (None, 2)), g.input("t", (None, 2))
-    >>> m = Model(g, [p, t], g.add(g.mse(p, t), g.l1(p, t)))
-    >>> m.predict([np.array([[1.0, 3.0]]), np.array([[0.0, 1.0]])])   # (1 + 4) / 2 + (1 + 2) / 2
-    array([4.], dtype=float32)
+    >>> g = Graph(); x, t = g.input("x", (None, 1)), g.input("t", (None, 2))
+    >>> p = g.dense(x, 2, name="d"); err = g.mse(p, t)
+    >>> m = Model(g, [x, t], p); m.compile(loss=err)
+    >>> m.set_weights({"d/W": np.array([[1.0, 3.0]]), "d/b": np.zeros(2)})
+    >>> m.evaluate([np.array([[1.0]]), np.array([[0.0, 1.0]])])      # ((1 - 0)^2 + (3 - 1)^2) / 2
+    {'loss': 2.5}
     """
 
     @layer

@@ -121,6 +121,8 @@ def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]
     g, loss = model._checked, model._loss
     feeds = prepare_inputs(g, model.inputs, x, "x")
     target = None
+    if y is None and loss is not None and loss.node is not None:
+        target = target_spec(g, loss, model.outputs)        # a loss node fed all it reads through x
     if y is not None:
         weights = None if sample_weight is None else sample_weights(sample_weight, model.graph.dtype)
         y = np.asarray(y) if loss.op else y

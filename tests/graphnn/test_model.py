@@ -192,3 +192,23 @@ def test_a_saved_categorical_cross_entropy_model_reloads_with_that_loss(tmp_path
     assert model.evaluate(xs, labels)["loss"] == pytest.approx(expected, rel=1e-9)
     model.save(str(tmp_path / "m.gnn"))
     assert load_model(str(tmp_path / "m.gnn")).evaluate(xs, labels)["loss"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_graph_loss_node_with_its_target_among_the_inputs_needs_no_y():
+    """fit and evaluate with y=None when the loss node reads its target from x;
+    the loss and the SGD step against the NumPy formulas."""
+    g = Graph(dtype="float64")
+    x, t = g.input("x", (None, 2)), g.input("t", (None, 1))
+    p = g.dense(x, 1, name="lin")
+    err = g.mse(p, t)
+    model = Model(g, inputs=[x, t], outputs=p)
+    model.compile(loss=err, optimizer=optim.SGD(0.1))
+    w, b = np.array([[0.5], [-1.0]]), np.array([0.25])
+    model.set_weights({"lin/W": w, "lin/b": b})
+    xs = np.array([[1.0, 2.0], [0.0, 1.0], [2.0, 0.0]])
+    ts = np.array([[1.0], [0.0], [2.0]])
+    r = xs @ w + b - ts
+    assert model.evaluate([xs, ts])["loss"] == pytest.approx(np.mean(r ** 2), rel=1e-12)
+    model.fit([xs, ts], epochs=1, batch_size=3, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.get_weights()["lin/W"], w - 0.1 * 2 * xs.T @ r / 3, rtol=1e-12)
+    np.testing.assert_allclose(model.get_weights()["lin/b"], b - 0.1 * 2 * r.mean(0), rtol=1e-12)
