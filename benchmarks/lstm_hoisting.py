@@ -1,12 +1,12 @@
 """Hoisting the LSTM's input projection out of the steps, measured against the
-per-step products the lstm_cell kernels run today (thread CPU time, one BLAS
+per-step products the LSTM runs today (lstm_scan's steps; thread CPU time, one BLAS
 thread), on the benchmark LSTM: 128 units, 28 steps of 28 features, batch 64.
 
     python benchmarks/lstm_hoisting.py [--rounds 31]
 
 Today each step multiplies the stacked weights [W; b; U] (K = 157 rows) by
 [x_t; 1; h] in one GEMM, and the weights' gradient is a running sum of
-[x_t; 1; h] dz_t^T (compiler/ops/recurrent.py). Hoisted, the input part
+[x_t; 1; h] dz_t^T (the per-step design before lstm_scan). Hoisted, the input part
 [W; b]^T [x; 1] is one GEMM over all N*T columns before the recurrence, each
 step multiplies U alone (K = 128) and adds its slice of the projection; in the
 backward the running sum covers U alone and the input part of the gradient is

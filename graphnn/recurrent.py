@@ -1,10 +1,10 @@
-"""LSTM and GRU layers, unrolled over the (static) sequence length.
+"""LSTM and GRU layers over a (static) sequence length.
 
-Each step is one op, ``lstm_cell`` or ``gru_cell``, reading the previous step's
-state (compiler/ops/recurrent.py, compiler/ops/gru.py: a feature-major state,
-one GEMM per step over weights stacked once per training step, the weights'
-gradient a running sum over the steps). See docs/architecture.md for why
-unrolling rather than a scan op.
+The LSTM is one op over the whole sequence, ``lstm_scan`` (compiler/ops/lstm_scan.py:
+a feature-major state, one GEMM per step over weights stacked once per training
+step, the backward pass a reverse loop, the weights' gradient one GEMM over all
+steps). The GRU is unrolled: each step is one op, ``gru_cell``, reading the
+previous step's state (compiler/ops/gru.py). See docs/architecture.md for why.
 
 Gate layouts follow PyTorch: LSTM [input, forget, cell, output]; GRU [reset,
 update, new], with the reset gate applied after the recurrent product. W
@@ -42,8 +42,9 @@ class RecurrentMethods:
         (N, T, features): the last hidden state (N, units), or every state
         (N, T, units) with ``return_sequences``. Initial states are zero.
 
-        Each step is one ``lstm_cell`` (compiler/ops/recurrent.py) reading the
-        stacked weights, x and the previous step's state."""
+        The steps are one ``lstm_scan`` (compiler/ops/lstm_scan.py) over the
+        stacked weights and x: its kernel loops over the steps, its gradient
+        loops back over them."""
         x, name = self._sequence(x, "lstm", name)
         steps, features = x.shape[1], x.shape[2]
         with self.block(name):
@@ -51,12 +52,10 @@ class RecurrentMethods:
             u = self.param("U", (units, 4 * units), init=recurrent_init) if steps > 1 else None
             b = self.param("b", (4 * units,), init=bias_init)
             stacked = self.op("lstm_weights", [w, b] + ([u] if u is not None else []), name="weights")
-            states = []
-            for t in range(steps):
-                states.append(self.op("lstm_cell", [stacked, x] + states[-1:], name=f"cell{t}", step=t))
-            if return_sequences:
-                return self.op("lstm_sequence", states, name="sequence")
-            return self.op("lstm_last", [states[-1]], name="h")
+            states = self.op("lstm_scan", [stacked, x], name="scan")
+            reader = "lstm_sequence" if return_sequences else "lstm_last"
+            return self.op(reader, [states], name="sequence" if return_sequences else "h",
+                           steps=steps, units=units)
 
     @layer
     def gru(self, x, units: int, return_sequences: bool = False, name=None,

@@ -108,7 +108,8 @@ def _layer_view(graph, dot, show_shapes=True, show_dtype=False, show_params=True
         trainable = _trainable_note(g, params) if show_trainable else ""
         if expand_nested and len(members) > 1:
             with dot.subgraph(name=f"cluster_{ids(name)}") as sub:
-                steps = f"{fold_.steps[name]} unrolled steps, drawn once" if name in fold_.steps else ""
+                steps = (f"a scan over {fold_.steps[name]} steps" if name in fold_.scans else
+                         f"{fold_.steps[name]} unrolled steps, drawn once" if name in fold_.steps else "")
                 sub.attr(label=_label(title, steps, trainable), style="rounded", color="#888888")
                 keys = {}
                 for n in members:
@@ -131,6 +132,8 @@ def _layer_view(graph, dot, show_shapes=True, show_dtype=False, show_params=True
                     dashed = {"style": "dashed", "label": "next step", "fontsize": "8"} \
                         if all(i["next"] for i in infos) else {}
                     sub.edge(ids(ku), ids(kv), **dashed)
+                for key, loop in fold_.loops(boxes):
+                    sub.edge(ids(key), ids(key), style="dashed", label=loop, fontsize="8")
             node_of[name] = ids(fold_.key(rec["output"]))
             first = [n for n in members if g.nodes[n]["op"] != "param" and
                      any(s not in members for s in operands(g, n))]

@@ -6,9 +6,10 @@ same key are drawn as one box with a count. Three rules make the keys:
 - **repeats**: a chain of at least three identical layers (same type, arguments,
   output and parameter shapes, each reading only the one before) folds into its
   first layer, drawn once with "x k";
-- **steps**: the unrolled time steps of a recurrent layer (``lstm/h3``,
-  ``lstm/h4``, ...) fold into one step (``lstm/h{t}``) inside a cluster that
-  says how many steps there are;
+- **steps**: the unrolled time steps of a recurrent layer (``gru/cell3``,
+  ``gru/cell4``, ...) fold into one step (``gru/cell{t}``) inside a cluster that
+  says how many steps there are; a layer whose steps are one scan op (the LSTM's
+  ``lstm_scan`` and its gradient) is one box with a loop that says the count;
 - **depth**: ``depth=1`` draws one box per layer and role (forward, backward,
   update), ``depth=2`` one per sub-layer of a block, and so on.
 
@@ -26,6 +27,7 @@ import re
 
 MIN_RUN = 3                      # shorter chains stay as they are: a pair reads fine
 RECURRENT = ("lstm", "gru")
+SCANS = {"lstm_scan": "steps", "lstm_scan_grad": "steps back"}    # ops whose kernel loops over the steps
 _STEP = re.compile(r"\d+")
 
 
@@ -75,6 +77,7 @@ class Folding:
         self.runs: dict[str, int] = {}          # first layer of a run -> its length
         self.fold_to: dict[str, str] = {}       # layer -> the first layer of its run
         self.steps: dict[str, int] = {}         # recurrent layer -> its number of steps
+        self.scans: set[str] = set()            # layers whose steps are one scan op
         if expand_repeats:
             return
         for first, members in find_runs(graph).items():
@@ -86,6 +89,17 @@ class Folding:
                 source = graph.nx.nodes.get(rec["inputs"][0]) if rec.get("inputs") else None
                 shape = source.get("shape") if source else None
                 self.steps[name] = shape[1] if shape and len(shape) == 3 else 0
+        self.scans = {layer_of(n) for n, d in graph.nx.nodes(data=True) if d["op"] in SCANS}
+
+    def loops(self, boxes: dict) -> list[tuple]:
+        """[(key, label)] for the boxes of scan ops ({key: [infos with "op" or
+        "kernel"]}): each is drawn with an edge to itself, "x T steps"."""
+        out = []
+        for key, infos in boxes.items():
+            op = infos[0].get("op", infos[0].get("kernel"))
+            if op in SCANS and key[0] in self.steps:
+                out.append((key, f"x {self.steps[key[0]]} {SCANS[op]}"))
+        return out
 
     def key(self, node: str, depth: int | None = None) -> tuple:
         """(layer, local path as drawn); steps become ``{t}`` in recurrent layers."""
@@ -110,6 +124,8 @@ class Folding:
         """What a folded layer's cluster says, or None for a layer drawn as it is."""
         if layer in self.runs:
             return f"{layer} x {self.runs[layer]} (a chain of {self.runs[layer]} identical layers)"
+        if layer in self.scans:
+            return f"{layer}: a scan over {self.steps[layer]} steps"
         if layer in self.steps:
             return f"{layer}: one of {self.steps[layer]} unrolled steps (t = 0..{self.steps[layer] - 1})"
         return None

@@ -93,6 +93,8 @@ def _draw(dot, nodes, edges, fold_, label, ids):
             sub.attr(label=title, style="rounded,dashed", color="#7a7a7a", fontsize="11")
             for key in keys:
                 label(sub, key, nodes[key], clustered=True)
+    for key, loop in fold_.loops(nodes):
+        dot.edge(ids(key), ids(key), style="dashed", label=loop, fontsize="8")
     for (ku, kv), infos in edges.items():
         src, dst = ids(ku), ids(kv)
         attrs = {"fontsize": "8"}

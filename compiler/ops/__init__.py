@@ -12,6 +12,7 @@ from . import (  # noqa: F401  # noqa: F401,E402
     gru,
     linalg,
     loss,
+    lstm_scan,
     norm,
     pool,
     recurrent,

@@ -108,7 +108,8 @@ register(OpDef("gru_cell_grad", None, _cell_grad_shape, kind="gradient",
                scratch=_cell_grad_scratch, flops=lambda ins, out, a: 16 * out[0],
                doc="A GRU step's gradient block (5U, N): the four scaled pre-activation rows' "
                    "gradients and h_prev's direct part z dh (absent without a previous "
-                   "state); sources as for lstm_cell_grad."))
+                   "state); the source says what the first operands are: the state's gradient, the next "
+                   "step's block and GS (dh = U' dz there), or h's gradient (N, U) alone."))
 
 
 def _state_grad_shape(shapes, dtypes, attrs):

@@ -1,29 +1,24 @@
-"""The LSTM cell ops: one op per time step, laid out for few, contiguous kernels.
-
-``graphnn/recurrent.py`` builds an LSTM of units U over (N, T, F) as
+"""The LSTM's stacked weights, and the step-op plumbing the GRU's cells share.
 
 - ``WS = lstm_weights(W, b[, U])``: W, b and U stacked into one (K, 4U) matrix,
   K = F + 1 (+ U when T > 1), the gates' columns in the order i, f, o, g (the
   sigmoid gates side by side) and the sigmoid gates' halved, so that
-  sigmoid(z) = (1 + tanh(z / 2)) / 2 costs one tanh over all gates;
-- ``S_t = lstm_cell(WS, x[, S_prev], step=t)``: one step. Its state is feature-major,
-  (7U, N): the rows of the activated gates i, f, o, g, then c, tanh(c) and h, each a
-  contiguous (U, N) block, so every elementwise pass runs over contiguous memory and
-  the step's product is one GEMM, WS^T @ [x_t; 1; h_prev];
-- ``lstm_last(S)`` (N, U) or ``lstm_sequence(S_0, ...)`` (N, T, U): the outputs.
-
-The gradient of a step is ``lstm_cell_grad`` (the gates' pre-activation gradients
-dz and the carried dc, one (5U, N) block), from which ``lstm_state_grad`` (the
-previous state's) and ``lstm_input_grad`` (x_t's) follow. WS's is a running sum,
-``lstm_weights_sum``, one per step from the last step back, each adding its
-product [x_t; 1; h_prev] dz_t^T while dz_t is fresh (step 0's is WS's whole
-gradient): no T products kept for an ``add_n``.
+  sigmoid(z) = (1 + tanh(z / 2)) / 2 costs one tanh over all gates. The LSTM's
+  steps read it as one op over the sequence (compiler/ops/lstm_scan.py).
+- For unrolled step ops (``gru_cell``, compiler/ops/gru.py), a state per step,
+  feature-major: ``cell_shape``, ``cell_scratch``, ``cell_vjp``, ``cell_grad_shape``
+  and the outputs ``register_outputs``. A step's gradient block gives x_t's
+  gradient (``lstm_input_grad``) and the stacked weights' as a running sum,
+  ``lstm_weights_sum``, one per step from the last step back, each adding its
+  product [x_t; 1; h_prev] dz_t^T while dz_t is fresh (step 0's is the whole
+  gradient): no T products kept for an ``add_n``. Both read only [x_t; 1; h_prev]
+  and the block's first 4U rows, which the GRU's layout shares with the LSTM's.
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["lstm_weights"].infer([(3, 8), (8,), (2, 8)], ["float32"] * 3, {})
 ((6, 8), 'float32')
->>> OPS["lstm_cell"].infer([(6, 8), (None, 4, 3), (14, None)], ["float32"] * 3, {"step": 1})
-((14, None), 'float32')
+>>> OPS["gru_cell"].infer([(6, 8), (None, 4, 3), (10, None)], ["float32"] * 3, {"step": 1})
+((10, None), 'float32')
 """
 from __future__ import annotations
 
@@ -33,9 +28,8 @@ from .base import Attr, OpDef, fmt_shape, register, same_dtype
 
 # Gradient producers whose result is zero in a state's gate and tanh(c) rows: a
 # step fed by them only needs the c and h rows of its output's gradient.
-STATE_GRADIENTS = ("lstm_state_grad", "lstm_last_grad", "lstm_sequence_grad",
-                   "gru_state_grad", "gru_last_grad", "gru_sequence_grad")
-CELLS = ("lstm_cell", "gru_cell")            # step ops sharing the gradient's plumbing below
+STATE_GRADIENTS = ("gru_state_grad", "gru_last_grad", "gru_sequence_grad")
+CELLS = ("gru_cell",)            # step ops using the gradient's plumbing below
 
 _step = Attr(check=lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
              expect="a time step (int >= 0)")
@@ -61,8 +55,6 @@ def state_check(rows: int, label: str):
                                f"{fmt_shape((rows * units, batch))} of {units} units")
     return check
 
-
-_state_shape = state_check(7, "a")
 
 
 # ------------------------------------------------------------------ weights
@@ -109,7 +101,7 @@ register(OpDef("lstm_weights_grad", 1, _weights_grad_shape, kind="gradient",
 # ------------------------------------------------------------------ one step
 
 def cell_shape(rows: int, check, stacked: str):
-    """The shape rule of a step op (``lstm_cell``, ``gru_cell``) whose state has
+    """The shape rule of a step op (``gru_cell``) whose state has
     ``rows`` rows per unit: operands the stacked weights (named ``stacked`` in
     errors), x (N, T, features) and optionally the previous state."""
     def shape(shapes, dtypes, attrs):
@@ -142,8 +134,6 @@ def cell_scratch(in_shapes, out_shape, attrs, dtype):
     return [((rows + units, in_shapes[1][0]), dtype)]
 
 
-_cell_shape = cell_shape(7, _state_shape, "WS")
-
 
 def _zero_in_gates(g, dy) -> bool:
     """Whether ``dy`` (a state's gradient) is zero in the gate and tanh(c) rows by
@@ -155,8 +145,8 @@ def _zero_in_gates(g, dy) -> bool:
 
 
 def _step_gradient(ctx, dy, out, prev):
-    """The step's lstm_cell_grad. When ``dy`` is the next step's lstm_state_grad
-    (or lstm_last's gradient) alone, read what that was made from instead: the next
+    """The step's <kind>_cell_grad. When ``dy`` is the next step's <kind>_state_grad
+    (or <kind>_last's gradient) alone, read what that was made from instead: the next
     step's gradient block and WS (dh = U' dz there), or the output's gradient; the
     padded state gradient then has no reader and is pruned."""
     made_by, kind = ctx.g.nodes[dy]["op"], ctx.g.nodes[out]["op"].split("_")[0]
@@ -185,8 +175,8 @@ def cell_vjp(ctx, ins, out, dy, attrs):
     """The step's gradient block, then WS's gradient as a running sum over the
     steps (last step first: each step adds its part while its block is fresh),
     handed to autodiff by the earliest step, whose sum holds them all; x_t's
-    and the previous state's. Shared by lstm_cell and gru_cell: both keep h in
-    their state's last rows and write a (4U [+ U], N) gradient block."""
+    and the previous state's. A step op keeps h in its state's last rows and
+    writes a (4U [+ U], N) gradient block."""
     kind = ctx.g.nodes[out]["op"].split("_")[0]
     ws, x, prev = ins[0], ins[1], ins[2:]
     t, steps = attrs["step"], ctx.shape(x)[1]
@@ -200,23 +190,11 @@ def cell_vjp(ctx, ins, out, dy, attrs):
     return [None if earlier else total, dx] + ([ctx.emit(f"{kind}_state_grad", [delta, ws])] if prev else [])
 
 
-def _cell_flops(ins, out, attrs):
-    rows, gates = ins[0]
-    return 2 * rows * gates + 12 * gates        # per sample: the product, then the gates
-
-
-register(OpDef("lstm_cell", None, _cell_shape, vjp=cell_vjp, attrs={"step": _step},
-               scratch=cell_scratch, flops=_cell_flops,
-               doc="One LSTM step: the state (7U, N) [i, f, o, g, c, tanh c, h] from "
-                   "WS^T [x_t; 1; h_prev] and the previous state's c."))
-
-
 GRADIENT_SOURCES = {"state": 1, "next": 2, "last": 1}     # where the state operand is
 
 
 def cell_grad_shape(rows: int, check):
-    """The shape rule of a step's gradient block (``lstm_cell_grad``,
-    ``gru_cell_grad``) for a state of ``rows`` rows per unit: (4U or 5U, N),
+    """The shape rule of a step's gradient block (``gru_cell_grad``) for a state of ``rows`` rows per unit: (4U or 5U, N),
     the fifth block only with a previous state. Operands by ``source``: the
     state's gradient, the next step's block and stacked weights, or the
     output's gradient; then the state and optionally the previous one."""
@@ -243,27 +221,6 @@ def cell_grad_shape(rows: int, check):
     return shape
 
 
-_cell_grad_shape = cell_grad_shape(7, _state_shape)
-
-
-def _cell_grad_scratch(in_shapes, out_shape, attrs, dtype):
-    units = in_shapes[GRADIENT_SOURCES[attrs["source"]]][0] // 7
-    return [((4 * units, out_shape[1]), dtype)]           # dc, dh, then two blocks of scratch
-
-
-register(OpDef("lstm_cell_grad", None, _cell_grad_shape, kind="gradient",
-               attrs={"fast": Attr(False, lambda v: isinstance(v, bool), "True or False"),
-                      "source": Attr("state", lambda v: v in GRADIENT_SOURCES,
-                                     f"one of {sorted(GRADIENT_SOURCES)}")},
-               scratch=_cell_grad_scratch, flops=lambda ins, out, a: 24 * out[0],
-               doc="A step's gradient block (5U, N): the gradient of the scaled gate "
-                   "pre-activations (4U rows) and of the previous c (U rows; absent at "
-                   "step 0), from the state's gradient dS (source 'state'; fast: its gate "
-                   "and tanh(c) rows are known zeros), from the next step's block and WS "
-                   "(source 'next': dh = U' dz, dc = its carried rows), or from h's "
-                   "gradient (N, U) alone (source 'last')."))
-
-
 def _delta_units(delta, carried: bool):
     """Units of a step gradient block: 5U rows with the carried dc, else 4U."""
     parts = 5 if carried else 4
@@ -271,21 +228,6 @@ def _delta_units(delta, carried: bool):
         raise OpShapeError(f"the step gradient has shape {fmt_shape(delta)}, expected "
                            f"({parts}U, N)")
     return delta[0] // parts
-
-
-def _state_grad_shape(shapes, dtypes, attrs):
-    delta, ws = shapes
-    units = ws[1] // 4
-    if len(delta) != 2 or delta[0] != 5 * units:
-        raise OpShapeError(f"the step gradient has shape {fmt_shape(delta)}, expected "
-                           f"{fmt_shape((5 * units, delta[-1]))}")
-    return (7 * units, delta[1]), same_dtype(dtypes, 0, 1)
-
-
-register(OpDef("lstm_state_grad", 2, _state_grad_shape, kind="gradient",
-               flops=lambda ins, out, a: 2 * ins[1][1] * (ins[1][1] // 4),
-               doc="The previous state's gradient: zero gate and tanh(c) rows, dc, and "
-                   "dh = U_scaled dz."))
 
 
 def _x_grad_shape(shapes, dtypes, attrs):
@@ -362,5 +304,3 @@ def register_outputs(prefix: str, rows: int, label: str) -> None:
                    kind="gradient", fusion="injective", attrs={"step": _step},
                    doc="Step t's state gradient from the sequence's: zero but the h rows."))
 
-
-register_outputs("lstm", 7, "an LSTM")

@@ -1,13 +1,13 @@
-"""ONNX forms of the LSTM and GRU cell ops (compiler/ops/recurrent.py, gru.py), step by step.
+"""ONNX forms of the LSTM scan (compiler/ops/lstm_scan.py) and the GRU cell ops
+(compiler/ops/gru.py), step by step.
 
 The stacked weights WS = [W; b; U] (gate columns i, f, o, g; the sigmoid gates'
-halved) are computed
-from parameters alone, so the exporter writes them as one initializer; each
-step reads its rows with Slice. A step is written batch-major with plain ops:
-z' = x_t W' + b' + h U', one Tanh over the gates, sigmoid = 0.5 tanh + 0.5,
-c = f c_prev + i g, h = o tanh(c) (the GRU's likewise). Only these converters
-read a state, so in the ONNX graph a state is its h (named after the cell node)
-and, for the LSTM, its c (``<cell>/c``).
+halved) are computed from parameters alone, so the exporter writes them as one
+initializer; each step reads its rows with Slice. A step is written batch-major
+with plain ops: z' = x_t W' + b' + h U', one Tanh over the gates, sigmoid =
+0.5 tanh + 0.5, c = f c_prev + i g, h = o tanh(c) (the GRU's likewise). Only these
+converters read a state: in the ONNX graph the scan is its steps' h
+(``<scan>/h<t>``) and c, a GRU state its h (named after the cell node).
 
 >>> from graphnn import Graph, Model
 >>> from graphnn.onnx.exporter import export_model
@@ -50,20 +50,22 @@ def _preactivation(w, node, stacked, x, prev, t, units, features):
     return z
 
 
-def lstm_cell(w, node, ins, a):
-    ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
-    gates = w.shape(ws)[1]
-    units, features = gates // 4, w.shape(x)[2]
+def lstm_scan(w, node, ins, a):
+    """Every step unrolled: step t's h is ``<node>/h<t>`` (what lstm_last and
+    lstm_sequence read) and its c ``<node>/c<t>``."""
+    ws, x = ins
+    units, (steps, features) = w.shape(ws)[1] // 4, w.shape(x)[1:]
     half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
-    z = _preactivation(w, node, ws, x, prev, a["step"], units, features)
-    t = w.node("Tanh", [z], f"{node}/tanh_z")
-    s = w.node("Add", [w.node("Mul", [t, half], f"{node}/half_tanh"), half], f"{node}/sigmoid")
-    i, f, o = (_cols(w, node, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (2, "o")))
-    g = _cols(w, node, t, 3 * units, 4 * units, "g")
-    c = w.node("Mul", [i, g], f"{node}/ig" if prev is not None else f"{node}/c")
-    if prev is not None:
-        c = w.node("Add", [w.node("Mul", [f, f"{prev}/c"], f"{node}/fc"), c], f"{node}/c")
-    return w.node("Mul", [o, w.node("Tanh", [c], f"{node}/tanh_c")], node)
+    h = c = None
+    for t in range(steps):
+        step = f"{node}/{t}"
+        z = _preactivation(w, step, ws, x, h, t, units, features)
+        tz = w.node("Tanh", [z], f"{step}/tanh_z")
+        s = w.node("Add", [w.node("Mul", [tz, half], f"{step}/half_tanh"), half], f"{step}/sigmoid")
+        i, f, o = (_cols(w, step, s, k * units, (k + 1) * units, name) for k, name in ((0, "i"), (1, "f"), (2, "o")))
+        ig = w.node("Mul", [i, _cols(w, step, tz, 3 * units, 4 * units, "g")], f"{step}/ig")
+        c = ig if c is None else w.node("Add", [w.node("Mul", [f, c], f"{step}/fc"), ig], f"{step}/c")
+        h = w.node("Mul", [o, w.node("Tanh", [c], f"{step}/tanh_c")], f"{node}/h{t}")
 
 
 def gru_cell(w, node, ins, a):
@@ -84,15 +86,23 @@ def gru_cell(w, node, ins, a):
     return w.node("Add", [n, w.node("Mul", [u, diff], f"{node}/zd")], node)
 
 
-def lstm_last(w, node, ins, a):
+def _last(w, node, ins, a):
     return w.node("Identity", ins, node)
 
 
-def lstm_sequence(w, node, ins, a):
+def _sequence(w, node, ins, a):
     axis = w.ints(f"{node}/axis", [1])
     rows = [w.node("Unsqueeze", [h, axis], f"{node}/{k}") for k, h in enumerate(ins)]
     return w.node("Concat", rows, node, axis=1) if len(rows) > 1 else w.node("Identity", rows, node)
 
 
-EXPORTERS = {"lstm_cell": lstm_cell, "lstm_last": lstm_last, "lstm_sequence": lstm_sequence,
-             "gru_cell": gru_cell, "gru_last": lstm_last, "gru_sequence": lstm_sequence}
+def lstm_last(w, node, ins, a):
+    return _last(w, node, [f"{ins[0]}/h{a['steps'] - 1}"], a)
+
+
+def lstm_sequence(w, node, ins, a):
+    return _sequence(w, node, [f"{ins[0]}/h{t}" for t in range(a["steps"])], a)
+
+
+EXPORTERS = {"lstm_scan": lstm_scan, "lstm_last": lstm_last, "lstm_sequence": lstm_sequence,
+             "gru_cell": gru_cell, "gru_last": _last, "gru_sequence": _sequence}

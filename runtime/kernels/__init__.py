@@ -15,6 +15,7 @@ from . import (  # noqa: F401
     gru,
     linalg,
     loss,
+    lstm_scan,
     norm,
     pool,
     recurrent,

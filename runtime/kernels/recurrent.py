@@ -1,9 +1,10 @@
-"""Kernels of the LSTM cell ops (compiler/ops/recurrent.py).
+"""Kernels of the LSTM's stacked weights and the step ops' shared plumbing
+(compiler/ops/recurrent.py); the LSTM's scan is runtime/kernels/lstm_scan.py.
 
-A state is feature-major, (7U, N): rows [i, f, o, g, c, tanh c, h], each a
-contiguous (U, N) block, so each elementwise pass below is one NumPy call over
-contiguous memory (a gate column block of a batch-major (N, 4U) array is strided,
-and NumPy runs those about twice as slowly). The stacked weights WS (K, 4U) are
+States are feature-major, a contiguous (U, N) block per gate, so each elementwise
+pass is one NumPy call over contiguous memory (a gate column block of a
+batch-major (N, 4U) array is strided, and NumPy runs those about twice as
+slowly). The stacked weights WS (K, 4U) are
 [W; b; U] with the gates' columns reordered from PyTorch's i, f, g, o to i, f, o, g
 (the three sigmoid gates side by side) and the sigmoid gates' columns halved:
 z' = WS^T [x_t; 1; h] is z / 2 for those gates, so one tanh over all four gates
@@ -20,10 +21,6 @@ from __future__ import annotations
 import numpy as np
 
 from .base import kernel
-
-
-def _rows(a, units, *blocks):
-    return [a[k * units:(k + 1) * units] for k in blocks]
 
 
 def _reorder(gates, to_stacked: bool):
@@ -70,122 +67,6 @@ def _inputs(stack, x, step, prev, units):
     stack[features].fill(1.0)
     if prev is not None:
         np.copyto(stack[features + 1:], prev[len(prev) - units:])    # h: a state's last rows
-
-
-def _activate(s, units):
-    """tanh over the four gates' rows, then (1 + t) / 2 on the sigmoid gates'."""
-    z, v = s[:4 * units], s[:3 * units]
-    np.tanh(z, out=z)
-    np.multiply(v, 0.5, out=v)
-    np.add(v, 0.5, out=v)
-
-
-@kernel(operands=None)
-def lstm_cell(ins, outs, step=0):
-    ws, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
-    s, scratch = outs
-    units = ws.shape[1] // 4
-    stack, t = scratch[:-units], scratch[-units:]
-    weights = ws[:len(stack)].T            # (4U, K): the rows this step's inputs use
-    i, f, o, g, c, tc, h = _rows(s, units, *range(7))
-    c_prev = None if prev is None else prev[4 * units:5 * units]
-
-    def run():
-        _inputs(stack, x, step, prev, units)
-        np.matmul(weights, stack, out=s[:4 * units])
-        _activate(s, units)
-        if c_prev is None:
-            np.multiply(i, g, out=c)
-        else:
-            np.multiply(f, c_prev, out=c)
-            np.multiply(i, g, out=t)
-            np.add(c, t, out=c)
-        np.tanh(c, out=tc)
-        np.multiply(o, tc, out=h)
-    return run
-
-
-def _incoming(ins, source, units, dh):
-    """(the state, the previous state or None, dc from later steps or None, dh, a
-    pre-step computing dh or None, the gradient of the gate rows and of tanh(c) or
-    None) for each source of a step's gradient (compiler/ops/recurrent.py)."""
-    if source == "next":
-        delta, ws, s, prev = ins[0], ins[1], ins[2], (ins[3] if len(ins) == 4 else None)
-        recurrent, dz = ws[ws.shape[0] - units:], delta[:4 * units]
-
-        def pre():
-            np.matmul(recurrent, dz, out=dh)
-        return s, prev, delta[4 * units:], dh, pre, None
-    s, prev = ins[1], (ins[2] if len(ins) == 3 else None)
-    if source == "last":
-        return s, prev, None, ins[0].T, None, None
-    ds = ins[0]
-    return s, prev, ds[4 * units:5 * units], ds[6 * units:], None, ds
-
-
-@kernel(operands=None)
-def lstm_cell_grad(ins, outs, fast=False, source="state"):
-    """dz' for the four gates (the gradient of z' = z / 2 for the sigmoid gates,
-    so their factor is 2 y (1 - y)), then dc_prev = dc f."""
-    d, scratch = outs
-    units = ins[2 if source == "next" else 1].shape[0] // 7
-    dc, dh_own, t1 = scratch[:units], scratch[units:2 * units], scratch[2 * units:3 * units]
-    wide = scratch[:3 * units]                       # once dc and dh are spent
-    s, prev, dc_in, dh, pre, ds = _incoming(ins, source, units, dh_own)
-    direct = ds if (ds is not None and not fast) else None    # gate and tanh(c) rows to add
-    i, f, o, g, _c, tc, _h = _rows(s, units, *range(7))
-    di, df, do, dg = _rows(d, units, 0, 1, 2, 3)
-    c_prev = None if prev is None else prev[4 * units:5 * units]
-
-    def run():
-        if pre is not None:
-            pre()
-        np.multiply(tc, tc, out=t1)
-        np.subtract(1.0, t1, out=t1)                 # tanh'(c)
-        np.multiply(dh, o, out=dc)
-        if direct is not None:
-            np.add(dc, direct[5 * units:6 * units], out=dc)
-        np.multiply(dc, t1, out=dc)
-        if dc_in is not None:
-            np.add(dc, dc_in, out=dc)                # dc, all of it
-        np.multiply(dc, i, out=dg)
-        if c_prev is not None:
-            np.multiply(dc, f, out=d[4 * units:])
-        np.add(dc, dc, out=t1)                       # 2 dc: the sigmoid gates' factor 2
-        np.multiply(t1, g, out=di)
-        if c_prev is None:
-            df.fill(0.0)
-        else:
-            np.multiply(t1, c_prev, out=df)
-        np.multiply(dh, tc, out=do)
-        np.add(do, do, out=do)
-        if direct is not None:                       # the state's own gate rows' gradient
-            np.multiply(direct[:3 * units], 2.0, out=wide)
-            np.add(d[:3 * units], wide, out=d[:3 * units])
-            np.add(dg, direct[3 * units:4 * units], out=dg)
-        y, dy = s[:3 * units], d[:3 * units]         # the sigmoid gates: times y (1 - y)
-        np.subtract(1.0, y, out=wide)
-        np.multiply(wide, y, out=wide)
-        np.multiply(dy, wide, out=dy)
-        np.multiply(g, g, out=t1)                    # the cell gate: times 1 - g^2
-        np.subtract(1.0, t1, out=t1)
-        np.multiply(dg, t1, out=dg)
-    return run
-
-
-@kernel(operands=2)
-def lstm_state_grad(ins, outs):
-    (delta, ws), (ds,) = ins, outs
-    units = ds.shape[0] // 7
-    recurrent = ws[ws.shape[0] - units:]            # U, scaled as z' is: dh = U' dz'
-    zero, tanh_rows = ds[:4 * units], ds[5 * units:6 * units]
-
-    def run():
-        zero.fill(0.0)
-        tanh_rows.fill(0.0)
-        np.copyto(ds[4 * units:5 * units], delta[4 * units:])
-        np.matmul(recurrent, delta[:4 * units], out=ds[6 * units:])
-    return run
 
 
 @kernel(operands=2)
@@ -261,5 +142,3 @@ def register_outputs(prefix: str, rows: int) -> None:
     kernel(operands=None, name=f"{prefix}_sequence")(sequence)
     kernel(operands=1, name=f"{prefix}_sequence_grad")(sequence_grad)
 
-
-register_outputs("lstm", 7)

@@ -90,19 +90,26 @@ def _lstm_stack(*weights):
     return np.concatenate([w[:, :4] / 2, w[:, 6:] / 2, w[:, 4:6]], axis=1)
 
 
-def _lstm_cell(step, units=2):
-    """One LSTM step from stacked weights (gates i, f, o, g, sigmoid columns halved):
-    i, f, o = sigmoid(2 z'), g = tanh(z'), as a (7U, N) state [i f o g c tanh(c) h]."""
-    def ref(ws, x, prev=None):
-        inputs = [x[:, step, :].T, np.ones((1, len(x)))] + ([prev[6 * units:]] if prev is not None else [])
-        stack = np.concatenate(inputs)
-        z = ws[:len(stack)].T @ stack
-        i, f, o, g = (z[k * units:(k + 1) * units] for k in range(4))
-        i, f, o, g = _sigmoid(2 * i), _sigmoid(2 * f), _sigmoid(2 * o), np.tanh(g)
-        c = i * g + (f * prev[4 * units:5 * units] if prev is not None else 0)
-        return np.concatenate([i, f, o, g, c, np.tanh(c), o * np.tanh(c)])
+def _lstm_scan(units=2):
+    """Every LSTM step from stacked weights (gates i, f, o, g, sigmoid columns halved:
+    i, f, o = sigmoid(2 z'), g = tanh(z')), as the scan's state: the steps' (6U, N)
+    blocks [i f o g c_t-1 tanh(c_t)], then the stacks (K', T + 1, N), block t [x_t; 1; h_t-1]
+    and block T [0; 1; h_T-1]."""
+    def ref(ws, x):
+        n, steps, features = x.shape
+        stacks = np.zeros((features + 1 + units, steps + 1, n))
+        stacks[features] = 1.0
+        c, blocks = np.zeros((units, n)), []
+        for t in range(steps):
+            stacks[:features, t] = x[:, t].T
+            z = ws.T @ stacks[:len(ws), t]
+            i, f, o, g = (z[k * units:(k + 1) * units] for k in range(4))
+            i, f, o, g = _sigmoid(2 * i), _sigmoid(2 * f), _sigmoid(2 * o), np.tanh(g)
+            c_prev, c = c, f * c + i * g
+            stacks[features + 1:, t + 1] = o * np.tanh(c)
+            blocks += [i, f, o, g, c_prev, np.tanh(c)]
+        return np.concatenate(blocks + [stacks.reshape(-1, n)])
     return ref
-
 
 
 def _gru_stack(w, b, bh, *u):
@@ -268,14 +275,13 @@ CASES = [
      _lstm_stack, (0, 1, 2)),
     ("lstm_weights", {}, [((3, 8), F, "normal"), ((8,), F, "normal")],
      _lstm_stack, (0, 1)),
-    ("lstm_cell", {"step": 0}, [((4, 8), F, "normal"), ((None, 2, 3), F, "normal")], _lstm_cell(0), (0, 1)),
-    ("lstm_cell", {"step": 2}, [((6, 8), F, "normal"), ((None, 3, 3), F, "normal")], _lstm_cell(2), (0, 1)),
-    # a state is feature-major, (7U, N): inputs carry the batch first, so these are concrete
-    ("lstm_cell", {"step": 1}, [((6, 8), F, "normal"), ((5, 3, 3), F, "normal"),
-                                ((14, 5), F, "normal")], _lstm_cell(1), (0, 1, 2)),
-    ("lstm_last", {}, [((14, 5), F, "normal")], lambda s: s[12:].T, (0,)),
-    ("lstm_sequence", {}, [((14, 5), F, "normal")] * 3,
-     lambda *s: np.stack([v[12:].T for v in s], axis=1), (0, 1, 2)),
+    ("lstm_scan", {}, [((4, 8), F, "normal"), ((None, 1, 3), F, "normal")], _lstm_scan(), (0, 1)),
+    ("lstm_scan", {}, [((6, 8), F, "normal"), ((None, 3, 3), F, "normal")], _lstm_scan(), (0, 1)),
+    # a scan state is feature-major, (T 6U + (T + 1) K', N): 3 steps, 2 units, 3 features
+    ("lstm_last", {"steps": 3, "units": 2}, [((60, 5), F, "normal")],
+     lambda s: s[36:].reshape(6, 4, 5)[4:, 3].T, (0,)),
+    ("lstm_sequence", {"steps": 3, "units": 2}, [((60, 5), F, "normal")],
+     lambda s: s[36:].reshape(6, 4, 5)[4:, 1:].transpose(2, 1, 0), (0,)),
     ("gru_weights", {}, [((3, 6), F, "normal"), ((6,), F, "normal"), ((6,), F, "normal"),
                          ((2, 6), F, "normal")], _gru_stack, (0, 1, 2, 3)),
     ("gru_weights", {}, [((3, 6), F, "normal"), ((6,), F, "normal"), ((6,), F, "normal")],

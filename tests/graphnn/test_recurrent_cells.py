@@ -1,15 +1,15 @@
-"""The LSTM's and GRU's step ops (compiler/ops/recurrent.py, gru.py) on the paths
-the op table does not reach: a step's gradient read from the next step's block or
-from the output's gradient alone, the stacked layer's input gradient, and the fast
-path that skips rows known to be zero, each against finite differences or the
-general path."""
+"""The GRU's step ops (compiler/ops/recurrent.py, gru.py) on the paths the op
+table does not reach: a step's gradient read from the next step's block or from
+the output's gradient alone, the stacked layer's input gradient, and the fast path
+that skips rows known to be zero, each against finite differences or the general
+path; the LSTM (one scan op, tests/graphnn/test_lstm_scan.py) through the same
+whole-graph gradient checks."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from graphnn.compiler import check_graph
 from graphnn.runtime.kernels import gru as gru_kernels
-from graphnn.runtime.kernels import recurrent as lstm_kernels
 
 from graphnn import Graph, Model
 from tests.helpers import gradient_check
@@ -40,8 +40,7 @@ def test_last_state_and_stacked_gradients_match_finite_differences(kind, stacked
     assert gradient_check(checked, loss, params, feeds, batch=4) <= 1e-6
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_a_step_gradient_reads_the_next_steps_block_instead_of_a_padded_state(kind):
+def test_a_step_gradient_reads_the_next_steps_block_instead_of_a_padded_state(kind="gru"):
     g = Graph()
     x = g.input("x", (None, 5, 3))
     model = Model(g, x, g.dense(getattr(g, kind)(x, 4, name="rnn"), 2))
@@ -54,7 +53,7 @@ def test_a_step_gradient_reads_the_next_steps_block_instead_of_a_padded_state(ki
 
 
 # per kind: the kernels, the state's rows per unit, the cell's extra scratch rows per unit
-KINDS = {"lstm": (lstm_kernels, 7, 1), "gru": (gru_kernels, 5, 1)}
+KINDS = {"gru": (gru_kernels, 5, 1)}
 
 
 def _random_step(kind, rng, units=3, batch=4, features=2, steps=3):
@@ -76,8 +75,7 @@ def _step_gradient(kind, ins, source="state", fast=False):
     return out
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_the_step_gradients_sources_agree(kind):
+def test_the_step_gradients_sources_agree(kind="gru"):
     """The fast path (rows of dS other than c and h known zero) equals the general
     one on such a dS; reading the next step's block and the stacked weights equals
     reading the padded state gradient made from them; reading h's gradient alone
@@ -89,8 +87,7 @@ def test_the_step_gradients_sources_agree(kind):
     delta_next = rng.normal(size=(5 * units, batch))
     padded = np.empty((rows * units, batch))
     getattr(kernels, f"{kind}_state_grad")([delta_next, ws], [padded])()
-    kept = [4, 6] if kind == "lstm" else [4]                 # c and h, or h
-    assert not np.delete(padded.reshape(rows, units, batch), kept, axis=0).any()
+    assert not np.delete(padded.reshape(rows, units, batch), [4], axis=0).any()     # h alone
     general = _step_gradient(kind, [padded, state, prev])
     np.testing.assert_allclose(_step_gradient(kind, [padded, state, prev], fast=True), general, rtol=1e-13)
     np.testing.assert_allclose(_step_gradient(kind, [delta_next, ws, state, prev], source="next"), general,
@@ -105,18 +102,17 @@ def test_the_step_gradients_sources_agree(kind):
 def test_a_cell_with_mismatched_operands_is_refused_with_the_operand_named():
     from graphnn.compiler.errors import OpShapeError
     from graphnn.compiler.ops import OPS
-    cell = OPS["lstm_cell"]
+    cell = OPS["gru_cell"]
     with pytest.raises(OpShapeError, match="stacked weights have 7 rows, expected 6"):
-        cell.infer([(7, 8), (None, 3, 3), (14, None)], ["float32"] * 3, {"step": 1})
+        cell.infer([(7, 8), (None, 3, 3), (10, None)], ["float32"] * 3, {"step": 1})
     with pytest.raises(OpShapeError, match="previous state has shape \\(12, N\\)"):
         cell.infer([(6, 8), (None, 3, 3), (12, None)], ["float32"] * 3, {"step": 1})
     with pytest.raises(OpShapeError, match="step 3 is past the 3 steps"):
-        cell.infer([(6, 8), (None, 3, 3), (14, None)], ["float32"] * 3, {"step": 3})
+        cell.infer([(6, 8), (None, 3, 3), (10, None)], ["float32"] * 3, {"step": 3})
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
 @pytest.mark.parametrize("view", ["layers", "training", "compiled"])
-def test_the_views_draw_the_recurrence_as_a_loop_on_the_folded_step(kind, view):
+def test_the_views_draw_the_recurrence_as_a_loop_on_the_folded_step(view, kind="gru"):
     """One box for the 6 steps' cells, with a 'next step' edge from it to itself
     (each cell reads the one before); in the layer view no such edge leads to the
     layer's output, which is no step."""
