@@ -2,7 +2,7 @@
 with and without kept routes (thread CPU time, one BLAS thread, one pool
 thread), on the CNN benchmark's two pooling shapes after a ReLU.
 
-    python benchmarks/maxpool_routing.py [--rounds 7] [--cnn] [--threads 1,2]
+    python benchmarks/maxpool_routing.py [--rounds 7] [--cnn [--threads 1,2] [--steps 5]]
 
 For each shape and layout (image order: ``max_pool2d``; tile order:
 ``max_pool_blocks``, compiler/blocked.py) two pairs, timed interleaved:
@@ -145,9 +145,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cnn", action="store_true", help="the benchmark CNN's step, routed and unrouted")
     parser.add_argument("--threads", default="1,2", help="thread counts for --cnn")
+    parser.add_argument("--steps", type=int, default=5, help="steps per round for --cnn")
     args = parser.parse_args(argv)
     if args.cnn:
-        return cnn_step(args.rounds, [int(n) for n in args.threads.split(",")])
+        return cnn_step(args.rounds, [int(n) for n in args.threads.split(",")], args.steps)
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
     with threadpool_limits(limits=1):
