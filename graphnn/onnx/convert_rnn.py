@@ -1,11 +1,15 @@
-"""Converters for ONNX LSTM and GRU: unrolled into graphnn ops, as graphnn's own
-recurrent layers are (see graphnn/recurrent.py), with ONNX's gate layouts
-(LSTM [input, output, forget, cell]; GRU [update, reset, hidden]) and both
-GRU forms (``linear_before_reset`` 0 and 1).
+"""Converters for ONNX LSTM and GRU, with ONNX's gate layouts (LSTM [input,
+output, forget, cell]; GRU [update, reset, hidden]) and both GRU forms
+(``linear_before_reset`` 0 and 1).
 
-Each direction projects every step's input at once ((N, T, F) @ W^T), then
-runs the recurrent product step by step. Weights may be initializers or graph
-inputs (the conformance tests feed them).
+A forward LSTM from zero states, with a bias and without peepholes, whose final
+cell state Y_c nobody reads, becomes graphnn's own LSTM: its weights reordered
+into graphnn's gate order (PyTorch's [input, forget, cell, output]) by slices
+and a concat, ``lstm_weights`` and one ``lstm_scan`` (compiler/ops/lstm_scan.py).
+Any other LSTM, and every GRU, is unrolled into ordinary graphnn ops: each
+direction projects every step's input at once ((N, T, F) @ W^T), then runs the
+recurrent product step by step. Weights may be initializers or graph inputs (the
+conformance tests feed them).
 """
 from __future__ import annotations
 
@@ -120,11 +124,52 @@ class _Cell:
         return results
 
 
+def _scans(cell, node, ins) -> bool:
+    """Whether an ONNX LSTM is one graphnn LSTM: forward, zero initial states, a
+    bias, no peepholes, no Y_c read."""
+    wanted = list(node.output)
+    return (cell.direction == "forward" and ins[3] is not None and all(v is None for v in ins[5:8])
+            and not (len(wanted) > 2 and wanted[2]))
+
+
+def _scan_lstm(cell, node):
+    """lstm_weights and lstm_scan over the batch-first sequence; Y and Y_h read
+    from the scan in ONNX's layout."""
+    h, steps, ctx = cell.hidden, cell.steps, cell.ctx
+
+    def in_gate_order(v, name):                # ONNX's blocks i, o, f, c -> i, f, c, o (axis 0)
+        return cell.op("concat", [cell.op("slice", [v], f"{name}{k}", axis=0, start=k * h, stop=(k + 1) * h)
+                                  for k in (0, 2, 3, 1)], f"{name}_gates", axis=0)
+    w = cell.op("transpose", [in_gate_order(cell.part(cell.w, 0, "W", 4 * h), "W")], "W_T", perm=[1, 0])
+    b = cell.part(cell.b, 0, "B", 8 * h)
+    b = in_gate_order(cell.op("add", [cell.cols(b, 0, "Wb", 0, 4), cell.cols(b, 0, "Rb", 4, 4)], "bias0"), "b")
+    weights = [w, b]
+    if steps > 1:           # U multiplies nothing at one step
+        weights.append(cell.op("transpose", [in_gate_order(cell.part(cell.r, 0, "R", 4 * h), "R")], "R_T",
+                               perm=[1, 0]))
+    xs = cell.x if cell.layout == 1 else cell.op("transpose", [cell.x], "batch_first", perm=[1, 0, 2])
+    states = cell.op("lstm_scan", [cell.op("lstm_weights", weights, "weights"), xs], "scan")
+    wanted, results, n = list(node.output), [], cell.batch
+    if wanted and wanted[0]:
+        y = cell.op("lstm_sequence", [states], "sequence", steps=steps, units=h)          # (N, T, H)
+        if cell.layout == 0:
+            y = cell.op("transpose", [y], "time_first", perm=[1, 0, 2])
+        results.append(reshape(ctx, y, (steps, 1, n, h) if cell.layout == 0 else (n, steps, 1, h), wanted[0]))
+    else:
+        results.append(None)
+    if len(wanted) > 1 and wanted[1]:
+        last = cell.op("lstm_last", [states], "last", steps=steps, units=h)
+        results.append(reshape(ctx, last, (1, n, h) if cell.layout == 0 else (n, 1, h), wanted[1]))
+    return results
+
+
 @converter("LSTM")
 def _lstm(ctx, node, ins, a):
     _check(a, ins, node, ["Sigmoid", "Tanh", "Tanh"])
     ins = list(ins) + [None] * (8 - len(ins))
     cell = _Cell(ctx, node, ins, a, 4)
+    if _scans(cell, node, ins):
+        return _scan_lstm(cell, node)
     h_size = cell.hidden
     per_dir, finals_h, finals_c = [], [], []
     for d in range(cell.dirs):

@@ -13,6 +13,7 @@ ort = pytest.importorskip("onnxruntime", reason="imported models are checked aga
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import graphnn.onnx as gx  # noqa: E402
+from graphnn.onnx import backend  # noqa: E402
 from graphnn import GraphError, plot_model  # noqa: E402
 from tests.onnx.test_export import MODELS  # noqa: E402
 
@@ -140,3 +141,41 @@ def test_symbolic_dimensions_are_named_with_the_rule_that_refuses_them():
     with pytest.raises(GraphError, match=r"dimension 0 is symbolic \(N\); with batch_symbolic=False every "
                                          r"dimension must be fixed"):
         gx.load(proto, batch_symbolic=False)
+
+
+def _onnx_lstm(peepholes=False, output="Y", steps=4, seed=0):
+    """One ONNX LSTM node (time first, as onnxruntime runs it, between transposes
+    from and to batch first; fixed shapes, as the batch moves) with initializer
+    weights and a bias."""
+    rng = np.random.default_rng(seed)
+    features, hidden = 3, 5
+    init = lambda name, *shape: numpy_helper.from_array(rng.normal(size=shape).astype(np.float32) * 0.5, name)
+    inputs = ["xt", "W", "R", "B", "", "", ""] + (["P"] if peepholes else [])
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", inputs, ["Y", "Y_h"] if output == "Y" else ["", "Y_h"],
+                              hidden_size=hidden, name="rnn"),
+             helper.make_node("Transpose", [output], ["out"], perm=[2, 0, 1, 3] if output == "Y" else [1, 0, 2])]
+    shape = [3, steps, 1, hidden] if output == "Y" else [3, 1, hidden]
+    inits = [init("W", 1, 4 * hidden, features), init("R", 1, 4 * hidden, hidden), init("B", 1, 8 * hidden)]
+    graph = helper.make_graph(
+        nodes, "lstm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, steps, features])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+        initializer=inits + ([init("P", 1, 3 * hidden)] if peepholes else []))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("output, steps", [("Y", 4), ("Y_h", 4), ("Y", 1)])
+def test_an_onnx_lstm_becomes_one_scan_and_predicts_as_onnxruntime(output, steps):
+    """Forward, zero initial states, a bias, no peepholes: graphnn's own LSTM (the
+    weights reordered into its gate order, one lstm_scan); with peepholes, the
+    ops unrolled step by step. Both predict what onnxruntime does."""
+    for peepholes in (False, True):
+        proto = _onnx_lstm(peepholes, output, steps)
+        model = gx.load(proto, batch_symbolic=False)
+        ops = {d["op"] for _, d in model.graph.nx.nodes(data=True)}
+        assert ("lstm_scan" in ops) != peepholes
+        x = np.random.default_rng(1).normal(size=(3, steps, 3)).astype(np.float32)
+        (got,) = backend.prepare(proto).run([x])             # fixed shapes: run as the backend does
+        np.testing.assert_allclose(got, _onnxruntime(proto, x), atol=1e-5, rtol=0)
