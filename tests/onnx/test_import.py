@@ -13,8 +13,8 @@ ort = pytest.importorskip("onnxruntime", reason="imported models are checked aga
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import graphnn.onnx as gx  # noqa: E402
-from graphnn.onnx import backend  # noqa: E402
 from graphnn import GraphError, plot_model  # noqa: E402
+from graphnn.onnx import backend  # noqa: E402
 from tests.onnx.test_export import MODELS  # noqa: E402
 
 
