@@ -21,7 +21,8 @@ import numpy as np
 
 from .kernels import KERNELS
 from .program import Program
-from .threads import Pool, pool_size, segments, single_blas, split_call
+from .segments import segments
+from .threads import Pool, pool_size, single_blas, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -74,9 +75,9 @@ class Executor:
             self.calls.append(split_call(factory, ins.kernel, [self.views[i] for i in ins.inputs],
                                          [self.views[o] for o in ins.outputs], {**ins.attrs, **extra},
                                          self.pool))
-        # What a step runs: the calls, with each run of split calls that may
-        # share a hand-off merged (runtime/threads.py, segments). ``calls``
-        # stays one per instruction (profile, first_non_finite).
+        # What a step runs: the calls, with each run of split calls merged
+        # into one hand-off (runtime/segments.py). ``calls`` stays one per
+        # instruction (profile, first_non_finite).
         self.step_calls = self.calls if self.pool is None else segments(self.calls, self.pool)
         if self.pool is not None:
             # The workers hold no reference to the Executor: stop them when it goes.

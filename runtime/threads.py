@@ -260,8 +260,18 @@ def _bound_parts(factory, pieces, attrs, pool):
     (``touches``), so that split calls in a row can share one hand-off
     (``segments``)."""
     run = _on_pool([[bind(factory, list(i), list(o), attrs)] for i, o in pieces], pool)
-    run.touches = [(_extents(i), _extents(o)) for i, o in pieces]
+    run.touches = [(extents(i), extents(o)) for i, o in pieces]
     return run
+
+
+def extents(arrays) -> list[tuple[int, int]]:
+    """[start, stop) byte addresses spanned by each non-empty array.
+
+    >>> a = np.zeros(10, "float32")
+    >>> [hi - lo for lo, hi in extents([a[2:5], a[:0]])]
+    [12]
+    """
+    return [byte_bounds(a) for a in arrays if a.size]
 
 
 def _sequence(calls):
@@ -425,84 +435,6 @@ def _split_update(factory, ins, outs, attrs, pool):
     flat_outs = [x.reshape(-1) for x in outs]
     return _bound_parts(factory, [([x[lo:hi] if x.ndim else x for x in flat_ins], [x[lo:hi] for x in flat_outs])
                                   for lo, hi in chunks(p.size, pool.size)], attrs, pool)
-
-
-# ---------------------------------------------------------------- segments
-# Split calls in a row usually cut the same images the same way: the rows of
-# pad2d's result that thread k writes are the rows its im2col reads, and so on
-# down the forward convolutions, and back up the gradients. Such a run of calls
-# needs no hand-off between them: thread k runs part k of each call in turn,
-# one hand-off for the run. A call joins the run only when none of its parts
-# touches memory that another thread's part of an earlier call of the run
-# writes, nor writes memory that such a part touches: then no thread can see
-# or overwrite what another does before the run ends, and each thread runs
-# its parts in program order, so every result is what the calls one by one give.
-
-def _extents(arrays) -> list[tuple[int, int]]:
-    """[start, stop) byte addresses spanned by each non-empty array."""
-    return [byte_bounds(a) for a in arrays if a.size]
-
-
-def _overlap(spans_a, spans_b) -> bool:
-    return any(lo < hi2 and lo2 < hi for lo, hi in spans_a for lo2, hi2 in spans_b)
-
-
-def _joins(run, call) -> bool:
-    """``call`` may join segment ``run``: no part of it and part of an earlier
-    call, on different threads, where one writes memory the other touches."""
-    for member in run:
-        for k, (reads_k, writes_k) in enumerate(member.touches):
-            for j, (reads_j, writes_j) in enumerate(call.touches):
-                if k != j and (_overlap(writes_k, reads_j + writes_j) or _overlap(writes_j, reads_k + writes_k)):
-                    return False
-    return True
-
-
-def segments(calls: list, pool: Pool) -> list:
-    """``calls`` with each run of split calls that may share a hand-off (see
-    above) merged into one call, in which thread k runs part k of each call of
-    the run in order. Other calls stay as they are.
-
-    >>> from graphnn.runtime.kernels import KERNELS
-    >>> x, y, z = np.arange(-4.0, 4.0).reshape(4, 2), np.empty((4, 2)), np.empty((4, 2))
-    >>> p = Pool(2)
-    >>> relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, p, min_elements=0)
-    >>> mask = np.empty((4, 2), bool)
-    >>> grad = split_call(KERNELS["relu_grad"], "relu_grad", [x, y], [z, mask], {}, p, min_elements=0)
-    >>> (step,) = segments([relu, grad], p)     # the rows each thread reads are its own
-    >>> step(); z[:, 1]
-    array([-0., -0.,  1.,  3.])
-    >>> p.close()
-    """
-    out, run = [], []
-
-    def close():
-        if len(run) == 1:
-            out.append(run[0])
-        elif run:
-            out.append(_segment(list(run), pool))
-        run.clear()
-
-    for call in calls:
-        if getattr(call, "touches", None) is None:
-            close()
-            out.append(call)
-            continue
-        if run and not _joins(run, call):
-            close()
-        run.append(call)
-    close()
-    return out
-
-
-def _segment(run, pool):
-    parts = max(len(call.tasks) for call in run)
-    tasks = [_sequence([call.tasks[k] for call in run if k < len(call.tasks)]) for k in range(parts)]
-
-    def run_segment():
-        pool.run_all(tasks)
-    run_segment.calls = run             # the split calls it runs (tests read it)
-    return run_segment
 
 
 class single_blas:

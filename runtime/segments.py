@@ -1,0 +1,139 @@
+"""Split calls in a row run on the pool with one hand-off, each thread waiting
+only where another thread's part must come first.
+
+Split calls in a row mostly cut the same images the same way: the rows of
+pad2d's result that thread k writes are the rows its im2col reads, and so on
+down the forward convolutions and back up the gradients. Such a run needs no
+hand-off per call: thread k runs part k of each call in turn, and one hand-off
+starts the run. Where a part on thread k touches memory that an earlier part on
+another thread writes, or writes memory such a part touches (a result planned
+over a buffer that the other thread is still reading, a row-split GEMM reading
+what a column-split one wrote), thread k first waits until that part is done.
+Every pair of parts that share memory, one of them writing, thus runs in
+program order, and the rest can run in any order: each result is what the calls
+one by one give. Which parts touch what is recorded when the kernels are bound
+(``touches``: byte extents of each part's operands and results).
+
+>>> import numpy as np
+>>> from graphnn.runtime.kernels import KERNELS
+>>> from graphnn.runtime.threads import Pool, split_call
+>>> x, y, z = np.arange(-4.0, 4.0).reshape(4, 2), np.empty((4, 2)), np.empty((4, 2))
+>>> p = Pool(2)
+>>> relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, p, min_elements=0)
+>>> mask = np.empty((4, 2), bool)
+>>> grad = split_call(KERNELS["relu_grad"], "relu_grad", [x, y], [z, mask], {}, p, min_elements=0)
+>>> (step,) = segments([relu, grad], p)
+>>> step.waits                  # the rows each thread reads are its own: no waiting
+0
+>>> step(); z[:, 1]
+array([-0., -0.,  1.,  3.])
+>>> p.close()
+"""
+from __future__ import annotations
+
+import threading
+
+
+def _overlap(spans_a, spans_b) -> bool:
+    return any(lo < hi2 and lo2 < hi for lo, hi in spans_a for lo2, hi2 in spans_b)
+
+
+def _conflict(part_a, part_b) -> bool:
+    """Whether one of two parts writes memory the other reads or writes."""
+    (reads_a, writes_a), (reads_b, writes_b) = part_a, part_b
+    return _overlap(writes_a, reads_b + writes_b) or _overlap(writes_b, reads_a)
+
+
+def segments(calls: list, pool) -> list:
+    """``calls`` with each run of two or more split calls (those that record
+    their parts' ``touches``) merged into one call (see the module's
+    docstring); the others stay as they are."""
+    out, run = [], []
+
+    def close():
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(_segment(list(run), pool))
+        run.clear()
+
+    for call in calls:
+        if getattr(call, "touches", None) is None:
+            close()
+            out.append(call)
+        else:
+            run.append(call)
+    close()
+    return out
+
+
+def schedule(run: list) -> list[list[tuple]]:
+    """Per thread, its parts in program order, each as (task, {thread: count}):
+    before the task, that thread must have finished that many of its parts.
+    Waits already implied by an earlier wait of the same thread are left out."""
+    threads = max(len(call.tasks) for call in run)
+    position = [{} for _ in range(threads)]     # thread -> {call index: its place there}
+    for i, call in enumerate(run):
+        for k in range(len(call.tasks)):
+            position[k][i] = len(position[k])
+    plan = [[] for _ in range(threads)]
+    for i, call in enumerate(run):
+        for j, (task, part) in enumerate(zip(call.tasks, call.touches)):
+            need = {}
+            for earlier in range(i):
+                for k, other in enumerate(run[earlier].touches):
+                    if k != j and _conflict(other, part):
+                        need[k] = max(need.get(k, 0), position[k][earlier] + 1)
+            plan[j].append((task, need))
+    for steps in plan:                          # drop waits an earlier one already covers
+        ensured = {}
+        for _, need in steps:
+            for k in [k for k, n in need.items() if n <= ensured.get(k, 0)]:
+                del need[k]
+            ensured.update(need)
+    return plan
+
+
+def _segment(run, pool):
+    plan = schedule(run)
+    done = [0] * len(plan)                      # parts finished, per thread, this step
+    failed = [False]
+    ready = threading.Condition()
+    told = [{n for steps in plan for _, need in steps for m, n in need.items() if m == k}
+            for k in range(len(plan))]
+
+    def thread_task(k):
+        steps = [(task, tuple(need.items()), (p + 1) in told[k]) for p, (task, need) in enumerate(plan[k])]
+
+        def run_parts():
+            try:
+                for p, (task, need, tell) in enumerate(steps):
+                    for m, n in need:
+                        if done[m] < n:
+                            with ready:
+                                while done[m] < n and not failed[0]:
+                                    ready.wait()
+                        if failed[0]:
+                            return          # the failing thread's error reaches the caller
+                    task()
+                    if tell:
+                        with ready:
+                            done[k] = p + 1
+                            ready.notify_all()
+            except BaseException:
+                with ready:
+                    failed[0] = True
+                    ready.notify_all()
+                raise
+        return run_parts
+
+    tasks = [thread_task(k) for k in range(len(plan))]
+
+    def run_segment():
+        done[:] = [0] * len(done)
+        failed[0] = False
+        pool.run_all(tasks)
+    run_segment.calls = run                     # the split calls it runs (tests read them)
+    run_segment.plan = plan
+    run_segment.waits = sum(len(need) for steps in plan for _, need in steps)
+    return run_segment
