@@ -210,7 +210,6 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
         plane = c * h * wd
         ordered = np.empty((q * c, f), dtype=w.dtype)       # w's rows in (offset, channel) order
         source = w.reshape(f, c, q).transpose(2, 1, 0)
-        starts = [i * d[0] * wd + j * d[1] for i in range(k[0]) for j in range(k[1])]
         oh, ow = h - d[0] * (k[0] - 1), wd - d[1] * (k[1] - 1)
         (pad,) = padded
         inside = pad.reshape(rows, f, h, wd)[:, :, :oh, :ow]
