@@ -359,12 +359,14 @@ def test_small_updates_and_adam_run_whole(pool):
     assert getattr(run, "parts", 1) == 1             # its step counter is shared
 
 
-@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+@pytest.mark.parametrize("kind", ["cnn", "mlp", "lstm"])
 def test_benchmark_training_steps_equal_at_one_and_two_threads(kind):
-    """The benchmark CNN and MLP at their own sizes (float32, SGD with momentum):
-    every split of the two-thread pool, the dense GEMMs' too, leaves the weights
-    of three steps bit for bit those of the one-thread run. (The MLP's one-thread
-    run holds BLAS to one thread too: see test_2d_gemms_split_equal_whole.)"""
+    """The benchmark CNN, MLP and LSTM at their own sizes (float32, SGD with
+    momentum): every split of the two-thread pool, the dense GEMMs' too, leaves
+    the weights of three steps bit for bit those of the one-thread run. (The MLP's
+    and LSTM's one-thread runs hold BLAS to one thread too: see
+    test_2d_gemms_split_equal_whole. The LSTM's scan runs whole on the calling
+    thread either way: runtime/kernels/lstm_scan.py says why.)"""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from graphnn import Graph, Model, optim
     g = Graph()
@@ -374,10 +376,13 @@ def test_benchmark_training_steps_equal_at_one_and_two_threads(kind):
         h = g.max_pool2d(g.conv2d(h, 32, 3, padding="same", activation="relu"), 2)
         h = g.dense(g.flatten(h), 128, activation="relu")
         shape = (64, 1, 28, 28)
-    else:
+    elif kind == "mlp":
         x = g.input("x", (None, 784))
         h = g.dense(g.dense(x, 512, activation="relu"), 256, activation="relu")
         shape = (128, 784)
+    else:
+        x = g.input("x", (None, 28, 28))
+        h, shape = g.lstm(x, 128), (64, 28, 28)
     model = Model(g, inputs=x, outputs=g.dense(h, 10), seed=0)
     model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.05, momentum=0.9))
     program = model.program("train", shape[0])
@@ -386,11 +391,11 @@ def test_benchmark_training_steps_equal_at_one_and_two_threads(kind):
     finals = []
     for n in (1, 2):
         ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=n)
-        if n == 2:
+        if n == 2 and kind != "lstm":
             split = {i.node for i, call in zip(program.instructions, ex.calls) if getattr(call, "parts", 1) > 1}
             dense = "dense/matmul/grad_matmul_1" if kind == "cnn" else "dense_1/matmul/grad_matmul_1"
             assert dense in split and "dense/W/update" in split
-        with threadpoolctl.threadpool_limits(1) if kind == "mlp" else contextlib.nullcontext():
+        with threadpoolctl.threadpool_limits(1) if kind != "cnn" else contextlib.nullcontext():
             for _ in range(3):
                 ex.run(feeds)
         finals.append(ex.variables)
