@@ -12,6 +12,11 @@ runtime/kernels/recurrent.py). c_t-1 sits right after g so that [i; f] * [g; c_t
 is one pass (and its gradient, dc [g; c_t-1], another). The stacks, side by side,
 are the left operand of the weights' gradient GEMM, (K, T N) @ D^T.
 
+These kernels run whole on the calling thread, BLAS with its own threads: a loop is
+hundreds of small NumPy calls, each releasing and retaking the GIL, so parts of the
+batch on pool threads wait on each other more than they gain (measured:
+docs/architecture.md, "An LSTM scan, a GRU step: one op each").
+
 >>> import numpy as np
 >>> ws, x = np.zeros((4, 8)), np.ones((2, 1, 3))
 >>> s = np.empty((6 * 2 + 2 * 6, 2)); lstm_scan([ws, x], [s, np.empty((6, 2))])()
