@@ -51,6 +51,14 @@ def _blocks(a, units, *ks):
 
 @kernel(operands=2)
 def lstm_scan(ins, outs, keep=True):
+    """Every step, first to last, into S (see the module's docstring); scratch
+    [i g; f c_t-1] and the last c (and without ``keep`` the two gate blocks).
+
+    >>> ws, x = np.zeros((2, 4)), np.ones((3, 1, 1))       # 1 unit, 1 step, 1 feature
+    >>> s = np.empty((6 + 2 * 3, 3)); lstm_scan([ws, x], [s, np.empty((3, 3))])()
+    >>> s[6:].reshape(3, 2, 3)[:, 0, 0]                     # step 0's stack [x_0; 1; h_-1]
+    array([1., 1., 0.])
+    """
     ws, x = ins
     s, scratch = outs
     units, steps, features = ws.shape[1] // 4, x.shape[1], x.shape[2]
@@ -102,7 +110,14 @@ def _incoming(g, source, units, steps):
 def lstm_scan_grad(ins, outs, source="last", steps=1):
     """Backpropagation through the steps, last first: dz' for the four gates (the
     gradient of z' = z / 2 for the sigmoid gates, so their factor is 2 y (1 - y)),
-    dc carried back as dc f, dh_t-1 = U' dz'_t."""
+    dc carried back as dc f, dh_t-1 = U' dz'_t.
+
+    >>> ws, x = np.full((2, 4), 0.5), np.ones((1, 1, 1))    # 1 unit, 1 step, 1 feature
+    >>> s = np.empty((12, 1)); lstm_scan([ws, x], [s, np.empty((3, 1))])()
+    >>> d = np.empty((4, 1, 1)); grad = lstm_scan_grad([ws, s, np.ones((1, 1))], [d, np.empty((11, 1))])
+    >>> grad(); bool(d[1, 0, 0] == 0.0)                     # no c_-1: no gradient for f
+    True
+    """
     ws, s, g = ins
     d, scratch = outs
     units = ws.shape[1] // 4
@@ -158,6 +173,13 @@ def lstm_scan_grad(ins, outs, source="last", steps=1):
 
 @kernel(operands=2)
 def lstm_scan_weights_grad(ins, outs, rows=1):
+    """The stacked weights' gradient: the steps' stacks (rows, T N) times D^T.
+
+    >>> s, d = np.zeros((6 + 2 * 3, 2)), np.ones((4, 1, 2))  # 1 unit, 1 step, 1 feature
+    >>> s[6:].reshape(3, 2, 2)[:, 0] = [[2.0, 3.0], [1.0, 1.0], [0.0, 0.0]]   # [x_0; 1; h_-1]
+    >>> dws = np.empty((2, 4)); lstm_scan_weights_grad([s, d], [dws], rows=2)(); dws[:, 0]
+    array([5., 2.])
+    """
     s, d = ins
     (dws,) = outs
     units, steps, batch = d.shape[0] // 4, d.shape[1], d.shape[2]
@@ -171,6 +193,13 @@ def lstm_scan_weights_grad(ins, outs, rows=1):
 
 @kernel(operands=None)
 def lstm_scan_input_grad(ins, outs):
+    """x's gradient (N, T, F): WS's x rows times D, plus the x rows of the
+    state's own gradient when given.
+
+    >>> ws, d = np.ones((2, 4)), np.ones((4, 1, 3))          # 1 unit, 1 step, 1 feature
+    >>> dx = np.empty((3, 1, 1)); lstm_scan_input_grad([ws, d], [dx, np.empty((1, 3))])(); dx[:, 0, 0]
+    array([4., 4., 4.])
+    """
     ws, d = ins[:2]
     dx, scratch = outs
     batch, steps, features = dx.shape
@@ -193,6 +222,12 @@ def lstm_scan_input_grad(ins, outs):
 
 @kernel(operands=1)
 def lstm_last(ins, outs, steps=1, units=1):
+    """h of the last step, (N, U): S's last U rows.
+
+    >>> s = np.arange(24.0).reshape(12, 2); y = np.empty((2, 1))   # 1 unit, 1 step
+    >>> lstm_last([s], [y])(); y.T
+    array([[22., 23.]])
+    """
     h = _h_rows(ins[0], steps, units)[:, steps].T
 
     def run():
@@ -202,6 +237,12 @@ def lstm_last(ins, outs, steps=1, units=1):
 
 @kernel(operands=1)
 def lstm_sequence(ins, outs, steps=1, units=1):
+    """h of every step, (N, T, U): from S's last U (T + 1) rows.
+
+    >>> s = np.arange(21.0)[:, None]; y = np.empty((1, 2, 1))      # 1 unit, 2 steps, 1 feature
+    >>> lstm_sequence([s], [y], steps=2)(); y[0, :, 0]
+    array([19., 20.])
+    """
     h = _h_rows(ins[0], steps, units)[:, 1:].transpose(2, 1, 0)
 
     def run():
@@ -221,9 +262,20 @@ def _padded(ins, outs, steps, pick):
 
 @kernel(operands=1)
 def lstm_last_grad(ins, outs, rows=1, steps=1):
+    """S's gradient from h_T-1's: zero but the last U rows.
+
+    >>> ds = np.empty((12, 1)); lstm_last_grad([np.array([[5.0]])], [ds], rows=12)(); ds[-2:, 0]
+    array([0., 5.])
+    """
     return _padded(ins, outs, steps, lambda h: h[:, steps])
 
 
 @kernel(operands=1)
 def lstm_sequence_grad(ins, outs, rows=1, steps=1):
+    """S's gradient from every step's h's: zero but the h rows of blocks 1..T.
+
+    >>> ds = np.empty((21, 1)); lstm_sequence_grad([np.array([[[5.0], [6.0]]])], [ds], rows=21, steps=2)()
+    >>> ds[-3:, 0]
+    array([0., 5., 6.])
+    """
     return _padded(ins, outs, steps, lambda h: h[:, 1:])
