@@ -22,7 +22,7 @@ import numpy as np
 from .kernels import KERNELS
 from .program import Program
 from .segments import segments
-from .threads import Pool, pool_size, single_blas, split_call
+from .threads import Pool, extents, pool_size, single_blas, split_call
 
 ALIGN = 64
 UFUNC_BUFFER = 1024      # elements; see Executor.step
@@ -75,10 +75,17 @@ class Executor:
             self.calls.append(split_call(factory, ins.kernel, [self.views[i] for i in ins.inputs],
                                          [self.views[o] for o in ins.outputs], {**ins.attrs, **extra},
                                          self.pool))
-        # What a step runs: the calls, with each run of split calls merged
-        # into one hand-off (runtime/segments.py). ``calls`` stays one per
+        # What a step runs: with a pool, one hand-off in which the calling
+        # thread runs the calls that are not split and its parts of the split
+        # ones, the workers theirs, each waiting where the memory one touches
+        # another writes (runtime/segments.py). ``calls`` stays one per
         # instruction (profile, first_non_finite).
-        self.step_calls = self.calls if self.pool is None else segments(self.calls, self.pool)
+        self.step_calls = self.calls
+        if self.pool is not None:
+            whole = [None if hasattr(call, "tasks") else
+                     (extents([self.views[i] for i in ins.inputs]), extents([self.views[o] for o in ins.outputs]))
+                     for ins, call in zip(program.instructions, self.calls)]
+            self.step_calls = segments(self.calls, self.pool, whole)
         if self.pool is not None:
             # The workers hold no reference to the Executor: stop them when it goes.
             self._finalizer = weakref.finalize(self, self.pool.close)

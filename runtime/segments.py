@@ -44,25 +44,52 @@ def _conflict(part_a, part_b) -> bool:
     return _overlap(writes_a, reads_b + writes_b) or _overlap(writes_b, reads_a)
 
 
-def segments(calls: list, pool) -> list:
+class Whole:
+    """A call that is not split, as a member of a segment: one part, run by
+    the calling thread, touching ``reads`` and writing ``writes`` (byte
+    extents of its operands and of its results and scratch)."""
+
+    def __init__(self, call, reads, writes):
+        self.call, self.tasks, self.touches = call, [call], [(reads, writes)]
+
+
+class _Parts:
+    """The split parts of a call whose own head runs first (``Whole``)."""
+
+    def __init__(self, call):
+        self.call, self.tasks, self.touches = call, call.tasks, call.touches
+
+
+def segments(calls: list, pool, whole: list | None = None) -> list:
     """``calls`` with each run of two or more split calls (those that record
     their parts' ``touches``) merged into one call (see the module's
-    docstring); the others stay as they are."""
+    docstring); the others stay as they are. With ``whole`` (per call, the
+    (reads, writes) extents of a call that is not split, or None), those join
+    the runs too, as parts of the calling thread: a step is one hand-off."""
     out, run = [], []
 
     def close():
         if len(run) == 1:
-            out.append(run[0])
+            out.append(run[0].call if isinstance(run[0], Whole) else run[0])   # (a _Parts never alone)
         elif run:
             out.append(_segment(list(run), pool))
         run.clear()
 
-    for call in calls:
-        if getattr(call, "touches", None) is None:
+    for i, call in enumerate(calls):
+        head = getattr(call, "head", None)          # a split epilogue after its whole GEMM
+        if head is not None and whole is None:
             close()
             out.append(call)
-        else:
+        elif head is not None:
+            run += [Whole(*head), _Parts(call)]
+        elif getattr(call, "touches", None) is not None:
             run.append(call)
+        elif whole is not None and whole[i] is not None and not hasattr(call, "tasks"):
+            # (a split call without touches hands off to the pool itself: never inside a run)
+            run.append(Whole(call, *whole[i]))
+        else:
+            close()
+            out.append(call)
     close()
     return out
 

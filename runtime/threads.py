@@ -296,10 +296,11 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
         return None
     n_rows = out.shape[0]
     scratch = list(outs[1:])
-    n = len(ins) - sum(spec["extra"] for spec in epilogue)
+    n = n_anchor = len(ins) - sum(spec["extra"] for spec in epilogue)
     k = len(KERNELS[anchor["kernel"]].scratch)
     # Here the GEMM could not be split (_split_gemm): it runs whole, its epilogue split.
     head = bind(KERNELS[anchor["kernel"]], list(ins[:n]), [out, *scratch[:k]], anchor["attrs"])
+    anchor_scratch = scratch[:k]
     del scratch[:k]
     steps = []
     for spec in epilogue:
@@ -315,11 +316,21 @@ def _split_epilogue(ins, outs, attrs, pool, min_elements):
         if any(a.ndim == 0 or a.shape[0] != n_rows or not a.flags.c_contiguous for a in cut):
             return None
         steps.append((factory, batched, operands, own, spec["attrs"]))
-    parts = [[bind(factory, [x[a:b] if i in batched else x for i, x in enumerate(operands)],
-                   [out[a:b], *(s[a:b] for s in own)], spec_attrs)
-              for factory, batched, operands, own, spec_attrs in steps]
-             for a, b in chunks(n_rows, pool.size)]
-    return _on_pool(parts, pool, before=head)
+    parts, touches = [], []
+    for a, b in chunks(n_rows, pool.size):
+        calls, reads, writes = [], [], []
+        for factory, batched, operands, own, spec_attrs in steps:
+            part_ins = [x[a:b] if i in batched else x for i, x in enumerate(operands)]
+            part_outs = [out[a:b], *(s[a:b] for s in own)]
+            calls.append(bind(factory, part_ins, part_outs, spec_attrs))
+            reads += extents(part_ins)
+            writes += extents(part_outs)
+        parts.append(calls)
+        touches.append((reads, writes))
+    run = _on_pool(parts, pool, before=head)
+    # In a segment (runtime/segments.py) the anchor is a call of its own, on the calling thread.
+    run.touches, run.head = touches, (head, extents(ins[:n_anchor]), extents([out, *anchor_scratch]))
+    return run
 
 
 # ---------------------------------------------------------------- GEMMs

@@ -115,8 +115,9 @@ def test_segments_of_the_benchmark_steps_give_the_same_results_in_any_order(kind
     rng = np.random.default_rng(5)
     feeds = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
-    merged = [c for c in ex.step_calls if hasattr(c, "calls")]
-    assert len(merged) >= (4 if kind == "cnn" else 1)
+    (step,) = ex.step_calls                      # the whole step: one hand-off
+    heads = sum(hasattr(c, "head") for c in ex.calls)   # a GEMM before its split epilogue: two members
+    assert len(step.calls) == len(program.instructions) + heads and (kind == "cnn" or heads)
     ex.feed(feeds)
     for call in ex.step_calls:
         if not hasattr(call, "calls"):
@@ -142,12 +143,21 @@ def test_segments_of_the_benchmark_steps_give_the_same_results_in_any_order(kind
     ex.close()
 
 
-def test_the_benchmark_cnn_step_is_a_few_hand_offs():
+def test_a_pooled_step_is_one_hand_off_and_whole_calls_run_on_the_calling_thread():
+    """The benchmark CNN: its split calls' parts on both threads, every other
+    call on the calling thread (thread 0), in program order; without the whole
+    calls' extents, the runs of split calls alone are merged."""
+    from graphnn.runtime.segments import Whole
     model, program, _ = _benchmark_program("cnn")
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
     split = [c for c in ex.calls if hasattr(c, "tasks")]
-    handoffs = [c for c in ex.step_calls if hasattr(c, "tasks") or hasattr(c, "calls")]
-    assert len(split) >= 20 and len(handoffs) <= 6
+    assert len(split) >= 20
+    (step,) = ex.step_calls
+    assert len(step.plan[0]) == len(program.instructions) and len(step.plan[1]) == len(split)
+    wholes = [m for m in step.calls if isinstance(m, Whole)]
+    assert [m.call for m in wholes] == [c for c in ex.calls if not hasattr(c, "tasks")]
+    runs = segments(ex.calls, ex.pool)
+    assert 3 <= sum(hasattr(c, "plan") for c in runs) < len(runs) < len(ex.calls)
     ex.close()
 
 
