@@ -111,16 +111,33 @@ def fit_to_input(x: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 
 # ----------------------------------------------------------------- models
 
+def _example_files(folder: str, trained: bool = False) -> tuple[str, str, str]:
+    """For the examples: in folder, a spec of one dense layer (softmax cross-entropy) and an
+    .npz of 40 one-hot samples of 4 classes; with trained, the spec trained on it and saved
+    (as in cmd_train's example). Returns the paths (spec, data, saved model)."""
+    spec, data, saved = (os.path.join(folder, f) for f in ("s.yaml", "d.npz", "m.gnn"))
+    with open(spec, "w") as f:
+        f.write("layers:\n  - {type: input, name: x, shape: [null, 4]}\n"
+                "  - {type: dense, name: out, inputs: x, units: 4}\n"
+                "model: {loss: softmax_cross_entropy}\n")
+    np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    if trained:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd",
+                           "--lr", "1", "--verbose", "0", "--out", saved])
+        if status != 0:
+            raise RuntimeError(f"training the example model failed (status {status})")
+    return spec, data, saved
+
+
 def open_model(path: str):
     """A Model from a saved .gnn file, an ONNX file or a spec (YAML/JSON), by suffix.
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> spec, data, saved = _example_files(d.name)   # a dense layer's spec; 4 one-hot classes
     >>> m = open_model(spec); m.inputs, m.outputs, m.optimizer     # the spec's loss: compiled
     (['x'], ['out/bias_add'], Adam(lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08))
     >>> m.save(saved); open_model(saved).outputs
@@ -150,11 +167,7 @@ def cmd_train(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> spec, data, saved = _example_files(d.name)   # a dense layer's spec; 4 one-hot classes
     >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
     ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
     test loss: ... - test accuracy: 1.0000
@@ -197,16 +210,7 @@ def cmd_evaluate(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
-    >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
-    ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
-    test loss: ... - test accuracy: 1.0000
-    saved .../m.gnn
-    0
+    >>> spec, data, saved = _example_files(d.name, trained=True)   # saved: cmd_train's model
     >>> main(["evaluate", saved, "--data", data])               # doctest: +ELLIPSIS
     loss: ... - accuracy: 1.0000
     0
@@ -226,16 +230,7 @@ def cmd_predict(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
-    >>> main(["train", spec, "--data", data, "--epochs", "20", "--optimizer", "sgd", "--lr", "1",
-    ...       "--verbose", "0", "--out", saved])                # doctest: +ELLIPSIS
-    test loss: ... - test accuracy: 1.0000
-    saved .../m.gnn
-    0
+    >>> spec, data, saved = _example_files(d.name, trained=True)   # saved: cmd_train's model
     >>> main(["predict", saved, "--data", data])
     first predictions: 3 3 0 0 3 2 3 2 2 1
     0
@@ -259,11 +254,7 @@ def cmd_summary(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> spec, _, _ = _example_files(d.name)          # a dense layer's spec
     >>> main(["summary", spec, "--batch-size", "4"])             # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     ===...
     Layer (type)  Output shape  Param #  Trainable  FLOPs  Kept for bwd  Weights  Opt. state  Connected to
@@ -285,11 +276,7 @@ def cmd_plot(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> spec, _, _ = _example_files(d.name)          # a dense layer's spec
     >>> main(["plot", spec, "-o", os.path.join(d.name, "net.dot")])     # doctest: +ELLIPSIS
     wrote .../net.dot
     0
@@ -313,11 +300,7 @@ def cmd_inspect(args):
 
     >>> import tempfile
     >>> d = tempfile.TemporaryDirectory()
-    >>> spec, data, saved = (os.path.join(d.name, f) for f in ("s.yaml", "d.npz", "m.gnn"))
-    >>> _ = open(spec, "w").write("layers:\\n  - {type: input, name: x, shape: [null, 4]}\\n"
-    ...                           "  - {type: dense, name: out, inputs: x, units: 4}\\n"
-    ...                           "model: {loss: softmax_cross_entropy}\\n")
-    >>> np.savez(data, x=np.eye(4)[np.arange(40) % 4], y=np.arange(40) % 4)   # x: y one-hot
+    >>> spec, _, _ = _example_files(d.name)          # a dense layer's spec
     >>> main(["inspect", spec, "--batch-size", "2"])            # doctest: +NORMALIZE_WHITESPACE
     program (batch 2): 1 instructions, arena 128 B (naive 128 B, lower bound 128 B)
       inputs:  x@0
