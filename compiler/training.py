@@ -30,7 +30,7 @@ import networkx as nx
 
 from .errors import GraphError, OpShapeError, Problem, ShapeError
 from .infer import describe_operands, infer_node
-from .ir import ancestors_of, copy_graph
+from .ir import add_op, ancestors_of, copy_graph, new_graph
 from .ops import OPS, with_role
 from .pipeline import build_program, check_graph, inference_graph, training_graph
 from .rewrite import Rewriter
@@ -40,6 +40,26 @@ LOSSES = with_role("loss")
 CLASS_LOSSES = ("softmax_cross_entropy", "cross_entropy")   # take labels or one-hot rows
 PENALTY_OPS = tuple(with_role("penalty"))   # summed into the training loss
 TARGET, WEIGHTS, LOSS, TOTAL = "target", "sample_weight", "loss", "total_loss"
+
+
+def _example_linear_graph() -> nx.MultiDiGraph:
+    """For the examples: the checked graph y = x @ W, x an input (N, 3), W a zero param (3, 2)."""
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    add_op(g, "y", "matmul", ["x", "W"])
+    return check_graph(g, ["y"])
+
+
+def _example_graph_with_loss() -> nx.MultiDiGraph:
+    """For the examples: an unchecked graph with inputs x and t (N, 3), y = relu(x) and its
+    own loss node l = mse(x, t)."""
+    h = new_graph()
+    add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
+    add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
+    add_op(h, "l", "mse", ["x", "t"])
+    add_op(h, "y", "relu", ["x"])
+    return h
 
 
 @dataclass(frozen=True)
@@ -65,12 +85,7 @@ class LossSpec:
     def resolve(cls, loss, g: nx.MultiDiGraph) -> LossSpec:
         """A LossSpec from a loss name or a LossSpec, checked against ``g``.
 
-        >>> from graphnn.compiler.ir import new_graph, add_op
-        >>> g = new_graph()
-        >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-        >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-        >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-        >>> g = check_graph(g, ["y"])
+        >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
         >>> LossSpec.resolve("l2", g)
         LossSpec(op='mse', node=None)
         >>> LossSpec.resolve(LossSpec(node="y"), g)
@@ -102,12 +117,7 @@ class LossSpec:
     def op_in(self, g: nx.MultiDiGraph) -> str:
         """The loss op, also when the loss is a node of ``g``.
 
-        >>> from graphnn.compiler.ir import new_graph, add_op
-        >>> h = new_graph()                  # a graph with its own loss node l(x, t)
-        >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
-        >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
-        >>> _ = add_op(h, "l", "mse", ["x", "t"])
-        >>> _ = add_op(h, "y", "relu", ["x"])
+        >>> h = _example_graph_with_loss()    # y = relu(x) and its own loss node l = mse(x, t)
         >>> LossSpec(node="l").op_in(h), LossSpec.named("bce").op_in(h)
         ('mse', 'binary_cross_entropy')
         """
@@ -171,12 +181,7 @@ def target_spec(g: nx.MultiDiGraph, loss: LossSpec, outputs: list[str], y=None,
     sample) for a class loss unless ``y`` is given as one-hot rows.
 
     >>> import numpy as np
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> g = check_graph(g, ["y"])
+    >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
     >>> target_spec(g, LossSpec.named("mse"), ["y"])
     TargetSpec(shape=(None, 2), dtype='float32', weighted=False)
     >>> target_spec(g, LossSpec.named("softmax_cross_entropy"), ["y"])           # labels
@@ -196,12 +201,7 @@ def target_inputs(g: nx.MultiDiGraph, loss: LossSpec, inputs: list[str]) -> list
     """The fed targets the loss reads (not the sample weights): ``target``, or
     the inputs of ``g`` that reach the loss node and are not the model's inputs.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
-    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "l", "mse", ["x", "t"])
-    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> h = _example_graph_with_loss()    # y = relu(x) and its own loss node l = mse(x, t)
     >>> target_inputs(h, LossSpec(node="l"), ["x"]), target_inputs(h, LossSpec.named("mse"), ["x"])
     (['t'], ['target'])
     """
@@ -215,12 +215,7 @@ def graph_ends(g: nx.MultiDiGraph) -> list[str]:
     """Losses, penalties and declared updates that nothing reads: ends of the
     graph besides its outputs, which checking must not call unreachable.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
-    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "l", "mse", ["x", "t"])
-    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> h = _example_graph_with_loss()    # y = relu(x) and its own loss node l = mse(x, t)
     >>> graph_ends(h)
     ['l']
     """
@@ -233,12 +228,7 @@ def check_model_io(g: nx.MultiDiGraph, inputs: list[str], outputs: list[str]) ->
     """Every listed input is an input node, and every input an output depends on
     is listed; raise GraphError naming each one that is not.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> h = new_graph()                  # a graph with its own loss node l(x, t)
-    >>> _ = add_op(h, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "t", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(h, "l", "mse", ["x", "t"])
-    >>> _ = add_op(h, "y", "relu", ["x"])
+    >>> h = _example_graph_with_loss()    # y = relu(x) and its own loss node l = mse(x, t)
     >>> check_model_io(check_graph(h, ["y", "l"]), ["x"], ["y"])        # fine
     >>> check_model_io(check_graph(h, ["y", "l"]), ["x", "y"], ["l"])
     Traceback (most recent call last):
@@ -264,12 +254,7 @@ def check_model_io(g: nx.MultiDiGraph, inputs: list[str], outputs: list[str]) ->
 class LossGraph(NamedTuple):
     """A checked graph holding the loss, and the name of the value to minimize.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> g = check_graph(g, ["y"])
+    >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
     >>> built = add_loss(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"), ["y"])
     >>> built.loss, built.graph.nodes[built.loss]["shape"]
     ('loss', ())
@@ -302,12 +287,7 @@ def add_loss(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec, outputs: li
     (by default every penalty node of ``g``) are summed with the loss into
     ``total_loss``. Only the new nodes are inferred: ``g`` was checked already.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> g = check_graph(g, ["y"])
+    >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
     >>> built = add_loss(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32", True), ["y"])
     >>> sorted(set(built.graph) - set(g)), built.graph.nodes["sample_weight"]["shape"]
     (['loss', 'sample_weight', 'target'], (None,))
@@ -343,12 +323,7 @@ class TrainingGraph(NamedTuple):
     """What a model trains and evaluates for one target: the training graph
     (forward, backward, updates), the evaluation graph, and the loss's name.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> g = check_graph(g, ["y"])
+    >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
     >>> built = build_training_graph(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"),
     ...                              ["y"], {"name": "sgd", "lr": 0.1})
     >>> built.loss, sorted(built.eval)                # evaluation: no gradients, no updates
@@ -366,12 +341,7 @@ def build_training_graph(g: nx.MultiDiGraph, loss: LossSpec, target: TargetSpec,
     """``add_loss``, then gradients and one optimizer update per trainable
     parameter (``training_graph``), and the inference-mode evaluation graph.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> g = check_graph(g, ["y"])
+    >>> g = _example_linear_graph()       # y = x @ W: x (N, 3), W (3, 2); checked
     >>> built = build_training_graph(g, LossSpec.named("mse"), TargetSpec((None, 2), "float32"),
     ...                              ["y"], {"name": "sgd", "lr": 0.1})
     >>> sorted(set(built.train) - set(built.eval))      # seed, gradients, the rate, the update
