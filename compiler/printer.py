@@ -27,7 +27,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from .ir import op_attrs, operands
+from .ir import add_op, new_graph, op_attrs, operands
 from .ops import OPS, fmt_shape
 from .ops.base import REQUIRED
 
@@ -43,6 +43,18 @@ def short_dtype(dtype) -> str:
     'i64'
     """
     return DTYPES.get(str(dtype), str(dtype))
+
+
+def _example_graph() -> nx.MultiDiGraph:
+    """For the examples: the checked graph y = x @ W, z = leaky_relu(y, alpha=0.2), with
+    x an input (N, 3) and W a zero param (3, 2)."""
+    from .pipeline import check_graph  # only the examples need the pipeline
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    add_op(g, "y", "matmul", ["x", "W"])
+    add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
+    return check_graph(g, ["z"])
 
 
 def _value(v) -> str:
@@ -76,14 +88,7 @@ def node_line(g: nx.MultiDiGraph, node: str) -> str:
     """One node as ``%name = op(%operand, ...) attrs : shape dtype`` (attributes
     at their defaults left out).
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
-    >>> c = check_graph(g, ["z"])
+    >>> c = _example_graph()      # checked: y = x @ W, z = leaky_relu(y, alpha=0.2)
     >>> node_line(c, "y"), node_line(c, "z")
     ('%y = matmul(%x, %W) : (N, 2) f32', '%z = leaky_relu(%y) alpha=0.2 : (N, 2) f32')
     """
@@ -110,14 +115,7 @@ def node_line(g: nx.MultiDiGraph, node: str) -> str:
 def stable_order(g: nx.MultiDiGraph) -> list:
     """Topological order, ties broken by the order nodes were added.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
-    >>> c = check_graph(g, ["z"])
+    >>> c = _example_graph()      # checked: y = x @ W, z = leaky_relu(y, alpha=0.2)
     >>> stable_order(c)
     ['x', 'W', 'y', 'z']
     """
@@ -128,14 +126,7 @@ def stable_order(g: nx.MultiDiGraph) -> list:
 def format_graph(g: nx.MultiDiGraph, order: list | None = None) -> str:
     """The graph as a program, one line per node, in ``order`` (default: ``stable_order``).
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
-    >>> c = check_graph(g, ["z"])
+    >>> c = _example_graph()      # checked: y = x @ W, z = leaky_relu(y, alpha=0.2)
     >>> print(format_graph(c))
     %x = input : (N, 3) f32
     %W = param init='zeros' : (3, 2) f32
@@ -150,14 +141,7 @@ def format_program(program) -> str:
     : shape dtype``; persistent buffers have no offset. Views and in-place writes
     are named; the first line gives the arena against its lower bound.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
-    >>> c = check_graph(g, ["z"])
+    >>> c = _example_graph()      # checked: y = x @ W, z = leaky_relu(y, alpha=0.2)
     >>> from graphnn.compiler.pipeline import build_program
     >>> print(format_program(build_program(c, ["z"], batch_size=2)))
     # batch 2: 1 instructions, arena 192 B (lower bound 192 B, naive 192 B)
@@ -194,14 +178,7 @@ def format_program(program) -> str:
 def format_stage(obj) -> str:
     """A traced pass's result: a graph, or (after ``plan``) a Program.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "z", "leaky_relu", ["y"], alpha=0.2)
-    >>> c = check_graph(g, ["z"])
+    >>> c = _example_graph()      # checked: y = x @ W, z = leaky_relu(y, alpha=0.2)
     >>> from graphnn.compiler.pipeline import build_program
     >>> p = build_program(c, ["z"], batch_size=2)
     >>> format_stage(c) == format_graph(c), format_stage(p) == format_program(p)
