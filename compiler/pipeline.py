@@ -28,13 +28,25 @@ from .emit import emit_program
 from .errors import GraphError, Problem
 from .fuse import fuse_epilogues, fuse_softmax_cross_entropy
 from .infer import infer_shapes
-from .ir import ancestors_of, copy_graph, op_attrs, operands
+from .ir import add_op, ancestors_of, copy_graph, new_graph, op_attrs, operands
 from .lower import lower
 from .ops import OPS
 from .rewrite import Rewriter
 from .schedule import schedule
 from .updates import append_updates
 from .validate import validate
+
+
+def _example_regression_graph() -> nx.MultiDiGraph:
+    """For the examples: the unchecked graph y = x @ W, loss = mse(y, t), with inputs
+    x (N, 3) and t (N, 2) and W a zero param (3, 2)."""
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
+    add_op(g, "y", "matmul", ["x", "W"])
+    add_op(g, "loss", "mse", ["y", "t"])
+    return g
 
 
 def _traced(trace, name, result):
@@ -51,12 +63,7 @@ def check_graph(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True,
     ``copy=False`` annotates ``g`` itself (for a caller that owns it).
 
     >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> g = _example_regression_graph()   # y = x @ W, loss = mse(y, t); unchecked
     >>> c = check_graph(g, ["loss", "y"])
     >>> c.nodes["y"]["shape"], c.nodes["loss"]["shape"], "shape" in g.nodes["y"]   # g untouched
     ((None, 2), (), False)
@@ -108,14 +115,7 @@ def prune(g: nx.MultiDiGraph, roots: list[str]) -> nx.MultiDiGraph:
     """Dead-code elimination: keep only the roots and what they depend on.
     (Returns ``g`` itself when nothing is dead: every pass copies before it writes.)
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> c = check_graph(g, ["loss", "y"])
+    >>> c = check_graph(_example_regression_graph(), ["loss", "y"])   # y = x @ W, loss = mse(y, t)
     >>> sorted(prune(c, ["y"])), prune(c, ["loss", "y"]) is c
     (['W', 'x', 'y'], True)
     """
@@ -143,14 +143,7 @@ def training_graph(g: nx.MultiDiGraph, loss: str, outputs: list[str], optimizer:
     the loss and the updates need. Softmax + cross-entropy become one stable op
     first, with or without ``fuse`` (a correctness rewrite).
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> c = check_graph(g, ["loss", "y"])
+    >>> c = check_graph(_example_regression_graph(), ["loss", "y"])   # y = x @ W, loss = mse(y, t)
     >>> train, updates = training_graph(c, "loss", ["y"], {"name": "sgd", "lr": 0.1})
     >>> updates, sorted(set(train) - set(c))
     (['W/update'], ['W/update', 'loss/grad_mse_grad', 'loss/grad_seed', 'optimizer/lr', 'y/grad_matmul_1'])
@@ -203,14 +196,7 @@ def build_program(g: nx.MultiDiGraph, outputs: list[str], batch_size: int,
     ``fuse=False`` keeps one kernel per op (and no in-place writes), for comparison.
     ``guard`` names values checked finite before anything after them runs.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> c = check_graph(g, ["loss", "y"])
+    >>> c = check_graph(_example_regression_graph(), ["loss", "y"])   # y = x @ W, loss = mse(y, t)
     >>> train, _ = training_graph(c, "loss", ["y"], {"name": "sgd", "lr": 0.1})
     >>> p = build_program(train, ["loss", "y"], batch_size=4, guard=("loss",))
     >>> p.batch_size, [i.kernel for i in p.instructions]
@@ -236,13 +222,7 @@ def compile_graph(g: nx.MultiDiGraph, outputs: list[str], batch_size: int, *,
     """All passes at once: a Program computing ``outputs`` (and, with a loss and
     an optimizer, one training step). ``trace(pass_name, result)`` sees each pass.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W", "param", [], shape=(3, 2), dtype="float32", init="zeros")
-    >>> _ = add_op(g, "y", "matmul", ["x", "W"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
+    >>> g = _example_regression_graph()   # y = x @ W, loss = mse(y, t); unchecked
     >>> passes = []
     >>> p = compile_graph(g, ["y"], 4, loss="loss", optimizer={"name": "sgd", "lr": 0.1},
     ...                   trace=lambda name, result: passes.append(name))
