@@ -29,15 +29,21 @@ SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Resize": (1, 2, 3), "Up
                 "Unsqueeze": (1,), "Squeeze": (1,), "Dropout": (1, 2), "LSTM": (4,), "GRU": (4,)}
 
 
+def _example_fed_reshape() -> onnx.ModelProto:
+    """For the examples: an ONNX model y = Reshape(x, s) whose shape s (int64, 2) is a graph
+    input, fed at run time; x is float (2, 3), y float (3, 2)."""
+    make = onnx.helper.make_tensor_value_info
+    x = make("x", onnx.TensorProto.FLOAT, [2, 3])
+    s = make("s", onnx.TensorProto.INT64, [2])
+    y = make("y", onnx.TensorProto.FLOAT, [3, 2])
+    reshape = onnx.helper.make_node("Reshape", ["x", "s"], ["y"])
+    return onnx.helper.make_model(onnx.helper.make_graph([reshape], "g", [x, s], [y]))
+
+
 def shape_inputs(proto) -> list[str]:
     """Graph inputs that feed a shape-like operand (see SHAPE_INPUTS).
 
-    >>> from onnx import helper, TensorProto
-    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
     >>> shape_inputs(proto)
     ['s']
     """
@@ -53,12 +59,7 @@ def shape_inputs(proto) -> list[str]:
 def output_dtypes(proto) -> list:
     """The NumPy dtype each graph output declares (None where it declares none).
 
-    >>> from onnx import helper, TensorProto
-    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
     >>> output_dtypes(proto)
     [dtype('float32')]
     """
@@ -69,12 +70,7 @@ def output_dtypes(proto) -> list:
 def freeze(proto, values: dict):
     """A copy of ``proto`` in which the named inputs are initializers holding ``values``.
 
-    >>> from onnx import helper, TensorProto
-    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
     >>> frozen = freeze(proto, {"s": np.array([3, 2])})
     >>> [v.name for v in frozen.graph.input], [t.name for t in frozen.graph.initializer]
     (['x'], ['s'])
@@ -146,12 +142,7 @@ class FrozenShapesRep(BackendRep):
     """For models that feed shape-like inputs: imported when the first inputs
     arrive, with those inputs frozen to their values (re-imported if they change).
 
-    >>> from onnx import helper, TensorProto
-    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
     >>> rep = FrozenShapesRep(proto, ["s"]); rep.input_names
     ['x', 's']
     >>> rep.run([np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, 2])])[0].shape
@@ -170,12 +161,7 @@ class FrozenShapesRep(BackendRep):
         """Outputs for these inputs (a list in input order, or a dict), the shape
         inputs frozen to the values given.
 
-        >>> from onnx import helper, TensorProto
-        >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-        >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-        >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-        >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-        ...                                             "g", [x, s], [y]))       # the shape is fed
+        >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
         >>> FrozenShapesRep(proto, ["s"]).run({"x": np.ones((2, 3), np.float32), "s": np.array([1, 6])})
         (array([[1., 1., 1., 1., 1., 1.]], dtype=float32),)
         """
@@ -193,12 +179,7 @@ class FrozenShapesRep(BackendRep):
 class GraphnnBackend(Backend):
     """Runs ONNX models with graphnn's compiler and NumPy runtime, on the CPU.
 
-    >>> from onnx import helper, TensorProto
-    >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
-    >>> s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
-    >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    >>> proto = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
-    ...                                             "g", [x, s], [y]))       # the shape is fed
+    >>> proto = _example_fed_reshape()    # y = Reshape(x, s): x (2, 3), the shape s fed
     >>> type(GraphnnBackend.prepare(proto)).__name__       # a fed shape: frozen when run
     'FrozenShapesRep'
     """
