@@ -58,6 +58,55 @@ SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 __all__ = ["INSTALL_HINT", "Ranks", "fit", "launched_ranks", "shares", "training_program"]
 
 
+class _OneRankComm:
+    """For the examples: a stand-in communicator, a world of one (no MPI)."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 1
+
+    def allgather(self, value):
+        return [value]
+
+    def Bcast(self, buf, root):
+        pass
+
+    def Allreduce(self, send, recv):
+        recv[...] = send
+
+
+class _Rank1Of2Comm:
+    """For the examples: a stand-in communicator as rank 1 of 2 (no MPI), rank 0 agreeing
+    with every value and sending 10s: Bcast fills with 10, Allreduce adds 10."""
+
+    def Get_rank(self):
+        return 1
+
+    def Get_size(self):
+        return 2
+
+    def allgather(self, value):
+        return [value, value]
+
+    def Bcast(self, buf, root):
+        buf[...] = 10
+
+    def Allreduce(self, send, recv):
+        recv[...] = send + 10
+
+
+def _example_model():
+    """For the examples: a Model x (N, 2) -> dense(1), compiled with mse and sgd."""
+    from . import Graph, Model
+    g = Graph()
+    x = g.input("x", (None, 2))
+    m = Model(g, x, g.dense(x, 1))
+    m.compile(loss="mse", optimizer="sgd")
+    return m
+
+
 def launched_ranks(environ=None) -> int:
     """The number of processes an MPI launcher started (1 when none did), read from
     the launcher's environment without importing MPI.
@@ -90,9 +139,7 @@ def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int
     It reads one more input, this rank's share of the global batch; each update
     reads its gradient from the summed bucket:
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
-    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
     >>> p = training_program(m, batch_size=4)
     >>> p.inputs, [i.kernel for i in p.instructions][-5:]
     (['x', 'target', 'allreduce/share'], ['allreduce_bucket', 'bucket_slice', 'sgd_update', 'bucket_slice', 'sgd_update'])
@@ -109,16 +156,11 @@ def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int
 
 class Ranks:
     """One communicator and what distributed training does with it. The
-    examples use stand-in communicators (no MPI needed): ``comm`` needs only
-    Get_rank, Get_size, allgather, Bcast, Allreduce and Abort.
+    examples use stand-in communicators (no MPI needed: ``_OneRankComm``,
+    ``_Rank1Of2Comm``): ``comm`` needs only Get_rank, Get_size, allgather, Bcast,
+    Allreduce and Abort.
 
-    >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
-    ...     def Get_rank(self): return 1
-    ...     def Get_size(self): return 2
-    ...     def allgather(self, value): return [value, value]
-    ...     def Bcast(self, buf, root): buf[...] = 10
-    ...     def Allreduce(self, send, recv): recv[...] = send + 10
-    >>> ranks = Ranks(Rank1Of2()); ranks.rank, ranks.size, ranks.root
+    >>> ranks = Ranks(_Rank1Of2Comm()); ranks.rank, ranks.size, ranks.root
     (1, 2, False)
     """
 
@@ -131,13 +173,7 @@ class Ranks:
     def root(self) -> bool:
         """Whether this is rank 0, the one that runs callbacks.
 
-        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
-        ...     def Get_rank(self): return 0
-        ...     def Get_size(self): return 1
-        ...     def allgather(self, value): return [value]
-        ...     def Bcast(self, buf, root): pass
-        ...     def Allreduce(self, send, recv): recv[...] = send
-        >>> Ranks(OneRank()).root
+        >>> Ranks(_OneRankComm()).root
         True
         """
         return self.rank == 0
@@ -145,16 +181,8 @@ class Ranks:
     def executor(self, model, batch_size: int, target_spec) -> Executor:
         """The distributed training Executor at one local batch size (cached).
 
-        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
-        ...     def Get_rank(self): return 0
-        ...     def Get_size(self): return 1
-        ...     def allgather(self, value): return [value]
-        ...     def Bcast(self, buf, root): pass
-        ...     def Allreduce(self, send, recv): recv[...] = send
-        >>> from graphnn import Graph, Model
-        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
-        >>> m.compile(loss="mse", optimizer="sgd")
-        >>> ranks = Ranks(OneRank()); ex = ranks.executor(m, 4, None)
+        >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
+        >>> ranks = Ranks(_OneRankComm()); ex = ranks.executor(m, 4, None)
         >>> ex.program.batch_size, ex is ranks.executor(m, 4, None)
         (4, True)
         """
@@ -186,14 +214,8 @@ class Ranks:
     def broadcast(self, variables: dict) -> None:
         """Rank 0's weights and optimizer state, everywhere (in place).
 
-        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
-        ...     def Get_rank(self): return 1
-        ...     def Get_size(self): return 2
-        ...     def allgather(self, value): return [value, value]
-        ...     def Bcast(self, buf, root): buf[...] = 10
-        ...     def Allreduce(self, send, recv): recv[...] = send + 10
         >>> variables = {"W": np.zeros(3)}
-        >>> Ranks(Rank1Of2()).broadcast(variables); variables["W"]
+        >>> Ranks(_Rank1Of2Comm()).broadcast(variables); variables["W"]   # rank 0 sends 10s
         array([10., 10., 10.])
         """
         self.agree("variables", sorted((k, v.shape, str(v.dtype)) for k, v in variables.items()))
@@ -203,13 +225,7 @@ class Ranks:
     def sum(self, values) -> np.ndarray:
         """Element-wise sum over ranks of a few float64 numbers.
 
-        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
-        ...     def Get_rank(self): return 1
-        ...     def Get_size(self): return 2
-        ...     def allgather(self, value): return [value, value]
-        ...     def Bcast(self, buf, root): buf[...] = 10
-        ...     def Allreduce(self, send, recv): recv[...] = send + 10
-        >>> Ranks(Rank1Of2()).sum([1, 2.5])
+        >>> Ranks(_Rank1Of2Comm()).sum([1, 2.5])         # rank 0 adds 10 to each
         array([11. , 12.5])
         """
         buf = np.array(values, dtype=np.float64)
@@ -220,17 +236,9 @@ class Ranks:
         """What rank 0's callbacks may change between steps: the learning rate
         and whether to stop. Rank 0 sends them; the others take them.
 
-        >>> class Rank1Of2:                # a stand-in communicator: rank 1 of 2, rank 0 sending 10s
-        ...     def Get_rank(self): return 1
-        ...     def Get_size(self): return 2
-        ...     def allgather(self, value): return [value, value]
-        ...     def Bcast(self, buf, root): buf[...] = 10
-        ...     def Allreduce(self, send, recv): recv[...] = send + 10
-        >>> from graphnn import Graph, Model
-        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
-        >>> m.compile(loss="mse", optimizer="sgd")
+        >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
         >>> m.stop_training = False
-        >>> Ranks(Rank1Of2()).follow_root(m); m.learning_rate, m.stop_training
+        >>> Ranks(_Rank1Of2Comm()).follow_root(m); m.learning_rate, m.stop_training   # 10s from rank 0
         (10.0, True)
         """
         state = np.array([model.learning_rate, float(bool(model.stop_training))])
@@ -243,13 +251,7 @@ class Ranks:
         """An exception on one rank aborts all of them, naming the rank (with one
         rank it is raised as usual).
 
-        >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
-        ...     def Get_rank(self): return 0
-        ...     def Get_size(self): return 1
-        ...     def allgather(self, value): return [value]
-        ...     def Bcast(self, buf, root): pass
-        ...     def Allreduce(self, send, recv): recv[...] = send
-        >>> with Ranks(OneRank()).abort_on_failure():
+        >>> with Ranks(_OneRankComm()).abort_on_failure():
         ...     raise KeyError("x")
         Traceback (most recent call last):
         ...
@@ -277,19 +279,9 @@ def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data
 
     With one rank it trains exactly as ``Model.fit`` does:
 
-    >>> class OneRank:                 # a stand-in communicator: a world of one, no MPI
-    ...     def Get_rank(self): return 0
-    ...     def Get_size(self): return 1
-    ...     def allgather(self, value): return [value]
-    ...     def Bcast(self, buf, root): pass
-    ...     def Allreduce(self, send, recv): recv[...] = send
-    >>> from graphnn import Graph, Model
-    >>> def model():
-    ...     g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
-    ...     m.compile(loss="mse", optimizer="sgd"); return m
     >>> data = np.random.default_rng(0).normal(size=(10, 2)); y = data @ [[1.0], [2.0]]
-    >>> alone = model().fit(data, y, epochs=2, batch_size=4, verbose=0)
-    >>> ranked = fit(model(), data, y, epochs=2, batch_size=4, verbose=0, comm=OneRank())
+    >>> alone = _example_model().fit(data, y, epochs=2, batch_size=4, verbose=0)
+    >>> ranked = fit(_example_model(), data, y, epochs=2, batch_size=4, verbose=0, comm=_OneRankComm())
     >>> ranked.history == alone.history
     True
     """
