@@ -85,6 +85,15 @@ class MemoryReport:
     planned_bytes: int
 
 
+def _example_relu_program() -> Program:
+    """For the examples: the Program of Program's own example, y = relu(x) at batch 2, both
+    (2, 2) float32, x at offset 0 and y at 64 (an 80-byte arena)."""
+    return Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
+                            "y": Buffer("y", (2, 2), "float32", offset=64)},
+                   instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+                   inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+
+
 @dataclass
 class Program:
     """Buffers by name, instructions in run order, the fed inputs, the outputs,
@@ -120,12 +129,7 @@ class Program:
     def arena_bytes(self) -> int:
         """The bytes the arena needs: the end of the buffer that ends last.
 
-        >>> import numpy as np
-        >>> from graphnn.runtime import Executor
-        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
-        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
-        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
-        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> p = _example_relu_program()      # y = relu(x); x (2, 2) f32 at 0, y at 64
         >>> p.arena_bytes                     # y: 16 bytes from offset 64
         80
         """
@@ -135,12 +139,7 @@ class Program:
     def to_dict(self) -> dict:
         """Plain JSON-ready data.
 
-        >>> import numpy as np
-        >>> from graphnn.runtime import Executor
-        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
-        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
-        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
-        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> p = _example_relu_program()      # y = relu(x); x (2, 2) f32 at 0, y at 64
         >>> import json
         >>> d = p.to_dict(); d["instructions"][0]["kernel"], d["buffers"]["y"]["offset"]
         ('relu', 64)
@@ -154,12 +153,7 @@ class Program:
         """The Program ``to_dict`` describes (shapes back to tuples), also after a
         trip through JSON.
 
-        >>> import numpy as np
-        >>> from graphnn.runtime import Executor
-        >>> p = Program(buffers={"x": Buffer("x", (2, 2), "float32", offset=0),
-        ...                      "y": Buffer("y", (2, 2), "float32", offset=64)},
-        ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
-        ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(80, 80, 80))
+        >>> p = _example_relu_program()      # y = relu(x); x (2, 2) f32 at 0, y at 64
         >>> import json
         >>> back = Program.from_dict(json.loads(json.dumps(p.to_dict())))
         >>> back == p, back.buffers["x"].shape
