@@ -97,16 +97,6 @@ class _Rank1Of2Comm:
         recv[...] = send + 10
 
 
-def _example_model():
-    """For the examples: a Model x (N, 2) -> dense(1), compiled with mse and sgd."""
-    from . import Graph, Model
-    g = Graph()
-    x = g.input("x", (None, 2))
-    m = Model(g, x, g.dense(x, 1))
-    m.compile(loss="mse", optimizer="sgd")
-    return m
-
-
 def launched_ranks(environ=None) -> int:
     """The number of processes an MPI launcher started (1 when none did), read from
     the launcher's environment without importing MPI.
@@ -139,7 +129,9 @@ def training_program(model, batch_size: int, target_spec=None, bucket_bytes: int
     It reads one more input, this rank's share of the global batch; each update
     reads its gradient from the summed bucket:
 
-    >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    >>> m.compile(loss="mse", optimizer="sgd")
     >>> p = training_program(m, batch_size=4)
     >>> p.inputs, [i.kernel for i in p.instructions][-5:]
     (['x', 'target', 'allreduce/share'], ['allreduce_bucket', 'bucket_slice', 'sgd_update', 'bucket_slice', 'sgd_update'])
@@ -181,7 +173,9 @@ class Ranks:
     def executor(self, model, batch_size: int, target_spec) -> Executor:
         """The distributed training Executor at one local batch size (cached).
 
-        >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+        >>> m.compile(loss="mse", optimizer="sgd")
         >>> ranks = Ranks(_OneRankComm()); ex = ranks.executor(m, 4, None)
         >>> ex.program.batch_size, ex is ranks.executor(m, 4, None)
         (4, True)
@@ -236,7 +230,9 @@ class Ranks:
         """What rank 0's callbacks may change between steps: the learning rate
         and whether to stop. Rank 0 sends them; the others take them.
 
-        >>> m = _example_model()           # x (N, 2) -> dense(1), compiled with mse and sgd
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+        >>> m.compile(loss="mse", optimizer="sgd")
         >>> m.stop_training = False
         >>> Ranks(_Rank1Of2Comm()).follow_root(m); m.learning_rate, m.stop_training   # 10s from rank 0
         (10.0, True)
@@ -279,9 +275,13 @@ def fit(model, x, y=None, epochs: int = 1, batch_size: int = 32, validation_data
 
     With one rank it trains exactly as ``Model.fit`` does:
 
+    >>> from graphnn import Graph, Model
+    >>> def model():
+    ...     g = Graph(); x = g.input("x", (None, 2)); m = Model(g, x, g.dense(x, 1))
+    ...     m.compile(loss="mse", optimizer="sgd"); return m
     >>> data = np.random.default_rng(0).normal(size=(10, 2)); y = data @ [[1.0], [2.0]]
-    >>> alone = _example_model().fit(data, y, epochs=2, batch_size=4, verbose=0)
-    >>> ranked = fit(_example_model(), data, y, epochs=2, batch_size=4, verbose=0, comm=_OneRankComm())
+    >>> alone = model().fit(data, y, epochs=2, batch_size=4, verbose=0)
+    >>> ranked = fit(model(), data, y, epochs=2, batch_size=4, verbose=0, comm=_OneRankComm())
     >>> ranked.history == alone.history
     True
     """
