@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 
 from .errors import GraphError, Problem
-from .ir import copy_graph, operands, topological_order
+from .ir import add_op, copy_graph, new_graph, operands, topological_order
 from .ops import OPS, numel
 from .rewrite import Rewriter
 
@@ -44,20 +44,28 @@ PER_SAMPLE_LOSSES = ("mse", "l1", "softmax_cross_entropy", "cross_entropy",
                      "binary_cross_entropy", "kl_divergence", "gaussian_kl")
 
 
+def _example_two_layer_graph() -> nx.MultiDiGraph:
+    """For the examples: the checked graph h = x @ W1, y = h @ W2, loss = mse(y, t), with
+    inputs x (N, 3) and t (N, 2) and params W1 (3, 4) and W2 (4, 2)."""
+    from .pipeline import check_graph  # the pipeline is for the examples only
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
+    add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
+    add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
+    add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
+    add_op(g, "h", "matmul", ["x", "W1"])
+    add_op(g, "y", "matmul", ["h", "W2"])
+    add_op(g, "loss", "mse", ["y", "t"])
+    return check_graph(g, ["loss", "y"])
+
+
 def trained_gradients(g: nx.MultiDiGraph) -> dict[str, str]:
     """{parameter: its gradient node} for every optimizer update in ``g``
     (batch norm's running averages update ``state`` nodes, not parameters).
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph, training_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
-    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
-    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> from graphnn.compiler.pipeline import training_graph
+    >>> g = _example_two_layer_graph()       # checked: y = (x @ W1) @ W2, loss = mse(y, t)
+    >>> train, _ = training_graph(g, "loss", ["y"], {"name": "sgd", "lr": 0.1})
     >>> trained_gradients(train)
     {'W1': 'h/grad_matmul_1', 'W2': 'y/grad_matmul_1'}
     """
@@ -91,16 +99,9 @@ def buckets_of(g: nx.MultiDiGraph, grads: dict[str, str], bucket_bytes: int) -> 
     topological order of ``g`` (the backward pass reaches the last layer first),
     one dtype per bucket, each closed once it holds ``bucket_bytes`` or more.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph, training_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
-    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
-    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> from graphnn.compiler.pipeline import training_graph
+    >>> g = _example_two_layer_graph()       # checked: y = (x @ W1) @ W2, loss = mse(y, t)
+    >>> train, _ = training_graph(g, "loss", ["y"], {"name": "sgd", "lr": 0.1})
     >>> grads = trained_gradients(train)
     >>> buckets_of(train, grads, 4 << 20), buckets_of(train, grads, 1)    # the last layer's first
     ([['W2', 'W1']], [['W2'], ['W1']])
@@ -121,23 +122,16 @@ def buckets_of(g: nx.MultiDiGraph, grads: dict[str, str], bucket_bytes: int) -> 
 def insert_allreduce(g: nx.MultiDiGraph, bucket_bytes: int = BUCKET_BYTES) -> nx.MultiDiGraph:
     """A copy of training graph ``g`` whose updates read gradients summed over ranks.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.pipeline import check_graph, training_graph
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 3), dtype="float32")
-    >>> _ = add_op(g, "t", "input", [], shape=(None, 2), dtype="float32")
-    >>> _ = add_op(g, "W1", "param", [], shape=(3, 4), dtype="float32")
-    >>> _ = add_op(g, "W2", "param", [], shape=(4, 2), dtype="float32")
-    >>> _ = add_op(g, "h", "matmul", ["x", "W1"]); _ = add_op(g, "y", "matmul", ["h", "W2"])
-    >>> _ = add_op(g, "loss", "mse", ["y", "t"])
-    >>> train, _ = training_graph(check_graph(g, ["loss", "y"]), "loss", ["y"], {"name": "sgd", "lr": 0.1})
+    >>> from graphnn.compiler.pipeline import training_graph
+    >>> g = _example_two_layer_graph()       # checked: y = (x @ W1) @ W2, loss = mse(y, t)
+    >>> train, _ = training_graph(g, "loss", ["y"], {"name": "sgd", "lr": 0.1})
     >>> summed = insert_allreduce(train, bucket_bytes=1)        # one bucket per gradient
     >>> sorted(set(summed) - set(train))
     ['W1/allreduced_grad', 'W2/allreduced_grad', 'allreduce/bucket0', 'allreduce/bucket1', 'allreduce/share']
     >>> from graphnn.compiler.ir import operands
     >>> operands(summed, "W1/update")
     ['W1', 'W1/allreduced_grad', 'optimizer/lr']
-    >>> insert_allreduce(check_graph(g, ["loss", "y"]))
+    >>> insert_allreduce(g)                   # no training: no update, no gradient
     Traceback (most recent call last):
     ...
     graphnn.compiler.errors.GraphError: 1 problem in the graph:

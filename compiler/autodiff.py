@@ -29,15 +29,21 @@ from .ops import OPS
 from .rewrite import Rewriter
 
 
+def _example_exp_graph() -> nx.MultiDiGraph:
+    """For the examples: the graph y = exp(x), x an input (N, 2) float64, shapes inferred."""
+    from .infer import infer_shapes  # the examples' need only
+    from .ir import add_op, new_graph
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
+    add_op(g, "y", "exp", ["x"])
+    return infer_shapes(g)
+
+
 class VJPContext:
     """What a VJP rule may do: read shapes and add gradient nodes.
 
-    >>> from graphnn.compiler.ir import new_graph, add_op
-    >>> from graphnn.compiler.infer import infer_shapes
-    >>> g = new_graph()
-    >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
-    >>> _ = add_op(g, "y", "exp", ["x"])
-    >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+    >>> g = _example_exp_graph()          # y = exp(x), x (N, 2) float64; shapes inferred
+    >>> ctx = VJPContext(Rewriter(g, role="backward"), "y")
     >>> ctx.node, ctx.shape("x")
     ('y', (None, 2))
     """
@@ -48,12 +54,8 @@ class VJPContext:
     def shape(self, name: str):
         """The inferred shape of node ``name``.
 
-        >>> from graphnn.compiler.ir import new_graph, add_op
-        >>> from graphnn.compiler.infer import infer_shapes
-        >>> g = new_graph()
-        >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
-        >>> _ = add_op(g, "y", "exp", ["x"])
-        >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+        >>> g = _example_exp_graph()          # y = exp(x), x (N, 2) float64; shapes inferred
+        >>> ctx = VJPContext(Rewriter(g, role="backward"), "y")
         >>> ctx.shape("y")
         (None, 2)
         """
@@ -62,12 +64,8 @@ class VJPContext:
     def emit(self, op: str, inputs: list[str], **attrs) -> str:
         """Add a gradient node ``op(*inputs)``, named after the node it differentiates.
 
-        >>> from graphnn.compiler.ir import new_graph, add_op
-        >>> from graphnn.compiler.infer import infer_shapes
-        >>> g = new_graph()
-        >>> _ = add_op(g, "x", "input", [], shape=(None, 2), dtype="float64")
-        >>> _ = add_op(g, "y", "exp", ["x"])
-        >>> g = infer_shapes(g); ctx = VJPContext(Rewriter(g, role="backward"), "y")
+        >>> g = _example_exp_graph()          # y = exp(x), x (N, 2) float64; shapes inferred
+        >>> ctx = VJPContext(Rewriter(g, role="backward"), "y")
         >>> ctx.emit("scale", ["x"], factor=2.0)
         'y/grad_scale'
         >>> g.nodes["y/grad_scale"]
