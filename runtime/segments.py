@@ -97,27 +97,27 @@ def segments(calls: list, pool, whole: list | None = None) -> list:
 def schedule(run: list) -> list[list[tuple]]:
     """Per thread, its parts in program order, each as (task, {thread: count}):
     before the task, that thread must have finished that many of its parts.
-    Waits already implied by an earlier wait of the same thread are left out."""
+    Waits already implied by an earlier wait of the same thread are left out:
+    each part looks back on another thread's parts only as far as the last
+    part it already waits for there (the latest conflict behind that is the
+    one that counts)."""
     threads = max(len(call.tasks) for call in run)
-    position = [{} for _ in range(threads)]     # thread -> {call index: its place there}
-    for i, call in enumerate(run):
-        for k in range(len(call.tasks)):
-            position[k][i] = len(position[k])
+    placed = [[] for _ in range(threads)]       # per thread, the touches of its parts so far
+    ensured = [[0] * threads for _ in range(threads)]   # [j][k]: parts of k that j has waited for
     plan = [[] for _ in range(threads)]
-    for i, call in enumerate(run):
+    for call in run:
         for j, (task, part) in enumerate(zip(call.tasks, call.touches)):
             need = {}
-            for earlier in range(i):
-                for k, other in enumerate(run[earlier].touches):
-                    if k != j and _conflict(other, part):
-                        need[k] = max(need.get(k, 0), position[k][earlier] + 1)
+            for k in range(threads):
+                if k == j:
+                    continue
+                for pos in range(len(placed[k]) - 1, ensured[j][k] - 1, -1):
+                    if _conflict(placed[k][pos], part):
+                        need[k] = ensured[j][k] = pos + 1
+                        break
             plan[j].append((task, need))
-    for steps in plan:                          # drop waits an earlier one already covers
-        ensured = {}
-        for _, need in steps:
-            for k in [k for k, n in need.items() if n <= ensured.get(k, 0)]:
-                del need[k]
-            ensured.update(need)
+        for j, part in enumerate(call.touches):
+            placed[j].append(part)
     return plan
 
 
