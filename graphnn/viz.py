@@ -108,7 +108,7 @@ def _layer_view(graph, dot, show_shapes=True, show_dtype=False, show_params=True
         trainable = _trainable_note(g, params) if show_trainable else ""
         if expand_nested and len(members) > 1:
             with dot.subgraph(name=f"cluster_{ids(name)}") as sub:
-                steps = (f"a scan over {fold_.steps[name]} steps" if name in fold_.scans else
+                steps = (f"a scan over {fold_.scans[name]} steps" if name in fold_.scans else
                          f"{fold_.steps[name]} unrolled steps, drawn once" if name in fold_.steps else "")
                 sub.attr(label=_label(title, steps, trainable), style="rounded", color="#888888")
                 keys = {}

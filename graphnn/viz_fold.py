@@ -77,7 +77,7 @@ class Folding:
         self.runs: dict[str, int] = {}          # first layer of a run -> its length
         self.fold_to: dict[str, str] = {}       # layer -> the first layer of its run
         self.steps: dict[str, int] = {}         # recurrent layer -> its number of steps
-        self.scans: set[str] = set()            # layers whose steps are one scan op
+        self.scans: dict[str, int] = {}         # top-level layer -> the steps of its scan op
         if expand_repeats:
             return
         for first, members in find_runs(graph).items():
@@ -89,7 +89,12 @@ class Folding:
                 source = graph.nx.nodes.get(rec["inputs"][0]) if rec.get("inputs") else None
                 shape = source.get("shape") if source else None
                 self.steps[name] = shape[1] if shape and len(shape) == 3 else 0
-        self.scans = {layer_of(n) for n, d in graph.nx.nodes(data=True) if d["op"] in SCANS}
+        for n, d in graph.nx.nodes(data=True):     # keyed as key() keys: a block's, an import's too
+            if d["op"] == "lstm_scan":
+                x = [u for u, _, e in graph.nx.in_edges(n, data=True) if e.get("port") == 1]
+                shape = graph.nx.nodes[x[0]].get("shape") if x else None
+                if shape and len(shape) == 3:
+                    self.scans[layer_of(n)] = shape[1]
 
     def loops(self, boxes: dict) -> list[tuple]:
         """[(key, label)] for the boxes of scan ops ({key: [infos with "op" or
@@ -97,8 +102,8 @@ class Folding:
         out = []
         for key, infos in boxes.items():
             op = infos[0].get("op", infos[0].get("kernel"))
-            if op in SCANS and key[0] in self.steps:
-                out.append((key, f"x {self.steps[key[0]]} {SCANS[op]}"))
+            if op in SCANS and key[0] in self.scans:
+                out.append((key, f"x {self.scans[key[0]]} {SCANS[op]}"))
         return out
 
     def key(self, node: str, depth: int | None = None) -> tuple:
@@ -124,8 +129,8 @@ class Folding:
         """What a folded layer's cluster says, or None for a layer drawn as it is."""
         if layer in self.runs:
             return f"{layer} x {self.runs[layer]} (a chain of {self.runs[layer]} identical layers)"
-        if layer in self.scans:
-            return f"{layer}: a scan over {self.steps[layer]} steps"
+        if layer in self.scans and layer in self.steps:     # the LSTM layer itself, not a block around it
+            return f"{layer}: a scan over {self.scans[layer]} steps"
         if layer in self.steps:
             return f"{layer}: one of {self.steps[layer]} unrolled steps (t = 0..{self.steps[layer] - 1})"
         return None

@@ -198,3 +198,20 @@ def test_the_views_draw_the_scan_as_one_box_with_a_loop(view):
     if view != "layers":
         (back,) = re.findall(r'(\w+) \[label="(?:\d+: )?(?:scan/grad_)?lstm_scan_grad\n', dot.source)
         assert re.search(rf'{back} -> {back} \[label="x 6 steps back"', dot.source)
+
+
+@pytest.mark.parametrize("view", ["training", "compiled"])
+def test_a_scan_inside_a_block_draws_its_loop(view):
+    """The views key a node by its top-level name: an LSTM inside a block (and
+    an imported one, tests/onnx/test_import.py) still gets its loop, counted
+    from x's steps (was a KeyError: the count was looked up by layer record)."""
+    g = Graph()
+    x = g.input("rows", (None, 5, 3))
+    with g.block("enc"):
+        h = g.lstm(x, 4, name="rnn")
+    model = Model(g, x, g.dense(h, 2, name="head"))
+    model.compile(loss="softmax_cross_entropy", optimizer="sgd")
+    source = plot_model(model, view=view).source
+    assert re.search(r'(\w+) -> \1 \[label="x 5 steps"', source)
+    assert re.search(r'(\w+) -> \1 \[label="x 5 steps back"', source)
+    assert "enc" in plot_model(model, view=view, depth=1).source        # one box per layer and role

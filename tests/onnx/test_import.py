@@ -2,6 +2,7 @@
 and that can be summarized, plotted, compiled, evaluated and fine-tuned."""
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -179,3 +180,13 @@ def test_an_onnx_lstm_becomes_one_scan_and_predicts_as_onnxruntime(output, steps
         x = np.random.default_rng(1).normal(size=(3, steps, 3)).astype(np.float32)
         (got,) = backend.prepare(proto).run([x])             # fixed shapes: run as the backend does
         np.testing.assert_allclose(got, _onnxruntime(proto, x), atol=1e-5, rtol=0)
+
+
+def test_an_imported_scan_is_drawn_with_its_loop():
+    """An imported LSTM's nodes are named after the ONNX node's output, not a
+    graphnn layer: the views still draw its scan with the step count (was a
+    KeyError in the compiled and training views)."""
+    model = gx.load(_onnx_lstm(steps=4), batch_symbolic=False)
+    assert re.search(r'(\w+) -> \1 \[label="x 4 steps"', plot_model(model, view="compiled").source)
+    model.compile(loss="mse", optimizer="sgd")
+    assert re.search(r'(\w+) -> \1 \[label="x 4 steps back"', plot_model(model, view="training").source)
