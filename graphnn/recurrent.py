@@ -26,8 +26,12 @@ from .layers import layer
 class RecurrentMethods:
     """Mixed into Graph: lstm and gru."""
 
-    def _sequence(self, x, kind, name):
+    def _sequence(self, x, kind, name, units, return_sequences):
         x = self._tensor(x)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"{kind}: units must be a positive int, got {units!r}")
+        if not isinstance(return_sequences, bool):
+            raise ValueError(f"{kind}: return_sequences must be True or False, got {return_sequences!r}")
         name = self._layer_name(name, kind)
         if len(x.shape) != 3 or x.shape[0] is not None or None in x.shape[1:]:
             self._fail(name, kind, f"expected a sequence of shape (N, T, features) with a known "
@@ -45,7 +49,7 @@ class RecurrentMethods:
         The steps are one ``lstm_scan`` (compiler/ops/lstm_scan.py) over the
         stacked weights and x: its kernel loops over the steps, its gradient
         loops back over them."""
-        x, name = self._sequence(x, "lstm", name)
+        x, name = self._sequence(x, "lstm", name, units, return_sequences)
         steps, features = x.shape[1], x.shape[2]
         with self.block(name):
             w = self.param("W", (features, 4 * units), init=kernel_init)
@@ -67,7 +71,7 @@ class RecurrentMethods:
 
         Each step is one ``gru_cell`` (compiler/ops/gru.py) reading the stacked
         weights, x and the previous step's state."""
-        x, name = self._sequence(x, "gru", name)
+        x, name = self._sequence(x, "gru", name, units, return_sequences)
         steps, features = x.shape[1], x.shape[2]
         with self.block(name):
             w = self.param("W", (features, 3 * units), init=kernel_init)

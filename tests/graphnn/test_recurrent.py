@@ -106,6 +106,20 @@ def test_bad_input_is_named():
         g.lstm(x, 4)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("units, sequences, named", [(0, False, "units"), (2.5, False, "units"),
+                                                     ("4", False, "units"), (True, False, "units"),
+                                                     (4, "yes", "return_sequences")])
+def test_bad_arguments_are_named(kind, units, sequences, named):
+    """units and return_sequences are checked as dense's units are (were: a param
+    shape error naming 'rnn/W', or a string taken as True)."""
+    g = Graph()
+    x = g.input("x", (None, 3, 2))
+    with pytest.raises(ValueError, match=rf"{kind} 'rnn': {named} must be"):
+        getattr(g, kind)(x, units, return_sequences=sequences, name="rnn")
+    assert len(g.nx) == 1                                 # nothing added
+
+
 def test_a_stacked_layers_input_gradient_is_one_buffer():
     """The T steps of a layer over another layer's sequence each read one step of
     it: their input gradients go into one slices_grad, not T padded copies
