@@ -1,8 +1,9 @@
 """validate: the structure of a graph, before any shape is looked at.
 
 Finds every problem at once: cycles, unknown ops, missing, extra or repeated
-operands, bad or unknown attributes, outputs that do not exist, and nodes whose
-value never reaches an output. Returns a copy of the graph with each node's
+operands, bad or unknown attributes, outputs that do not exist, nodes whose
+value never reaches an output, and ``extra_output`` nodes (a routed pool's
+routes) that no instruction would write. Returns a copy of the graph with each node's
 attribute defaults filled in.
 
 >>> import networkx as nx
@@ -48,6 +49,33 @@ def _check_operands(g, node, op) -> list[str]:
         bad.append(f"expected {op.arity} operand(s), got {n}: extra operand(s) at port(s) "
                    f"{sorted(p for p in set(ports) if p >= op.arity)}")
     return bad
+
+
+def _check_extra_outputs(g) -> list[Problem]:
+    """An ``extra_output`` node runs no kernel: its operand's instruction writes
+    it (compiler/emit.py). So that operand must run an op that does, and each
+    such op needs exactly one to write into."""
+    writes = {w: name for name, op in OPS.items() for w in op.extra_output}
+    problems = []
+    for node, data in g.nodes(data=True):
+        op = OPS.get(data.get("op"))
+        if op is None:
+            continue
+        if op.extra_output:
+            src = [u for u, _, p in g.in_edges(node, data="port") if p == 0]
+            made_by = g.nodes[src[0]].get("op") if src else None
+            if src and made_by not in op.extra_output:
+                problems.append(_problem(g, node, f"is written by its operand's instruction, so its "
+                                                  f"operand must run one of {list(op.extra_output)}; "
+                                                  f"got {made_by} ({src[0]!r})"))
+        if op.name in writes:
+            extra = writes[op.name]
+            found = sorted({r for r in g.successors(node) if g.nodes[r].get("op") == extra})
+            if len(found) != 1:
+                problems.append(_problem(g, node, f"writes its {extra} beside its result: needs exactly "
+                                                  f"one {extra} node reading it, got {len(found)}"
+                                                  f"{' (' + ', '.join(map(repr, found)) + ')' if found else ''}"))
+    return problems
 
 
 def validate(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.MultiDiGraph:
@@ -102,6 +130,7 @@ def validate(g: nx.MultiDiGraph, outputs: list[str], copy: bool = True) -> nx.Mu
         filled, bad = op.check_attrs(own)
         problems.extend(_problem(g, node, m) for m in bad)
         data.update(filled)
+    problems.extend(_check_extra_outputs(g))
     present = [o for o in outputs if o in g]
     if present and not any(p.message.startswith("is part of a cycle") for p in problems):
         reach = ancestors_of(g, present)

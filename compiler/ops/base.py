@@ -91,7 +91,9 @@ class OpDef:
     mutates: tuple[int, ...] = ()        # operand ports an update op writes in place
     inplace: bool = False                # the kernel may write its result over operand 0
     view: bool = False                   # the result is operand 0's bytes, reshaped (no kernel)
-    extra_output: bool = False           # a further result of operand 0's instruction (no kernel)
+    # A further result of operand 0's instruction (no kernel): the ops that write it,
+    # each needing exactly one such node; compiler/validate.py checks both.
+    extra_output: tuple[str, ...] = ()
     scratch: Callable | None = None      # a composite's scratch (fused); else the kernel declares it
     lower: Callable | None = None        # see above
     lowers: Callable | None = None       # (attrs) -> whether a node needs `lower` (default: yes)

@@ -217,7 +217,8 @@ def _routed_blocks_grad_shape(shapes, dtypes, attrs):
     return (dy[0], p, dy[1], oh * ow), same_dtype(dtypes, 0)
 
 
-register(OpDef("max_pool_routes", 1, _routes_shape, kind="lowered", extra_output=True,
+register(OpDef("max_pool_routes", 1, _routes_shape, kind="lowered",
+               extra_output=("max_pool2d_routed", "max_pool_blocks_routed"),
                attrs={"offsets": Attr(check=lambda v: isinstance(v, int) and v > 0, expect="a positive int")},
                doc="The routes a routed max pool writes beside its maxima: for each window "
                    "offset, which windows have their first maximum there."))

@@ -182,6 +182,9 @@ def max_pool2d_routed(ins, outs, pool_size, strides=None, padding="valid", dilat
     comparisons and maxima then run on unit strides."""
     (x,), (y, routes) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
+    if routes.shape[1] != len(rest) + 1:
+        raise ValueError(f"max_pool2d_routed: the routes hold {routes.shape[1]} window offsets, "
+                         f"the window has {len(rest) + 1}")
     leads = [routes[:, k].view(bool) for k in range(len(rest) + 1)]
 
     def run():
@@ -226,6 +229,9 @@ def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
     """max_pool_blocks, and the routes of its gradient (N, blocks, C, OH, OW)."""
     (x,), (y, routes) = ins, outs
     n, p, c, m = x.shape
+    if routes.shape[1] != p:
+        raise ValueError(f"max_pool_blocks_routed: the routes hold {routes.shape[1]} window offsets, "
+                         f"the input has {p} blocks")
     flat = [a.reshape(n, c, m) for a in (y, later)]
     chunks = [(yc, laterc, rc, [xc[:, k] for k in range(p)], [rc[:, k].view(bool) for k in range(p)])
               for yc, laterc, xc, rc in _batch_chunks(x, [*flat, x, routes.reshape(n, p, c, m)],

@@ -70,3 +70,48 @@ def test_a_gradient_of_another_value_keeps_the_unrouted_kernel():
     add_op(g, "dx", "max_pool2d_grad", ["dy", "x", "y"], pool_size=2)
     program = build_program(check_graph(g, ["dx"]), ["dx"], 2)
     assert "max_pool2d_grad" in [i.kernel for i in program.instructions]
+
+
+def _hand_built(*nodes):
+    """x (2, 2, 4, 4) -> the given (name, op, inputs, attrs) nodes, as a user might write them."""
+    from graphnn.compiler.ir import add_op, new_graph
+    g = new_graph()
+    add_op(g, "x", "input", [], shape=(None, 2, 4, 4), dtype="float32")
+    for name, op, inputs, attrs in nodes:
+        add_op(g, name, op, inputs, **attrs)
+    return g
+
+
+ROUTED = ("p", "max_pool2d_routed", ["x"], {"pool_size": 2})
+
+
+@pytest.mark.parametrize("nodes, named, says", [
+    ([("r", "relu", ["x"], {}), ("routes", "max_pool_routes", ["r"], {"offsets": 4})],
+     "routes", r"written by its operand's instruction.*max_pool2d_routed.*got relu"),
+    ([("p", "max_pool2d", ["x"], {"pool_size": 2}), ("routes", "max_pool_routes", ["p"], {"offsets": 4})],
+     "routes", r"got max_pool2d"),
+    ([ROUTED], "p", (r"writes its max_pool_routes beside its result: needs exactly one max_pool_routes "
+                     r"node reading it, got 0")),
+    ([ROUTED, ("routes", "max_pool_routes", ["p"], {"offsets": 4}),
+      ("again", "max_pool_routes", ["p"], {"offsets": 4})], "p", r"got 2 \('again', 'routes'\)"),
+])
+def test_a_hand_built_routes_node_used_wrongly_is_refused_naming_it(nodes, named, says):
+    """max_pool_routes runs no kernel: its operand's instruction writes it. Read
+    from any other op it was never written (a relu left it as it was; a plain pool
+    failed at its first run unpacking its results); a routed pool without exactly
+    one has nowhere, or two places, to write. validate names the node."""
+    from graphnn.compiler.errors import GraphError
+    g = _hand_built(*nodes)
+    outputs = [n for n, _op, _i, _a in nodes]
+    with pytest.raises(GraphError, match=rf"node '{named}' \(\w+\): .*{says}"):
+        check_graph(g, outputs)
+
+
+def test_routes_with_too_few_offsets_are_refused_when_bound():
+    """A routes node whose offsets do not match the pool's window (its shape rule
+    sees only the pool's output) is refused before the program runs, naming both."""
+    from graphnn.runtime.executor import Executor
+    g = _hand_built(ROUTED, ("routes", "max_pool_routes", ["p"], {"offsets": 3}))
+    program = build_program(check_graph(g, ["p", "routes"]), ["p", "routes"], 2)
+    with pytest.raises(ValueError, match=r"max_pool2d_routed: the routes hold 3 window offsets, the window has 4"):
+        Executor(program)
