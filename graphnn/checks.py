@@ -161,7 +161,8 @@ def predict_arguments(model, x, *, batch_size) -> dict:
     ValueError: predict: output 'reduce_sum' has shape (1, 1), no batch axis, so it has no value per sample (its value would depend on batch_size); use evaluate, or an output of shape (None, ...)
     """
     positive_int(batch_size, "batch_size")
-    for out in model.outputs:
+    batched = any(tuple(model._checked.nodes[i]["shape"])[:1] == (None,) for i in model.inputs)
+    for out in model.outputs if batched else ():     # all fixed (an ONNX import's): nothing to split
         shape = model._checked.nodes[out]["shape"]
         if not shape or shape[0] is not None:
             raise ValueError(f"predict: output {out!r} has shape {shape}, no batch axis, so it has no value "

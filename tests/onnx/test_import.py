@@ -190,3 +190,14 @@ def test_an_imported_scan_is_drawn_with_its_loop():
     assert re.search(r'(\w+) -> \1 \[label="x 4 steps"', plot_model(model, view="compiled").source)
     model.compile(loss="mse", optimizer="sgd")
     assert re.search(r'(\w+) -> \1 \[label="x 4 steps back"', plot_model(model, view="training").source)
+
+
+def test_a_model_imported_with_fixed_shapes_predicts():
+    """batch_symbolic=False keeps every dimension as written: no input has a batch
+    axis to split, so an output without one is no sign of a per-batch value, and
+    predict runs it (was refused: 'no batch axis ... would depend on batch_size')."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])
+    proto = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    data = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_array_equal(gx.load(proto, batch_symbolic=False).predict(data), np.maximum(data, 0))
