@@ -121,6 +121,9 @@ def feeds_for(model, x, y=None, sample_weight=None) -> tuple[dict, tuple | None]
     g, loss = model._checked, model._loss
     feeds = prepare_inputs(g, model.inputs, x, "x")
     target = None
+    if y is None and sample_weight is not None:
+        raise ValueError("sample_weight was given without y: the weights scale the loss against the "
+                         "targets in y, one per sample (a loss node fed its target through x is not weighed)")
     if y is None and loss is not None and loss.node is not None:
         target = target_spec(g, loss, model.outputs)        # a loss node fed all it reads through x
     if y is not None:

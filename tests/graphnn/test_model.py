@@ -212,3 +212,21 @@ def test_a_graph_loss_node_with_its_target_among_the_inputs_needs_no_y():
     model.fit([xs, ts], epochs=1, batch_size=3, shuffle=False, verbose=0)
     np.testing.assert_allclose(model.get_weights()["lin/W"], w - 0.1 * 2 * xs.T @ r / 3, rtol=1e-12)
     np.testing.assert_allclose(model.get_weights()["lin/b"], b - 0.1 * 2 * r.mean(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("verb", ["evaluate", "fit"])
+def test_sample_weight_without_y_is_refused(verb):
+    """With y=None (a loss node fed its target through x) there is no target to
+    weigh: sample_weight is refused by name (was silently ignored: the loss came
+    out unweighted)."""
+    g = Graph(dtype="float64")
+    x, t = g.input("x", (None, 2)), g.input("t", (None, 1))
+    p = g.dense(x, 1, name="lin")
+    err = g.mse(p, t)
+    model = Model(g, inputs=[x, t], outputs=p)
+    model.compile(loss=err, optimizer=optim.SGD(0.1))
+    before = model.get_weights()
+    xs, ts = np.ones((3, 2)), np.zeros((3, 1))
+    with pytest.raises(ValueError, match="sample_weight was given without y"):
+        getattr(model, verb)([xs, ts], sample_weight=np.array([1.0, 0.0, 0.0]), verbose=0)
+    assert all((model.get_weights()[k] == v).all() for k, v in before.items())
