@@ -88,7 +88,7 @@ def get(spec) -> Regularizer | None:
         spec = (spec, 0.01)
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in ("l1", "l2"):
         return Regularizer(**{spec[0]: spec[1]})
-    if isinstance(spec, dict):
+    if isinstance(spec, dict) and set(spec) <= {"l1", "l2"}:
         return Regularizer(**spec)
     raise ValueError(f"unknown regularizer {given!r}; use graphnn.regularizers.L1/L2/L1L2, "
                      "'l2', ('l2', 1e-4) or {'l1': ..., 'l2': ...}")

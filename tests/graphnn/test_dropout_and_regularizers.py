@@ -98,6 +98,8 @@ def test_regularizer_short_forms_and_errors():
         regularizers.get(("l3", 1))
     with pytest.raises(ValueError, match=r"unknown regularizer 'dropout';"):    # as written, not a tuple built from it
         regularizers.get("dropout")
+    with pytest.raises(ValueError, match=r"unknown regularizer \{'l3': 1\};"):   # was a TypeError from __init__
+        regularizers.get({"l3": 1})
     with pytest.raises(ValueError, match="l2 must be a number >= 0"):
         regularizers.L2(-1)
 
