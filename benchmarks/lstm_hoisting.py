@@ -19,7 +19,7 @@ rows: 1.23x the time for 1.23x the flops; 160 rows cost what 157 do), while the
 projection's K = 29 GEMM runs at about 90 GFLOP/s against the step GEMM's 130
 and the added slice is one more pass per step. Measured at load 0.6-0.9 (41
 rounds): forward products 2.34 -> 2.90 ms per training step, the weights'
-gradient 3.33 -> 3.72 ms (docs/architecture.md, "An LSTM or GRU step is one op").
+gradient 3.33 -> 3.72 ms (docs/architecture.md, "An LSTM scan, a GRU step: one op each").
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ G, K = 4 * U, F + 1 + U
 
 
 def _inputs(stack, x, t, h):
-    """[x_t^T; 1; h] into ``stack``, as the lstm_cell kernel fills it."""
+    """[x_t^T; 1; h] into ``stack``, as a step's stack [x_t; 1; h_t-1] is filled."""
     np.copyto(stack[:F], x[:, t, :].T)
     stack[F].fill(1.0)
     np.copyto(stack[F + 1:], h)

@@ -12,7 +12,8 @@
   ``lstm_weights_sum``, one per step from the last step back, each adding its
   product [x_t; 1; h_prev] dz_t^T while dz_t is fresh (step 0's is the whole
   gradient): no T products kept for an ``add_n``. Both read only [x_t; 1; h_prev]
-  and the block's first 4U rows, which the GRU's layout shares with the LSTM's.
+  and the block's first 4U rows (their ``lstm_`` names are from when the LSTM had
+  step ops too; the GRU is their one user now).
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["lstm_weights"].infer([(3, 8), (8,), (2, 8)], ["float32"] * 3, {})
@@ -44,10 +45,10 @@ def _units(gates: int, where: str) -> int:
 
 
 def state_check(rows: int, label: str):
-    """A check that a shape is a state of ``rows`` rows per unit (7 for the
-    LSTM, 5 for the GRU), raising with ``what`` names the operand.
+    """A check that a shape is a state of ``rows`` rows per unit (5 for the
+    GRU), raising an error that names the operand ``what``.
 
-    >>> state_check(7, "an LSTM")((14, None), 2, None, "the state")
+    >>> state_check(5, "a GRU")((10, None), 2, None, "the state")
     """
     def check(shape, units, batch, what):
         if tuple(shape) != (rows * units, batch):
