@@ -30,7 +30,7 @@ is one GEMM over all T N columns, stacks (K, T N) times D^T
 """
 from __future__ import annotations
 
-from ..errors import OpShapeError
+from ..errors import GraphError, OpShapeError, Problem
 from ..ir import operands
 from .base import Attr, OpDef, fmt_shape, register, same_dtype
 
@@ -98,11 +98,22 @@ def _lean(rw, node, ins, attrs):
     rw.become(node, "lstm_scan", ins, keep=False)
 
 
+def _check_kept(g, scan):
+    """A scan on the gradient's path must keep its gate blocks (a hand-built
+    graph may say keep=False, which only the inference hook should)."""
+    d = g.nodes[scan]
+    if d["op"] == "lstm_scan" and not d.get("keep", True):
+        raise GraphError([Problem(scan, "lstm_scan", "keep=False keeps no gate blocks for the backward "
+                                  "pass; a scan that is trained needs keep=True (the default: evaluation "
+                                  "and prediction drop them themselves)", d.get("source"))])
+
+
 def _scan_vjp(ctx, ins, out, dy, attrs):
     """lstm_scan_grad, then the weights' and x's gradients from its D. When S's
     gradient is only its h's (lstm_last's or lstm_sequence's), the scan's
     gradient reads that directly and the padded S-sized gradient is pruned."""
     ws, _x = ins
+    _check_kept(ctx.g, out)
     made_by = ctx.g.nodes[dy]["op"]
     if made_by in ("lstm_last_grad", "lstm_sequence_grad"):
         source, grad = made_by.split("_")[1], operands(ctx.g, dy)[0]
@@ -150,6 +161,7 @@ def _sequence_shape(shapes, dtypes, attrs):
 
 def _reader_vjp(name):
     def vjp(ctx, ins, out, dy, attrs):
+        _check_kept(ctx.g, ins[0])                  # before a padded gradient of the wrong size
         return [ctx.emit(f"{name}_grad", [dy], rows=ctx.shape(ins[0])[0], steps=attrs["steps"])]
     return vjp
 

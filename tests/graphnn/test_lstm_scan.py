@@ -215,3 +215,19 @@ def test_a_scan_inside_a_block_draws_its_loop(view):
     assert re.search(r'(\w+) -> \1 \[label="x 5 steps"', source)
     assert re.search(r'(\w+) -> \1 \[label="x 5 steps back"', source)
     assert "enc" in plot_model(model, view=view, depth=1).source        # one box per layer and role
+
+
+def test_a_hand_built_scan_without_its_gate_blocks_is_refused_in_training():
+    """keep=False (what evaluation and prediction use) leaves nothing for the
+    backward pass: training such a scan names the node and says why (was an
+    OpShapeError from the reader's padded gradient, no node named)."""
+    from graphnn.compiler.errors import GraphError
+    g = Graph()
+    x = g.input("x", (None, 3, 2))
+    ws = g.op("lstm_weights", [g.param("W", (2, 8)), g.param("b", (8,)), g.param("U", (2, 8))])
+    h = g.op("lstm_last", [g.op("lstm_scan", [ws, x], keep=False, name="scan")], steps=3, units=2)
+    model = Model(g, x, h)
+    assert model.predict(np.ones((4, 3, 2))).shape == (4, 2)      # fine without a gradient
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(GraphError, match=r"node 'scan' \(lstm_scan\): keep=False keeps no gate blocks"):
+        model.fit(np.ones((4, 3, 2)), np.ones((4, 2)), verbose=0)
