@@ -172,3 +172,28 @@ def test_schedule_waits_only_for_earlier_parts_on_other_threads():
         for p, (_, need) in enumerate(steps):
             assert all(m != k and n <= p for m, n in need.items())
     _run_greedy(plan, 0)
+
+
+def test_a_non_finite_loss_stops_a_pooled_step_before_any_update():
+    """check_finite runs on the calling thread inside the step's one hand-off:
+    when the loss is NaN it raises, the worker stops at its next wait (every
+    gradient, hence every update, waits for the loss's gradient), no weight
+    changes, and the next step runs as on a fresh Executor."""
+    model, program, shape = _benchmark_program("cnn")
+    rng = np.random.default_rng(6)
+    good = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
+    bad = {"x": good["x"].copy(), "target": good["target"]}
+    bad["x"][3, 0, 5, 5] = np.nan
+    ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
+    assert ex.pool is not None
+    with pytest.raises(FloatingPointError, match="loss"):
+        ex.run(bad)
+    for k, v in model.variables.items():
+        np.testing.assert_array_equal(ex.variables[k], v, err_msg=k)
+    ex.run(good)
+    fresh = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
+    fresh.run(good)
+    for k in model.variables:
+        np.testing.assert_array_equal(ex.variables[k], fresh.variables[k], err_msg=k)
+    ex.close()
+    fresh.close()
