@@ -13,7 +13,7 @@ n = tanh(x Wn + bn + r (h Un + bhn)), h' = n + z (h - n).
 
 A step's gradient block is ``gru_cell_grad``: the gradients of the four scaled
 pre-activation rows and, with a previous state, h_prev's direct part z dh. The
-weights' running sum (``lstm_weights_sum``) and x_t's gradient (``lstm_input_grad``)
+weights' running sum (``step_weights_sum``) and x_t's gradient (``step_input_grad``)
 are the LSTM's ops: both read only [x_t; 1; h_prev] and the block's first 4U rows.
 
 >>> from graphnn.compiler.ops import OPS

@@ -8,12 +8,11 @@
 - For unrolled step ops (``gru_cell``, compiler/ops/gru.py), a state per step,
   feature-major: ``cell_shape``, ``cell_scratch``, ``cell_vjp``, ``cell_grad_shape``
   and the outputs ``register_outputs``. A step's gradient block gives x_t's
-  gradient (``lstm_input_grad``) and the stacked weights' as a running sum,
-  ``lstm_weights_sum``, one per step from the last step back, each adding its
+  gradient (``step_input_grad``) and the stacked weights' as a running sum,
+  ``step_weights_sum``, one per step from the last step back, each adding its
   product [x_t; 1; h_prev] dz_t^T while dz_t is fresh (step 0's is the whole
   gradient): no T products kept for an ``add_n``. Both read only [x_t; 1; h_prev]
-  and the block's first 4U rows (their ``lstm_`` names are from when the LSTM had
-  step ops too; the GRU is their one user now).
+  and the block's first 4U rows.
 
 >>> from graphnn.compiler.ops import OPS
 >>> OPS["lstm_weights"].infer([(3, 8), (8,), (2, 8)], ["float32"] * 3, {})
@@ -164,11 +163,11 @@ def _same_layer(g, cell, step, ws, x) -> bool:
 
 
 def _running_sum(ctx, out, t, ws, x):
-    """The next step's lstm_weights_sum (its VJP runs first), or None when no
+    """The next step's step_weights_sum (its VJP runs first), or None when no
     later step of this layer is on the gradient's path."""
     for reader in consumers(ctx.g, out):
-        if _same_layer(ctx.g, reader, t + 1, ws, x) and f"{reader}/grad_lstm_weights_sum" in ctx.g:
-            return f"{reader}/grad_lstm_weights_sum"
+        if _same_layer(ctx.g, reader, t + 1, ws, x) and f"{reader}/grad_step_weights_sum" in ctx.g:
+            return f"{reader}/grad_step_weights_sum"
     return None
 
 
@@ -183,10 +182,10 @@ def cell_vjp(ctx, ins, out, dy, attrs):
     t, steps = attrs["step"], ctx.shape(x)[1]
     delta = _step_gradient(ctx, dy, out, prev)
     later = _running_sum(ctx, out, t, ws, x)
-    total = ctx.emit("lstm_weights_sum", [delta, x, *prev, *([later] if later else [])], step=t,
+    total = ctx.emit("step_weights_sum", [delta, x, *prev, *([later] if later else [])], step=t,
                      rows=ctx.shape(ws)[0], accumulate=later is not None)
     earlier = prev and _same_layer(ctx.g, prev[0], t - 1, ws, x)     # it carries the sum on
-    dx = ctx.emit("slice_grad", [ctx.emit("lstm_input_grad", [delta, ws], features=ctx.shape(x)[2])],
+    dx = ctx.emit("slice_grad", [ctx.emit("step_input_grad", [delta, ws], features=ctx.shape(x)[2])],
                   axis=1, start=t, stop=t + 1, size=steps)
     return [None if earlier else total, dx] + ([ctx.emit(f"{kind}_state_grad", [delta, ws])] if prev else [])
 
@@ -240,7 +239,7 @@ def _x_grad_shape(shapes, dtypes, attrs):
     return (delta[1], 1, attrs["features"]), same_dtype(dtypes, 0, 1)
 
 
-register(OpDef("lstm_input_grad", 2, _x_grad_shape, kind="gradient", attrs={"features": _count},
+register(OpDef("step_input_grad", 2, _x_grad_shape, kind="gradient", attrs={"features": _count},
                flops=lambda ins, out, a: 2 * ins[1][1] * a["features"],
                doc="x_t's gradient (N, 1, F): W_scaled dz, transposed."))
 
@@ -264,7 +263,7 @@ def _sum_scratch(in_shapes, out_shape, attrs, dtype):
     return [((features + 1 + units * recurrent, batch), dtype)]       # [x_t; 1; h_prev]
 
 
-register(OpDef("lstm_weights_sum", None, _sum_shape, kind="gradient",
+register(OpDef("step_weights_sum", None, _sum_shape, kind="gradient",
                attrs={"step": _step, "rows": _count,
                       "accumulate": Attr(False, lambda v: isinstance(v, bool), "True or False")},
                scratch=_sum_scratch, flops=lambda ins, out, a: 2 * out[0] * out[1],

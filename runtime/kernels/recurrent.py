@@ -70,7 +70,7 @@ def _inputs(stack, x, step, prev, units):
 
 
 @kernel(operands=2)
-def lstm_input_grad(ins, outs, features=1):
+def step_input_grad(ins, outs, features=1):
     (delta, ws), (dx,) = ins, outs
     gates = ws.shape[1]
     inputs = ws[:features]
@@ -81,7 +81,7 @@ def lstm_input_grad(ins, outs, features=1):
 
 
 @kernel(operands=None)
-def lstm_weights_sum(ins, outs, step=0, rows=1, accumulate=False):
+def step_weights_sum(ins, outs, step=0, rows=1, accumulate=False):
     delta, x = ins[0], ins[1]
     prev = ins[2] if len(ins) - accumulate == 3 else None
     later = ins[-1] if accumulate else None

@@ -80,7 +80,7 @@ def test_gradients_through_time_match_finite_differences(kind):
 
 
 def test_weights_get_one_running_sum_over_the_steps(kind="gru"):
-    """The stacked weights get their gradient as one chain of lstm_weights_sum,
+    """The stacked weights get their gradient as one chain of step_weights_sum,
     last step first, each adding its step's product (no add_n of T products),
     and every parameter reads its part of the chain's end."""
     g, x, out = build(kind, False, steps=3)
@@ -88,7 +88,7 @@ def test_weights_get_one_running_sum_over_the_steps(kind="gru"):
     model.compile(loss="mse", optimizer="sgd")
     train = model._build(((None, 5), "float64", False))["train"]
     ops = {n: d["op"] for n, d in train.nodes(data=True)}
-    sums = {train.nodes[n]["step"]: n for n, op in ops.items() if op == "lstm_weights_sum"}
+    sums = {train.nodes[n]["step"]: n for n, op in ops.items() if op == "step_weights_sum"}
     assert sorted(sums) == [0, 1, 2] and "add_n" not in ops.values()
     assert [train.nodes[sums[t]]["accumulate"] for t in (0, 1, 2)] == [True, True, False]
     for t in (0, 1):
