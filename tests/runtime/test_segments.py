@@ -9,6 +9,8 @@ from graphnn.runtime.kernels import KERNELS, bind
 from graphnn.runtime.segments import schedule, segments
 from graphnn.runtime.threads import Pool, split_call
 
+from tests.runtime.benchmark_models import benchmark_training_program
+
 
 @pytest.fixture(scope="module")
 def pool():
@@ -88,30 +90,12 @@ def _run_greedy(plan, first):
             raise AssertionError("the plan's waits cannot all be met")
 
 
-def _benchmark_program(kind):
-    from graphnn import Graph, Model, optim
-    g = Graph()
-    if kind == "cnn":
-        x = g.input("x", (None, 1, 28, 28))
-        h = g.max_pool2d(g.conv2d(x, 16, 3, padding="same", activation="relu"), 2)
-        h = g.max_pool2d(g.conv2d(h, 32, 3, padding="same", activation="relu"), 2)
-        h = g.dense(g.flatten(h), 128, activation="relu")
-        shape = (64, 1, 28, 28)
-    else:
-        x = g.input("x", (None, 784))
-        h = g.dense(g.dense(x, 512, activation="relu"), 256, activation="relu")
-        shape = (128, 784)
-    model = Model(g, inputs=x, outputs=g.dense(h, 10), seed=0)
-    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.05, momentum=0.9))
-    return model, model.program("train", shape[0]), shape
-
-
 @pytest.mark.parametrize("kind", ["cnn", "mlp"])
 def test_segments_of_the_benchmark_steps_give_the_same_results_in_any_order(kind):
     """Each segment of the benchmark CNN's and MLP's two-thread steps (their real
     arena plans), run one call at a time and in the two most lopsided orders
     its waits allow: every byte of the arena and the weights ends the same."""
-    model, program, shape = _benchmark_program(kind)
+    model, program, shape = benchmark_training_program(kind)
     rng = np.random.default_rng(5)
     feeds = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
@@ -148,7 +132,7 @@ def test_a_pooled_step_is_one_hand_off_and_whole_calls_run_on_the_calling_thread
     call on the calling thread (thread 0), in program order; without the whole
     calls' extents, the runs of split calls alone are merged."""
     from graphnn.runtime.segments import Whole
-    model, program, _ = _benchmark_program("cnn")
+    model, program, _ = benchmark_training_program("cnn")
     ex = Executor(program, {k: v.copy() for k, v in model.variables.items()}, threads=2)
     split = [c for c in ex.calls if hasattr(c, "tasks")]
     assert len(split) >= 20
@@ -179,7 +163,7 @@ def test_a_non_finite_loss_stops_a_pooled_step_before_any_update():
     when the loss is NaN it raises, the worker stops at its next wait (every
     gradient, hence every update, waits for the loss's gradient), no weight
     changes, and the next step runs as on a fresh Executor."""
-    model, program, shape = _benchmark_program("cnn")
+    model, program, shape = benchmark_training_program("cnn")
     rng = np.random.default_rng(6)
     good = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
     bad = {"x": good["x"].copy(), "target": good["target"]}

@@ -15,6 +15,8 @@ from graphnn.runtime import threads as threading_mod
 from graphnn.runtime.kernels import KERNELS, bind
 from graphnn.runtime.threads import BATCHED, Pool, chunks, split_call
 
+from tests.runtime.benchmark_models import benchmark_training_program
+
 
 @pytest.fixture(scope="module")
 def pool():
@@ -371,24 +373,7 @@ def test_benchmark_training_steps_equal_at_one_and_two_threads(kind):
     test_2d_gemms_split_equal_whole. The LSTM's scan runs whole on the calling
     thread either way: runtime/kernels/lstm_scan.py says why.)"""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from graphnn import Graph, Model, optim
-    g = Graph()
-    if kind == "cnn":
-        x = g.input("x", (None, 1, 28, 28))
-        h = g.max_pool2d(g.conv2d(x, 16, 3, padding="same", activation="relu"), 2)
-        h = g.max_pool2d(g.conv2d(h, 32, 3, padding="same", activation="relu"), 2)
-        h = g.dense(g.flatten(h), 128, activation="relu")
-        shape = (64, 1, 28, 28)
-    elif kind == "mlp":
-        x = g.input("x", (None, 784))
-        h = g.dense(g.dense(x, 512, activation="relu"), 256, activation="relu")
-        shape = (128, 784)
-    else:
-        x = g.input("x", (None, 28, 28))
-        h, shape = g.lstm(x, 128), (64, 28, 28)
-    model = Model(g, inputs=x, outputs=g.dense(h, 10), seed=0)
-    model.compile(loss="softmax_cross_entropy", optimizer=optim.SGD(0.05, momentum=0.9))
-    program = model.program("train", shape[0])
+    model, program, shape = benchmark_training_program(kind)
     rng = np.random.default_rng(4)
     feeds = {"x": rng.standard_normal(shape).astype("float32"), "target": rng.integers(0, 10, shape[0])}
     finals = []
