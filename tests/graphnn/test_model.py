@@ -194,15 +194,21 @@ def test_a_saved_categorical_cross_entropy_model_reloads_with_that_loss(tmp_path
     assert load_model(str(tmp_path / "m.gnn")).evaluate(xs, labels)["loss"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_a_graph_loss_node_with_its_target_among_the_inputs_needs_no_y():
-    """fit and evaluate with y=None when the loss node reads its target from x;
-    the loss and the SGD step against the NumPy formulas."""
+def model_with_its_own_loss_node():
+    """lin = x W + b; the graph's own mse(lin, t) node is the loss, t an input."""
     g = Graph(dtype="float64")
     x, t = g.input("x", (None, 2)), g.input("t", (None, 1))
     p = g.dense(x, 1, name="lin")
     err = g.mse(p, t)
     model = Model(g, inputs=[x, t], outputs=p)
     model.compile(loss=err, optimizer=optim.SGD(0.1))
+    return model
+
+
+def test_a_graph_loss_node_with_its_target_among_the_inputs_needs_no_y():
+    """fit and evaluate with y=None when the loss node reads its target from x;
+    the loss and the SGD step against the NumPy formulas."""
+    model = model_with_its_own_loss_node()
     w, b = np.array([[0.5], [-1.0]]), np.array([0.25])
     model.set_weights({"lin/W": w, "lin/b": b})
     xs = np.array([[1.0, 2.0], [0.0, 1.0], [2.0, 0.0]])
@@ -219,12 +225,7 @@ def test_sample_weight_without_y_is_refused(verb):
     """With y=None (a loss node fed its target through x) there is no target to
     weigh: sample_weight is refused by name (was silently ignored: the loss came
     out unweighted)."""
-    g = Graph(dtype="float64")
-    x, t = g.input("x", (None, 2)), g.input("t", (None, 1))
-    p = g.dense(x, 1, name="lin")
-    err = g.mse(p, t)
-    model = Model(g, inputs=[x, t], outputs=p)
-    model.compile(loss=err, optimizer=optim.SGD(0.1))
+    model = model_with_its_own_loss_node()
     before = model.get_weights()
     xs, ts = np.ones((3, 2)), np.zeros((3, 1))
     with pytest.raises(ValueError, match="sample_weight was given without y"):
