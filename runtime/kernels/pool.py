@@ -20,6 +20,13 @@ from .conv import _pair, _pool_offsets
 
 @kernel(operands=1)
 def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, **_):
+    """The maximum of each window (strides default to the pool size).
+
+    >>> x, y = np.arange(9.0).reshape(1, 1, 3, 3), np.empty((1, 1, 2, 2))
+    >>> max_pool2d([x], [y], pool_size=2, strides=1)(); y[0, 0]     # overlapping 2x2 windows
+    array([[4., 5.],
+           [7., 8.]])
+    """
     (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
 
@@ -33,6 +40,27 @@ def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, 
 @kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")})
 def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, hit, rest,
                     part, **_):
+    """Each window's gradient to its first maximum (row-major); checked here
+    against central differences of the forward, on distinct values.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.normal(size=(1, 2, 4, 4)), rng.normal(size=(1, 2, 2, 2))
+    >>> y, dx = np.empty((1, 2, 2, 2)), np.empty((1, 2, 4, 4))
+    >>> max_pool2d([x], [y], pool_size=2)()
+    >>> max_pool2d_grad([dy, x, y], [dx], pool_size=2, hit=np.empty(dy.shape, bool), rest=np.empty_like(dy),
+    ...                 part=np.empty_like(dy))()
+    >>> def loss(x):
+    ...     out = np.empty_like(y); max_pool2d([x], [out], pool_size=2)(); return (dy * out).sum()
+    >>> steps = np.eye(x.size).reshape(-1, *x.shape) * 1e-6
+    >>> np.allclose(dx.ravel(), [(loss(x + e) - loss(x - e)) / 2e-6 for e in steps])
+    True
+    >>> x = np.array([[[[1.0, 5.0], [5.0, 2.0]]]]); y = np.full((1, 1, 1, 1), 5.0); dy = np.full_like(y, 7.0)
+    >>> dx = np.empty_like(x); max_pool2d_grad([dy, x, y], [dx], pool_size=2, hit=np.empty(dy.shape, bool),
+    ...                                         rest=np.empty_like(dy), part=np.empty_like(dy))()
+    >>> dx[0, 0]                            # a tie: the first maximum takes it all
+    array([[0., 7.],
+           [0., 0.]])
+    """
     (dy, x, y), (dx,) = ins, outs
     k, st = _pair(pool_size), _pair(strides or pool_size)
     oh, ow = y.shape[2:]
@@ -94,7 +122,12 @@ def _batch_chunks(x, arrays, chunk_bytes=None):
 def max_pool_blocks(ins, outs, pooled_hw=None):
     """Max pooling of an image in tile order (N, P, C, OH * OW) (compiler/blocked.py):
     the maximum over the P blocks, each one contiguous run per image, so every
-    operation runs on unit strides in long loops."""
+    operation runs on unit strides in long loops.
+
+    >>> x = np.array([3.0, 0, 1, 5, 3, 2, 0, 5]).reshape(1, 4, 1, 2)     # N=1, P=4 blocks, C=1, M=2
+    >>> y = np.empty((1, 1, 1, 2)); max_pool_blocks([x], [y])(); y.ravel()
+    array([3., 5.])
+    """
     (x,), (y,) = ins, outs
     n, p, c, m = x.shape
     flat = y.reshape(n, c, m)
@@ -110,7 +143,17 @@ def max_pool_blocks(ins, outs, pooled_hw=None):
 @kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same")})
 def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
     """Each window's gradient to its first maximum, blocks in window order
-    (row-major): block k takes what the blocks before it did not."""
+    (row-major): block k takes what the blocks before it did not.
+
+    >>> x = np.array([3.0, 0, 1, 5, 3, 2, 0, 5]).reshape(1, 4, 1, 2)     # ties: 3 in blocks 0 and 2
+    >>> y, dy, dx = np.array([[[[3.0, 5.0]]]]), np.array([[[[10.0, 20.0]]]]), np.empty((1, 4, 1, 2))
+    >>> max_pool_blocks_grad([dy, x, y], [dx], hit=np.empty(dy.shape, bool), rest=np.empty_like(dy))()
+    >>> dx[0, :, 0]                         # block 0 takes 10, block 1 takes 20
+    array([[10.,  0.],
+           [ 0., 20.],
+           [ 0.,  0.],
+           [ 0.,  0.]])
+    """
     (dy, x, y), (dx,) = ins, outs
     n, p, c, m = x.shape
     flat = [a.reshape(n, c, m) for a in (dy, y, hit, rest)]
@@ -179,7 +222,15 @@ def max_pool2d_routed(ins, outs, pool_size, strides=None, padding="valid", dilat
                       **_):
     """max_pool2d, and the routes of its gradient (N, window offsets, C, OH, OW).
     Each strided window view is read once, into a contiguous copy: the
-    comparisons and maxima then run on unit strides."""
+    comparisons and maxima then run on unit strides.
+
+    >>> x = np.array([[[[1.0, 5.0], [5.0, 2.0]]]])
+    >>> y, routes = np.empty((1, 1, 1, 1)), np.empty((1, 4, 1, 1, 1), "int8")   # 4 window offsets
+    >>> max_pool2d_routed([x], [y, routes], pool_size=2, window=np.empty_like(y),
+    ...                   later=np.empty(y.shape, bool))()
+    >>> float(y[0, 0, 0, 0]), routes.ravel().tolist()       # the first of the tied maxima leads
+    (5.0, [0, -1, 0, 0])
+    """
     (x,), (y, routes) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
     if routes.shape[1] != len(rest) + 1:
@@ -202,7 +253,14 @@ def max_pool2d_routed_grad(ins, outs, pool_size, strides=None, padding="valid", 
                            input_hw=None, *, part, **_):
     """Each window's gradient to the pixel its route names (max_pool2d_routed).
     The masked gradient goes through the contiguous ``part``: written straight
-    into a strided view, its route strided by images, it runs twice as long."""
+    into a strided view, its route strided by images, it runs twice as long.
+
+    >>> routes = np.array([0, -1, 0, 0], "int8").reshape(1, 4, 1, 1, 1)    # offset (0, 1) holds the maximum
+    >>> dy, dx = np.full((1, 1, 1, 1), 7.0), np.empty((1, 1, 2, 2))
+    >>> max_pool2d_routed_grad([dy, routes], [dx], pool_size=2, part=np.empty_like(dy))(); dx[0, 0]
+    array([[0., 7.],
+           [0., 0.]])
+    """
     (dy, routes), (dx,) = ins, outs
     views = _pool_offsets(dx, pool_size, strides, dy.shape[2:], dilation)
     leads = [routes[:, k] for k in range(len(views))]
@@ -226,7 +284,14 @@ def max_pool2d_routed_grad(ins, outs, pool_size, strides=None, padding="valid", 
 
 @kernel(operands=1, scratch={"later": ("out", "bool")})
 def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
-    """max_pool_blocks, and the routes of its gradient (N, blocks, C, OH, OW)."""
+    """max_pool_blocks, and the routes of its gradient (N, blocks, C, OH, OW).
+
+    >>> x = np.array([3.0, 0, 1, 5, 3, 2, 0, 5]).reshape(1, 4, 1, 2)
+    >>> y, routes = np.empty((1, 1, 1, 2)), np.empty((1, 4, 1, 1, 2), "int8")
+    >>> max_pool_blocks_routed([x], [y, routes], later=np.empty(y.shape, bool))()
+    >>> y.ravel().tolist(), routes.reshape(4, 2).tolist()   # ties go to the first block
+    ([3.0, 5.0], [[-1, 0], [0, -1], [0, 0], [0, 0]])
+    """
     (x,), (y, routes) = ins, outs
     n, p, c, m = x.shape
     if routes.shape[1] != p:
@@ -250,7 +315,13 @@ def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
 
 @kernel(operands=2)
 def max_pool_blocks_routed_grad(ins, outs, pooled_hw=None):
-    """Each window's gradient to the block its route names (max_pool_blocks_routed)."""
+    """Each window's gradient to the block its route names (max_pool_blocks_routed).
+
+    >>> routes = np.array([[-1, 0], [0, -1], [0, 0], [0, 0]], "int8").reshape(1, 4, 1, 1, 2)
+    >>> dy, dx = np.array([[[[10.0, 20.0]]]]), np.empty((1, 4, 1, 2))
+    >>> max_pool_blocks_routed_grad([dy, routes], [dx])(); dx.reshape(4, 2).tolist()
+    [[10.0, 0.0], [0.0, 20.0], [0.0, 0.0], [0.0, 0.0]]
+    """
     (dy, routes), (dx,) = ins, outs
     n, p, c, m = dx.shape
     flat, leads, bits = _bits(dy).reshape(n, c, m), routes.reshape(n, p, c, m), _bits(dx)
@@ -278,6 +349,18 @@ def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):
 
 @kernel(operands=1)
 def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, dilation=1, **_):
+    """The mean of each window; ``uncounted`` (top, bottom, left, right) rows and
+    columns of padding are left out of the count.
+
+    >>> x, y = np.arange(16.0).reshape(1, 1, 4, 4), np.empty((1, 1, 2, 2))
+    >>> avg_pool2d([x], [y], pool_size=2)(); y[0, 0]       # (0 + 1 + 4 + 5) / 4, ...
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    >>> padded = np.array([[[[0.0, 0.0], [0.0, 6.0]]]])       # one real pixel, padded at top and left
+    >>> avg_pool2d([padded], [y[:, :, :1, :1]], pool_size=2, uncounted=(1, 0, 1, 0))()
+    >>> float(y[0, 0, 0, 0])
+    6.0
+    """
     (x,), (y,) = ins, outs
     first, *rest = _pool_offsets(x, pool_size, strides, y.shape[2:], dilation)
     scale = _mean_scale(x.shape[2:], pool_size, strides, y.shape[2:], uncounted, dilation)
@@ -293,6 +376,22 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=No
 @kernel(operands=1, scratch={"share": (0, "same")})
 def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
                     uncounted=None, dilation=1, *, share, **_):
+    """Each window's gradient shared evenly among its pixels (summed where windows
+    overlap): the adjoint of avg_pool2d, sum(dy * avg(x)) = sum(dx * x).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, dy = rng.normal(size=(1, 1, 4, 4)), rng.normal(size=(1, 1, 3, 3))
+    >>> y, dx = np.empty((1, 1, 3, 3)), np.empty((1, 1, 4, 4))
+    >>> avg_pool2d([x], [y], pool_size=2, strides=1)()
+    >>> avg_pool2d_grad([dy], [dx], pool_size=2, strides=1, share=np.empty_like(dy))()
+    >>> bool(np.isclose((dy * y).sum(), (dx * x).sum()))
+    True
+    >>> one = np.full((1, 1, 1, 1), 4.0)
+    >>> avg_pool2d_grad([one], [dx[:, :, :2, :2]], pool_size=2, share=np.empty_like(one))()
+    >>> dx[0, 0, :2, :2]
+    array([[1., 1.],
+           [1., 1.]])
+    """
     (dy,), (dx,) = ins, outs
     views = _pool_offsets(dx, pool_size, strides, dy.shape[2:], dilation)
     scale = _mean_scale(dx.shape[2:], pool_size, strides, dy.shape[2:], uncounted, dilation)
@@ -307,6 +406,12 @@ def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_h
 
 @kernel(operands=1)
 def global_avg_pool(ins, outs):
+    """The mean of each channel's image: (N, C, H, W) -> (N, C).
+
+    >>> x, y = np.arange(8.0).reshape(1, 2, 2, 2), np.empty((1, 2))
+    >>> global_avg_pool([x], [y])(); y
+    array([[1.5, 5.5]])
+    """
     (x,), (y,) = ins, outs
     scale = 1.0 / (x.shape[2] * x.shape[3])
 
@@ -318,6 +423,12 @@ def global_avg_pool(ins, outs):
 
 @kernel(operands=1)
 def global_avg_pool_grad(ins, outs, input_hw=None):
+    """dy / (H * W) to every pixel of its channel.
+
+    >>> dy, dx = np.array([[4.0, 8.0]]), np.empty((1, 2, 2, 2))
+    >>> _ = global_avg_pool_grad([dy], [dx])(); dx[0, :, 0, 0], dx[0, :, 1, 1]
+    (array([1., 2.]), array([1., 2.]))
+    """
     (dy,), (dx,) = ins, outs
     scale = 1.0 / (dx.shape[2] * dx.shape[3])
     return partial(np.multiply, dy[:, :, None, None], scale, out=dx)
