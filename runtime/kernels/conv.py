@@ -78,6 +78,13 @@ def _pool_offsets(image, pool_size, strides, out_hw, dilation=1):
 
 @kernel(operands=1)
 def pad2d(ins, outs, pads, value=0.0):
+    """The image inside a border of ``value``, ``pads`` (top, bottom, left, right) wide.
+
+    >>> x, y = np.ones((1, 1, 1, 2)), np.empty((1, 1, 2, 3))
+    >>> pad2d([x], [y], pads=(1, 0, 0, 1))(); y[0, 0]
+    array([[0., 0., 0.],
+           [1., 1., 0.]])
+    """
     (x,), (y,) = ins, outs
     t, _b, l, _r = pads
     h, w = x.shape[2:]
@@ -93,6 +100,12 @@ def pad2d(ins, outs, pads, value=0.0):
 
 @kernel(operands=1)
 def crop2d(ins, outs, pads):
+    """pad2d's inverse (and its gradient): the image inside the ``pads`` border.
+
+    >>> x, y = np.arange(6.0).reshape(1, 1, 2, 3), np.empty((1, 1, 1, 2))
+    >>> _ = crop2d([x], [y], pads=(1, 0, 0, 1))(); y[0, 0]
+    array([[3., 4.]])
+    """
     (x,), (y,) = ins, outs
     t, _, l, _ = pads
     return partial(np.copyto, y, x[:, :, t:t + y.shape[2], l:l + y.shape[3]])
@@ -103,7 +116,18 @@ def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1
     """``blocks`` (ph, pw) other than (1, 1): the output positions in pooling-tile
     order, (i, j, OH / ph, OW / pw) for output pixel (ph * a + i, pw * b + j), so
     that a following ph x pw max pool of stride (ph, pw) reads whole blocks
-    (``max_pool_blocks``). ``bias_row``: one more row, of ones."""
+    (``max_pool_blocks``). ``bias_row``: one more row, of ones.
+
+    Each column is a window, its rows in (channel, kernel row, kernel column) order:
+
+    >>> x, cols = np.arange(9.0).reshape(1, 1, 3, 3), np.empty((1, 5, 4))
+    >>> im2col([x], [cols], kernel_size=2, bias_row=True)(); cols[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.],
+           [1., 1., 1., 1.]])
+    """
     (x,), (cols,) = ins, outs
     (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(strides), _pair(dilation)
     n, c, h, w = x.shape
@@ -133,7 +157,22 @@ def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=Non
            wide=False):
     """Sum columns back into the image. ``wide`` columns (stride 1 only) hold a
     full image row per output row, OH * W positions, the extra ones zero: then
-    each kernel offset adds one contiguous run per (n, c) instead of OH short rows."""
+    each kernel offset adds one contiguous run per (n, c) instead of OH short rows.
+
+    im2col's adjoint: columns of ones count the windows that hold each pixel.
+
+    >>> cols, image = np.ones((1, 4, 4)), np.empty((1, 1, 3, 3))
+    >>> col2im([cols], [image], kernel_size=2)(); image[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> rng = np.random.default_rng(0)
+    >>> x, dcols = rng.normal(size=(1, 1, 3, 3)), rng.normal(size=(1, 4, 4))
+    >>> xcols = np.empty((1, 4, 4)); _ = im2col([x], [xcols], kernel_size=2)()
+    >>> col2im([dcols], [image], kernel_size=2)()
+    >>> bool(np.isclose((dcols * xcols).sum(), (image * x).sum()))     # <im2col(x), c> = <x, col2im(c)>
+    True
+    """
     (cols,), (image,) = ins, outs
     k, s, d = _pair(kernel_size), _pair(strides), _pair(dilation)
     n, c, h, w = image.shape
@@ -190,7 +229,17 @@ def gemm_col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channel
     nothing spills into the next channel; NumPy then makes KH * KW long loops per
     image instead of KH * KW * C short ones (a loop's start costs what 200 adds do),
     all in one reduction over a strided view of the chunk (``_shifted_offsets``:
-    the benchmark CNN's 9 chunks, 428 -> 350 us, one thread)."""
+    the benchmark CNN's 9 chunks, 428 -> 350 us, one thread).
+
+    Here against col2im(w^T @ dy), with a one-image chunk:
+
+    >>> rng = np.random.default_rng(0); w, dy = rng.normal(size=(2, 4)), rng.normal(size=(2, 2, 4))
+    >>> image, cols = np.empty((2, 1, 3, 3)), np.empty((1, 4, 4))
+    >>> gemm_col2im([w, dy], [image, cols], kernel_size=2)()
+    >>> expected = np.empty_like(image); col2im([w.T @ dy], [expected], kernel_size=2)()
+    >>> np.allclose(image, expected)
+    True
+    """
     (w, dy), (image, cols, *padded) = ins, outs
     rows = cols.shape[0]
     if not tall:
@@ -262,6 +311,13 @@ def _shifted_offsets(buf, kernel, step, plane):
 
 @kernel(operands=1)
 def upsample2d(ins, outs, factor=2):
+    """Each pixel repeated into a ``factor`` block (nearest neighbour).
+
+    >>> x, y = np.array([[[[1.0, 2.0]]]]), np.empty((1, 1, 2, 4))
+    >>> _ = upsample2d([x], [y], factor=2)(); y[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.]])
+    """
     (x,), (y,) = ins, outs
     fh, fw = _pair(factor)
     n, c, h, w = x.shape
@@ -271,6 +327,12 @@ def upsample2d(ins, outs, factor=2):
 
 @kernel(operands=1)
 def upsample2d_grad(ins, outs, factor=2):
+    """Its gradient: each ``factor`` block of dy summed into its pixel.
+
+    >>> dy, dx = np.arange(8.0).reshape(1, 1, 2, 4), np.empty((1, 1, 1, 2))
+    >>> _ = upsample2d_grad([dy], [dx], factor=2)(); dx[0, 0]         # 0+1+4+5, 2+3+6+7
+    array([[10., 18.]])
+    """
     (dy,), (dx,) = ins, outs
     fh, fw = _pair(factor)
     n, c, h, w = dx.shape

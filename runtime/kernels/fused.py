@@ -20,6 +20,17 @@ from .base import KERNELS, bind, kernel
 
 @kernel(operands=None)
 def fused(ins, outs, anchor, epilogue):
+    """The anchor kernel on its operands (the first ones), then each epilogue
+    kernel on the result and its ``extra`` operands, in place.
+
+    >>> import numpy as np
+    >>> x, w, b = np.array([[1.0, -2.0]]), np.eye(2), np.array([0.5, 0.5])
+    >>> y = np.empty((1, 2)); fused([x, w, b], [y], anchor={"kernel": "matmul", "attrs": {}},
+    ...                             epilogue=[{"kernel": "bias_add", "attrs": {}, "extra": 1},
+    ...                                       {"kernel": "relu", "attrs": {}, "extra": 0}])()
+    >>> y, np.maximum(x @ w + b, 0)         # relu(x @ w + b)
+    (array([[1.5, 0. ]]), array([[1.5, 0. ]]))
+    """
     out, scratch = outs[0], list(outs[1:])
     n = len(ins) - sum(p["extra"] for p in epilogue)
 

@@ -42,6 +42,17 @@ def _pieces(*arrays) -> list[tuple]:
 
 @kernel(operands=None, scratch={"step": (0, "same")})
 def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0, *, step):
+    """p -= lr g; with ``momentum`` mu and a velocity v (the fourth operand),
+    v = mu v + g, p -= lr v (``nesterov``: p -= lr (g + mu v)); ``weight_decay``
+    adds wd p to g first.
+
+    >>> p, g, lr, v = np.ones(2), np.full(2, 0.5), np.array(0.1), np.zeros(2)
+    >>> run = sgd_update([p, g, lr, v], [p], momentum=0.9, step=np.empty(2))
+    >>> run(); p                            # v = 0.5, p = 1 - 0.1 * 0.5
+    array([0.95, 0.95])
+    >>> run(); v, p                         # v = 0.9 * 0.5 + 0.5, p = 0.95 - 0.1 * 0.95
+    (array([0.95, 0.95]), array([0.855, 0.855]))
+    """
     p, g, lr = ins[:3]
     v = ins[3] if len(ins) > 3 else None
     pieces = _pieces(p, g, step, *([] if v is None else [v]))
@@ -74,6 +85,16 @@ def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0, *, ste
 
 @kernel(operands=6, scratch={"s": (0, "same")})
 def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *, s):
+    """Adam (AdamW with ``weight_decay``): operands p, g, lr, m, v and the step
+    count t, a 0-d array it increments. The first step moves p by about lr
+    against the sign of g (m_hat = g, v_hat = g^2):
+
+    >>> p, g, lr = np.ones(2), np.array([0.5, -2.0]), np.array(0.1)
+    >>> m, v, t = np.zeros(2), np.zeros(2), np.zeros(())
+    >>> adam_update([p, g, lr, m, v, t], [p], s=np.empty(2))()
+    >>> p.round(6), float(t)
+    (array([0.9, 1.1]), 1.0)
+    """
     p, g, lr, m, v, t = ins
     pieces = _pieces(p, g, m, v, s)
 
@@ -106,6 +127,15 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *
 
 @kernel(operands=None, scratch={"s": (0, "same")})
 def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False, *, s):
+    """RMSprop: v = rho v + (1 - rho) g^2, p -= lr g / (sqrt(v) + eps); ``centered``
+    takes a running mean a of g (operand 5) and divides by sqrt(v - a^2);
+    ``momentum`` keeps a buffer (the last operand).
+
+    >>> p, g, lr, v = np.ones(2), np.array([0.5, -2.0]), np.array(0.1), np.zeros(2)
+    >>> rmsprop_update([p, g, lr, v], [p], s=np.empty(2))()
+    >>> np.allclose(p, 1 - 0.1 * g / (np.sqrt(0.1 * g ** 2) + 1e-8)), p.round(4)
+    (True, array([0.6838, 1.3162]))
+    """
     p, g, lr, v = ins[:4]
     a = ins[4] if centered else None               # running mean of the gradients
     b = ins[-1] if momentum else None              # momentum buffer
@@ -144,6 +174,15 @@ def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False, *
 
 @kernel(operands=4, scratch={"s": (0, "same")})
 def adagrad_update(ins, outs, eps=1e-8, *, s):
+    """Adagrad: acc += g^2, p -= lr g / (sqrt(acc) + eps).
+
+    >>> p, g, lr, acc = np.ones(2), np.array([0.5, -2.0]), np.array(0.1), np.zeros(2)
+    >>> run = adagrad_update([p, g, lr, acc], [p], s=np.empty(2))
+    >>> run(); p.round(6), acc              # the first step: lr against g's sign
+    (array([0.9, 1.1]), array([0.25, 4.  ]))
+    >>> run(); p.round(6)                   # then lr g / sqrt(2 g^2) = lr / sqrt(2)
+    array([0.829289, 1.170711])
+    """
     p, g, lr, acc = ins
     pieces = _pieces(p, g, acc, s)
 
@@ -164,6 +203,16 @@ def adagrad_update(ins, outs, eps=1e-8, *, s):
 
 @kernel(operands=5, scratch={"s": (0, "same"), "d": (0, "same")})
 def adadelta_update(ins, outs, rho=0.9, eps=1e-6, *, s, d):
+    """Adadelta: E[g^2] = rho E[g^2] + (1 - rho) g^2, d = sqrt(E[dx^2] + eps) /
+    sqrt(E[g^2] + eps) g, E[dx^2] = rho E[dx^2] + (1 - rho) d^2, p -= lr d.
+
+    >>> p, g, lr = np.ones(2), np.array([0.5, -2.0]), np.array(1.0)
+    >>> eg2, edx2 = np.zeros(2), np.zeros(2)
+    >>> adadelta_update([p, g, lr, eg2, edx2], [p], s=np.empty(2), d=np.empty(2))()
+    >>> d = np.sqrt(1e-6) / np.sqrt(0.1 * g ** 2 + 1e-6) * g
+    >>> np.allclose(p, 1 - d), np.allclose(edx2, 0.1 * d ** 2)
+    (True, True)
+    """
     p, g, lr, eg2, edx2 = ins
     pieces = _pieces(p, g, eg2, edx2, s, d)
 
@@ -193,6 +242,15 @@ def adadelta_update(ins, outs, rho=0.9, eps=1e-6, *, s, d):
 
 @kernel(operands=None)
 def clip_scale(ins, outs, max_norm):
+    """The factor that scales the gradients to a global norm of at most
+    ``max_norm``: min(1, max_norm / (norm + 1e-6)).
+
+    >>> grads, scale = [np.array([3.0]), np.array([[4.0]])], np.empty(())
+    >>> clip_scale(grads, [scale], max_norm=1.0)(); round(float(scale), 6)    # norm 5
+    0.2
+    >>> clip_scale(grads, [scale], max_norm=10.0)(); float(scale)
+    1.0
+    """
     (out,) = outs
     flat = [g.reshape(-1) for g in ins]
 
