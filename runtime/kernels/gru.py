@@ -18,6 +18,16 @@ from .recurrent import _inputs, register_outputs
 
 @kernel(operands=None)
 def gru_weights(ins, outs):
+    """W, b, b_recurrent and U stacked into GS (K, 4U), columns [r, z, x's n, h's n]:
+    x rows [Wr, Wz, Wn, 0] / 2 for the sigmoid gates, bias [br + bhr, bz + bhz, bn, bhn]
+    (halved likewise), h rows [Ur, Uz, 0, Un].
+
+    >>> W, b, bh, R = np.array([[2.0, 4, 6]]), np.ones(3), np.full(3, 3.0), np.array([[8.0, 10, 12]])
+    >>> GS = np.empty((3, 4)); gru_weights([W, b, bh, R], [GS])(); GS
+    array([[ 1.,  2.,  6.,  0.],
+           [ 2.,  2.,  1.,  3.],
+           [ 4.,  5.,  0., 12.]])
+    """
     (gs,) = outs
     w, b, bh = ins[:3]
     features, u = w.shape[0], w.shape[1] // 3
@@ -41,6 +51,17 @@ def gru_weights(ins, outs):
 
 @kernel(operands=1)
 def gru_weights_grad(ins, outs, part=0, features=1):
+    """The gradient of W (``part`` 0), b (1), b_recurrent (2) or U (3) from GS's:
+    gru_weights' adjoint, <dGS, GS(W, b, bh, U)> = <dW, W> + <db, b> + <dbh, bh> + <dU, U>.
+
+    >>> rng = np.random.default_rng(0); dGS = rng.normal(size=(3, 4))
+    >>> params = [rng.normal(size=s) for s in ((1, 3), (3,), (3,), (1, 3))]
+    >>> GS = np.empty((3, 4)); gru_weights(params, [GS])()
+    >>> grads = [np.empty_like(a) for a in params]
+    >>> for k, d in enumerate(grads): gru_weights_grad([dGS], [d], part=k, features=1)()
+    >>> bool(np.isclose((dGS * GS).sum(), sum((d * a).sum() for d, a in zip(grads, params))))
+    True
+    """
     (dgs,), (d,) = ins, outs
     u = dgs.shape[1] // 4
     rows = (dgs[:features], dgs[features], dgs[features], dgs[features + 1:])[part]
@@ -54,6 +75,26 @@ def gru_weights_grad(ins, outs, part=0, features=1):
 
 @kernel(operands=None)
 def gru_cell(ins, outs, step=0):
+    """One GRU step: the state (5U, N), rows [r, z, n, b', h], from GS, x's step
+    ``step`` and the previous state; ``outs`` is the state and a scratch of
+    (F + 1 + 2U, N) rows (U fewer without a previous state). Checked here against
+    PyTorch's GRU formula in NumPy:
+
+    >>> rng = np.random.default_rng(0); F, U, N = 2, 3, 4
+    >>> W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
+    >>> b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
+    >>> gs = np.empty((F + 1 + U, 4 * U)); gru_weights([W, b, bh, R], [gs])()
+    >>> x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N)); prev[4 * U:] = rng.normal(size=(U, N))
+    >>> def cell(x, prev):
+    ...     s = np.empty((5 * U, N)); gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
+    ...     return s
+    >>> s, sig = cell(x, prev), lambda v: 1 / (1 + np.exp(-v))
+    >>> a, c = x[:, 0] @ W + b, prev[4 * U:].T @ R + bh
+    >>> r, z = sig(a[:, :U] + c[:, :U]), sig(a[:, U:2 * U] + c[:, U:2 * U])
+    >>> n = np.tanh(a[:, 2 * U:] + r * c[:, 2 * U:])
+    >>> np.allclose(s[4 * U:].T, (1 - z) * n + z * prev[4 * U:].T)
+    True
+    """
     gs, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
     s, scratch = outs
     units = gs.shape[1] // 4
@@ -102,7 +143,28 @@ def _incoming(ins, source, units, dh):
 @kernel(operands=None)
 def gru_cell_grad(ins, outs, fast=False, source="state"):
     """The gradients of the scaled pre-activations [r', z', a, b'] (the sigmoid
-    gates' factor is 2 y (1 - y)), then h_prev's direct part z dh."""
+    gates' factor is 2 y (1 - y)), then h_prev's direct part z dh.
+
+    With the output's gradient (``source="last"``), x_t's gradient that
+    step_input_grad makes of the block matches central differences of gru_cell:
+
+    >>> rng = np.random.default_rng(0); F, U, N = 2, 3, 4
+    >>> W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
+    >>> b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
+    >>> gs = np.empty((F + 1 + U, 4 * U)); gru_weights([W, b, bh, R], [gs])()
+    >>> x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N)); prev[4 * U:] = rng.normal(size=(U, N))
+    >>> def cell(x, prev):
+    ...     s = np.empty((5 * U, N)); gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
+    ...     return s
+    >>> s, dy = cell(x, prev), rng.normal(size=(N, U))
+    >>> d = np.empty((5 * U, N)); gru_cell_grad([dy, s, prev], [d, np.empty((2 * U, N))], source="last")()
+    >>> from graphnn.runtime.kernels.recurrent import step_input_grad
+    >>> dx = np.empty_like(x); step_input_grad([d, gs], [dx], features=F)()
+    >>> loss = lambda x: (dy * cell(x, prev)[4 * U:].T).sum()
+    >>> steps = np.eye(x.size).reshape(-1, *x.shape) * 1e-6
+    >>> np.allclose(dx.ravel(), [(loss(x + e) - loss(x - e)) / 2e-6 for e in steps])
+    True
+    """
     d, scratch = outs
     units = ins[2 if source == "next" else 1].shape[0] // 5
     dh_own, t, wide = scratch[:units], scratch[units:2 * units], scratch[:2 * units]
@@ -145,6 +207,27 @@ def gru_cell_grad(ins, outs, fast=False, source="state"):
 
 @kernel(operands=2)
 def gru_state_grad(ins, outs):
+    """The previous state's gradient from a step's block: zero but the h rows,
+    U' dz + h_prev's direct part. Against central differences of gru_cell in h_prev:
+
+    >>> rng = np.random.default_rng(0); F, U, N = 2, 3, 4
+    >>> W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
+    >>> b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
+    >>> gs = np.empty((F + 1 + U, 4 * U)); gru_weights([W, b, bh, R], [gs])()
+    >>> x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N)); prev[4 * U:] = rng.normal(size=(U, N))
+    >>> def cell(x, prev):
+    ...     s = np.empty((5 * U, N)); gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
+    ...     return s
+    >>> s, dy = cell(x, prev), rng.normal(size=(N, U))
+    >>> d = np.empty((5 * U, N)); gru_cell_grad([dy, s, prev], [d, np.empty((2 * U, N))], source="last")()
+    >>> ds = np.empty_like(prev); gru_state_grad([d, gs], [ds])()
+    >>> loss = lambda prev: (dy * cell(x, prev)[4 * U:].T).sum()
+    >>> steps = np.zeros((U * N, *prev.shape)); steps.reshape(U * N, -1)[:, 4 * U * N:] = np.eye(U * N) * 1e-6
+    >>> np.allclose(ds[4 * U:].ravel(), [(loss(prev + e) - loss(prev - e)) / 2e-6 for e in steps])
+    True
+    >>> bool((ds[:4 * U] == 0).all())
+    True
+    """
     (delta, gs), (ds,) = ins, outs
     units = ds.shape[0] // 5
     recurrent = gs[gs.shape[0] - units:]
