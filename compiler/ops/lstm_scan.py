@@ -203,7 +203,8 @@ def _grad_shape(shapes, dtypes, attrs):
 
 def _grad_scratch(in_shapes, out_shape, attrs, dtype):
     units = out_shape[0] // 4
-    return [((11 * units, out_shape[2]), dtype)]      # dz, dh, dc, the carried dc, 4U temporaries
+    # dz, dh, dc, the carried dc, 4U temporaries, and the step's dz' contiguous (4U)
+    return [((15 * units, out_shape[2]), dtype)]
 
 
 register(OpDef("lstm_scan_grad", 3, _grad_shape, kind="gradient", scratch=_grad_scratch,
