@@ -40,7 +40,13 @@ CONV_ATTRS = {"strides": _strides, "padding": _padding, "dilation": _dilation, "
 
 
 def conv_geometry(x, w, attrs):
-    """(pads, (OH, OW)) for input x (N, C, H, W) and weight w (F, C, KH, KW)."""
+    """(pads, (OH, OW)) for input x (N, C, H, W) and weight w (F, C, KH, KW).
+
+    >>> conv_geometry((None, 1, 28, 28), (8, 1, 5, 5), {"strides": 1, "dilation": 1, "padding": "same"})
+    ((2, 2, 2, 2), (28, 28))
+    >>> conv_geometry((None, 1, 28, 28), (8, 1, 5, 5), {"strides": 2, "dilation": 1, "padding": "valid"})
+    ((0, 0, 0, 0), (12, 12))
+    """
     s, d = pair(attrs["strides"]), pair(attrs["dilation"])
     pads = resolve_padding(attrs["padding"], x[2:], w[2:], s, d)
     return pads, window_output(x[2:], w[2:], s, d, pads)

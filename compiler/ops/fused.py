@@ -16,7 +16,14 @@ from .base import OPS, Attr, OpDef, register
 
 def parts(in_shapes, in_dtypes, attrs):
     """Yield (op record, its operand shapes, its dtypes, its attrs) for the anchor,
-    then each epilogue op (whose operand 0 is the running result)."""
+    then each epilogue op (whose operand 0 is the running result).
+
+    >>> attrs = {"anchor": {"op": "matmul", "attrs": {"transpose_a": False, "transpose_b": False}},
+    ...          "epilogue": [{"op": "bias_add", "attrs": {"axis": -1}, "extra": 1},
+    ...                       {"op": "relu", "attrs": {}, "extra": 0}]}
+    >>> [(op.name, shapes) for op, shapes, _, _ in parts([(None, 3), (3, 4), (4,)], ["float32"] * 3, attrs)]
+    [('matmul', [(None, 3), (3, 4)]), ('bias_add', [(None, 4), (4,)]), ('relu', [(None, 4)])]
+    """
     anchor = OPS[attrs["anchor"]["op"]]
     n = len(in_shapes) - sum(p["extra"] for p in attrs["epilogue"])
     shapes, dtypes = list(in_shapes[:n]), list(in_dtypes[:n])

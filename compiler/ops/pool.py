@@ -58,7 +58,14 @@ def ceil_extra(size, kernel, strides, pads) -> tuple[int, int]:
 
 def pool_geometry(x, attrs):
     """(kernel, strides, pads, (OH, OW)) of a pooling node; pads include the
-    rows and columns ceil_mode adds at the bottom and right."""
+    rows and columns ceil_mode adds at the bottom and right.
+
+    >>> pool_geometry((None, 3, 7, 7), {"pool_size": 2, "strides": None, "padding": "valid"})
+    ((2, 2), (2, 2), (0, 0, 0, 0), (3, 3))
+    >>> pool_geometry((None, 3, 7, 7), {"pool_size": 2, "strides": None, "padding": "valid",
+    ...                                 "ceil_mode": True})
+    ((2, 2), (2, 2), (0, 1, 0, 1), (4, 4))
+    """
     k = pair(attrs["pool_size"])
     s = pair(attrs["strides"] or attrs["pool_size"])
     d = pair(attrs.get("dilation", 1))
@@ -72,7 +79,14 @@ def pool_geometry(x, attrs):
 
 def uncounted_margins(x, attrs) -> tuple[int, int, int, int]:
     """The padding an average pool leaves out of its means: all of it without
-    count_include_pad, else only what ceil_mode added (as PyTorch)."""
+    count_include_pad, else only what ceil_mode added (as PyTorch).
+
+    >>> attrs = {"pool_size": 3, "strides": 2, "padding": 1, "ceil_mode": True}    # pads (1, 2, 1, 2)
+    >>> uncounted_margins((None, 3, 6, 6), {**attrs, "count_include_pad": True})
+    (0, 1, 0, 1)
+    >>> uncounted_margins((None, 3, 6, 6), {**attrs, "count_include_pad": False})
+    (1, 2, 1, 2)
+    """
     _, _, pads, _ = pool_geometry(x, attrs)
     if not attrs.get("count_include_pad", True):
         return tuple(pads)
@@ -241,7 +255,21 @@ ROUTED = {"max_pool2d_grad": ("max_pool2d", "max_pool2d_routed", "max_pool2d_rou
 def route_max_pools(rw) -> None:
     """Every lowered max-pool gradient (dy, x, y) whose y is the max pool of x:
     the pool keeps its routes and the gradient reads them (see above). Run by
-    the lower pass after every node is lowered."""
+    the lower pass after every node is lowered.
+
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.compiler.rewrite import OPERAND_ROLE, Rewriter
+    >>> g = Graph(); x = g.input("x", (None, 2, 6, 6))
+    >>> m = Model(g, inputs=x, outputs=g.flatten(g.max_pool2d(g.conv2d(x, 2, 3), 2)))
+    >>> m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"].copy(); route_max_pools(Rewriter(fused, role=OPERAND_ROLE, share=True))
+    >>> sorted((n, d["op"], operands(fused, n)) for n, d in fused.nodes(data=True) if "pool" in d["op"])
+    [('max_pool2d', 'max_pool2d_routed', ['conv2d/bias_add']),
+     ('max_pool2d/grad_max_pool2d_grad', 'max_pool2d_routed_grad',
+      ['flatten/grad_reshape', 'max_pool2d/routes']),
+     ('max_pool2d/routes', 'max_pool_routes', ['max_pool2d'])]
+    """
     g = rw.g
     for node in [n for n, d in g.nodes(data=True) if d["op"] in ROUTED]:
         pool_op, routed, routed_grad = ROUTED[g.nodes[node]["op"]]

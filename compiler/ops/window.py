@@ -15,7 +15,11 @@ from .base import Attr, OpDef, fmt_shape, register
 
 
 def pair(v) -> tuple[int, int]:
-    """2 -> (2, 2); (1, 2) -> (1, 2)."""
+    """2 -> (2, 2); (1, 2) -> (1, 2).
+
+    >>> pair(2), pair([1, 2])
+    ((2, 2), (1, 2))
+    """
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
@@ -58,7 +62,17 @@ def resolve_padding(padding, size, kernel, strides, dilation) -> tuple[int, int,
 
 
 def window_output(size, kernel, strides, dilation, pads) -> tuple[int, int]:
-    """Output height and width of a sliding window; an error if it is empty."""
+    """Output height and width of a sliding window; an error if it is empty.
+    Arguments: (H, W), kernel, strides and dilation pairs, pads (top, bottom, left, right).
+
+    >>> window_output((5, 5), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1))      # (5 + 2 - 3) // 2 + 1
+    (3, 3)
+    >>> window_output((2, 8), (3, 3), (1, 1), (1, 1), (0, 0, 0, 0))
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.OpShapeError: the window (3 wide, dilation 1) is larger than the padded
+    input (2 + 0 padding)
+    """
     out = []
     for n, k, s, d, p in zip(size, kernel, strides, dilation, (pads[0] + pads[1], pads[2] + pads[3])):
         span = d * (k - 1) + 1
