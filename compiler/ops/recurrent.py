@@ -103,7 +103,16 @@ register(OpDef("lstm_weights_grad", 1, _weights_grad_shape, kind="gradient",
 def cell_shape(rows: int, check, stacked: str):
     """The shape rule of a step op (``gru_cell``) whose state has
     ``rows`` rows per unit: operands the stacked weights (named ``stacked`` in
-    errors), x (N, T, features) and optionally the previous state."""
+    errors), x (N, T, features) and optionally the previous state.
+
+    >>> shape = cell_shape(5, state_check(5, "a GRU"), "GS")             # the GRU's rule
+    >>> shape([(6, 8), (None, 4, 3), (10, None)], ["float32"] * 3, {"step": 1})    # U = 2: (5U, N)
+    ((10, None), 'float32')
+    >>> shape([(6, 8), (None, 4, 3)], ["float32"] * 2, {"step": 4})
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.OpShapeError: step 4 is past the 4 steps of x
+    """
     def shape(shapes, dtypes, attrs):
         if len(shapes) not in (2, 3):
             raise OpShapeError(f"expected {stacked}, x and optionally the previous state, "
@@ -128,7 +137,11 @@ def cell_shape(rows: int, check, stacked: str):
 
 
 def cell_scratch(in_shapes, out_shape, attrs, dtype):
-    """A step op's scratch: [x_t; 1; h_prev], then one block of U rows."""
+    """A step op's scratch: [x_t; 1; h_prev], then one block of U rows.
+
+    >>> cell_scratch([(6, 8), (5, 4, 3), (10, 5)], (10, 5), {"step": 1}, "float32")   # 3 + 1 + 2, + 2
+    [((8, 5), 'float32')]
+    """
     units, features = in_shapes[0][1] // 4, in_shapes[1][2]
     rows = features + 1 + (units if len(in_shapes) == 3 else 0)
     return [((rows + units, in_shapes[1][0]), dtype)]
@@ -176,7 +189,25 @@ def cell_vjp(ctx, ins, out, dy, attrs):
     steps (last step first: each step adds its part while its block is fresh),
     handed to autodiff by the earliest step, whose sum holds them all; x_t's
     and the previous state's. A step op keeps h in its state's last rows and
-    writes a (4U [+ U], N) gradient block."""
+    writes a (4U [+ U], N) gradient block.
+
+    What autodiff emits for a two-step GRU: step 1 reads the output's gradient;
+    step 0 reads step 1's block and adds its part to step 1's running sum.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 2, 3))
+    >>> m = Model(g, inputs=x, outputs=g.gru(x, 4)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> d = passes["autodiff"]
+    >>> for n in sorted(n for n in d if n.startswith("gru/cell1/grad_")): print(n, operands(d, n))
+    gru/cell1/grad_gru_cell_grad ['loss/grad_mse_grad', 'gru/cell1', 'gru/cell0']
+    gru/cell1/grad_gru_state_grad ['gru/cell1/grad_gru_cell_grad', 'gru/weights']
+    gru/cell1/grad_slice_grad ['gru/cell1/grad_step_input_grad']
+    gru/cell1/grad_step_input_grad ['gru/cell1/grad_gru_cell_grad', 'gru/weights']
+    gru/cell1/grad_step_weights_sum ['gru/cell1/grad_gru_cell_grad', 'x', 'gru/cell0']
+    >>> operands(d, "gru/cell0/grad_gru_cell_grad"), operands(d, "gru/cell0/grad_step_weights_sum")[2]
+    (['gru/cell1/grad_gru_cell_grad', 'gru/weights', 'gru/cell0'], 'gru/cell1/grad_step_weights_sum')
+    """
     kind = ctx.g.nodes[out]["op"].split("_")[0]
     ws, x, prev = ins[0], ins[1], ins[2:]
     t, steps = attrs["step"], ctx.shape(x)[1]
@@ -197,7 +228,14 @@ def cell_grad_shape(rows: int, check):
     """The shape rule of a step's gradient block (``gru_cell_grad``) for a state of ``rows`` rows per unit: (4U or 5U, N),
     the fifth block only with a previous state. Operands by ``source``: the
     state's gradient, the next step's block and stacked weights, or the
-    output's gradient; then the state and optionally the previous one."""
+    output's gradient; then the state and optionally the previous one.
+
+    >>> shape = cell_grad_shape(5, state_check(5, "a GRU"))               # U = 2, N = 7
+    >>> shape([(7, 2), (10, 7), (10, 7)], ["float32"] * 3, {"source": "last"})
+    ((10, 7), 'float32')
+    >>> shape([(10, 7), (10, 7)], ["float32"] * 2, {"source": "state"})     # no previous state: 4U rows
+    ((8, 7), 'float32')
+    """
     def shape(shapes, dtypes, attrs):
         source = attrs["source"]
         at = GRADIENT_SOURCES[source]
@@ -276,7 +314,17 @@ register(OpDef("step_weights_sum", None, _sum_shape, kind="gradient",
 
 def register_outputs(prefix: str, rows: int, label: str) -> None:
     """``{prefix}_last`` and ``{prefix}_sequence`` (h of the last state, of every
-    state) and their gradients, for a state of ``rows`` rows per unit, h last."""
+    state) and their gradients, for a state of ``rows`` rows per unit, h last.
+    The GRU's (rows 5), registered by compiler/ops/gru.py:
+
+    >>> from graphnn.compiler.ops import OPS
+    >>> OPS["gru_last"].infer([(10, 7)], ["float32"], {})                   # (5U, N) -> (N, U)
+    ((7, 2), 'float32')
+    >>> OPS["gru_sequence"].infer([(10, 7)] * 3, ["float32"] * 3, {})      # (N, T, U)
+    ((7, 3, 2), 'float32')
+    >>> OPS["gru_last_grad"].infer([(7, 2)], ["float32"], {})
+    ((10, 7), 'float32')
+    """
     def last_shape(shapes, dtypes, attrs):
         (s,) = shapes
         if len(s) != 2 or s[0] % rows:
