@@ -60,7 +60,21 @@ def plan_blocks(g, outputs=(), relu_moves=()) -> dict:
     """{convolution node: {"tile", "pool", "pool_grad", "relu_grad", "grad"}} for
     every convolution that qualifies (see the module's docstring); one with a
     ReLU qualifies only when the ReLU moves after the pool (``relu_moves``), so
-    that the convolution is a GEMM alone."""
+    that the convolution is a GEMM alone.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> plan_blocks(fused, ["loss"], plan_relu_moves(fused, ["loss"]))
+    {'conv2d/relu': {'tile': (2, 2), 'pool': 'max_pool2d', 'pool_grad': 'max_pool2d/grad_max_pool2d_grad',
+                     'relu_grad': 'conv2d/relu/grad_relu_grad', 'grad': 'conv2d/relu/grad_relu_grad',
+                     'pooled_hw': [4, 4]}}
+    >>> plan_blocks(fused, ["loss"])        # its ReLU stays before the pool: no plan
+    {}
+    """
     plans = {}
     outputs = set(outputs)
     for pool, d in g.nodes(data=True):
@@ -129,7 +143,17 @@ def plan_relu_moves(g, outputs) -> set:
     on a quarter of the elements for 2 x 2 windows. The gradient does not change:
     a window whose maximum is not positive passes none back either way, and one
     whose maximum is positive has its first maximum at the same pixel in z as in
-    relu(z). (Every window overlaps the image, so none is a maximum of padding.)"""
+    relu(z). (Every window overlaps the image, so none is a maximum of padding.)
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> plan_relu_moves(fused, ["loss"]), plan_relu_moves(fused, ["loss", "conv2d/relu"])
+    ({'conv2d/relu'}, set())
+    """
     moves = set()
     for pool, d in g.nodes(data=True):
         if d["op"] != "max_pool2d":
@@ -152,7 +176,21 @@ def plan_relu_moves(g, outputs) -> set:
 
 def lower_pool_then_relu(rw, pool, z) -> bool:
     """pool = max_pool2d(z), z a convolution that lost its ReLU (plan_relu_moves):
-    the pool, lowered as usual, under a new name, and ``pool`` its ReLU."""
+    the pool, lowered as usual, under a new name, and ``pool`` its ReLU.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> from graphnn.compiler.rewrite import OPERAND_ROLE, Rewriter
+    >>> rw = Rewriter(fused, role=OPERAND_ROLE, share=True); rw.relu_moves = {"conv2d/relu": None}
+    >>> lower_pool_then_relu(rw, "max_pool2d", "conv2d/relu"), rw.relu_moves
+    (True, {'conv2d/relu': 'max_pool2d/max'})
+    >>> [(n, fused.nodes[n]["op"], operands(fused, n)) for n in ("max_pool2d", "max_pool2d/max")]
+    [('max_pool2d', 'relu', ['max_pool2d/max']), ('max_pool2d/max', 'max_pool2d', ['conv2d/relu'])]
+    """
     moves = getattr(rw, "relu_moves", {})
     if z not in moves:
         return False
@@ -167,7 +205,20 @@ def lower_pool_then_relu(rw, pool, z) -> bool:
 
 
 def lower_pool(rw, pool, z) -> bool:
-    """max_pool2d(z) -> max_pool_blocks(z) when z was lowered in tile order."""
+    """max_pool2d(z) -> max_pool_blocks(z) when z was lowered in tile order.
+    Run by the lower pass (then routed: route_max_pools):
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> from graphnn.compiler.lower import lower
+    >>> low = lower(fused, ["loss"])
+    >>> low.nodes["max_pool2d/max"]["op"], op_attrs(low, "max_pool2d/max")
+    ('max_pool_blocks_routed', {'pooled_hw': [4, 4]})
+    """
     plan = getattr(rw, "block_plans", {}).get(z)
     if plan is None:
         return False
@@ -178,7 +229,20 @@ def lower_pool(rw, pool, z) -> bool:
 def relu_after_pool_grad(g, node, outputs=()):
     """The relu_grad(node, z) that is the only reader of max_pool2d_grad ``node``
     (dy, z, p), or None: z is then a ReLU's output, and the ReLU's gradient can
-    move onto the pooled gradient (see the module's docstring)."""
+    move onto the pooled gradient (see the module's docstring).
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> relu_after_pool_grad(fused, "max_pool2d/grad_max_pool2d_grad", ["loss"])
+    'conv2d/relu/grad_relu_grad'
+    >>> pool_grad = "max_pool2d/grad_max_pool2d_grad"
+    >>> relu_after_pool_grad(fused, pool_grad, ["loss", pool_grad]) is None    # an output stays as it is
+    True
+    """
     readers = consumers(g, node)
     if len(readers) != 1 or node in outputs:
         return None
@@ -191,7 +255,23 @@ def relu_after_pool_grad(g, node, outputs=()):
 def lower_pool_grad(rw, node, ins) -> bool:
     """The pool's gradient (and the ReLU's after it) in tile order; or, in image
     order, the ReLU's gradient moved onto the pooled gradient. False when neither
-    applies (the op's own hook lowers the node)."""
+    applies (the op's own hook lowers the node). In tile order, run by the lower
+    pass: the ReLU's gradient comes first, then the pool's in tile order (routed):
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> from graphnn.compiler.lower import lower
+    >>> low = lower(fused, ["loss"])
+    >>> [(n, low.nodes[n]["op"], operands(low, n))
+    ...  for n in ("max_pool2d/grad_max_pool2d_grad", "conv2d/relu/grad_relu_grad")]
+    [('max_pool2d/grad_max_pool2d_grad', 'relu_grad', ['flatten/grad_reshape', 'max_pool2d']),
+     ('conv2d/relu/grad_relu_grad', 'max_pool_blocks_routed_grad',
+      ['max_pool2d/grad_max_pool2d_grad', 'max_pool2d/max/routes'])]
+    """
     dy, z, pool = ins
     plan = getattr(rw, "block_plans", {}).get(z)
     # the maxima routing reads: the pool's own, before the ReLU moved after it

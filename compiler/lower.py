@@ -44,7 +44,22 @@ def lower(g: nx.MultiDiGraph, outputs=None) -> nx.MultiDiGraph:
     """Return a copy of ``g`` in which every op has a runtime kernel (or is a view).
     (``g`` itself when no op needs lowering.) ``outputs``: the program's outputs,
     which keep their layout; given them, a convolution read only by a max pool
-    may be lowered in tile order (compiler/blocked.py), not without."""
+    may be lowered in tile order (compiler/blocked.py), not without.
+
+    >>> from graphnn import Graph, Model
+    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
+    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
+    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    >>> def ops(g): return sorted({d["op"] for _, d in g.nodes(data=True)} - {"input", "param", "state"})
+    >>> ops(passes["fuse"])                 # before: a fused convolution, a pool and their gradients
+    ['bias_grad', 'constant', 'conv2d_grad_weight', 'flatten', 'fused', 'max_pool2d', 'max_pool2d_grad',
+     'mse', 'mse_grad', 'relu_grad', 'reshape', 'sgd_update']
+    >>> ops(lower(passes["fuse"], ["loss"]))      # GEMMs over columns; the pool in tile order, routed
+    [...'im2col', ...'max_pool_blocks_routed', 'max_pool_blocks_routed_grad', 'max_pool_routes', ...]
+    >>> "max_pool2d_routed" in ops(lower(passes["fuse"]))     # without the outputs: image order
+    True
+    """
     todo = [n for n, d in g.nodes(data=True) if _needs_lowering(OPS[d["op"]], d)]
     if not todo:
         return g
