@@ -45,7 +45,23 @@ class Executor:
     ``runtime.threads.pool_size(program)``: the BLAS thread count for
     convolution and pooling programs, 1 for the others (where the pool
     measured slower, docs/performance.md). Results are the same bit for bit
-    either way. Call ``close()`` (or drop the Executor) to stop the workers."""
+    either way. Call ``close()`` (or drop the Executor) to stop the workers.
+
+    One SGD step of y = x @ W, loss = mean((y - t)^2) from W = 0: the gradient is
+    -x^T t / N there (N = 4 rows, 2 columns), so W becomes 0.1 x^T t / 4, in the
+    caller's ``variables``. The learning rate is a variable too (a schedule sets it);
+    a persistent buffer the caller does not pass starts at zero:
+
+    >>> from graphnn.compiler.pipeline import _example_regression_graph, compile_graph
+    >>> p = compile_graph(_example_regression_graph(), ["y"], 4, loss="loss",
+    ...                   optimizer={"name": "sgd", "lr": 0.1})
+    >>> weights = {"optimizer/lr": np.array(0.1, "float32")}; e = Executor(p, variables=weights, threads=1)
+    >>> x, t = np.arange(12.0).reshape(4, 3) / 10, np.ones((4, 2))
+    >>> float(e.run({"x": x, "t": t})["loss"])            # y = 0: the mean of t^2
+    1.0
+    >>> np.allclose(weights["W"], 0.1 * x.T @ t / 4)
+    True
+    """
 
     def __init__(self, program: Program, variables: dict | None = None, comm=None,
                  threads: int | None = None):
@@ -91,7 +107,17 @@ class Executor:
             self._finalizer = weakref.finalize(self, self.pool.close)
 
     def close(self) -> None:
-        """Stop the worker threads (the Executor then runs no more steps)."""
+        """Stop the worker threads (the Executor then runs no more steps).
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> e = Executor(p, threads=2); e.pool.size
+    2
+    >>> e.close(); e.close()                # a second close does nothing
+    """
         if self.pool is not None:
             self._finalizer()
 
@@ -109,12 +135,30 @@ class Executor:
         return self.arena[b.offset:b.offset + b.nbytes].view(b.dtype).reshape(b.shape)
 
     def feed(self, feeds: dict) -> None:
-        """Copy each input into its buffer (casting to the buffer's dtype)."""
+        """Copy each input into its buffer (casting to the buffer's dtype).
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> e = Executor(p); e.feed({"x": [-1, 3]}); e.views["x"]
+    array([-1.,  3.])
+    """
         for name in self.program.inputs:
             np.copyto(self.views[name], feeds[name], casting="unsafe")
 
     def step(self) -> None:
-        """Run every instruction once, on whatever the input buffers hold."""
+        """Run every instruction once, on whatever the input buffers hold.
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> e = Executor(p); e.views["x"][:] = [-2.0, 5.0]; e.step(); e.views["y"]
+    array([0., 5.])
+    """
         # NumPy's ufuncs buffer strided operands in blocks of `bufsize` elements;
         # the default (8192) means ~100 KB of temporaries per call. 1024 is as
         # fast here and keeps a step's transient allocations small.
@@ -132,7 +176,18 @@ class Executor:
 
     def run(self, feeds: dict) -> dict:
         """One step: feed, run every instruction, return the output buffers
-        (views, overwritten by the next step: copy what you keep)."""
+        (views, overwritten by the next step: copy what you keep).
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> e = Executor(p); first = e.run({"x": [-1.0, 3.0]})["y"]; kept = first.copy()
+    >>> second = e.run({"x": [4.0, -5.0]})["y"]
+    >>> second is first, kept, first
+    (True, array([0., 3.]), array([4., 0.]))
+    """
         self.feed(feeds)
         self.step()
         return {name: self.views[name] for name in self.program.outputs}
@@ -140,7 +195,16 @@ class Executor:
     def profile(self, feeds: dict, repeats: int = 10) -> list[tuple[str, str, float]]:
         """Median seconds of each instruction over ``repeats`` steps, as
         [(node, kernel, seconds)] in program order. Updates do run: profile a
-        copy of the variables you care about."""
+        copy of the variables you care about.
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("relu", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> [(node, kernel, seconds >= 0) for node, kernel, seconds in Executor(p).profile({"x": [1.0, 2.0]}, 3)]
+    [('y', 'relu', True)]
+    """
         from time import perf_counter
         self.feed(feeds)
         times = [[] for _ in self.calls]
@@ -156,7 +220,19 @@ class Executor:
     def first_non_finite(self, feeds: dict) -> tuple[str, str] | None:
         """Run instruction by instruction until one writes NaN or inf; return
         (node, kernel) of that instruction, or None. For diagnosis: slow, and
-        it stops before any later instruction (an update, say) runs."""
+        it stops before any later instruction (an update, say) runs.
+
+    >>> from graphnn.runtime.program import Buffer, Instruction, MemoryReport, Program
+    >>> p = Program(buffers={"x": Buffer("x", (2,), "float64", offset=0),
+    ...                      "y": Buffer("y", (2,), "float64", offset=64)},
+    ...             instructions=[Instruction("log", ["x"], ["y"], node="y")],
+    ...             inputs=["x"], outputs=["y"], batch_size=2, memory=MemoryReport(32, 32, 80))
+    >>> e = Executor(p)
+    >>> e.first_non_finite({"x": [1.0, 2.0]}), e.first_non_finite({"x": [1.0, 0.0]})   # log 0 = -inf
+    (None, ('y', 'log'))
+    >>> e.first_non_finite({"x": [np.nan, 1.0]})
+    ('x', 'input')
+    """
         with np.errstate(all="ignore"):
             return self._first_non_finite(feeds)
 

@@ -47,7 +47,12 @@ def _conflict(part_a, part_b) -> bool:
 class Whole:
     """A call that is not split, as a member of a segment: one part, run by
     the calling thread, touching ``reads`` and writing ``writes`` (byte
-    extents of its operands and of its results and scratch)."""
+    extents of its operands and of its results and scratch).
+
+    >>> w = Whole(print, reads=[(0, 16)], writes=[(16, 32)])
+    >>> w.tasks == [print], w.touches
+    (True, [([(0, 16)], [(16, 32)])])
+    """
 
     def __init__(self, call, reads, writes):
         self.call, self.tasks, self.touches = call, [call], [(reads, writes)]
@@ -65,7 +70,23 @@ def segments(calls: list, pool, whole: list | None = None) -> list:
     their parts' ``touches``) merged into one call (see the module's
     docstring); the others stay as they are. With ``whole`` (per call, the
     (reads, writes) extents of a call that is not split, or None), those join
-    the runs too, as parts of the calling thread: a step is one hand-off."""
+    the runs too, as parts of the calling thread: a step is one hand-off.
+
+    >>> import numpy as np
+    >>> from graphnn.runtime.kernels import KERNELS
+    >>> from graphnn.runtime.threads import Pool, extents, split_call
+    >>> x, y, z, p = np.arange(-4.0, 4.0).reshape(4, 2), np.empty((4, 2)), np.empty(2), Pool(2)
+    >>> relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, p, min_elements=0)
+    >>> total = lambda: np.sum(y, axis=0, out=z)            # a call that is not split
+    >>> g, mask = np.empty((4, 2)), np.empty((4, 2), bool)
+    >>> grad = split_call(KERNELS["relu_grad"], "relu_grad", [x, y], [g, mask], {}, p, min_elements=0)
+    >>> [c is total for c in segments([relu, total, grad], p)]      # runs of one stay as they are
+    [False, True, False]
+    >>> (step,) = segments([relu, total, grad], p, [None, (extents([y]), extents([z])), None])
+    >>> step(); z                           # the sum waits for both relu parts
+    array([2., 4.])
+    >>> p.close()
+    """
     out, run = [], []
 
     def close():
@@ -100,7 +121,17 @@ def schedule(run: list) -> list[list[tuple]]:
     Waits already implied by an earlier wait of the same thread are left out:
     each part looks back on another thread's parts only as far as the last
     part it already waits for there (the latest conflict behind that is the
-    one that counts)."""
+    one that counts).
+
+    Two calls split over two threads, the second's part on each thread reading
+    what the first's part on the other thread writes:
+
+    >>> from types import SimpleNamespace as Call
+    >>> first = Call(tasks=["a0", "a1"], touches=[([], [(0, 8)]), ([], [(8, 16)])])
+    >>> second = Call(tasks=["b0", "b1"], touches=[([(8, 16)], [(16, 24)]), ([(0, 8)], [(24, 32)])])
+    >>> schedule([first, second])           # b0 waits for thread 1's first part, b1 for thread 0's
+    [[('a0', {}), ('b0', {1: 1})], [('a1', {}), ('b1', {0: 1})]]
+    """
     threads = max(len(call.tasks) for call in run)
     placed = [[] for _ in range(threads)]       # per thread, the touches of its parts so far
     ensured = [[0] * threads for _ in range(threads)]   # [j][k]: parts of k that j has waited for

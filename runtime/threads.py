@@ -164,6 +164,22 @@ class Pool:
             done.release()
 
     def run_all(self, tasks) -> None:
+        """Run ``tasks[0]`` here and the others on the workers; return when all are
+        done, raising a worker's exception here.
+
+        >>> p, seen = Pool(2), []
+        >>> p.run_all([lambda: seen.append("caller"), lambda: seen.append("worker")]); sorted(seen)
+        ['caller', 'worker']
+        >>> p.run_all([lambda: None, lambda: 1 / 0])
+        Traceback (most recent call last):
+        ...
+        ZeroDivisionError: division by zero
+        >>> p.run_all([lambda: None] * 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: 3 tasks for a pool of 2
+        >>> p.close()
+        """
         workers = len(tasks) - 1
         if workers > self.size - 1:
             raise ValueError(f"{len(tasks)} tasks for a pool of {self.size}")
@@ -185,7 +201,14 @@ class Pool:
                 raise e
 
     def close(self) -> None:
-        """Stop the workers (idempotent)."""
+        """Stop the workers (idempotent).
+
+        >>> p = Pool(2); p.run_all([lambda: None, lambda: None]); p.close(); p.close()
+        >>> p.run_all([lambda: None])
+        Traceback (most recent call last):
+        ...
+        RuntimeError: this thread pool (Executor) is closed
+        """
         self._closed = True
         threads, self._threads = self._threads, []
         for k, t in enumerate(threads):
@@ -212,7 +235,19 @@ def chunks(n: int, parts: int) -> list[tuple[int, int]]:
 def split_call(factory, name: str, ins: list, outs: list, attrs: dict, pool: Pool | None,
                min_elements: int | None = None):
     """Bind ``factory`` whole, or once per batch chunk run on ``pool`` when the
-    kernel is in ``BATCHED`` and its arrays allow (see the module's docstring)."""
+    kernel is in ``BATCHED`` and its arrays allow (see the module's docstring).
+
+    >>> from graphnn.runtime.kernels import KERNELS
+    >>> x, y, p = np.arange(-4.0, 4.0).reshape(4, 2), np.empty((4, 2)), Pool(2)
+    >>> relu = split_call(KERNELS["relu"], "relu", [x], [y], {}, p, min_elements=0)
+    >>> relu.parts, [hi - lo for (_, ((lo, hi),)) in relu.touches]     # two images (32 bytes) each
+    (2, [32, 32])
+    >>> relu(); y[:, 1]
+    array([0., 0., 1., 3.])
+    >>> hasattr(split_call(KERNELS["relu"], "relu", [x], [y], {}, None), "parts")   # no pool: whole
+    False
+    >>> p.close()
+    """
     min_elements = MIN_ELEMENTS if min_elements is None else min_elements
     if pool is not None and pool.size > 1 and name in ("matmul", "fused", "gemm_col2im"):
         from .split_gemm import split_gemm  # (it builds on this module)
