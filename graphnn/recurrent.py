@@ -24,7 +24,17 @@ from .layers import layer
 
 
 class RecurrentMethods:
-    """Mixed into Graph: lstm and gru."""
+    """Mixed into Graph: lstm and gru.
+
+    >>> from graphnn import Graph
+    >>> issubclass(Graph, RecurrentMethods)
+    True
+    >>> g = Graph(); g.gru(g.input("x", (None, 3)), 4)
+    Traceback (most recent call last):
+    ...
+    graphnn.compiler.errors.ShapeError: 1 problem in the graph:
+      node 'gru' (gru): expected a sequence of shape (N, T, features) ... got (N, 3) from 'x'...
+    """
 
     def _sequence(self, x, kind, name, units, return_sequences):
         x = self._tensor(x)
@@ -48,7 +58,22 @@ class RecurrentMethods:
 
         The steps are one ``lstm_scan`` (compiler/ops/lstm_scan.py) over the
         stacked weights and x: its kernel loops over the steps, its gradient
-        loops back over them."""
+        loops back over them.
+
+        Against PyTorch's LSTM formula in NumPy, with the model's own weights:
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2, 3)); m = Model(g, x, g.lstm(x, 4))
+        >>> W, U, b = (m.variables[f"lstm/{k}"] for k in "WUb")         # (3, 16), (4, 16), (16,)
+        >>> xs = np.random.default_rng(0).normal(size=(5, 2, 3)).astype("float32")
+        >>> sig, h, c = lambda v: 1 / (1 + np.exp(-v)), np.zeros((5, 4)), np.zeros((5, 4))
+        >>> for t in range(2):
+        ...     i, f, gate, o = np.split(xs[:, t] @ W + h @ U + b, 4, axis=1)
+        ...     c = sig(f) * c + sig(i) * np.tanh(gate); h = sig(o) * np.tanh(c)
+        >>> np.allclose(m.predict(xs), h, atol=1e-5)
+        True
+        """
         x, name = self._sequence(x, "lstm", name, units, return_sequences)
         steps, features = x.shape[1], x.shape[2]
         with self.block(name):
@@ -70,7 +95,23 @@ class RecurrentMethods:
         h' = n + z (h - n). Shapes as for lstm; the initial state is zero.
 
         Each step is one ``gru_cell`` (compiler/ops/gru.py) reading the stacked
-        weights, x and the previous step's state."""
+        weights, x and the previous step's state.
+
+        Against PyTorch's GRU formula in NumPy, with the model's own weights:
+
+        >>> import numpy as np
+        >>> from graphnn import Graph, Model
+        >>> g = Graph(); x = g.input("x", (None, 2, 3)); m = Model(g, x, g.gru(x, 4, return_sequences=True))
+        >>> W, U, b, bh = (m.variables[f"gru/{k}"] for k in ("W", "U", "b", "b_recurrent"))
+        >>> xs = np.random.default_rng(0).normal(size=(5, 2, 3)).astype("float32")
+        >>> sig, h, hs = lambda v: 1 / (1 + np.exp(-v)), np.zeros((5, 4)), []
+        >>> for t in range(2):
+        ...     (xr, xz, xn), (hr, hz, hn) = np.split(xs[:, t] @ W + b, 3, 1), np.split(h @ U + bh, 3, 1)
+        ...     r, z = sig(xr + hr), sig(xz + hz); n = np.tanh(xn + r * hn)
+        ...     h = (1 - z) * n + z * h; hs.append(h)
+        >>> np.allclose(m.predict(xs), np.stack(hs, axis=1), atol=1e-5)
+        True
+        """
         x, name = self._sequence(x, "gru", name, units, return_sequences)
         steps, features = x.shape[1], x.shape[2]
         with self.block(name):

@@ -32,7 +32,11 @@ _STEP = re.compile(r"\d+")
 
 
 def layer_of(node: str) -> str:
-    """The top-level layer a node belongs to (the first part of its name)."""
+    """The top-level layer a node belongs to (the first part of its name).
+
+    >>> layer_of("dense_3/matmul"), layer_of("x")
+    ('dense_3', 'x')
+    """
     return node.split("/", 1)[0]
 
 
@@ -47,7 +51,15 @@ def _signature(graph, rec):
 
 
 def find_runs(graph) -> dict:
-    """{first layer of a run: [every layer of the run]} for chains of identical layers."""
+    """{first layer of a run: [every layer of the run]} for chains of identical layers.
+
+    >>> from graphnn import Graph
+    >>> g = Graph(); h = g.input("x", (None, 4))
+    >>> for units in (4, 4, 4, 4, 2):       # the fifth differs: not in the run
+    ...     h = g.dense(h, units, activation="relu")
+    >>> find_runs(g)
+    {'dense': ['dense', 'dense_1', 'dense_2', 'dense_3']}
+    """
     records = [r for r in graph.layers if r["type"] not in ("input", "param")]
     readers: dict[str, int] = {}
     for rec in graph.layers:
@@ -70,7 +82,16 @@ def find_runs(graph) -> dict:
 
 class Folding:
     """The keys of one graph's nodes. ``expand_repeats=True`` turns off the
-    repeats and steps rules (every layer and step drawn)."""
+    repeats and steps rules (every layer and step drawn).
+
+    >>> from graphnn import Graph
+    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+    >>> f = Folding(s)
+    >>> f.steps, f.scans                    # the GRU is unrolled, the LSTM one scan
+    ({'gru': 3, 'lstm': 3}, {'lstm': 3})
+    >>> Folding(s, expand_repeats=True).steps
+    {}
+    """
 
     def __init__(self, graph, expand_repeats: bool = False):
         kinds = {r["name"]: r["type"] for r in graph.layers}
@@ -98,7 +119,14 @@ class Folding:
 
     def loops(self, boxes: dict) -> list[tuple]:
         """[(key, label)] for the boxes of scan ops ({key: [infos with "op" or
-        "kernel"]}): each is drawn with an edge to itself, "x T steps"."""
+        "kernel"]}): each is drawn with an edge to itself, "x T steps".
+
+    >>> from graphnn import Graph
+    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+    >>> f = Folding(s)
+        >>> f.loops({("lstm", "scan"): [{"op": "lstm_scan"}], ("gru", "cell{t}"): [{"op": "gru_cell"}]})
+        [(('lstm', 'scan'), 'x 3 steps')]
+        """
         out = []
         for key, infos in boxes.items():
             op = infos[0].get("op", infos[0].get("kernel"))
@@ -107,7 +135,14 @@ class Folding:
         return out
 
     def key(self, node: str, depth: int | None = None) -> tuple:
-        """(layer, local path as drawn); steps become ``{t}`` in recurrent layers."""
+        """(layer, local path as drawn); steps become ``{t}`` in recurrent layers.
+
+    >>> from graphnn import Graph
+    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+    >>> f = Folding(s)
+        >>> f.key("gru/cell2"), f.key("gru/cell2", depth=1), f.key("lstm/scan")
+        (('gru', 'cell{t}'), ('gru', ''), ('lstm', 'scan'))
+        """
         parts = node.split("/")
         layer = self.fold_to.get(parts[0], parts[0])
         local = parts[1:]
@@ -118,7 +153,14 @@ class Folding:
         return (layer, "/".join(local))
 
     def step(self, node: str) -> int | None:
-        """The time step of a recurrent layer's node, else None."""
+        """The time step of a recurrent layer's node, else None.
+
+    >>> from graphnn import Graph
+    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+    >>> f = Folding(s)
+        >>> f.step("gru/cell2"), f.step("gru/weights"), f.step("x")
+        (2, None, None)
+        """
         parts = node.split("/")
         if parts[0] in self.steps and len(parts) > 1:
             found = _STEP.search(parts[1])
@@ -126,7 +168,16 @@ class Folding:
         return None
 
     def cluster_label(self, layer: str) -> str | None:
-        """What a folded layer's cluster says, or None for a layer drawn as it is."""
+        """What a folded layer's cluster says, or None for a layer drawn as it is.
+
+    >>> from graphnn import Graph
+    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+    >>> f = Folding(s)
+        >>> f.cluster_label("gru")
+        'gru: one of 3 unrolled steps (t = 0..2)'
+        >>> f.cluster_label("lstm"), f.cluster_label("x")
+        ('lstm: a scan over 3 steps', None)
+        """
         if layer in self.runs:
             return f"{layer} x {self.runs[layer]} (a chain of {self.runs[layer]} identical layers)"
         if layer in self.scans and layer in self.steps:     # the LSTM layer itself, not a block around it
@@ -141,7 +192,14 @@ def fold(items: dict, edges: list) -> tuple[dict, dict]:
     their ends' keys; an edge inside one merged item goes, unless it leads from one
     unrolled step to another (a recurrent cell reading the one before: drawn as a loop
     on the folded step). Returns ({key: [infos]}, {(key, key): [infos]}) in first-seen
-    order."""
+    order.
+
+    >>> items = {"a": ("dense", "A"), "b": ("dense", "B"), "c": ("out", "C")}
+    >>> fold(items, [("a", "b", {}), ("b", "c", {"k": 1}), ("a", "c", {"k": 2})])   # a -> b: inside
+    ({'dense': ['A', 'B'], 'out': ['C']}, {('dense', 'out'): [{'k': 1}, {'k': 2}]})
+    >>> fold(items, [("a", "b", {"next_step": True})])[1]                           # a step's loop
+    {('dense', 'dense'): [{'next_step': True}]}
+    """
     nodes: dict = {}
     for key, info in items.values():
         nodes.setdefault(key, []).append(info)
@@ -155,5 +213,9 @@ def fold(items: dict, edges: list) -> tuple[dict, dict]:
 
 
 def count_label(n: int) -> str:
-    """" x n" for folded boxes, nothing for one."""
+    """" x n" for folded boxes, nothing for one.
+
+    >>> count_label(1), count_label(3)
+    ('', ' x 3')
+    """
     return f" x {n}" if n > 1 else ""

@@ -52,7 +52,21 @@ def _preactivation(w, node, stacked, x, prev, t, units, features):
 
 def lstm_scan(w, node, ins, a):
     """Every step unrolled: step t's h is ``<node>/h<t>`` (what lstm_last and
-    lstm_sequence read) and its c ``<node>/c<t>``."""
+    lstm_sequence read) and its c ``<node>/c<t>``. The exported model, run by
+    onnx's reference evaluator, gives what the model does:
+
+    >>> import numpy as np
+    >>> from onnx.reference import ReferenceEvaluator
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.onnx.exporter import export_model
+    >>> g = Graph(); x = g.input("x", (None, 2, 3)); m = Model(g, x, g.lstm(x, 4, name="rnn"))
+    >>> proto = export_model(m)
+    >>> sorted(n.name for n in proto.graph.node if n.name.startswith(("rnn/scan/h", "rnn/scan/c")))
+    ['rnn/scan/h0', 'rnn/scan/h1']
+    >>> xs = np.random.default_rng(0).normal(size=(5, 2, 3)).astype("float32")
+    >>> np.allclose(ReferenceEvaluator(proto).run(None, {"x": xs})[0], m.predict(xs), atol=1e-5)
+    True
+    """
     ws, x = ins
     units, (steps, features) = w.shape(ws)[1] // 4, w.shape(x)[1:]
     half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
@@ -69,7 +83,21 @@ def lstm_scan(w, node, ins, a):
 
 
 def gru_cell(w, node, ins, a):
-    """GS's columns: r, z (halved), x's n part, h's n part (compiler/ops/gru.py)."""
+    """GS's columns: r, z (halved), x's n part, h's n part (compiler/ops/gru.py).
+    Each step's h is named after its cell node; checked with onnx's reference evaluator:
+
+    >>> import numpy as np
+    >>> from onnx.reference import ReferenceEvaluator
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.onnx.exporter import export_model
+    >>> g = Graph(); x = g.input("x", (None, 3, 2))
+    >>> m = Model(g, x, g.gru(x, 4, name="rnn", return_sequences=True)); proto = export_model(m)
+    >>> [(n.name, n.op_type) for n in proto.graph.node if n.name in ("rnn/cell0", "rnn/cell1")]
+    [('rnn/cell0', 'Sub'), ('rnn/cell1', 'Add')]
+    >>> xs = np.random.default_rng(0).normal(size=(5, 3, 2)).astype("float32")
+    >>> np.allclose(ReferenceEvaluator(proto).run(None, {"x": xs})[0], m.predict(xs), atol=1e-5)
+    True
+    """
     gs, x, prev = ins[0], ins[1], (ins[2] if len(ins) == 3 else None)
     units, features = w.shape(gs)[1] // 4, w.shape(x)[2]
     half = w.const(f"{node}/half", np.asarray(0.5, dtype=w.dtype(node)))
@@ -97,10 +125,28 @@ def _sequence(w, node, ins, a):
 
 
 def lstm_last(w, node, ins, a):
+    """The scan's last h, ``<scan>/h<T-1>``, under the node's name.
+
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.onnx.exporter import export_model
+    >>> g = Graph(); x = g.input("x", (None, 2, 3)); m = Model(g, x, g.lstm(x, 4, name="rnn"))
+    >>> [(n.op_type, list(n.input)) for n in export_model(m).graph.node if n.name == "rnn/h"]
+    [('Identity', ['rnn/scan/h1'])]
+    """
     return _last(w, node, [f"{ins[0]}/h{a['steps'] - 1}"], a)
 
 
 def lstm_sequence(w, node, ins, a):
+    """Every step's h, (N, T, U): each unsqueezed at axis 1, then concatenated.
+
+    >>> from graphnn import Graph, Model
+    >>> from graphnn.onnx.exporter import export_model
+    >>> g = Graph(); x = g.input("x", (None, 2, 3))
+    >>> proto = export_model(Model(g, x, g.lstm(x, 4, name="rnn", return_sequences=True)))
+    >>> [(n.op_type, list(n.input)) for n in proto.graph.node if n.name.startswith("rnn/sequence")]
+    [('Unsqueeze', ['rnn/scan/h0', 'rnn/sequence/axis']), ('Unsqueeze', ['rnn/scan/h1', 'rnn/sequence/axis']),
+     ('Concat', ['rnn/sequence/0', 'rnn/sequence/1'])]
+    """
     return _sequence(w, node, [f"{ins[0]}/h{t}" for t in range(a["steps"])], a)
 
 
