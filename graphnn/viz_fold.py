@@ -95,6 +95,7 @@ class Folding:
 
     def __init__(self, graph, expand_repeats: bool = False):
         kinds = {r["name"]: r["type"] for r in graph.layers}
+        outputs = {r["name"]: r.get("output", r["name"]) for r in graph.layers}   # a layer's value node
         self.runs: dict[str, int] = {}          # first layer of a run -> its length
         self.fold_to: dict[str, str] = {}       # layer -> the first layer of its run
         self.steps: dict[str, int] = {}         # recurrent layer -> its number of steps
@@ -107,7 +108,8 @@ class Folding:
         for name, kind in kinds.items():
             if kind in RECURRENT:
                 rec = next(r for r in graph.layers if r["name"] == name)
-                source = graph.nx.nodes.get(rec["inputs"][0]) if rec.get("inputs") else None
+                src = rec["inputs"][0] if rec.get("inputs") else None      # a layer's name
+                source = graph.nx.nodes.get(outputs.get(src, src)) if src else None
                 shape = source.get("shape") if source else None
                 self.steps[name] = shape[1] if shape and len(shape) == 3 else 0
         for n, d in graph.nx.nodes(data=True):     # keyed as key() keys: a block's, an import's too
@@ -121,9 +123,9 @@ class Folding:
         """[(key, label)] for the boxes of scan ops ({key: [infos with "op" or
         "kernel"]}): each is drawn with an edge to itself, "x T steps".
 
-    >>> from graphnn import Graph
-    >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
-    >>> f = Folding(s)
+        >>> from graphnn import Graph
+        >>> s = Graph(); x = s.input("x", (None, 3, 2)); _ = s.gru(x, 5); _ = s.lstm(x, 4)
+        >>> f = Folding(s)
         >>> f.loops({("lstm", "scan"): [{"op": "lstm_scan"}], ("gru", "cell{t}"): [{"op": "gru_cell"}]})
         [(('lstm', 'scan'), 'x 3 steps')]
         """

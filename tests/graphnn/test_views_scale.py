@@ -71,6 +71,19 @@ def test_unrolled_steps_fold_into_one_step(cell):
     assert said[1] in layers.source and said[2] in layers.source
 
 
+def test_a_gru_over_another_layers_sequence_says_its_step_count():
+    """The GRU's input is a layer (an LSTM's sequence, node lstm/sequence): its
+    step count is that value's T (was 0: 'one of 0 unrolled steps')."""
+    g = Graph()
+    rows = g.input("rows", (None, 7, 6))
+    h = g.gru(g.lstm(rows, 4, return_sequences=True, name="lstm"), 5, name="gru")
+    model = Model(g, inputs=rows, outputs=g.dense(h, 3, name="logits"))
+    model.compile(loss="softmax_cross_entropy", optimizer="adam")
+    for source in (plot_model(model, expand_nested=True).source, plot_model(model, view="training").source):
+        assert "one of 7 unrolled steps" in source or "7 unrolled steps, drawn once" in source
+        assert "0 unrolled steps" not in source
+
+
 def test_focus_draws_one_layer_and_its_neighbours_in_grey():
     model = deep_mlp(5)
     nodes = training_nodes(model)
