@@ -56,18 +56,26 @@ from .ops.window import pair
 CONV_KEYS = ("strides", "padding", "dilation", "groups")
 
 
+def _example_fused_step():
+    """For the examples: the fused (not yet lowered) training graph of
+    x (N, 1, 8, 8) -> conv2d 8 3x3 'same' + relu -> 2x2 max pool -> flatten, mse, SGD."""
+    from graphnn import Graph, Model
+    g = Graph()
+    x = g.input("x", (None, 1, 8, 8))
+    y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
+    m = Model(g, inputs=x, outputs=g.flatten(y))
+    m.compile(loss="mse", optimizer="sgd")
+    passes = {}
+    m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
+    return passes["fuse"]
+
 def plan_blocks(g, outputs=(), relu_moves=()) -> dict:
     """{convolution node: {"tile", "pool", "pool_grad", "relu_grad", "grad"}} for
     every convolution that qualifies (see the module's docstring); one with a
     ReLU qualifies only when the ReLU moves after the pool (``relu_moves``), so
     that the convolution is a GEMM alone.
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> plan_blocks(fused, ["loss"], plan_relu_moves(fused, ["loss"]))
     {'conv2d/relu': {'tile': (2, 2), 'pool': 'max_pool2d', 'pool_grad': 'max_pool2d/grad_max_pool2d_grad',
                      'relu_grad': 'conv2d/relu/grad_relu_grad', 'grad': 'conv2d/relu/grad_relu_grad',
@@ -145,12 +153,7 @@ def plan_relu_moves(g, outputs) -> set:
     whose maximum is positive has its first maximum at the same pixel in z as in
     relu(z). (Every window overlaps the image, so none is a maximum of padding.)
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> plan_relu_moves(fused, ["loss"]), plan_relu_moves(fused, ["loss", "conv2d/relu"])
     ({'conv2d/relu'}, set())
     """
@@ -178,12 +181,7 @@ def lower_pool_then_relu(rw, pool, z) -> bool:
     """pool = max_pool2d(z), z a convolution that lost its ReLU (plan_relu_moves):
     the pool, lowered as usual, under a new name, and ``pool`` its ReLU.
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> from graphnn.compiler.rewrite import OPERAND_ROLE, Rewriter
     >>> rw = Rewriter(fused, role=OPERAND_ROLE, share=True); rw.relu_moves = {"conv2d/relu": None}
     >>> lower_pool_then_relu(rw, "max_pool2d", "conv2d/relu"), rw.relu_moves
@@ -208,12 +206,7 @@ def lower_pool(rw, pool, z) -> bool:
     """max_pool2d(z) -> max_pool_blocks(z) when z was lowered in tile order.
     Run by the lower pass (then routed: route_max_pools):
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> from graphnn.compiler.lower import lower
     >>> low = lower(fused, ["loss"])
     >>> low.nodes["max_pool2d/max"]["op"], op_attrs(low, "max_pool2d/max")
@@ -231,12 +224,7 @@ def relu_after_pool_grad(g, node, outputs=()):
     (dy, z, p), or None: z is then a ReLU's output, and the ReLU's gradient can
     move onto the pooled gradient (see the module's docstring).
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> relu_after_pool_grad(fused, "max_pool2d/grad_max_pool2d_grad", ["loss"])
     'conv2d/relu/grad_relu_grad'
     >>> pool_grad = "max_pool2d/grad_max_pool2d_grad"
@@ -258,12 +246,7 @@ def lower_pool_grad(rw, node, ins) -> bool:
     applies (the op's own hook lowers the node). In tile order, run by the lower
     pass: the ReLU's gradient comes first, then the pool's in tile order (routed):
 
-    >>> from graphnn import Graph, Model
-    >>> g = Graph(); x = g.input("x", (None, 1, 8, 8))
-    >>> y = g.max_pool2d(g.conv2d(x, 8, 3, padding="same", activation="relu"), 2)
-    >>> m = Model(g, inputs=x, outputs=g.flatten(y)); m.compile(loss="mse", optimizer="sgd")
-    >>> passes = {}; _ = m.program("train", 2, trace=lambda name, result: passes.setdefault(name, result))
-    >>> fused = passes["fuse"]              # the training step, fused, before lowering
+    >>> fused = _example_fused_step()      # conv 8 3x3 'same' + relu, 2x2 max pool: fused, not lowered
     >>> from graphnn.compiler.lower import lower
     >>> low = lower(fused, ["loss"])
     >>> [(n, low.nodes[n]["op"], operands(low, n))

@@ -16,6 +16,28 @@ from .base import kernel
 from .recurrent import _inputs, register_outputs
 
 
+def _example_step(features, units, batch):
+    """For the examples: random GRU weights stacked (gs), x_t (N, 1, F), a previous
+    state with random h, the cell as a function of (x, prev), its state s, an output
+    gradient dy (N, U) and the step's gradient block d from it (source "last")."""
+    rng = np.random.default_rng(0)
+    F, U, N = features, units, batch
+    W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
+    b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
+    gs = np.empty((F + 1 + U, 4 * U))
+    gru_weights([W, b, bh, R], [gs])()
+    x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N))
+    prev[4 * U:] = rng.normal(size=(U, N))
+
+    def cell(x, prev):
+        s = np.empty((5 * U, N))
+        gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
+        return s
+    s, dy = cell(x, prev), rng.normal(size=(N, U))
+    d = np.empty((5 * U, N))
+    gru_cell_grad([dy, s, prev], [d, np.empty((2 * U, N))], source="last")()
+    return gs, x, prev, cell, s, dy, d
+
 @kernel(operands=None)
 def gru_weights(ins, outs):
     """W, b, b_recurrent and U stacked into GS (K, 4U), columns [r, z, x's n, h's n]:
@@ -148,16 +170,8 @@ def gru_cell_grad(ins, outs, fast=False, source="state"):
     With the output's gradient (``source="last"``), x_t's gradient that
     step_input_grad makes of the block matches central differences of gru_cell:
 
-    >>> rng = np.random.default_rng(0); F, U, N = 2, 3, 4
-    >>> W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
-    >>> b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
-    >>> gs = np.empty((F + 1 + U, 4 * U)); gru_weights([W, b, bh, R], [gs])()
-    >>> x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N)); prev[4 * U:] = rng.normal(size=(U, N))
-    >>> def cell(x, prev):
-    ...     s = np.empty((5 * U, N)); gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
-    ...     return s
-    >>> s, dy = cell(x, prev), rng.normal(size=(N, U))
-    >>> d = np.empty((5 * U, N)); gru_cell_grad([dy, s, prev], [d, np.empty((2 * U, N))], source="last")()
+    >>> F, U, N = 2, 3, 4
+    >>> gs, x, prev, cell, s, dy, d = _example_step(F, U, N)
     >>> from graphnn.runtime.kernels.recurrent import step_input_grad
     >>> dx = np.empty_like(x); step_input_grad([d, gs], [dx], features=F)()
     >>> loss = lambda x: (dy * cell(x, prev)[4 * U:].T).sum()
@@ -210,16 +224,8 @@ def gru_state_grad(ins, outs):
     """The previous state's gradient from a step's block: zero but the h rows,
     U' dz + h_prev's direct part. Against central differences of gru_cell in h_prev:
 
-    >>> rng = np.random.default_rng(0); F, U, N = 2, 3, 4
-    >>> W, R = rng.normal(size=(F, 3 * U)), rng.normal(size=(U, 3 * U))
-    >>> b, bh = rng.normal(size=3 * U), rng.normal(size=3 * U)
-    >>> gs = np.empty((F + 1 + U, 4 * U)); gru_weights([W, b, bh, R], [gs])()
-    >>> x, prev = rng.normal(size=(N, 1, F)), np.zeros((5 * U, N)); prev[4 * U:] = rng.normal(size=(U, N))
-    >>> def cell(x, prev):
-    ...     s = np.empty((5 * U, N)); gru_cell([gs, x, prev], [s, np.empty((F + 1 + 2 * U, N))])()
-    ...     return s
-    >>> s, dy = cell(x, prev), rng.normal(size=(N, U))
-    >>> d = np.empty((5 * U, N)); gru_cell_grad([dy, s, prev], [d, np.empty((2 * U, N))], source="last")()
+    >>> F, U, N = 2, 3, 4
+    >>> gs, x, prev, cell, s, dy, d = _example_step(F, U, N)
     >>> ds = np.empty_like(prev); gru_state_grad([d, gs], [ds])()
     >>> loss = lambda prev: (dy * cell(x, prev)[4 * U:].T).sum()
     >>> steps = np.zeros((U * N, *prev.shape)); steps.reshape(U * N, -1)[:, 4 * U * N:] = np.eye(U * N) * 1e-6
