@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import re
 
+from .compiler.ops import OPS
+
 MIN_RUN = 3                      # shorter chains stay as they are: a pair reads fine
 RECURRENT = ("lstm", "gru")
-SCANS = {"lstm_scan": "steps", "lstm_scan_grad": "steps back"}    # ops whose kernel loops over the steps
 _STEP = re.compile(r"\d+")
 
 
@@ -131,9 +132,9 @@ class Folding:
         """
         out = []
         for key, infos in boxes.items():
-            op = infos[0].get("op", infos[0].get("kernel"))
-            if op in SCANS and key[0] in self.scans:
-                out.append((key, f"x {self.scans[key[0]]} {SCANS[op]}"))
+            op = OPS.get(infos[0].get("op", infos[0].get("kernel")))
+            if op is not None and op.loops and key[0] in self.scans:     # its record says it loops
+                out.append((key, f"x {self.scans[key[0]]} {op.loops}"))
         return out
 
     def key(self, node: str, depth: int | None = None) -> tuple:

@@ -102,6 +102,7 @@ class OpDef:
     fold_axes: Callable | None = None
     persistent: bool = False             # a source whose value lives between steps (weights, state)
     stateful: bool = False               # the kernel keeps state between steps (a random generator)
+    loops: str | None = None             # the kernel loops over a sequence's steps: how the views say so
     role: str | None = None              # activation | loss | penalty: named on the user side
     user_names: tuple[str, ...] | None = None   # names the user side accepts (default: the op's)
     slots: tuple[str, ...] = ()          # an update's state operands (ports 3, 4, ...), by name

@@ -126,6 +126,7 @@ def _scan_vjp(ctx, ins, out, dy, attrs):
 
 
 register(OpDef("lstm_scan", 2, _scan_shape, vjp=_scan_vjp, scratch=_scan_scratch, inference=_lean,
+               loops="steps",
                attrs={"keep": Attr(True, lambda v: isinstance(v, bool), "True or False")},
                flops=lambda ins, out, a: ins[1][1] * (2 * ins[0][0] * ins[0][1] + 3 * ins[0][1]),
                doc="Every LSTM step over x (N, T, F): the gate states [i f o g c_t-1 tanh c_t] of each "
@@ -207,7 +208,7 @@ def _grad_scratch(in_shapes, out_shape, attrs, dtype):
     return [((15 * units, out_shape[2]), dtype)]
 
 
-register(OpDef("lstm_scan_grad", 3, _grad_shape, kind="gradient", scratch=_grad_scratch,
+register(OpDef("lstm_scan_grad", 3, _grad_shape, kind="gradient", scratch=_grad_scratch, loops="steps back",
                attrs={"source": Attr(check=lambda v: v in SOURCES, expect=f"one of {list(SOURCES)}"),
                       "steps": _count},
                flops=lambda ins, out, a: out[1] * 2 * out[0] * out[0] // 4,
