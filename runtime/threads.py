@@ -7,14 +7,15 @@ kernel bound to row slices of the same arrays (views: nothing is copied, and
 every output element is computed by exactly the operations of the one-thread
 path, so results are identical).
 
-A kernel is split only when it is listed in ``BATCHED`` (which of its operands
-carry the batch on axis 0; its results and scratch always do), every array cut
+A kernel is split only when its declaration says which of its operands carry
+the batch on axis 0 (``@kernel(batched=...)``, gathered in ``BATCHED``; its
+results and scratch always do), every array cut
 is C-contiguous with that batch as its first dimension, and the result is large
 enough (``MIN_ELEMENTS``) for the hand-off to pay; a transpose that keeps the
 batch axis first splits too. Stacked (per-image) GEMMs split by images, with
 BLAS on one thread during a pooled step (``single_blas``); large 2-D GEMMs by
 their result's rows or columns (runtime/split_gemm.py), large element-wise
-optimizer updates by flat ranges (``FLAT_UPDATES``).
+optimizer updates by flat ranges (``@kernel(flat=True)``, gathered in ``FLAT_UPDATES``).
 
 >>> import numpy as np
 >>> from graphnn.runtime.kernels import KERNELS
@@ -36,35 +37,27 @@ import threading
 
 import numpy as np
 
-from .kernels import bind
+from .kernels import KERNELS, bind
 
 try:
     from numpy.lib.array_utils import byte_bounds
 except ImportError:             # NumPy < 2
     byte_bounds = np.byte_bounds
 
-# kernel name -> indices of the operands whose axis 0 is the batch. Results and
-# scratch buffers are always cut along axis 0.
-BATCHED = {
-    "im2col": (0,), "col2im": (0,),
-    "max_pool2d": (0,), "max_pool2d_grad": (0, 1, 2),
-    "max_pool_blocks": (0,), "max_pool_blocks_grad": (0, 1, 2),
-    "max_pool2d_routed": (0,), "max_pool2d_routed_grad": (0, 1),       # routes: (N, offsets, ...)
-    "max_pool_blocks_routed": (0,), "max_pool_blocks_routed_grad": (0, 1),
-    "matmul_tiles": (1,), "matmul_tiles_grad": (0, 1),        # per-image GEMMs: the same BLAS calls
-    "avg_pool2d": (0,), "avg_pool2d_grad": (0,),
-    "relu": (0,), "relu_grad": (0, 1),
-    "pad2d": (0,), "crop2d": (0,),
-}
-# Kernels that may follow a GEMM in a fused kernel: there the GEMM runs whole
-# and the epilogue is split. bias_add only when its bias is not along axis 0.
-EPILOGUE = {"bias_add": (0,), "relu": (0,), "relu_grad": (0, 1)}
+# Which kernels the pool may cut, and how, from their declarations
+# (``@kernel(batched=..., epilogue=..., flat=...)``, runtime/kernels/base.py):
+# kernel name -> the operands whose axis 0 is the batch (results and scratch
+# always are); the same for kernels that follow a GEMM in a fused kernel (there
+# the GEMM runs whole and the epilogue is split; bias_add only when its bias is
+# not along axis 0).
+BATCHED = {name: k.batched for name, k in KERNELS.items() if k.batched is not None}
+EPILOGUE = {name: k.epilogue for name, k in KERNELS.items() if k.epilogue is not None}
 MIN_ELEMENTS = 1 << 15      # results smaller than this run whole: a hand-off costs ~10-50 us
 MIN_GEMM_MACS = 1 << 21     # a 2-D GEMM with fewer multiply-adds runs whole (about 20 us)
-# Optimizer updates are element by element: a large parameter's arrays are cut
-# into one flat range per thread. (Adam's and Adamax's step counter is shared:
-# they run whole.)
-FLAT_UPDATES = frozenset({"sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update"})
+# Optimizer updates that are element by element: a large parameter's arrays are
+# cut into one flat range per thread. (Adam's and Adamax's step counter is
+# shared: they run whole, and are not declared flat.)
+FLAT_UPDATES = frozenset(name for name, k in KERNELS.items() if k.flat)
 MIN_UPDATE_ELEMENTS = 1 << 16
 
 

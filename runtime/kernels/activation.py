@@ -19,7 +19,7 @@ import numpy as np
 from .base import kernel
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,), epilogue=(0,))
 def relu(ins, outs):
     """max(x, 0).
 
@@ -29,7 +29,7 @@ def relu(ins, outs):
     return partial(np.maximum, ins[0], 0, out=outs[0])
 
 
-@kernel(operands=2, scratch={"mask": ("out", "bool")})
+@kernel(operands=2, scratch={"mask": ("out", "bool")}, batched=(0, 1), epilogue=(0, 1))
 def relu_grad(ins, outs, *, mask):                      # dx = dy * (y > 0)
     """dx = dy * (y > 0), from the output y (so it runs after relu in place).
 

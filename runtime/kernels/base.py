@@ -37,10 +37,17 @@ KERNELS: dict = {}       # every declared kernel, by name (the runtime's table)
 
 
 def kernel(operands: int | None, scratch: dict | None = None, name: str | None = None,
-           register: bool = True):
+           register: bool = True, batched: tuple | None = None, epilogue: tuple | None = None,
+           flat: bool = False):
     """Declare a kernel's operands and scratch buffers, and add it to KERNELS
     (under ``name``, by default the function's; not at all with ``register=False``,
     for a kernel that a wrapper registers).
+
+    How the kernel pool (runtime/threads.py) may cut a call: ``batched``, the
+    operands whose axis 0 is the batch (results and scratch always are), so that
+    the call may run as slices of its batch; ``epilogue``, the same when the kernel
+    follows a GEMM inside a fused kernel; ``flat``, element by element over its
+    arrays, so that a large call may run as flat ranges (an optimizer update).
 
     >>> import numpy as np
     >>> @kernel(operands=2, register=False)
@@ -49,8 +56,8 @@ def kernel(operands: int | None, scratch: dict | None = None, name: str | None =
     ...     return lambda: np.hypot(a, b, out=y)
     >>> y = np.empty(1); _ = hypot([np.array([3.0]), np.array([4.0])], [y])(); y
     array([5.])
-    >>> hypot.operands, hypot.scratch, "hypot" in KERNELS
-    (2, {}, False)
+    >>> hypot.operands, hypot.scratch, hypot.batched, "hypot" in KERNELS
+    (2, {}, None, False)
     >>> @kernel(operands=1, scratch={"t": ("out", "same")}, register=False)
     ... def wrong(ins, outs, *, s): ...
     Traceback (most recent call last):
@@ -69,13 +76,15 @@ def kernel(operands: int | None, scratch: dict | None = None, name: str | None =
             if not (shape == "out" or (isinstance(shape, int) and shape >= 0)) or not isinstance(dtype, str):
                 raise TypeError(f"kernel {fn.__name__}: scratch {key!r} needs a shape ('out' or an "
                                 f"operand index) and a dtype ('same' or a name), got {(shape, dtype)}")
-        return _declared(fn, operands, scratch, (name or fn.__name__) if register else None)
+        return _declared(fn, operands, scratch, (name or fn.__name__) if register else None,
+                         batched, epilogue, flat)
     return declare
 
 
-def _declared(fn, operands, scratch, name):
+def _declared(fn, operands, scratch, name, batched=None, epilogue=None, flat=False):
     fn.operands = operands
     fn.scratch = scratch
+    fn.batched, fn.epilogue, fn.flat = batched, epilogue, flat
     fn.scratch_buffers = lambda in_shapes, out_shape, dtype: [
         (out_shape if shape == "out" else in_shapes[shape], dtype if kind == "same" else kind)
         for shape, kind in scratch.values()]
@@ -96,7 +105,7 @@ def like(inner, name: str):
     """
     def wrap(fn):
         fn.__name__ = name
-        return _declared(fn, inner.operands, inner.scratch, name)
+        return _declared(fn, inner.operands, inner.scratch, name, inner.batched, inner.epilogue, inner.flat)
     return wrap
 
 

@@ -76,7 +76,7 @@ def _pool_offsets(image, pool_size, strides, out_hw, dilation=1):
     return _offset_slices(image, _pair(pool_size), _pair(strides or pool_size), _pair(dilation), out_hw)
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def pad2d(ins, outs, pads, value=0.0):
     """The image inside a border of ``value``, ``pads`` (top, bottom, left, right) wide.
 
@@ -98,7 +98,7 @@ def pad2d(ins, outs, pads, value=0.0):
     return run
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def crop2d(ins, outs, pads):
     """pad2d's inverse (and its gradient): the image inside the ``pads`` border.
 
@@ -111,7 +111,7 @@ def crop2d(ins, outs, pads):
     return partial(np.copyto, y, x[:, :, t:t + y.shape[2], l:l + y.shape[3]])
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1), bias_row=False):
     """``blocks`` (ph, pw) other than (1, 1): the output positions in pooling-tile
     order, (i, j, OH / ph, OW / pw) for output pixel (ph * a + i, pw * b + j), so
@@ -152,7 +152,7 @@ def im2col(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), blocks=(1, 1
     return run
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def col2im(ins, outs, kernel_size, strides=(1, 1), dilation=(1, 1), channels=None, image_hw=None,
            wide=False):
     """Sum columns back into the image. ``wide`` columns (stride 1 only) hold a

@@ -41,7 +41,7 @@ def _tiles(cols, tiles):
     return cols.reshape(n, k, tiles, length // tiles).transpose(0, 2, 1, 3)
 
 
-@kernel(operands=2)
+@kernel(operands=2, batched=(1,))
 def matmul_tiles(ins, outs, tiles):
     """A convolution in tile order (compiler/blocked.py): w (F, K) times each
     tile offset's columns, (N, P, F, M): a tile offset's block is then one run
@@ -57,7 +57,7 @@ def matmul_tiles(ins, outs, tiles):
     return partial(np.matmul, w, _tiles(cols, tiles), out=outs[0])
 
 
-@kernel(operands=2)
+@kernel(operands=2, batched=(0, 1))
 def matmul_tiles_grad(ins, outs, tiles):
     """Its weight gradient per image and tile offset, cols @ dy^T: (N, P, K, F).
 
@@ -71,7 +71,7 @@ def matmul_tiles_grad(ins, outs, tiles):
     return partial(np.matmul, _tiles(cols, tiles), dy.swapaxes(-1, -2), out=outs[0])
 
 
-@kernel(operands=2)
+@kernel(operands=2, epilogue=(0,))
 def bias_add(ins, outs, axis=-1):
     """x + b, b laid along ``axis`` of x (1 for (N, C, H, W) images).
 

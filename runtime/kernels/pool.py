@@ -18,7 +18,7 @@ from .base import kernel
 from .conv import _pair, _pool_offsets
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, **_):
     """The maximum of each window (strides default to the pool size).
 
@@ -37,7 +37,7 @@ def max_pool2d(ins, outs, pool_size, strides=None, padding="valid", dilation=1, 
     return run
 
 
-@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")})
+@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same"), "part": (0, "same")}, batched=(0, 1, 2))
 def max_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, hit, rest,
                     part, **_):
     """Each window's gradient to its first maximum (row-major); checked here
@@ -118,7 +118,7 @@ def _batch_chunks(x, arrays, chunk_bytes=None):
     return [[a[i:i + step] for a in arrays] for i in range(0, n, step)]
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def max_pool_blocks(ins, outs, pooled_hw=None):
     """Max pooling of an image in tile order (N, P, C, OH * OW) (compiler/blocked.py):
     the maximum over the P blocks, each one contiguous run per image, so every
@@ -140,7 +140,7 @@ def max_pool_blocks(ins, outs, pooled_hw=None):
     return run
 
 
-@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same")})
+@kernel(operands=3, scratch={"hit": (0, "bool"), "rest": (0, "same")}, batched=(0, 1, 2))
 def max_pool_blocks_grad(ins, outs, pooled_hw=None, *, hit, rest):
     """Each window's gradient to its first maximum, blocks in window order
     (row-major): block k takes what the blocks before it did not.
@@ -217,7 +217,7 @@ def _bits(a):
     return a.view(f"i{a.dtype.itemsize}")
 
 
-@kernel(operands=1, scratch={"window": ("out", "same"), "later": ("out", "bool")})
+@kernel(operands=1, scratch={"window": ("out", "same"), "later": ("out", "bool")}, batched=(0,))
 def max_pool2d_routed(ins, outs, pool_size, strides=None, padding="valid", dilation=1, *, window, later,
                       **_):
     """max_pool2d, and the routes of its gradient (N, window offsets, C, OH, OW).
@@ -248,7 +248,7 @@ def max_pool2d_routed(ins, outs, pool_size, strides=None, padding="valid", dilat
     return run
 
 
-@kernel(operands=2, scratch={"part": (0, "same")})
+@kernel(operands=2, scratch={"part": (0, "same")}, batched=(0, 1))
 def max_pool2d_routed_grad(ins, outs, pool_size, strides=None, padding="valid", dilation=1,
                            input_hw=None, *, part, **_):
     """Each window's gradient to the pixel its route names (max_pool2d_routed).
@@ -282,7 +282,7 @@ def max_pool2d_routed_grad(ins, outs, pool_size, strides=None, padding="valid", 
     return run_tiles if tiles else run
 
 
-@kernel(operands=1, scratch={"later": ("out", "bool")})
+@kernel(operands=1, scratch={"later": ("out", "bool")}, batched=(0,))
 def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
     """max_pool_blocks, and the routes of its gradient (N, blocks, C, OH, OW).
 
@@ -313,7 +313,7 @@ def max_pool_blocks_routed(ins, outs, pooled_hw=None, *, later):
     return run
 
 
-@kernel(operands=2)
+@kernel(operands=2, batched=(0, 1))
 def max_pool_blocks_routed_grad(ins, outs, pooled_hw=None):
     """Each window's gradient to the block its route names (max_pool_blocks_routed).
 
@@ -347,7 +347,7 @@ def _mean_scale(image_hw, pool_size, strides, out_hw, uncounted, dilation=1):
     return 1.0 / np.maximum(counts[0, 0], 1.0)
 
 
-@kernel(operands=1)
+@kernel(operands=1, batched=(0,))
 def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=None, dilation=1, **_):
     """The mean of each window; ``uncounted`` (top, bottom, left, right) rows and
     columns of padding are left out of the count.
@@ -373,7 +373,7 @@ def avg_pool2d(ins, outs, pool_size, strides=None, padding="valid", uncounted=No
     return run
 
 
-@kernel(operands=1, scratch={"share": (0, "same")})
+@kernel(operands=1, scratch={"share": (0, "same")}, batched=(0,))
 def avg_pool2d_grad(ins, outs, pool_size, strides=None, padding="valid", input_hw=None,
                     uncounted=None, dilation=1, *, share, **_):
     """Each window's gradient shared evenly among its pixels (summed where windows

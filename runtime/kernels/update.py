@@ -40,7 +40,7 @@ def _pieces(*arrays) -> list[tuple]:
     return [tuple(f[i:i + step] for f in flat) for i in range(0, n, step)] or [tuple(flat)]
 
 
-@kernel(operands=None, scratch={"step": (0, "same")})
+@kernel(operands=None, scratch={"step": (0, "same")}, flat=True)
 def sgd_update(ins, outs, momentum=0.0, nesterov=False, weight_decay=0.0, *, step):
     """p -= lr g; with ``momentum`` mu and a velocity v (the fourth operand),
     v = mu v + g, p -= lr v (``nesterov``: p -= lr (g + mu v)); ``weight_decay``
@@ -125,7 +125,7 @@ def adam_update(ins, outs, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, *
     return run
 
 
-@kernel(operands=None, scratch={"s": (0, "same")})
+@kernel(operands=None, scratch={"s": (0, "same")}, flat=True)
 def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False, *, s):
     """RMSprop: v = rho v + (1 - rho) g^2, p -= lr g / (sqrt(v) + eps); ``centered``
     takes a running mean a of g (operand 5) and divides by sqrt(v - a^2);
@@ -172,7 +172,7 @@ def rmsprop_update(ins, outs, rho=0.9, eps=1e-8, momentum=0.0, centered=False, *
     return run
 
 
-@kernel(operands=4, scratch={"s": (0, "same")})
+@kernel(operands=4, scratch={"s": (0, "same")}, flat=True)
 def adagrad_update(ins, outs, eps=1e-8, *, s):
     """Adagrad: acc += g^2, p -= lr g / (sqrt(acc) + eps).
 
@@ -201,7 +201,7 @@ def adagrad_update(ins, outs, eps=1e-8, *, s):
     return run
 
 
-@kernel(operands=5, scratch={"s": (0, "same"), "d": (0, "same")})
+@kernel(operands=5, scratch={"s": (0, "same"), "d": (0, "same")}, flat=True)
 def adadelta_update(ins, outs, rho=0.9, eps=1e-6, *, s, d):
     """Adadelta: E[g^2] = rho E[g^2] + (1 - rho) g^2, d = sqrt(E[dx^2] + eps) /
     sqrt(E[g^2] + eps) g, E[dx^2] = rho E[dx^2] + (1 - rho) d^2, p -= lr d.
